@@ -1,0 +1,21 @@
+#pragma once
+
+#include <stdexcept>
+
+namespace program_executor::amqp {
+
+/// Any broker or connection failure. After it the connection must be dropped
+/// and a new one opened (the daemon reconnects with backoff).
+class AmqpError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// A queue exists with other durability or arguments than we declare (406
+/// PRECONDITION_FAILED). The message names the queue and the argument.
+class QueueMismatchError : public AmqpError {
+ public:
+  using AmqpError::AmqpError;
+};
+
+}  // namespace program_executor::amqp

@@ -1,0 +1,29 @@
+// Publishing a message and knowing the broker has taken it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace program_executor::amqp {
+
+struct PublishProperties {
+  bool persistent = true;                  ///< delivery_mode 2
+  std::optional<std::int64_t> timestamp;   ///< the `timestamp` property (ms, as the original sends)
+  std::vector<std::pair<std::string, std::string>> headers;  ///< text headers
+};
+
+/// Publishes to a queue through the default exchange and returns only once the
+/// broker confirmed it; throws AmqpError on a nack, a return (no such queue),
+/// a missing confirm or a broken connection. Never silently drops a message.
+class MessagePublisher {
+ public:
+  virtual ~MessagePublisher() = default;
+  virtual void publish(const std::string& queue, std::string_view body,
+                       const PublishProperties& properties) = 0;
+};
+
+}  // namespace program_executor::amqp

@@ -1,0 +1,48 @@
+// The queues a deployment uses, named and declared exactly as program-executor-js does.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace program_executor::amqp {
+
+/// An x-argument of a queue declaration: text or integer (sent as signed 32 bit).
+struct QueueArgument {
+  std::string name;
+  std::variant<std::string, std::int32_t> value;
+};
+
+struct QueueSpec {
+  std::string name;
+  bool durable = true;
+  std::vector<QueueArgument> arguments;
+};
+
+/// Main queue `<q>` dead-letters to `<q>-retry-1000`, which holds messages for
+/// 1000 ms and dead-letters them back to `<q>`; `<q>-parked` keeps messages
+/// that can never run (not JSON, wrong shape, unknown run id), for an operator.
+class QueueTopology {
+ public:
+  static constexpr std::int32_t retry_delay_ms = 1000;
+
+  QueueTopology(std::string queue, bool durable);
+
+  const std::string& main_queue() const noexcept { return main_; }
+  const std::string& retry_queue() const noexcept { return retry_; }
+  const std::string& parked_queue() const noexcept { return parked_; }
+  bool durable() const noexcept { return durable_; }
+
+  /// Declarations in the order they must be made.
+  std::vector<QueueSpec> declarations() const;
+
+ private:
+  std::string main_;
+  std::string retry_;
+  std::string parked_;
+  bool durable_;
+};
+
+}  // namespace program_executor::amqp

@@ -1,0 +1,67 @@
+// The daemon's configuration, loaded from YAML and validated against the schema.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace program_executor::config {
+
+/// A configuration problem, already formatted as
+/// "<file>:<line>:<column>: <key.path>: <what is wrong>".
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct TlsSettings {
+  std::string ca_file;    ///< PEM bundle used to verify the broker; empty: system default
+  std::string cert_file;  ///< client certificate (PEM); empty: none
+  std::string key_file;   ///< client private key (PEM); empty: none
+  bool verify_peer = true;
+  bool verify_hostname = true;
+};
+
+struct AmqpSettings {
+  std::string url = "amqp://guest:guest@127.0.0.1:5672/";
+  std::string queue = "program-executor";
+  bool durable = true;         ///< durable queues and persistent messages
+  int prefetch = 1;            ///< unacknowledged messages per worker
+  int heartbeat_seconds = 30;  ///< 0 disables heartbeats
+  TlsSettings tls;
+};
+
+struct DatabaseSettings {
+  std::string backend = "sqlite3";
+  std::string connection = "db=/var/lib/program-executor/programs.db";
+  std::string table = "programs";
+};
+
+struct PluginSettings {
+  std::string directory;
+};
+
+struct LogSettings {
+  std::string level = "info";   ///< trace, debug, info, warn, error, off
+  std::string format = "text";  ///< text or json
+};
+
+struct Config {
+  std::string source;  ///< file the configuration was read from
+  AmqpSettings amqp;
+  DatabaseSettings database;
+  PluginSettings plugins;
+  int workers = 2;
+  std::chrono::seconds shutdown_grace{30};
+  LogSettings log;
+};
+
+/// Reads and validates a YAML file. Throws ConfigError (file:line:column: key: problem).
+Config load_file(const std::filesystem::path& path);
+
+/// Same, from text; `source_name` stands for the file name in error messages.
+Config load_string(std::string_view yaml, std::string_view source_name);
+
+}  // namespace program_executor::config

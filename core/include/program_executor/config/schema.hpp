@@ -1,0 +1,53 @@
+// The one declarative description of every configuration key: the loader
+// validates against it and the configuration reference is generated from it.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace program_executor::config {
+
+enum class ValueType {
+  string,
+  boolean,
+  integer,     ///< within [min, max]
+  choice,      ///< one of `choices`
+  queue_name,  ///< RabbitMQ queue name: [A-Za-z0-9_.:-], 1..200 characters
+  sql_identifier,  ///< [A-Za-z_][A-Za-z0-9_]*, at most 63 characters
+  path,        ///< a file or directory path (not checked for existence here)
+  amqp_url,    ///< a string starting with amqp:// or amqps://
+};
+
+struct KeySpec {
+  std::string_view path;           ///< dotted key path, e.g. "amqp.url"
+  ValueType type;
+  std::string_view default_value;  ///< as YAML text; empty with required=false means "unset"
+  bool required;
+  std::string_view help;
+  std::vector<std::string_view> choices = {};  ///< for ValueType::choice
+  long long min = 0;               ///< for ValueType::integer
+  long long max = 0;
+  bool secret = false;             ///< never printed back (passwords in URLs)
+  /// Markdown shown in the reference instead of default_value, for a default that
+  /// depends on the build (the reference must read the same for every build).
+  std::string_view documented_default = {};
+};
+
+/// Every key, in the order they are documented.
+const std::vector<KeySpec>& schema();
+
+/// The configuration reference as a Markdown table (docs/configuration.md embeds it).
+std::string schema_markdown();
+
+/// Parses `yaml` and validates it against `keys` (environment references expanded);
+/// returns each key's value by dotted path: booleans as "true"/"false", integers in
+/// decimal, keys without a value (absent, empty default) left out. Throws ConfigError.
+/// load_string() is this against schema(); it takes other tables for the tests.
+std::map<std::string, std::string, std::less<>> load_values(std::string_view yaml,
+                                                            std::string_view source_name,
+                                                            const std::vector<KeySpec>& keys);
+
+}  // namespace program_executor::config

@@ -1,0 +1,23 @@
+// How a program is shown to an operator.
+#pragma once
+
+#include <string>
+
+#include "program_executor/store/program_row.hpp"
+
+namespace program_executor::executor {
+
+/// The message `cancel` stores in error_message; it tells cancelled from errored.
+inline constexpr const char* cancelled_message = "cancelled";
+
+/// running, finished, errored or cancelled.
+std::string program_state(const store::ProgramRow& row);
+
+/// A readable, terminal-sized description: state, every job with where the
+/// program stands, retries, the last error, timestamps and the data.
+std::string format_status(const store::ProgramRow& row);
+
+/// The row with the table's column names plus "state", for --json.
+std::string status_json(const store::ProgramRow& row);
+
+}  // namespace program_executor::executor

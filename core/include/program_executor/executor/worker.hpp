@@ -1,0 +1,44 @@
+// One consumer: its own broker connections, its own thread for jobs.
+#pragma once
+
+#include <atomic>
+#include <string>
+
+#include "program_executor/amqp/connection_settings.hpp"
+#include "program_executor/amqp/queue_topology.hpp"
+#include "program_executor/executor/step_processor.hpp"
+#include "program_executor/plugin/job_registry.hpp"
+#include "program_executor/store/program_store.hpp"
+
+namespace program_executor::executor {
+
+struct WorkerSettings {
+  int index = 0;  ///< shown in logs and in the broker's connection name
+  amqp::ConnectionSettings connection;
+  amqp::QueueTopology topology{"program-executor", true};
+  int prefetch = 1;
+};
+
+/// Consumes the main queue and hands each delivery to a StepProcessor running
+/// on a job thread of its own, while this thread keeps servicing the consumer
+/// connection (heartbeats, buffered deliveries) however long the job runs.
+/// rabbitmq-c connections are not thread-safe: the consumer connection is used
+/// only by run()'s thread, the publisher connection only by the job thread.
+class Worker {
+ public:
+  Worker(WorkerSettings settings, store::ProgramStore& store, const plugin::JobRegistry& jobs,
+         const std::atomic<bool>& stop_requested);
+
+  /// Runs until stop is requested and the step in progress has finished;
+  /// reconnects to the broker with backoff when the connection is lost.
+  /// Deliveries not yet started are handed back to the broker on the way out.
+  void run();
+
+ private:
+  WorkerSettings settings_;
+  store::ProgramStore& store_;
+  const plugin::JobRegistry& jobs_;
+  const std::atomic<bool>& stop_requested_;
+};
+
+}  // namespace program_executor::executor

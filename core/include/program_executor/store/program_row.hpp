@@ -1,0 +1,44 @@
+// One program as the bookkeeping table holds it.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace program_executor::store {
+
+/// A row of the programs table (column names as program-executor-js uses them).
+struct ProgramRow {
+  long long id = 0;
+  std::string run_id;
+  std::vector<std::string> jobs;
+  int step = 0;
+  std::optional<std::string> finished_at;  ///< UTC, ISO 8601
+  std::optional<std::string> errored_at;   ///< UTC, ISO 8601
+  std::optional<std::string> error_message;
+  int step_retry_count = 0;
+  nlohmann::json job_data = nlohmann::json::object();
+  nlohmann::json program_data = nlohmann::json::object();
+  std::string created_at;
+  std::string updated_at;
+
+  bool ended() const noexcept { return finished_at.has_value() || errored_at.has_value(); }
+  /// The row as JSON with the table's column names (for `status --json`).
+  nlohmann::json to_json() const;
+};
+
+/// A program about to be inserted.
+struct NewProgram {
+  std::string run_id;
+  std::vector<std::string> jobs;
+  nlohmann::json program_data = nlohmann::json::object();
+  nlohmann::json job_data = nlohmann::json::object();
+};
+
+/// The message stored in error_message is cut to the column's 255 characters
+/// (at a UTF-8 character boundary).
+std::string truncate_error_message(std::string_view message);
+
+}  // namespace program_executor::store

@@ -1,0 +1,70 @@
+#include "program_executor/executor/program_creator.hpp"
+
+#include <chrono>
+#include <random>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "program_executor/executor/step_message.hpp"
+#include "program_executor/log/logger.hpp"
+
+namespace program_executor::executor {
+
+std::string new_run_id() {
+  thread_local std::mt19937_64 generator{[] {
+    std::random_device device;
+    std::seed_seq seed{device(), device(), device(), device(), device(), device()};
+    return std::mt19937_64(seed);
+  }()};
+  std::uint64_t high = generator();
+  std::uint64_t low = generator();
+  high = (high & 0xFFFFFFFFFFFF0FFFULL) | 0x0000000000004000ULL;  // version 4
+  low = (low & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;    // RFC 4122 variant
+  return fmt::format("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", high >> 32, (high >> 16) & 0xFFFF,
+                     high & 0xFFFF, low >> 48, low & 0xFFFFFFFFFFFFULL);
+}
+
+ProgramCreator::ProgramCreator(store::ProgramStore& store, amqp::MessagePublisher& publisher,
+                               std::string queue, bool persistent)
+    : store_(store), publisher_(publisher), queue_(std::move(queue)), persistent_(persistent) {}
+
+std::string ProgramCreator::create(const sdk::ProgramRequest& request) {
+  if (request.jobs.empty()) throw std::invalid_argument("a program needs at least one job");
+  for (const auto& job : request.jobs) {
+    if (job.empty()) throw std::invalid_argument("a job name is empty");
+  }
+  if (!request.program_data.is_object()) {
+    throw std::invalid_argument("program data must be a JSON object");
+  }
+  if (!request.job_data.is_object()) {
+    throw std::invalid_argument("job data must be a JSON object keyed by job name");
+  }
+  const std::string run_id = new_run_id();
+  store_.insert(store::NewProgram{run_id, request.jobs, request.program_data, request.job_data});
+  amqp::PublishProperties properties;
+  properties.persistent = persistent_;
+  properties.timestamp = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  try {
+    publisher_.publish(queue_, first_step_body(run_id, request.jobs, request.program_data),
+                       properties);
+  } catch (const std::exception& e) {
+    // The row exists but its first message does not: end it visibly rather
+    // than leave a program that waits forever (the original's orphan rows).
+    const std::string why = std::string("could not publish the first step: ") + e.what();
+    try {
+      store_.cancel(run_id, why);
+    } catch (const std::exception& nested) {
+      log::event(log::Level::error, "program.orphaned", nested.what(), {{"run_id", run_id}});
+    }
+    throw;
+  }
+  log::event(log::Level::info, "program.created", "",
+             {{"run_id", run_id}, {"jobs", static_cast<long long>(request.jobs.size())},
+              {"first_job", request.jobs.front()}});
+  return run_id;
+}
+
+}  // namespace program_executor::executor

@@ -1,0 +1,110 @@
+#include "program_executor/executor/worker.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <thread>
+
+#include "program_executor/amqp/connection.hpp"
+#include "program_executor/executor/job_runner.hpp"
+#include "program_executor/log/logger.hpp"
+
+namespace program_executor::executor {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Sleeps for `duration` or until stop is requested, whichever comes first.
+void interruptible_sleep(std::chrono::milliseconds duration, const std::atomic<bool>& stop) {
+  const auto until = std::chrono::steady_clock::now() + duration;
+  while (!stop && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(50ms);
+}
+
+void apply(amqp::Connection& consumer, std::uint64_t tag, const StepOutcome& outcome) {
+  if (outcome.disposition == Disposition::ack) {
+    consumer.ack(tag);
+  } else {
+    consumer.dead_letter(tag);
+  }
+}
+
+}  // namespace
+
+Worker::Worker(WorkerSettings settings, store::ProgramStore& store,
+               const plugin::JobRegistry& jobs, const std::atomic<bool>& stop_requested)
+    : settings_(std::move(settings)), store_(store), jobs_(jobs), stop_requested_(stop_requested) {}
+
+void Worker::run() {
+  const std::string name = "program-executor worker " + std::to_string(settings_.index);
+  amqp::ReconnectingPublisher publisher(settings_.connection, name + " publisher");
+  ProcessorSettings processor_settings;
+  processor_settings.queue = settings_.topology.main_queue();
+  processor_settings.parked_queue = settings_.topology.parked_queue();
+  processor_settings.persistent = settings_.topology.durable();
+  StepProcessor processor(store_, jobs_, publisher, processor_settings, stop_requested_);
+  JobRunner runner([&processor](const std::string& body) { return processor.process(body); });
+
+  auto backoff = 250ms;
+  while (!stop_requested_) {
+    // Set while a delivery of the current connection is being processed.
+    std::optional<std::uint64_t> in_flight;
+    try {
+      amqp::Connection consumer(settings_.connection, name + " consumer");
+      consumer.declare(settings_.topology);
+      consumer.set_prefetch(settings_.prefetch);
+      consumer.consume(settings_.topology.main_queue());
+      log::event(log::Level::info, "worker.consuming", "",
+                 {{"worker", settings_.index}, {"queue", settings_.topology.main_queue()},
+                  {"broker", settings_.connection.describe()}});
+      backoff = 250ms;
+
+      std::deque<amqp::Delivery> pending;  // received, not started (at most prefetch)
+      bool cancelled = false;
+      while (true) {
+        if (stop_requested_ && !cancelled) {
+          consumer.cancel_consume();
+          for (const auto& delivery : pending) consumer.requeue(delivery.delivery_tag);
+          pending.clear();
+          cancelled = true;
+        }
+        if (in_flight) {
+          if (auto outcome = runner.poll()) {
+            apply(consumer, *in_flight, *outcome);
+            in_flight.reset();
+          }
+        }
+        if (!in_flight && !pending.empty()) {
+          in_flight = pending.front().delivery_tag;
+          runner.submit(std::move(pending.front().body));
+          pending.pop_front();
+        }
+        if (cancelled && !in_flight) break;
+        // Short waits while a job runs, so its outcome is applied promptly;
+        // every call also services the connection's heartbeats.
+        if (auto delivery = consumer.next_delivery(in_flight ? 5ms : 200ms)) {
+          if (cancelled) {
+            consumer.requeue(delivery->delivery_tag);
+          } else {
+            pending.push_back(std::move(*delivery));
+          }
+        }
+      }
+      log::event(log::Level::info, "worker.stopped", "", {{"worker", settings_.index}});
+      return;
+    } catch (const amqp::AmqpError& e) {
+      log::event(log::Level::error, "amqp.connection_lost", e.what(),
+                 {{"worker", settings_.index}, {"retry_in_ms", static_cast<long long>(backoff.count())}});
+    }
+    if (in_flight) {
+      // The broker redelivers this message once the connection is gone; when
+      // it comes back the step check recognises it if the step completed.
+      StepOutcome outcome = runner.wait();
+      log::event(log::Level::warn, "step.ack_lost", "connection lost while the step ran",
+                 {{"worker", settings_.index}, {"outcome", outcome.event}});
+    }
+    interruptible_sleep(backoff, stop_requested_);
+    backoff = std::min<std::chrono::milliseconds>(backoff * 2, 30s);
+  }
+}
+
+}  // namespace program_executor::executor

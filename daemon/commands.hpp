@@ -1,0 +1,25 @@
+// The subcommands of the program-executor binary. Each returns the exit code.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace program_executor::daemon {
+
+struct CommonOptions {
+  std::string config_path = "/etc/program-executor/config.yaml";
+};
+
+struct CreateOptions {
+  std::vector<std::string> jobs;
+  std::string program_data = "{}";
+  std::string job_data = "{}";
+};
+
+int run_daemon(const CommonOptions& options);
+int create_program(const CommonOptions& options, const CreateOptions& create);
+int show_status(const CommonOptions& options, const std::string& run_id, bool json);
+int cancel_program(const CommonOptions& options, const std::string& run_id);
+int print_version();
+
+}  // namespace program_executor::daemon

@@ -1,0 +1,68 @@
+// program-executor: the daemon (`run`) and the operator's commands, one binary.
+// A thin shell: parsing arguments, signals and exit codes; the work is in core.
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "commands.hpp"
+
+int main(int argc, char** argv) {
+  using namespace program_executor::daemon;
+  CLI::App app{"program-executor: runs programs (ordered lists of jobs loaded from plugins) from\n"
+               "RabbitMQ, bookkeeping their progress in a SQL table."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("program-executor ") + PE_VERSION);
+  app.footer("Configuration reference: docs/configuration.md. Run `program-executor COMMAND --help`.");
+
+  CommonOptions common;
+  auto add_config = [&common](CLI::App* command) {
+    command->add_option("-c,--config", common.config_path, "YAML configuration file")
+        ->capture_default_str();
+  };
+
+  auto* run = app.add_subcommand("run", "Run the daemon: consume programs until SIGTERM/SIGINT");
+  add_config(run);
+
+  CreateOptions create_options;
+  auto* create = app.add_subcommand("create", "Create a program and print its run id");
+  add_config(create);
+  create->add_option("--jobs", create_options.jobs, "Job names, comma separated, in order")
+      ->required()
+      ->delimiter(',');
+  create->add_option("--program-data", create_options.program_data,
+                     "JSON object every job of the program sees")
+      ->capture_default_str();
+  create->add_option("--job-data", create_options.job_data,
+                     "JSON object of initial job data keyed by job name")
+      ->capture_default_str();
+
+  std::string run_id;
+  bool json = false;
+  auto* status = app.add_subcommand("status", "Show a program");
+  add_config(status);
+  status->add_option("RUN_ID", run_id, "Run id of the program")->required();
+  status->add_flag("--json", json, "Print the row as JSON, with the table's column names");
+
+  auto* cancel = app.add_subcommand(
+      "cancel", "Stop a program: errored_at is set (message \"cancelled\"), its next step is dropped");
+  add_config(cancel);
+  cancel->add_option("RUN_ID", run_id, "Run id of the program")->required();
+
+  auto* version = app.add_subcommand("version", "Print the version and the plugin ABI version");
+
+  CLI11_PARSE(app, argc, argv);
+
+  // The broker socket may close under us; that is an error to report, not a signal to die of.
+  std::signal(SIGPIPE, SIG_IGN);
+
+  if (*run) return run_daemon(common);
+  if (*create) return create_program(common, create_options);
+  if (*status) return show_status(common, run_id, json);
+  if (*cancel) return cancel_program(common, run_id);
+  if (*version) return print_version();
+  return 2;
+}

@@ -1,0 +1,402 @@
+// Every branch of one step's processing, against in-memory store and broker.
+#include <atomic>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "program_executor/executor/step_processor.hpp"
+#include "program_executor/sdk/errors.hpp"
+#include "support/fakes.hpp"
+
+using namespace program_executor;
+using executor::Disposition;
+using nlohmann::json;
+
+namespace {
+
+// A job whose behaviour is a lambda, registered under any name.
+class LambdaJob : public sdk::Job {
+ public:
+  using Body = std::function<void(const json&, sdk::JobDataHandler&, sdk::JobContext&)>;
+  explicit LambdaJob(Body body) : body_(std::move(body)) {}
+  void execute(const json& message, sdk::JobDataHandler& data, sdk::JobContext& context) override {
+    body_(message, data, context);
+  }
+
+ private:
+  Body body_;
+};
+
+struct Harness {
+  test::FakeProgramStore store;
+  test::FakePublisher publisher;
+  plugin::JobRegistry jobs;
+  std::atomic<bool> stop{false};
+  std::vector<std::string> ran;  // "job@step" in execution order
+
+  void add(const std::string& name, LambdaJob::Body body = {}) {
+    jobs.add(name,
+             [this, name, body](const json&) {
+               return std::make_unique<LambdaJob>(
+                   [this, name, body](const json& m, sdk::JobDataHandler& d, sdk::JobContext& c) {
+                     ran.push_back(name + "@" + std::to_string(c.step()));
+                     if (body) body(m, d, c);
+                   });
+             },
+             plugin::JobOrigin{"test", nullptr});
+  }
+
+  executor::StepProcessor processor() {
+    return executor::StepProcessor(store, jobs, publisher,
+                                   executor::ProcessorSettings{"q", "q-parked", true, {}}, stop);
+  }
+
+  std::string create(std::vector<std::string> job_names, json program_data = json::object(),
+                     json job_data = json::object(), std::string run_id = "run-1") {
+    store.insert(store::NewProgram{run_id, job_names, program_data, job_data});
+    return json{{"jobs", job_names}, {"programData", program_data}, {"runId", run_id}}.dump();
+  }
+};
+
+std::string without_head(const std::string& body) {
+  json m = json::parse(body);
+  m["jobs"].erase(m["jobs"].begin());
+  return m.dump();
+}
+
+}  // namespace
+
+TEST_CASE("a successful step that is not the last publishes the next step and advances") {
+  Harness h;
+  h.add("a");
+  h.add("b");
+  json body = json::parse(h.create({"a", "b"}, {{"k", 1}}));
+  body["extra"] = {{"kept", true}};  // unknown keys travel with the program
+  auto outcome = h.processor().process(body.dump());
+  CHECK(outcome.disposition == Disposition::ack);
+  CHECK(outcome.event == "job.finished");
+  REQUIRE(h.publisher.published.size() == 1);
+  const auto& next = h.publisher.published[0];
+  CHECK(next.queue == "q");
+  CHECK(next.properties.persistent);
+  CHECK(next.properties.timestamp.has_value());
+  const json next_body = json::parse(next.body);
+  CHECK(next_body["jobs"] == json::array({"b"}));
+  CHECK(next_body["programData"] == json{{"k", 1}});
+  CHECK(next_body["runId"] == "run-1");
+  CHECK(next_body["extra"]["kept"] == true);
+  const auto row = h.store.row("run-1");
+  CHECK(row.step == 1);
+  CHECK(row.step_retry_count == 0);
+  CHECK_FALSE(row.finished_at);
+  CHECK(h.ran == std::vector<std::string>{"a@0"});
+}
+
+TEST_CASE("the last step finishes the program and publishes nothing") {
+  Harness h;
+  h.add("a");
+  h.add("b");
+  const std::string first = h.create({"a", "b"});
+  REQUIRE(h.processor().process(first).disposition == Disposition::ack);
+  auto outcome = h.processor().process(h.publisher.published.at(0).body);
+  CHECK(outcome.event == "program.finished");
+  CHECK(outcome.disposition == Disposition::ack);
+  CHECK(h.publisher.published.size() == 1);
+  const auto row = h.store.row("run-1");
+  CHECK(row.finished_at);
+  CHECK(row.step == 1);  // the index of the last job, as the original leaves it
+  CHECK(h.ran == std::vector<std::string>{"a@0", "b@1"});
+}
+
+TEST_CASE("a retryable error counts a retry, records the message and goes to the retry queue") {
+  Harness h;
+  h.add("a", [](auto&, auto&, auto&) { throw sdk::RetryableError("try later"); });
+  const std::string body = h.create({"a"});
+  auto outcome = h.processor().process(body);
+  CHECK(outcome.disposition == Disposition::retry);
+  CHECK(outcome.event == "job.retry");
+  auto row = h.store.row("run-1");
+  CHECK(row.step_retry_count == 1);
+  CHECK(row.error_message == "try later");
+  CHECK_FALSE(row.errored_at);
+  h.processor().process(body);
+  CHECK(h.store.row("run-1").step_retry_count == 2);
+}
+
+TEST_CASE("a retried step that then succeeds resets the retry count") {
+  Harness h;
+  int calls = 0;
+  h.add("a", [&](auto&, auto&, auto&) {
+    if (++calls < 3) throw sdk::RetryableError("not yet");
+  });
+  h.add("b");
+  const std::string body = h.create({"a", "b"});
+  CHECK(h.processor().process(body).disposition == Disposition::retry);
+  CHECK(h.processor().process(body).disposition == Disposition::retry);
+  CHECK(h.processor().process(body).disposition == Disposition::ack);
+  const auto row = h.store.row("run-1");
+  CHECK(row.step == 1);
+  CHECK(row.step_retry_count == 0);
+}
+
+TEST_CASE("the attempt number seen by a job counts its retries") {
+  Harness h;
+  std::vector<int> attempts;
+  h.add("a", [&](auto&, auto&, sdk::JobContext& c) {
+    attempts.push_back(c.attempt());
+    CHECK(c.idempotency_key() == "run-1:0");
+    if (attempts.size() < 2) throw sdk::RetryableError("again");
+  });
+  const std::string body = h.create({"a"});
+  h.processor().process(body);
+  h.processor().process(body);
+  CHECK(attempts == std::vector<int>{1, 2});
+}
+
+TEST_CASE("a checkpoint past its time limit yields: retried, neither counted nor recorded") {
+  Harness h;
+  h.add("a", [](auto&, sdk::JobDataHandler& data, auto&) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    data.checkpoint({{"page", 3}}, std::chrono::milliseconds(1));
+    FAIL("checkpoint should have thrown");
+  });
+  const std::string body = h.create({"a"});
+  auto outcome = h.processor().process(body);
+  CHECK(outcome.disposition == Disposition::retry);
+  CHECK(outcome.event == "job.yield");
+  const auto row = h.store.row("run-1");
+  CHECK(row.step_retry_count == 0);
+  CHECK_FALSE(row.error_message);
+  CHECK(row.job_data["a"]["page"] == 3);  // progress was saved before yielding
+}
+
+TEST_CASE("a checkpoint within its limit, or without one, lets the job go on") {
+  Harness h;
+  h.add("a", [](auto&, sdk::JobDataHandler& data, auto&) {
+    data.checkpoint({{"x", 1}}, std::chrono::milliseconds(0));
+    data.checkpoint({{"y", 2}}, std::chrono::hours(1));
+  });
+  CHECK(h.processor().process(h.create({"a"})).event == "program.finished");
+  CHECK(h.store.row("run-1").job_data["a"] == json{{"x", 1}, {"y", 2}});
+}
+
+TEST_CASE("an ignorable error ends the program with its message") {
+  Harness h;
+  h.add("a", [](auto&, auto&, auto&) { throw sdk::IgnorableError("nothing to do"); });
+  h.add("b");
+  auto outcome = h.processor().process(h.create({"a", "b"}));
+  CHECK(outcome.disposition == Disposition::ack);
+  CHECK(outcome.event == "program.errored");
+  const auto row = h.store.row("run-1");
+  CHECK(row.errored_at);
+  CHECK(row.error_message == "nothing to do");
+  CHECK(row.step == 0);
+  CHECK(h.publisher.published.empty());
+}
+
+TEST_CASE("any other exception fails the program where it happened") {
+  Harness h;
+  h.add("a");
+  h.add("b", [](auto&, auto&, auto&) { throw std::runtime_error("boom"); });
+  h.add("c");
+  const std::string first = h.create({"a", "b", "c"});
+  h.processor().process(first);
+  auto outcome = h.processor().process(h.publisher.published.at(0).body);
+  CHECK(outcome.disposition == Disposition::ack);
+  CHECK(outcome.event == "program.errored");
+  const auto row = h.store.row("run-1");
+  CHECK(row.errored_at);
+  CHECK(row.error_message == "boom");
+  CHECK(row.step == 1);
+  CHECK(h.publisher.published.size() == 1);  // c never gets a message
+}
+
+TEST_CASE("an exception not derived from std::exception fails the program too") {
+  Harness h;
+  h.add("a", [](auto&, auto&, auto&) { throw 42; });
+  CHECK(h.processor().process(h.create({"a"})).event == "program.errored");
+  CHECK(h.store.row("run-1").error_message->find("unknown exception") != std::string::npos);
+}
+
+TEST_CASE("a job factory that throws fails the program") {
+  Harness h;
+  h.jobs.add("bad", [](const json&) -> std::unique_ptr<sdk::Job> {
+    throw std::runtime_error("cannot construct");
+  }, plugin::JobOrigin{"test", nullptr});
+  CHECK(h.processor().process(h.create({"bad"})).event == "program.errored");
+  CHECK(h.store.row("run-1").error_message == "cannot construct");
+}
+
+TEST_CASE("an unknown job is skipped as if it succeeded") {
+  Harness h;
+  h.add("b");
+  auto outcome = h.processor().process(h.create({"missing", "b"}));
+  CHECK(outcome.disposition == Disposition::ack);
+  CHECK(h.store.row("run-1").step == 1);
+  REQUIRE(h.publisher.published.size() == 1);
+  CHECK(json::parse(h.publisher.published[0].body)["jobs"] == json::array({"b"}));
+  CHECK(h.ran.empty());
+}
+
+TEST_CASE("a cancelled program drops its next step without running it") {
+  Harness h;
+  h.add("a");
+  const std::string body = h.create({"a"});
+  REQUIRE(h.store.cancel("run-1", "cancelled"));
+  auto outcome = h.processor().process(body);
+  CHECK(outcome.disposition == Disposition::ack);
+  CHECK(outcome.event == "program.cancelled");
+  CHECK(h.ran.empty());
+}
+
+TEST_CASE("a program cancelled while its step runs is not moved on") {
+  Harness h;
+  h.add("a", [&](auto&, auto&, auto&) { h.store.cancel("run-1", "cancelled"); });
+  h.add("b");
+  auto outcome = h.processor().process(h.create({"a", "b"}));
+  CHECK(outcome.disposition == Disposition::ack);
+  CHECK(outcome.event == "step.superseded");
+  const auto row = h.store.row("run-1");
+  CHECK(row.step == 0);
+  CHECK(row.error_message == "cancelled");
+}
+
+TEST_CASE("a stale or duplicated message never runs a step twice or forks the program") {
+  Harness h;
+  h.add("a");
+  h.add("b");
+  const std::string first = h.create({"a", "b"});
+  h.processor().process(first);
+  // The same first-step message again, e.g. redelivered after a crash before its ack.
+  auto outcome = h.processor().process(first);
+  CHECK(outcome.disposition == Disposition::ack);
+  CHECK(outcome.event == "step.duplicate");
+  CHECK(h.publisher.published.size() == 1);
+  CHECK(h.store.row("run-1").step == 1);
+  // A message for the last step of a finished program is a duplicate too.
+  const std::string second = h.publisher.published[0].body;
+  h.processor().process(second);
+  CHECK(h.processor().process(second).event == "step.duplicate");
+  CHECK(h.ran == std::vector<std::string>{"a@0", "b@1"});
+}
+
+TEST_CASE("messages that can never run are parked with the reason, never dropped") {
+  Harness h;
+  h.add("a");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"not json at all", "not JSON"},
+      {"[1,2]", "not a JSON object"},
+      {R"({"jobs":["a"]})", "runId"},
+      {R"({"runId":"r","jobs":[]})", "jobs"},
+      {R"({"runId":"r","jobs":[1]})", "not a string"},
+      {R"({"runId":"r","jobs":["a"],"programData":5})", "programData"},
+      {R"({"runId":"nobody","jobs":["a"]})", "no program with run id nobody"},
+      {std::string(70, '[') + std::string(70, ']'), "nesting"},
+  };
+  for (const auto& [body, reason] : cases) {
+    INFO(body);
+    h.publisher.published.clear();
+    auto outcome = h.processor().process(body);
+    CHECK(outcome.disposition == Disposition::ack);
+    CHECK(outcome.event == "message.parked");
+    REQUIRE(h.publisher.published.size() == 1);
+    const auto& parked = h.publisher.published[0];
+    CHECK(parked.queue == "q-parked");
+    CHECK(parked.body == body);
+    REQUIRE_FALSE(parked.properties.headers.empty());
+    CHECK(parked.properties.headers[0].first == "x-parked-reason");
+    CHECK_THAT(parked.properties.headers[0].second, Catch::Contains(reason));
+  }
+}
+
+TEST_CASE("an oversized message is parked before it is parsed") {
+  Harness h;
+  executor::StepProcessor processor(h.store, h.jobs, h.publisher,
+                                    executor::ProcessorSettings{"q", "q-parked", true, {100, 64}},
+                                    h.stop);
+  auto outcome = processor.process(std::string(101, ' '));
+  CHECK(outcome.event == "message.parked");
+  CHECK_THAT(h.publisher.published.at(0).properties.headers[0].second, Catch::Contains("101 bytes"));
+}
+
+TEST_CASE("when parking fails the message is retried, not lost") {
+  Harness h;
+  h.publisher.fail = true;
+  auto outcome = h.processor().process("garbage");
+  CHECK(outcome.disposition == Disposition::retry);
+}
+
+TEST_CASE("a failed publish of the next step retries the step and leaves the row alone") {
+  Harness h;
+  h.add("a");
+  h.add("b");
+  const std::string body = h.create({"a", "b"});
+  h.publisher.fail = true;
+  auto outcome = h.processor().process(body);
+  CHECK(outcome.disposition == Disposition::retry);
+  CHECK(h.store.row("run-1").step == 0);
+  CHECK_FALSE(h.store.row("run-1").errored_at);
+}
+
+TEST_CASE("a database failure retries the step") {
+  Harness h;
+  h.add("a");
+  const std::string body = h.create({"a"});
+  h.store.fail_next_find = true;
+  auto outcome = h.processor().process(body);
+  CHECK(outcome.disposition == Disposition::retry);
+  CHECK(outcome.event == "step.infrastructure_error");
+  CHECK(h.ran.empty());
+  CHECK(h.processor().process(body).event == "program.finished");
+}
+
+TEST_CASE("jobs see the program data and their own job data, and can change it") {
+  Harness h;
+  h.add("a", [](const json& message, sdk::JobDataHandler& data, sdk::JobContext& context) {
+    CHECK(message["programData"]["customer"] == 7);
+    CHECK(context.job_name() == "a");
+    CHECK(context.run_id() == "run-1");
+    CHECK(data.get() == json{{"limit", 5}});
+    data.merge({{"seen", true}});
+    CHECK(data.get() == json{{"limit", 5}, {"seen", true}});
+    data.set({{"only", 1}});
+    CHECK(data.get() == json{{"only", 1}});
+    CHECK_THROWS_AS(data.merge(json::array()), std::invalid_argument);
+  });
+  h.add("b", [](auto&, sdk::JobDataHandler& data, auto&) { CHECK(data.get() == json::object()); });
+  h.create({"a", "b"}, {{"customer", 7}}, {{"a", {{"limit", 5}}}, {"c", {{"other", 1}}}});
+  h.processor().process(R"({"jobs":["a","b"],"programData":{"customer":7},"runId":"run-1"})");
+  h.processor().process(h.publisher.published.at(0).body);
+  const auto row = h.store.row("run-1");
+  CHECK(row.finished_at);
+  CHECK(row.job_data["a"] == json{{"only", 1}});
+  CHECK(row.job_data["c"] == json{{"other", 1}});  // other jobs' data untouched
+}
+
+TEST_CASE("a job can create another program") {
+  Harness h;
+  std::string created;
+  h.add("spawner", [&](auto&, auto&, sdk::JobContext& context) {
+    sdk::ProgramRequest request;
+    request.jobs = {"child"};
+    request.program_data = {{"parent", context.run_id()}};
+    created = context.create_program(request);
+  });
+  h.processor().process(h.create({"spawner"}));
+  REQUIRE_FALSE(created.empty());
+  const auto child = h.store.row(created);
+  CHECK(child.jobs == std::vector<std::string>{"child"});
+  CHECK(child.program_data["parent"] == "run-1");
+  REQUIRE(h.publisher.published.size() == 1);
+  const json first = json::parse(h.publisher.published[0].body);
+  CHECK(first == json{{"jobs", {"child"}}, {"programData", {{"parent", "run-1"}}}, {"runId", created}});
+}
+
+TEST_CASE("a job sees the daemon's stop request") {
+  Harness h;
+  bool seen = false;
+  h.add("a", [&](auto&, auto&, sdk::JobContext& context) { seen = context.stop_requested(); });
+  h.stop = true;
+  h.processor().process(h.create({"a"}));
+  CHECK(seen);
+}
