@@ -58,12 +58,6 @@ struct Harness {
   }
 };
 
-std::string without_head(const std::string& body) {
-  json m = json::parse(body);
-  m["jobs"].erase(m["jobs"].begin());
-  return m.dump();
-}
-
 }  // namespace
 
 TEST_CASE("a successful step that is not the last publishes the next step and advances") {
@@ -399,4 +393,38 @@ TEST_CASE("a job sees the daemon's stop request") {
   h.stop = true;
   h.processor().process(h.create({"a"}));
   CHECK(seen);
+}
+
+TEST_CASE("a message one step ahead of its row waits for the row, then retries") {
+  Harness h;
+  h.add("a");
+  h.add("b");
+  h.create({"a", "b"});
+  const std::string second = R"({"jobs":["b"],"programData":{},"runId":"run-1"})";
+  executor::ProcessorSettings settings{"q", "q-parked", true, {}, std::chrono::milliseconds(20)};
+  executor::StepProcessor processor(h.store, h.jobs, h.publisher, settings, h.stop);
+  // The row is still at step 0 (the previous step has not committed yet).
+  auto outcome = processor.process(second);
+  CHECK(outcome.disposition == Disposition::retry);
+  CHECK(outcome.event == "step.early");
+  CHECK(h.ran.empty());
+  // Once the previous step's update lands, the same message runs.
+  std::thread commit([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    h.store.advance("run-1", 0);
+  });
+  settings.early_step_wait = std::chrono::seconds(5);
+  executor::StepProcessor patient(h.store, h.jobs, h.publisher, settings, h.stop);
+  outcome = patient.process(second);
+  commit.join();
+  CHECK(outcome.event == "program.finished");
+  CHECK(h.ran == std::vector<std::string>{"b@1"});
+}
+
+TEST_CASE("a message with more jobs than its program is parked") {
+  Harness h;
+  h.add("a");
+  h.create({"a"});
+  auto outcome = h.processor().process(R"({"jobs":["a","a"],"runId":"run-1"})");
+  CHECK(outcome.event == "message.parked");
 }

@@ -1,6 +1,7 @@
 #include "program_executor/executor/step_processor.hpp"
 
 #include <chrono>
+#include <thread>
 
 #include "program_executor/executor/job_data_handler.hpp"
 #include "program_executor/executor/step_job_context.hpp"
@@ -47,14 +48,32 @@ StepOutcome StepProcessor::process(std::string_view body) {
   try {
     std::optional<store::ProgramRow> row = store_.find(message.run_id);
     if (!row) return park(body, "no program with run id " + message.run_id);
+    // The step a message stands for follows from how many jobs it has left,
+    // so messages in the original's shape need no extra field.
+    const int step = static_cast<int>(row->jobs.size()) - static_cast<int>(message.jobs.size());
+    if (step < 0) {
+      return park(body, "message has " + std::to_string(message.jobs.size()) +
+                            " jobs left but program " + message.run_id + " has only " +
+                            std::to_string(row->jobs.size()));
+    }
+    // The previous step publishes this message just before it commits its own
+    // update, so a fast consumer can see the row one step behind: wait for it.
+    const auto give_up = std::chrono::steady_clock::now() + settings_.early_step_wait;
+    while (step > row->step && !row->ended() && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      row = store_.find(message.run_id);
+      if (!row) return park(body, "no program with run id " + message.run_id);
+    }
     if (row->errored_at) {
       // How an operator stops a program by hand: the next step is dropped.
       return outcome(Disposition::ack, "program.cancelled", Level::info, message, row->step,
                      row->error_message.value_or(""));
     }
-    // The step a message stands for follows from how many jobs it has left,
-    // so messages in the original's shape need no extra field.
-    const int step = static_cast<int>(row->jobs.size()) - static_cast<int>(message.jobs.size());
+    if (step > row->step && !row->finished_at) {
+      return outcome(Disposition::retry, "step.early", Level::warn, message, step,
+                     "the program is still at step " + std::to_string(row->step) +
+                         "; retrying once the previous step has committed");
+    }
     if (row->finished_at || step != row->step) {
       return outcome(Disposition::ack, "step.duplicate", Level::warn, message, step,
                      "the program is at step " + std::to_string(row->step) +

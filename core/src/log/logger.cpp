@@ -59,8 +59,25 @@ void append_text_value(std::string& out, std::string_view value) {
 
 std::string timestamp_utc() {
   const auto now = std::chrono::system_clock::now();
-  return fmt::format("{:%Y-%m-%dT%H:%M:%S}Z",
-                     std::chrono::time_point_cast<std::chrono::milliseconds>(now));
+  const auto seconds = std::chrono::time_point_cast<std::chrono::seconds>(now);
+  const auto millis =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now - seconds).count();
+  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03}Z", seconds, millis);
+}
+
+// Our own renderer builds the whole line; spdlog only writes it to stderr,
+// one line at a time from any thread. Created on first use, so events logged
+// before configure() (in tests, say) look the same.
+spdlog::logger& writer() {
+  static const std::shared_ptr<spdlog::logger> logger = [] {
+    auto created = std::make_shared<spdlog::logger>(
+        "program-executor", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    created->set_pattern("%v");
+    created->set_level(spdlog::level::trace);
+    created->flush_on(spdlog::level::trace);
+    return created;
+  }();
+  return *logger;
 }
 
 }  // namespace
@@ -68,12 +85,6 @@ std::string timestamp_utc() {
 void configure(Level level, Format format) {
   current_level = level;
   current_format = format;
-  // Our own renderer builds the whole line; spdlog only writes it, thread-safely.
-  auto logger = spdlog::stderr_logger_mt("program-executor");
-  logger->set_pattern("%v");
-  logger->set_level(spdlog::level::trace);
-  logger->flush_on(spdlog::level::trace);
-  spdlog::set_default_logger(logger);
 }
 
 Level parse_level(std::string_view name) {
@@ -147,7 +158,7 @@ void event(Level level, std::string_view event, std::string_view message,
   if (!enabled(level)) return;
   const std::string line = render(current_format.load(std::memory_order_relaxed), level, event,
                                   message, fields);
-  if (auto logger = spdlog::default_logger_raw()) logger->log(to_spdlog(level), line);
+  writer().log(to_spdlog(level), line);
 }
 
 }  // namespace program_executor::log

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <string>
 #include <string_view>
 
@@ -30,6 +31,10 @@ struct ProcessorSettings {
   std::string parked_queue;  ///< messages that can never run go here
   bool persistent = true;    ///< publish with delivery_mode 2
   MessageLimits limits;
+  /// How long a message that is one step ahead of its row waits for the
+  /// previous step's update to commit (it is published just before that
+  /// update) before it is sent to the retry queue.
+  std::chrono::milliseconds early_step_wait{500};
 };
 
 class StepProcessor {

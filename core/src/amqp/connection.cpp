@@ -1,0 +1,681 @@
+#include "program_executor/amqp/connection.hpp"
+
+#include <amqp.h>
+#include <amqp_framing.h>
+#include <amqp_ssl_socket.h>
+#include <amqp_tcp_socket.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <limits>
+#include <vector>
+
+#include "program_executor/log/logger.hpp"
+
+namespace program_executor::amqp {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A dead broker or network must never block a call forever: each phase has a bound.
+constexpr std::chrono::seconds connect_timeout{10};
+constexpr std::chrono::seconds rpc_timeout{30};
+constexpr std::chrono::seconds confirm_timeout{30};
+// Closing politely must not hold up a shutdown when the broker is unresponsive.
+constexpr std::chrono::seconds close_timeout{5};
+constexpr int frame_max = 131072;
+// rabbitmq-c 0.11 never loads OpenSSL's default trust store, so an empty
+// ca_file would trust nothing; Debian's bundle is the system default.
+constexpr const char* system_ca_bundle = "/etc/ssl/certs/ca-certificates.crt";
+
+timeval to_timeval(std::chrono::microseconds duration) {
+  if (duration.count() < 0) duration = std::chrono::microseconds{0};
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(duration.count() / 1000000);
+  tv.tv_usec = static_cast<suseconds_t>(duration.count() % 1000000);
+  return tv;
+}
+
+amqp_bytes_t bytes_of(std::string_view text) {
+  // rabbitmq-c takes non-const pointers but only reads through them here.
+  return amqp_bytes_t{text.size(), const_cast<char*>(text.data())};
+}
+
+std::string string_of(amqp_bytes_t bytes) {
+  if (bytes.len == 0 || bytes.bytes == nullptr) return {};
+  return std::string(static_cast<const char*>(bytes.bytes), bytes.len);
+}
+
+std::string close_reason(std::uint16_t code, amqp_bytes_t text) {
+  return std::to_string(code) + " " + string_of(text);
+}
+
+std::string status_text(int status) { return amqp_error_string2(status); }
+
+// Why a TCP connection to host:port fails. rabbitmq-c reports only "a socket
+// error occurred" (and leaves errno at EINPROGRESS), which does not tell
+// "nothing listens" from "no route"; one more attempt of our own does.
+std::string tcp_failure(const std::string& host, int port, std::chrono::milliseconds timeout) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0) return {};
+  std::string reason;
+  for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK, a->ai_protocol);
+    if (fd < 0) continue;
+    int error = 0;
+    if (::connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+      error = errno;
+      if (error == EINPROGRESS) {
+        pollfd p{fd, POLLOUT, 0};
+        const int ready = ::poll(&p, 1, static_cast<int>(timeout.count()));
+        socklen_t length = sizeof error;
+        if (ready == 0) {
+          error = ETIMEDOUT;
+        } else if (ready < 0 || ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) {
+          error = errno;
+        }
+      }
+    }
+    ::close(fd);
+    if (error == 0) {
+      reason.clear();  // it connects now: the failure was transient
+      break;
+    }
+    reason = std::strerror(error);
+  }
+  ::freeaddrinfo(found);
+  return reason;
+}
+
+std::string reply_text(const amqp_rpc_reply_t& reply) {
+  switch (reply.reply_type) {
+    case AMQP_RESPONSE_NORMAL:
+      return "ok";
+    case AMQP_RESPONSE_NONE:
+      return "no reply received";
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+      return status_text(reply.library_error);
+    case AMQP_RESPONSE_SERVER_EXCEPTION:
+      if (reply.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+        const auto* close = static_cast<const amqp_connection_close_t*>(reply.reply.decoded);
+        return "the broker closed the connection: " +
+               close_reason(close->reply_code, close->reply_text);
+      }
+      if (reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+        const auto* close = static_cast<const amqp_channel_close_t*>(reply.reply.decoded);
+        return "the broker closed the channel: " +
+               close_reason(close->reply_code, close->reply_text);
+      }
+      return std::string("unexpected reply ") + amqp_method_name(reply.reply.id);
+  }
+  return "unknown reply type";
+}
+
+struct ConnectionDeleter {
+  void operator()(amqp_connection_state_t state) const noexcept { amqp_destroy_connection(state); }
+};
+using ConnectionHandle =
+    std::unique_ptr<std::remove_pointer_t<amqp_connection_state_t>, ConnectionDeleter>;
+
+// Frees an envelope or message from rabbitmq-c on every exit path.
+struct EnvelopeGuard {
+  amqp_envelope_t* envelope;
+  ~EnvelopeGuard() { amqp_destroy_envelope(envelope); }
+};
+struct MessageGuard {
+  amqp_message_t* message;
+  ~MessageGuard() { amqp_destroy_message(message); }
+};
+
+// Text headers of a message; other kinds (tables, arrays, numbers) are skipped.
+PublishProperties properties_of(const amqp_basic_properties_t& props) {
+  PublishProperties out;
+  out.persistent = (props._flags & AMQP_BASIC_DELIVERY_MODE_FLAG) != 0 &&
+                   props.delivery_mode == AMQP_DELIVERY_PERSISTENT;
+  if ((props._flags & AMQP_BASIC_TIMESTAMP_FLAG) != 0) {
+    out.timestamp = static_cast<std::int64_t>(props.timestamp);
+  }
+  if ((props._flags & AMQP_BASIC_HEADERS_FLAG) != 0) {
+    for (int i = 0; i < props.headers.num_entries; ++i) {
+      const amqp_table_entry_t& entry = props.headers.entries[i];
+      if (entry.value.kind == AMQP_FIELD_KIND_UTF8 || entry.value.kind == AMQP_FIELD_KIND_BYTES) {
+        out.headers.emplace_back(string_of(entry.key), string_of(entry.value.value.bytes));
+      }
+    }
+  }
+  return out;
+}
+
+// What a publish is waiting for: the confirm of one delivery tag.
+struct ConfirmWait {
+  std::uint64_t delivery_tag = 0;
+  bool acked = false;
+  bool nacked = false;
+  std::optional<std::string> returned;  // reply code and text of a basic.return
+
+  bool covers(std::uint64_t tag, bool multiple) const {
+    // multiple=1 confirms every tag up to and including `tag` (0: all outstanding).
+    return tag == delivery_tag || (multiple && (tag == 0 || tag >= delivery_tag));
+  }
+};
+
+}  // namespace
+
+struct Connection::State {
+  ConnectionSettings settings;
+  std::string where;  // settings.describe(): the broker, never the password
+  ConnectionHandle connection;
+  amqp_channel_t channel = 1;
+  bool broken = false;
+  bool confirms_selected = false;
+  std::uint64_t next_publish_tag = 1;
+  std::optional<int> prefetch;
+  std::optional<std::string> consumer_tag;
+  std::string consumed_queue;
+  std::deque<Delivery> pending;  // deliveries read while waiting for a confirm
+
+  amqp_connection_state_t conn() const { return connection.get(); }
+
+  [[noreturn]] void fail(const std::string& doing, const std::string& cause, bool breaks = true) {
+    if (breaks) broken = true;
+    throw AmqpError(doing + " on " + where + ": " + cause);
+  }
+
+  void check_status(int status, const std::string& doing) {
+    if (status != AMQP_STATUS_OK) fail(doing, status_text(status));
+  }
+
+  // The cause of a failure while waiting for frames, with the likely reason
+  // when the connection itself went away.
+  std::string lost(int status) const {
+    std::string text = status_text(status);
+    if (status != AMQP_STATUS_SOCKET_ERROR && status != AMQP_STATUS_CONNECTION_CLOSED &&
+        status != AMQP_STATUS_HEARTBEAT_TIMEOUT) {
+      return text;
+    }
+    text = "the connection was lost (" + text + ")";
+    if (settings.heartbeat_seconds > 0) {
+      text += "; heartbeats are only exchanged inside library calls, so a connection not "
+              "serviced for about 2 x heartbeat_seconds (" +
+              std::to_string(settings.heartbeat_seconds) + " s) is dropped";
+    }
+    return text;
+  }
+
+  void require_usable(const std::string& doing) {
+    if (broken) fail(doing, "the connection is broken by an earlier failure; open a new one");
+  }
+
+  // Answers a close from the broker as the protocol asks, so it can free its side.
+  void answer_channel_close(amqp_channel_t closed) {
+    amqp_channel_close_ok_t ok{};
+    amqp_send_method(conn(), closed, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+  }
+  void answer_connection_close() {
+    amqp_connection_close_ok_t ok{};
+    amqp_send_method(conn(), 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+    broken = true;
+  }
+
+  // Checks the reply of a synchronous method. A closed channel or connection is
+  // acknowledged and leaves the connection broken.
+  void check_reply(const amqp_rpc_reply_t& reply, const std::string& doing) {
+    if (reply.reply_type == AMQP_RESPONSE_NORMAL) return;
+    if (reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION) {
+      if (reply.reply.id == AMQP_CONNECTION_CLOSE_METHOD) answer_connection_close();
+      if (reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD) answer_channel_close(channel);
+    }
+    fail(doing, reply_text(reply));
+  }
+
+  void open_channel() {
+    amqp_channel_open(conn(), channel);
+    check_reply(amqp_get_rpc_reply(conn()), "opening channel " + std::to_string(channel));
+    confirms_selected = false;
+    next_publish_tag = 1;
+    consumer_tag.reset();
+    if (prefetch) apply_prefetch(*prefetch);
+  }
+
+  void apply_prefetch(int count) {
+    amqp_basic_qos(conn(), channel, 0, static_cast<std::uint16_t>(count), 0);
+    check_reply(amqp_get_rpc_reply(conn()), "setting prefetch " + std::to_string(count));
+  }
+
+  // Reads the header and body following a basic.deliver or basic.return.
+  void read_content(amqp_channel_t on, amqp_message_t& message, const std::string& doing) {
+    const amqp_rpc_reply_t reply = amqp_read_message(conn(), on, &message, 0);
+    if (reply.reply_type != AMQP_RESPONSE_NORMAL) fail(doing, reply_text(reply));
+  }
+
+  // Handles a frame that is not the reply to a synchronous method: deliveries
+  // (buffered), confirms, returns, and closes or cancels by the broker.
+  void handle_frame(const amqp_frame_t& frame, const std::string& doing, ConfirmWait* wait) {
+    if (frame.frame_type != AMQP_FRAME_METHOD) {
+      fail(doing, "unexpected frame type " + std::to_string(frame.frame_type) +
+                      " outside a message");
+    }
+    const amqp_method_t& method = frame.payload.method;
+    switch (method.id) {
+      case AMQP_BASIC_DELIVER_METHOD: {
+        const auto* deliver = static_cast<const amqp_basic_deliver_t*>(method.decoded);
+        Delivery delivery;
+        delivery.delivery_tag = deliver->delivery_tag;
+        delivery.redelivered = deliver->redelivered != 0;
+        delivery.routing_key = string_of(deliver->routing_key);
+        amqp_message_t message{};
+        read_content(frame.channel, message, doing);
+        MessageGuard guard{&message};
+        delivery.body = string_of(message.body);
+        delivery.properties = properties_of(message.properties);
+        pending.push_back(std::move(delivery));
+        return;
+      }
+      case AMQP_BASIC_ACK_METHOD: {
+        const auto* ack = static_cast<const amqp_basic_ack_t*>(method.decoded);
+        if (wait != nullptr && wait->covers(ack->delivery_tag, ack->multiple != 0)) wait->acked = true;
+        return;
+      }
+      case AMQP_BASIC_NACK_METHOD: {
+        const auto* nack = static_cast<const amqp_basic_nack_t*>(method.decoded);
+        if (wait != nullptr && wait->covers(nack->delivery_tag, nack->multiple != 0)) {
+          wait->nacked = true;
+        }
+        return;
+      }
+      case AMQP_BASIC_RETURN_METHOD: {
+        const auto* ret = static_cast<const amqp_basic_return_t*>(method.decoded);
+        std::string reason = close_reason(ret->reply_code, ret->reply_text);
+        // The returned message's header and body follow; drain them.
+        amqp_message_t message{};
+        read_content(frame.channel, message, doing);
+        MessageGuard guard{&message};
+        // Only one publish is in flight at a time, so a return is for it.
+        if (wait != nullptr) wait->returned = std::move(reason);
+        return;
+      }
+      case AMQP_BASIC_CANCEL_METHOD:
+        // The broker cancels a consumer when its queue is deleted (we
+        // advertise consumer_cancel_notify); the daemon must redeclare.
+        consumer_tag.reset();
+        fail(doing, "the broker cancelled the consumer of queue '" + consumed_queue +
+                        "' (was the queue deleted?)");
+      case AMQP_CHANNEL_CLOSE_METHOD: {
+        const auto* close = static_cast<const amqp_channel_close_t*>(method.decoded);
+        const std::string reason = close_reason(close->reply_code, close->reply_text);
+        answer_channel_close(frame.channel);
+        fail(doing, "the broker closed the channel: " + reason);
+      }
+      case AMQP_CONNECTION_CLOSE_METHOD: {
+        const auto* close = static_cast<const amqp_connection_close_t*>(method.decoded);
+        const std::string reason = close_reason(close->reply_code, close->reply_text);
+        answer_connection_close();
+        fail(doing, "the broker closed the connection: " + reason);
+      }
+      default:
+        // channel.flow and the like carry nothing we act on.
+        log::event(log::Level::debug, "amqp.frame.ignored", "", {{"method", amqp_method_name(method.id)},
+                                                                  {"broker", where}});
+        return;
+    }
+  }
+
+  void wait_for_confirm(ConfirmWait& wait, const std::string& doing) {
+    const auto deadline = Clock::now() + confirm_timeout;
+    while (!wait.acked && !wait.nacked) {
+      const auto remaining = deadline - Clock::now();
+      if (remaining <= Clock::duration::zero()) {
+        fail(doing, "no publisher confirm within " + std::to_string(confirm_timeout.count()) +
+                        " s; the message may or may not have been taken");
+      }
+      amqp_maybe_release_buffers(conn());
+      timeval tv = to_timeval(std::chrono::duration_cast<std::chrono::microseconds>(remaining));
+      amqp_frame_t frame{};
+      const int status = amqp_simple_wait_frame_noblock(conn(), &frame, &tv);
+      if (status == AMQP_STATUS_TIMEOUT) continue;
+      if (status != AMQP_STATUS_OK) fail(doing, lost(status));
+      handle_frame(frame, doing, &wait);
+    }
+  }
+};
+
+Connection::Connection(const ConnectionSettings& settings, std::string_view name)
+    : state_(std::make_unique<State>()) {
+  State& s = *state_;
+  s.settings = settings;
+  s.where = settings.describe();
+  s.connection.reset(amqp_new_connection());
+  if (!s.connection) throw AmqpError("creating the AMQP connection state for " + s.where);
+
+  amqp_socket_t* socket = nullptr;  // owned by the connection state
+  if (settings.tls) {
+    const config::TlsSettings& tls = settings.tls_options;
+    socket = amqp_ssl_socket_new(s.conn());
+    if (socket == nullptr) s.fail("creating a TLS socket", "amqp_ssl_socket_new failed");
+    amqp_ssl_socket_set_verify_peer(socket, tls.verify_peer ? 1 : 0);
+    amqp_ssl_socket_set_verify_hostname(socket, tls.verify_hostname ? 1 : 0);
+    std::string ca_file = tls.ca_file;
+    std::error_code ignored;
+    if (ca_file.empty() && std::filesystem::exists(system_ca_bundle, ignored)) {
+      ca_file = system_ca_bundle;
+    }
+    if (!ca_file.empty()) {
+      s.check_status(amqp_ssl_socket_set_cacert(socket, ca_file.c_str()),
+                     "loading the CA file '" + ca_file + "'");
+    }
+    if (tls.cert_file.empty() != tls.key_file.empty()) {
+      s.fail("configuring TLS", "a client certificate needs both cert_file and key_file");
+    }
+    if (!tls.cert_file.empty()) {
+      s.check_status(amqp_ssl_socket_set_key(socket, tls.cert_file.c_str(), tls.key_file.c_str()),
+                     "loading the client certificate '" + tls.cert_file + "' and key '" +
+                         tls.key_file + "'");
+    }
+  } else {
+    socket = amqp_tcp_socket_new(s.conn());
+    if (socket == nullptr) s.fail("creating a TCP socket", "amqp_tcp_socket_new failed");
+  }
+
+  timeval connect_tv = to_timeval(connect_timeout);
+  const int opened =
+      amqp_socket_open_noblock(socket, settings.host.c_str(), settings.port, &connect_tv);
+  if (opened != AMQP_STATUS_OK) {
+    std::string cause = status_text(opened);
+    if (opened == AMQP_STATUS_SOCKET_ERROR) {
+      const std::string reason = tcp_failure(settings.host, settings.port, std::chrono::seconds{2});
+      if (!reason.empty()) cause += ": " + reason;
+    }
+    s.fail(settings.tls ? "connecting (TLS)" : "connecting", cause);
+  }
+
+  timeval handshake_tv = to_timeval(connect_timeout);
+  amqp_set_handshake_timeout(s.conn(), &handshake_tv);
+  timeval rpc_tv = to_timeval(rpc_timeout);
+  amqp_set_rpc_timeout(s.conn(), &rpc_tv);
+
+  // Merged by rabbitmq-c with its own client properties (product, capabilities).
+  // consumer_cancel_notify makes the broker send basic.cancel when a consumed
+  // queue is deleted; without it the consumer would silently starve.
+  const std::string connection_name(name);
+  amqp_table_entry_t capability{};
+  capability.key = amqp_cstring_bytes("consumer_cancel_notify");
+  capability.value.kind = AMQP_FIELD_KIND_BOOLEAN;
+  capability.value.value.boolean = 1;
+  std::array<amqp_table_entry_t, 2> property{};
+  property[0].key = amqp_cstring_bytes("connection_name");
+  property[0].value.kind = AMQP_FIELD_KIND_UTF8;
+  property[0].value.value.bytes = bytes_of(connection_name);
+  property[1].key = amqp_cstring_bytes("capabilities");
+  property[1].value.kind = AMQP_FIELD_KIND_TABLE;
+  property[1].value.value.table = amqp_table_t{1, &capability};
+  const amqp_table_t properties{static_cast<int>(property.size()), property.data()};
+  const amqp_rpc_reply_t login = amqp_login_with_properties(
+      s.conn(), settings.vhost.c_str(), 0, frame_max, settings.heartbeat_seconds, &properties,
+      AMQP_SASL_METHOD_PLAIN, settings.user.c_str(), settings.password.c_str());
+  if (login.reply_type != AMQP_RESPONSE_NORMAL) {
+    std::string cause = reply_text(login);
+    if (login.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+        login.library_error == AMQP_STATUS_CONNECTION_CLOSED) {
+      cause += " (login failed: check the user, password and vhost)";
+    }
+    if (login.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+        login.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+      s.answer_connection_close();
+    }
+    s.fail("logging in as '" + settings.user + "' to vhost '" + settings.vhost + "'", cause);
+  }
+  s.open_channel();
+}
+
+Connection::~Connection() {
+  State& s = *state_;
+  if (!s.broken && s.connection) {
+    timeval tv = to_timeval(close_timeout);
+    amqp_set_rpc_timeout(s.conn(), &tv);
+    // Replies are ignored: the state is destroyed either way.
+    amqp_channel_close(s.conn(), s.channel, AMQP_REPLY_SUCCESS);
+    amqp_connection_close(s.conn(), AMQP_REPLY_SUCCESS);
+  }
+}
+
+void Connection::declare(const QueueSpec& queue) {
+  State& s = *state_;
+  const std::string doing = "declaring queue '" + queue.name + "'";
+  s.require_usable(doing);
+
+  // The entries point into `queue`, which outlives the call.
+  std::vector<amqp_table_entry_t> entries;
+  entries.reserve(queue.arguments.size());
+  for (const QueueArgument& argument : queue.arguments) {
+    amqp_table_entry_t entry{};
+    entry.key = bytes_of(argument.name);
+    if (const auto* text = std::get_if<std::string>(&argument.value)) {
+      entry.value.kind = AMQP_FIELD_KIND_UTF8;
+      entry.value.value.bytes = bytes_of(*text);
+    } else {
+      entry.value.kind = AMQP_FIELD_KIND_I32;
+      entry.value.value.i32 = std::get<std::int32_t>(argument.value);
+    }
+    entries.push_back(entry);
+  }
+  const amqp_table_t arguments{static_cast<int>(entries.size()), entries.data()};
+  amqp_queue_declare(s.conn(), s.channel, bytes_of(queue.name), 0, queue.durable ? 1 : 0, 0, 0,
+                     arguments);
+  const amqp_rpc_reply_t reply = amqp_get_rpc_reply(s.conn());
+  if (reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+      reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+    const auto* close = static_cast<const amqp_channel_close_t*>(reply.reply.decoded);
+    const std::uint16_t code = close->reply_code;
+    const std::string reason = close_reason(code, close->reply_text);
+    // The channel is dead; a new number avoids any late frame of the old one.
+    s.answer_channel_close(s.channel);
+    ++s.channel;
+    s.open_channel();
+    if (code == AMQP_PRECONDITION_FAILED) {
+      // The broker's text names the argument that differs.
+      const std::string hint =
+          reason.find("'durable'") != std::string::npos
+              ? std::string("amqp.durable must match the existing queue (durable=") +
+                    (queue.durable ? "true" : "false") +
+                    " was declared), or delete the queue so it is declared afresh"
+              : "the queue was declared elsewhere with other arguments; delete it so it is "
+                "declared afresh, or choose another amqp.queue";
+      throw QueueMismatchError("queue '" + queue.name + "' already exists with other settings: " +
+                               reason + " (on " + s.where + "); hint: " + hint);
+    }
+    throw AmqpError(doing + " on " + s.where + ": the broker closed the channel: " + reason);
+  }
+  s.check_reply(reply, doing);
+}
+
+void Connection::declare(const QueueTopology& topology) {
+  for (const QueueSpec& spec : topology.declarations()) declare(spec);
+}
+
+void Connection::set_prefetch(int count) {
+  State& s = *state_;
+  const std::string doing = "setting prefetch " + std::to_string(count);
+  if (count < 0 || count > std::numeric_limits<std::uint16_t>::max()) {
+    s.fail(doing, "prefetch must be between 0 and 65535", false);
+  }
+  s.require_usable(doing);
+  s.apply_prefetch(count);
+  s.prefetch = count;
+}
+
+void Connection::consume(const std::string& queue) {
+  State& s = *state_;
+  const std::string doing = "starting a consumer on queue '" + queue + "'";
+  s.require_usable(doing);
+  if (s.consumer_tag) {
+    s.fail(doing, "already consuming from '" + s.consumed_queue + "'", false);
+  }
+  const auto* ok = amqp_basic_consume(s.conn(), s.channel, bytes_of(queue), amqp_empty_bytes, 0,
+                                      0, 0, amqp_empty_table);
+  s.check_reply(amqp_get_rpc_reply(s.conn()), doing);
+  s.consumer_tag = string_of(ok->consumer_tag);
+  s.consumed_queue = queue;
+}
+
+void Connection::cancel_consume() {
+  State& s = *state_;
+  if (!s.consumer_tag) return;
+  const std::string doing = "cancelling the consumer on queue '" + s.consumed_queue + "'";
+  s.require_usable(doing);
+  amqp_basic_cancel(s.conn(), s.channel, bytes_of(*s.consumer_tag));
+  s.consumer_tag.reset();
+  s.check_reply(amqp_get_rpc_reply(s.conn()), doing);
+}
+
+std::optional<Delivery> Connection::next_delivery(std::chrono::milliseconds timeout) {
+  State& s = *state_;
+  const std::string doing = "waiting for a delivery from queue '" + s.consumed_queue + "'";
+  const auto deadline = Clock::now() + timeout;
+  while (true) {
+    if (!s.pending.empty()) {
+      Delivery delivery = std::move(s.pending.front());
+      s.pending.pop_front();
+      return delivery;
+    }
+    s.require_usable(doing);
+    amqp_maybe_release_buffers(s.conn());
+    timeval tv = to_timeval(
+        std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now()));
+    amqp_envelope_t envelope{};
+    const amqp_rpc_reply_t reply = amqp_consume_message(s.conn(), &envelope, &tv, 0);
+    if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
+      EnvelopeGuard guard{&envelope};
+      Delivery delivery;
+      delivery.delivery_tag = envelope.delivery_tag;
+      delivery.redelivered = envelope.redelivered != 0;
+      delivery.routing_key = string_of(envelope.routing_key);
+      delivery.body = string_of(envelope.message.body);
+      delivery.properties = properties_of(envelope.message.properties);
+      return delivery;
+    }
+    if (reply.reply_type != AMQP_RESPONSE_LIBRARY_EXCEPTION) s.fail(doing, reply_text(reply));
+    if (reply.library_error == AMQP_STATUS_TIMEOUT) return std::nullopt;
+    if (reply.library_error != AMQP_STATUS_UNEXPECTED_STATE) s.fail(doing, s.lost(reply.library_error));
+    // The next frame is not a delivery; rabbitmq-c put it back for us to read.
+    amqp_frame_t frame{};
+    s.check_status(amqp_simple_wait_frame(s.conn(), &frame), doing);
+    s.handle_frame(frame, doing, nullptr);
+    if (Clock::now() >= deadline && s.pending.empty()) return std::nullopt;
+  }
+}
+
+void Connection::ack(std::uint64_t delivery_tag) {
+  State& s = *state_;
+  const std::string doing = "acknowledging delivery " + std::to_string(delivery_tag);
+  s.require_usable(doing);
+  s.check_status(amqp_basic_ack(s.conn(), s.channel, delivery_tag, 0), doing);
+}
+
+void Connection::dead_letter(std::uint64_t delivery_tag) {
+  State& s = *state_;
+  const std::string doing = "dead-lettering delivery " + std::to_string(delivery_tag);
+  s.require_usable(doing);
+  s.check_status(amqp_basic_nack(s.conn(), s.channel, delivery_tag, 0, 0), doing);
+}
+
+void Connection::requeue(std::uint64_t delivery_tag) {
+  State& s = *state_;
+  const std::string doing = "requeueing delivery " + std::to_string(delivery_tag);
+  s.require_usable(doing);
+  s.check_status(amqp_basic_reject(s.conn(), s.channel, delivery_tag, 1), doing);
+}
+
+void Connection::publish(const std::string& queue, std::string_view body,
+                         const PublishProperties& properties) {
+  State& s = *state_;
+  const std::string doing = "publishing to queue '" + queue + "'";
+  s.require_usable(doing);
+  if (!s.confirms_selected) {
+    amqp_confirm_select(s.conn(), s.channel);
+    s.check_reply(amqp_get_rpc_reply(s.conn()), "enabling publisher confirms");
+    s.confirms_selected = true;
+    s.next_publish_tag = 1;
+  }
+
+  amqp_basic_properties_t props{};
+  props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
+  props.delivery_mode = properties.persistent ? AMQP_DELIVERY_PERSISTENT : AMQP_DELIVERY_NONPERSISTENT;
+  if (properties.timestamp) {
+    props._flags |= AMQP_BASIC_TIMESTAMP_FLAG;
+    props.timestamp = static_cast<std::uint64_t>(*properties.timestamp);
+  }
+  std::vector<amqp_table_entry_t> headers;  // points into `properties`
+  if (!properties.headers.empty()) {
+    headers.reserve(properties.headers.size());
+    for (const auto& [key, value] : properties.headers) {
+      amqp_table_entry_t entry{};
+      entry.key = bytes_of(key);
+      entry.value.kind = AMQP_FIELD_KIND_UTF8;
+      entry.value.value.bytes = bytes_of(value);
+      headers.push_back(entry);
+    }
+    props._flags |= AMQP_BASIC_HEADERS_FLAG;
+    props.headers = amqp_table_t{static_cast<int>(headers.size()), headers.data()};
+  }
+
+  // Default exchange, routing key = queue; mandatory so an unroutable message
+  // comes back as basic.return instead of vanishing.
+  s.check_status(amqp_basic_publish(s.conn(), s.channel, amqp_empty_bytes, bytes_of(queue), 1, 0,
+                                    &props, bytes_of(body)),
+                 doing);
+  ConfirmWait wait;
+  wait.delivery_tag = s.next_publish_tag++;
+  s.wait_for_confirm(wait, doing);
+  if (wait.nacked) {
+    s.fail(doing, "the broker refused the message (basic.nack); it was not stored", false);
+  }
+  if (wait.returned) {
+    // The broker acks a returned message too: the ack alone does not mean stored.
+    s.fail(doing, "no queue named '" + queue + "' took the message (" + *wait.returned +
+                      "); does the queue exist?",
+           false);
+  }
+}
+
+bool Connection::broken() const noexcept { return state_->broken; }
+
+ReconnectingPublisher::ReconnectingPublisher(ConnectionSettings settings, std::string name)
+    : settings_(std::move(settings)), name_(std::move(name)) {
+  // Heartbeats are only serviced inside library calls; an idle publisher
+  // connection (a long job between publishes) would be dropped by the broker.
+  settings_.heartbeat_seconds = 0;
+}
+
+ReconnectingPublisher::~ReconnectingPublisher() = default;
+
+void ReconnectingPublisher::publish(const std::string& queue, std::string_view body,
+                                    const PublishProperties& properties) {
+  if (connection_ && connection_->broken()) connection_.reset();
+  if (!connection_) connection_ = std::make_unique<Connection>(settings_, name_);
+  try {
+    connection_->publish(queue, body, properties);
+    return;
+  } catch (const AmqpError& error) {
+    if (!connection_->broken()) throw;  // a nack or a return: reconnecting would not help
+    log::event(log::Level::warn, "amqp.reconnect",
+               "publisher connection broke; reconnecting once and publishing again",
+               {{"broker", settings_.describe()}, {"queue", queue}, {"error", error.what()}});
+  }
+  connection_.reset();
+  // At-least-once: if the broken connection had stored the message before it
+  // failed, this publishes a second copy.
+  connection_ = std::make_unique<Connection>(settings_, name_);
+  connection_->publish(queue, body, properties);
+}
+
+}  // namespace program_executor::amqp

@@ -1,0 +1,209 @@
+// The configuration schema: every key the daemon reads, in one table. The
+// loader validates against it and docs/configuration.md is generated from it,
+// so a key cannot exist in one and be missing from the other.
+#include "program_executor/config/schema.hpp"
+
+#include <string>
+
+#ifndef PE_DEFAULT_PLUGIN_DIR
+#error "PE_DEFAULT_PLUGIN_DIR must be defined by the build (see core/CMakeLists.txt)"
+#endif
+
+namespace program_executor::config {
+
+const std::vector<KeySpec>& schema() {
+  // Defaults repeat the member initializers of config.hpp as YAML text; the
+  // unit tests check that loading an empty file yields a default Config.
+  static const std::vector<KeySpec> keys = {
+      {.path = "amqp.url",
+       .type = ValueType::amqp_url,
+       .default_value = "amqp://guest:guest@127.0.0.1:5672/",
+       .required = false,
+       .help = "Broker URL, `amqp://user:password@host:port/vhost` (`amqps://` for TLS). It holds "
+               "the password: take it from the environment with `${NAME}`.",
+       .secret = true},
+      {.path = "amqp.queue",
+       .type = ValueType::queue_name,
+       .default_value = "program-executor",
+       .required = false,
+       .help = "Queue the steps of programs travel on; `<queue>-retry-1000` is declared beside it "
+               "for retries. Every worker of one deployment uses the same name."},
+      {.path = "amqp.durable",
+       .type = ValueType::boolean,
+       .default_value = "true",
+       .required = false,
+       .help = "Durable queues and persistent messages, so a broker restart loses no program. "
+               "`false` joins a deployment of the original Node.js library, whose queues are not "
+               "durable (RabbitMQ refuses to re-declare a queue with another durability)."},
+      {.path = "amqp.prefetch",
+       .type = ValueType::integer,
+       .default_value = "1",
+       .required = false,
+       .help = "Unacknowledged messages the broker hands to each worker at a time.",
+       .min = 1,
+       .max = 1000},
+      {.path = "amqp.heartbeat_seconds",
+       .type = ValueType::integer,
+       .default_value = "30",
+       .required = false,
+       .help = "AMQP heartbeat interval in seconds; `0` disables heartbeats.",
+       .min = 0,
+       .max = 3600},
+      {.path = "amqp.tls.ca_file",
+       .type = ValueType::path,
+       .default_value = "",
+       .required = false,
+       .help = "PEM bundle of the CAs that verify the broker (`amqps://` only); unset: the "
+               "system's default CAs."},
+      {.path = "amqp.tls.cert_file",
+       .type = ValueType::path,
+       .default_value = "",
+       .required = false,
+       .help = "Client certificate (PEM) for mutual TLS; unset: none."},
+      {.path = "amqp.tls.key_file",
+       .type = ValueType::path,
+       .default_value = "",
+       .required = false,
+       .help = "Private key (PEM) of `amqp.tls.cert_file`."},
+      {.path = "amqp.tls.verify_peer",
+       .type = ValueType::boolean,
+       .default_value = "true",
+       .required = false,
+       .help = "Verify the broker's certificate chain. Turn off only for tests."},
+      {.path = "amqp.tls.verify_hostname",
+       .type = ValueType::boolean,
+       .default_value = "true",
+       .required = false,
+       .help = "Check that the broker's certificate names the host of `amqp.url`."},
+      {.path = "database.backend",
+       .type = ValueType::choice,
+       .default_value = "sqlite3",
+       .required = false,
+       .help = "SQL backend. Only `sqlite3` for now; PostgreSQL and MySQL/MariaDB come later.",
+       .choices = {"sqlite3"}},
+      {.path = "database.connection",
+       .type = ValueType::string,
+       .default_value = "db=/var/lib/program-executor/programs.db",
+       .required = false,
+       .help = "Connection string of the backend, in SOCI syntax (sqlite3: `db=<file>`). It may "
+               "hold a password: take it from the environment with `${NAME}`.",
+       .secret = true},
+      {.path = "database.table",
+       .type = ValueType::sql_identifier,
+       .default_value = "programs",
+       .required = false,
+       .help = "Table recording the progress of each program, created on first use. Every "
+               "worker of one deployment uses the same table."},
+      {.path = "plugins.directory",
+       .type = ValueType::path,
+       .default_value = PE_DEFAULT_PLUGIN_DIR,
+       .required = false,
+       .help = "Directory whose `*.so` files are loaded as job plugins at start.",
+       .documented_default = "`<libdir>/program-executor/plugins`, fixed at build time"},
+      {.path = "workers",
+       .type = ValueType::integer,
+       .default_value = "2",
+       .required = false,
+       .help = "Messages processed in parallel.",
+       .min = 1,
+       .max = 256},
+      {.path = "shutdown_grace_seconds",
+       .type = ValueType::integer,
+       .default_value = "30",
+       .required = false,
+       .help = "After SIGTERM, seconds the running jobs get to finish before the daemon stops.",
+       .min = 0,
+       .max = 86400},
+      {.path = "log.level",
+       .type = ValueType::choice,
+       .default_value = "info",
+       .required = false,
+       .help = "Lowest severity written to the log.",
+       .choices = {"trace", "debug", "info", "warn", "error", "off"}},
+      {.path = "log.format",
+       .type = ValueType::choice,
+       .default_value = "text",
+       .required = false,
+       .help = "`text`: one line per event for people; `json`: one JSON object per line for log "
+               "shippers.",
+       .choices = {"text", "json"}},
+  };
+  return keys;
+}
+
+namespace {
+
+std::string type_text(const KeySpec& key) {
+  std::string text;
+  switch (key.type) {
+    case ValueType::string:
+      text = "string";
+      break;
+    case ValueType::boolean:
+      text = "boolean";
+      break;
+    case ValueType::integer:
+      text = "integer, " + std::to_string(key.min) + " to " + std::to_string(key.max);
+      break;
+    case ValueType::choice:
+      text = "one of";
+      for (std::size_t i = 0; i < key.choices.size(); ++i) {
+        text += (i == 0 ? " `" : ", `");
+        text += key.choices[i];
+        text += '`';
+      }
+      break;
+    case ValueType::queue_name:
+      text = "queue name (1 to 200 of `A-Z a-z 0-9 _ . : -`, not starting with `amq.`)";
+      break;
+    case ValueType::sql_identifier:
+      text = "SQL identifier (`[A-Za-z_][A-Za-z0-9_]*`, at most 63 characters)";
+      break;
+    case ValueType::path:
+      text = "path";
+      break;
+    case ValueType::amqp_url:
+      text = "AMQP URL (`amqp://` or `amqps://`)";
+      break;
+  }
+  if (key.secret) text += ", secret";
+  return text;
+}
+
+// A table cell must not contain a raw pipe or line break.
+std::string cell(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '|') {
+      out += "\\|";
+    } else if (c == '\n') {
+      out += ' ';
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string schema_markdown() {
+  std::string out =
+      "| key | type | default | required | description |\n"
+      "| --- | --- | --- | --- | --- |\n";
+  for (const KeySpec& key : schema()) {
+    std::string default_text;
+    if (!key.documented_default.empty()) {
+      default_text = key.documented_default;
+    } else if (key.default_value.empty()) {
+      default_text = "(unset)";
+    } else {
+      default_text = "`" + std::string(key.default_value) + "`";
+    }
+    out += "| `" + cell(key.path) + "` | " + cell(type_text(key)) + " | " + cell(default_text) +
+           " | " + (key.required ? "yes" : "no") + " | " + cell(key.help) + " |\n";
+  }
+  return out;
+}
+
+}  // namespace program_executor::config

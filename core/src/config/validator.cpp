@@ -1,0 +1,426 @@
+// Validation of a YAML document against a schema table. Every problem becomes
+// one ConfigError "<file>:<line>:<column>: <key.path>: <problem>", pointing at
+// the offending node so an operator can jump straight to it.
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "program_executor/config/config.hpp"
+#include "program_executor/config/schema.hpp"
+
+namespace program_executor::config {
+namespace {
+
+// Far beyond the 3 levels the schema uses, far below what would threaten the
+// stack: hostile input gets a clear error instead.
+constexpr int max_depth = 32;
+// Aliases let a small file reference the same subtree exponentially often
+// ("billion laughs"); bound the work of walking it.
+constexpr int max_nodes = 10000;
+
+constexpr std::string_view top_level = "(top level)";
+
+using Values = std::map<std::string, std::string, std::less<>>;
+
+// One level of the schema tree implied by the dotted paths.
+struct SchemaNode {
+  std::string name;
+  std::string path;
+  const KeySpec* spec = nullptr;  // set for leaves only
+  std::vector<SchemaNode> children;
+};
+
+SchemaNode build_tree(const std::vector<KeySpec>& keys) {
+  SchemaNode root;
+  for (const KeySpec& key : keys) {
+    SchemaNode* level = &root;
+    std::string_view rest = key.path;
+    while (true) {
+      const auto dot = rest.find('.');
+      const std::string_view name = rest.substr(0, dot);
+      if (name.empty()) throw std::logic_error("config schema: bad key path " + std::string(key.path));
+      if (level->spec != nullptr) {
+        throw std::logic_error("config schema: " + level->path + " is both a value and a mapping");
+      }
+      auto it = std::find_if(level->children.begin(), level->children.end(),
+                             [&](const SchemaNode& child) { return child.name == name; });
+      if (it == level->children.end()) {
+        SchemaNode child;
+        child.name = std::string(name);
+        child.path = level->path.empty() ? child.name : level->path + "." + child.name;
+        level->children.push_back(std::move(child));
+        it = std::prev(level->children.end());
+      }
+      level = &*it;
+      if (dot == std::string_view::npos) break;
+      rest.remove_prefix(dot + 1);
+    }
+    if (level->spec != nullptr || !level->children.empty()) {
+      throw std::logic_error("config schema: key " + std::string(key.path) + " declared twice");
+    }
+    level->spec = &key;
+  }
+  return root;
+}
+
+struct Position {
+  int line = 1;
+  int column = 1;
+};
+
+Position position_of(const YAML::Mark& mark) {
+  // yaml-cpp marks are 0-based, -1 when unknown (e.g. an empty document).
+  if (mark.is_null() || mark.line < 0 || mark.column < 0) return {};
+  return {mark.line + 1, mark.column + 1};
+}
+
+// What the user wrote, made safe to print: no control characters, bounded length.
+std::string printable(std::string_view text, std::size_t limit = 64) {
+  std::string out;
+  for (char c : text.substr(0, limit)) {
+    const auto byte = static_cast<unsigned char>(c);
+    out += (byte < 0x20 || byte == 0x7f) ? '?' : c;
+  }
+  if (text.size() > limit) out += "...";
+  return out;
+}
+
+std::string child_path(std::string_view parent, std::string_view name) {
+  std::string path(parent);
+  if (!path.empty()) path += '.';
+  path += printable(name);
+  return path;
+}
+
+const char* kind_of(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Sequence:
+      return "a sequence";
+    case YAML::NodeType::Scalar:
+      return "a scalar";
+    case YAML::NodeType::Null:
+      return "no value";
+    case YAML::NodeType::Undefined:
+      break;
+  }
+  return "nothing";
+}
+
+// A problem with a value, before the file position and key path are known.
+class ValueProblem : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+bool valid_env_name(std::string_view name) {
+  if (name.empty() || (name[0] >= '0' && name[0] <= '9')) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+// "${NAME}" becomes the value of environment variable NAME, "$${" a literal
+// "${". Variable names are printed, values never (they are usually secrets).
+std::string expand_environment(std::string_view text) {
+  std::string out;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    if (text.compare(i, 3, "$${") == 0) {
+      out += "${";
+      i += 3;
+    } else if (text.compare(i, 2, "${") == 0) {
+      const auto close = text.find('}', i + 2);
+      if (close == std::string_view::npos) {
+        throw ValueProblem("unterminated ${ (write $${ for a literal ${)");
+      }
+      const std::string name(text.substr(i + 2, close - i - 2));
+      if (!valid_env_name(name)) {
+        // The text between the braces may be part of a password: not printed.
+        throw ValueProblem("invalid environment variable name in ${...} (letters, digits and _)");
+      }
+      const char* value = std::getenv(name.c_str());
+      if (value == nullptr) throw ValueProblem("environment variable " + name + " is not set");
+      out += value;
+      i = close + 1;
+    } else {
+      out += text[i];
+      ++i;
+    }
+  }
+  return out;
+}
+
+std::optional<bool> parse_bool(std::string_view text) {
+  // The spellings yaml-cpp itself accepts, minus the ambiguous y/n.
+  for (std::string_view word : {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"}) {
+    if (text == word) return true;
+  }
+  for (std::string_view word : {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"}) {
+    if (text == word) return false;
+  }
+  return std::nullopt;
+}
+
+std::optional<long long> parse_integer(std::string_view text) {
+  if (!text.empty() && text.front() == '+') text.remove_prefix(1);
+  long long value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || error != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+bool is_queue_char(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '.' || c == ':' || c == '-';
+}
+
+bool is_identifier(std::string_view text) {
+  if (text.empty() || text.size() > 63 || (text[0] >= '0' && text[0] <= '9')) return false;
+  return std::all_of(text.begin(), text.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+std::string join_choices(const std::vector<std::string_view>& choices) {
+  std::string out;
+  for (std::size_t i = 0; i < choices.size(); ++i) {
+    if (i != 0) out += ", ";
+    out += choices[i];
+  }
+  return out;
+}
+
+std::string expected_text(const KeySpec& key) {
+  switch (key.type) {
+    case ValueType::boolean:
+      return "a boolean";
+    case ValueType::integer:
+      return "an integer";
+    case ValueType::choice:
+      return "one of " + join_choices(key.choices);
+    case ValueType::queue_name:
+      return "a queue name";
+    case ValueType::sql_identifier:
+      return "an SQL identifier";
+    case ValueType::path:
+      return "a path";
+    case ValueType::amqp_url:
+      return "an AMQP URL";
+    case ValueType::string:
+      break;
+  }
+  return "a string";
+}
+
+// Checks an (expanded) scalar against its key; returns the normalized text
+// or throws ValueProblem. The value is quoted back only for non-secret keys.
+std::string check_value(const KeySpec& key, const std::string& text) {
+  auto invalid = [&](const std::string& why) -> ValueProblem {
+    if (key.secret) return ValueProblem("invalid value: " + why);
+    return ValueProblem("invalid value '" + printable(text) + "': " + why);
+  };
+  if (text.find('\0') != std::string::npos) throw invalid("contains a NUL character");
+  switch (key.type) {
+    case ValueType::string:
+      return text;
+    case ValueType::boolean: {
+      const auto value = parse_bool(text);
+      if (!value) throw invalid("expected a boolean (true or false)");
+      return *value ? "true" : "false";
+    }
+    case ValueType::integer: {
+      const auto value = parse_integer(text);
+      if (!value) throw invalid("expected an integer");
+      if (*value < key.min || *value > key.max) {
+        throw invalid("must be between " + std::to_string(key.min) + " and " + std::to_string(key.max));
+      }
+      return std::to_string(*value);
+    }
+    case ValueType::choice:
+      if (std::find(key.choices.begin(), key.choices.end(), text) == key.choices.end()) {
+        throw invalid("must be one of " + join_choices(key.choices));
+      }
+      return text;
+    case ValueType::queue_name:
+      if (text.empty() || text.size() > 200 || !std::all_of(text.begin(), text.end(), is_queue_char)) {
+        throw invalid("a queue name is 1 to 200 of A-Z a-z 0-9 _ . : -");
+      }
+      // RabbitMQ refuses to declare these (403 ACCESS_REFUSED): say so now.
+      if (text.rfind("amq.", 0) == 0) throw invalid("names starting with amq. are reserved by RabbitMQ");
+      return text;
+    case ValueType::sql_identifier:
+      if (!is_identifier(text)) {
+        throw invalid("an SQL identifier is [A-Za-z_][A-Za-z0-9_]*, at most 63 characters");
+      }
+      return text;
+    case ValueType::path:
+      // An empty path may only leave an optional key unset.
+      if (text.empty() && !key.default_value.empty()) throw invalid("the path is empty");
+      return text;
+    case ValueType::amqp_url:
+      if (text.rfind("amqp://", 0) != 0 && text.rfind("amqps://", 0) != 0) {
+        throw invalid("must start with amqp:// or amqps://");
+      }
+      return text;
+  }
+  return text;
+}
+
+class Validator {
+ public:
+  Validator(std::string_view source, Values& values) : source_(source), values_(values) {}
+
+  [[noreturn]] void fail(const YAML::Mark& mark, std::string_view path, std::string_view problem) const {
+    const Position at = position_of(mark);
+    throw ConfigError(source_ + ":" + std::to_string(at.line) + ":" + std::to_string(at.column) + ": " +
+                      std::string(path.empty() ? top_level : path) + ": " + std::string(problem));
+  }
+
+  // Bounded walk of the whole document, before any schema check, so neither
+  // deep nesting nor alias cycles (yaml-cpp resolves "&a [*a]" into a cycle)
+  // can make the validator recurse without end.
+  void check_shape(const YAML::Node& node, const std::string& path, int depth) {
+    if (++nodes_seen_ > max_nodes) {
+      fail(node.Mark(), path,
+           "document too large (more than " + std::to_string(max_nodes) +
+               " nodes, counting each use of an alias)");
+    }
+    if (!node.IsMap() && !node.IsSequence()) return;
+    if (depth > max_depth) fail(node.Mark(), path, "nesting deeper than " + std::to_string(max_depth) + " levels");
+    if (node.IsSequence()) {
+      std::size_t index = 0;
+      for (const auto& item : node) {
+        check_shape(item, path + "[" + std::to_string(index++) + "]", depth + 1);
+      }
+      return;
+    }
+    for (const auto& entry : node) {
+      const std::string name = entry.first.IsScalar() ? entry.first.Scalar() : "?";
+      check_shape(entry.first, child_path(path, name), depth + 1);
+      check_shape(entry.second, child_path(path, name), depth + 1);
+    }
+  }
+
+  // `node` is the YAML at `level` (null when absent or empty); `anchor` is where
+  // to point when something below is missing: the nearest node that exists.
+  void walk(const SchemaNode& level, const YAML::Node& node, const YAML::Mark& anchor) {
+    std::vector<std::pair<const SchemaNode*, YAML::Mark>> seen;
+    if (node.IsDefined() && !node.IsNull()) {
+      if (!node.IsMap()) fail(node.Mark(), level.path, std::string("expected a mapping, found ") + kind_of(node));
+      for (const auto& entry : node) {
+        const YAML::Node& key = entry.first;
+        if (!key.IsScalar()) fail(key.Mark(), level.path, std::string("a key must be a string, found ") + kind_of(key));
+        const std::string& name = key.Scalar();
+        const auto child = std::find_if(level.children.begin(), level.children.end(),
+                                        [&](const SchemaNode& c) { return c.name == name; });
+        if (child == level.children.end()) fail(key.Mark(), child_path(level.path, name), unknown_key_problem(level));
+        // yaml-cpp keeps both entries of a duplicated key; the config must not
+        // silently pick one.
+        const auto earlier = std::find_if(seen.begin(), seen.end(),
+                                          [&](const auto& s) { return s.first == &*child; });
+        if (earlier != seen.end()) {
+          const Position first = position_of(earlier->second);
+          fail(key.Mark(), child->path,
+               "duplicate key (first at line " + std::to_string(first.line) + ", column " +
+                   std::to_string(first.column) + ")");
+        }
+        seen.emplace_back(&*child, key.Mark());
+        if (child->spec != nullptr) {
+          leaf(*child->spec, entry.second, key.Mark());
+        } else {
+          if (!entry.second.IsNull() && !entry.second.IsMap()) {
+            fail(entry.second.Mark(), child->path,
+                 std::string("expected a mapping, found ") + kind_of(entry.second));
+          }
+          walk(*child, entry.second, key.Mark());
+        }
+      }
+    }
+    const YAML::Mark& here = (node.IsDefined() && node.IsMap()) ? node.Mark() : anchor;
+    for (const SchemaNode& child : level.children) {
+      const bool given = std::any_of(seen.begin(), seen.end(), [&](const auto& s) { return s.first == &child; });
+      if (given) continue;
+      if (child.spec == nullptr) {
+        walk(child, YAML::Node(), here);
+      } else if (child.spec->required) {
+        fail(here, child.path, "required key is missing");
+      } else if (!child.spec->default_value.empty()) {
+        values_[child.path] = std::string(child.spec->default_value);
+      }
+    }
+  }
+
+ private:
+  static std::string unknown_key_problem(const SchemaNode& level) {
+    std::string problem = "unknown key; allowed keys here: ";
+    for (std::size_t i = 0; i < level.children.size(); ++i) {
+      if (i != 0) problem += ", ";
+      problem += level.children[i].name;
+    }
+    return problem;
+  }
+
+  void leaf(const KeySpec& key, const YAML::Node& node, const YAML::Mark& key_mark) {
+    if (node.IsNull()) {
+      // A null's own mark is where the next token starts: point at the key.
+      fail(key_mark, key.path, "no value (remove the key to use its default)");
+    }
+    if (!node.IsScalar()) {
+      fail(node.Mark(), key.path, std::string("expected ") + expected_text(key) + ", found " + kind_of(node));
+    }
+    try {
+      values_[std::string(key.path)] = check_value(key, expand_environment(node.Scalar()));
+    } catch (const ValueProblem& problem) {
+      fail(node.Mark(), key.path, problem.what());
+    }
+  }
+
+  std::string source_;
+  Values& values_;
+  int nodes_seen_ = 0;
+};
+
+}  // namespace
+
+Values load_values(std::string_view yaml, std::string_view source_name, const std::vector<KeySpec>& keys) {
+  const SchemaNode tree = build_tree(keys);
+  std::vector<YAML::Node> documents;
+  const std::string source(source_name);
+  try {
+    documents = YAML::LoadAll(std::string(yaml));
+  } catch (const YAML::DeepRecursion& error) {
+    // yaml-cpp says only "bad file" here.
+    const Position at = position_of(error.mark);
+    throw ConfigError(source + ":" + std::to_string(at.line) + ":" + std::to_string(at.column) +
+                      ": nesting deeper than " + std::to_string(max_depth) + " levels");
+  } catch (const YAML::Exception& error) {
+    const Position at = position_of(error.mark);
+    throw ConfigError(source + ":" + std::to_string(at.line) + ":" + std::to_string(at.column) + ": " +
+                      error.msg);
+  }
+
+  Values values;
+  Validator validator(source, values);
+  if (documents.size() > 1) {
+    validator.fail(documents[1].Mark(), "", "more than one YAML document (--- separates documents)");
+  }
+  // An empty file has no document at all: everything takes its default.
+  const YAML::Node document = documents.empty() ? YAML::Node() : documents.front();
+  const YAML::Mark start = YAML::Mark();  // line 0, column 0: the top of the file
+  if (document.IsDefined()) validator.check_shape(document, "", 1);
+  validator.walk(tree, document, start);
+  return values;
+}
+
+}  // namespace program_executor::config

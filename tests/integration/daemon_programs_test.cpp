@@ -1,0 +1,399 @@
+// The real daemon process against the real RabbitMQ and a real SQLite file,
+// driven through the real command line, with the demo plugin.
+#include <signal.h>
+
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "program_executor/amqp/connection.hpp"
+#include "support/process.hpp"
+#include "support/test_environment.hpp"
+
+using namespace program_executor;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+namespace {
+
+struct DeploymentOptions {
+  int workers = 2;
+  int heartbeat_seconds = 5;
+  int shutdown_grace_seconds = 10;
+  std::string plugin_dir = PE_DEMO_PLUGIN_DIR;
+};
+
+// A queue, a database file and a config file of their own for one test.
+class Deployment {
+ public:
+  explicit Deployment(std::string amqp_url, DeploymentOptions options = {})
+      : amqp_url_(std::move(amqp_url)), queue_(test::unique_name("pe-it")) {
+    config_ = dir_.path() / "config.yaml";
+    std::ofstream out(config_);
+    out << "amqp:\n"
+        << "  url: \"" << amqp_url_ << "\"\n"
+        << "  queue: " << queue_ << "\n"
+        << "  heartbeat_seconds: " << options.heartbeat_seconds << "\n"
+        << "database:\n"
+        << "  backend: sqlite3\n"
+        << "  connection: \"db=" << (dir_.path() / "programs.db").string() << "\"\n"
+        << "  table: programs\n"
+        << "plugins:\n"
+        << "  directory: " << options.plugin_dir << "\n"
+        << "workers: " << options.workers << "\n"
+        << "shutdown_grace_seconds: " << options.shutdown_grace_seconds << "\n"
+        << "log:\n"
+        << "  level: debug\n"
+        << "  format: json\n";
+  }
+
+  ~Deployment() {
+    // Leave the broker as we found it.
+    try {
+      amqp::Connection connection(amqp::parse_url(amqp_url_, {}, 0), "test cleanup");
+      for (const auto& q : {queue_, queue_ + "-retry-1000", queue_ + "-parked"}) {
+        connection.delete_queue(q);
+      }
+    } catch (const std::exception&) {
+    }
+  }
+
+  std::unique_ptr<test::DaemonProcess> start_daemon() {
+    auto log = dir_.path() / ("daemon-" + std::to_string(daemons_++) + ".log");
+    auto daemon = std::make_unique<test::DaemonProcess>(config_, log);
+    REQUIRE(daemon->wait_for_log("\"daemon.started\"", 30s));
+    return daemon;
+  }
+
+  test::CommandResult cli(std::vector<std::string> args) {
+    args.insert(args.begin(), {PE_DAEMON_PATH});
+    args.insert(args.begin() + 2, {"-c", config_.string()});
+    return test::run_command(args);
+  }
+
+  std::string create(const std::string& jobs, const json& job_data = json::object(),
+                     const json& program_data = json::object()) {
+    auto result = cli({"create", "--jobs", jobs, "--job-data", job_data.dump(), "--program-data",
+                       program_data.dump()});
+    INFO(result.err);
+    REQUIRE(result.exit_code == 0);
+    std::string run_id = result.out;
+    while (!run_id.empty() && (run_id.back() == '\n' || run_id.back() == '\r')) run_id.pop_back();
+    REQUIRE(run_id.size() == 36);
+    return run_id;
+  }
+
+  json status(const std::string& run_id) {
+    auto result = cli({"status", run_id, "--json"});
+    INFO(result.err);
+    REQUIRE(result.exit_code == 0);
+    return json::parse(result.out);
+  }
+
+  // Polls until the program is no longer running.
+  json wait_until_ended(const std::string& run_id, std::chrono::seconds timeout = 60s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    json row;
+    while (std::chrono::steady_clock::now() < deadline) {
+      row = status(run_id);
+      if (row["state"] != "running") return row;
+      std::this_thread::sleep_for(100ms);
+    }
+    FAIL("program " << run_id << " still running after timeout: " << row.dump());
+    return row;
+  }
+
+  const std::string& queue() const { return queue_; }
+  const std::filesystem::path& config() const { return config_; }
+  const std::string& amqp_url() const { return amqp_url_; }
+
+ private:
+  test::TemporaryDirectory dir_;
+  std::string amqp_url_;
+  std::string queue_;
+  std::filesystem::path config_;
+  int daemons_ = 0;
+};
+
+// The log events of one daemon, parsed from its JSON lines.
+std::vector<json> events(const test::DaemonProcess& daemon, const std::string& name) {
+  std::vector<json> found;
+  std::istringstream lines(daemon.log());
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty() || line.front() != '{') continue;
+    json event = json::parse(line, nullptr, false);
+    if (!event.is_discarded() && event.value("event", "") == name) found.push_back(event);
+  }
+  return found;
+}
+
+}  // namespace
+
+TEST_CASE("a multi-job program runs every job in order and finishes at the last step",
+          "[daemon]") {
+  auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  Deployment deployment(*url);
+  auto daemon = deployment.start_daemon();
+  const std::string run_id = deployment.create("demo.log,demo.sleep,demo.log",
+                                               {{"demo.sleep", {{"ms", 50}}}}, {{"customer", 42}});
+  const json row = deployment.wait_until_ended(run_id);
+  CHECK(row["state"] == "finished");
+  CHECK(row["step"] == 2);
+  CHECK(row["step_retry_count"] == 0);
+  CHECK(row["errored_at"].is_null());
+  CHECK(row["program_data"] == json{{"customer", 42}});
+  CHECK(daemon->wait_for_log("\"program.finished\"", 5s));
+  std::vector<int> steps;
+  for (const auto& e : events(*daemon, "job.finished")) {
+    if (e["run_id"] == run_id) steps.push_back(e["step"].get<int>());
+  }
+  CHECK(steps == std::vector<int>{0, 1, 2});
+  CHECK(daemon->stop(SIGTERM, 20s) == 0);
+}
+
+TEST_CASE("a retryable job is retried and the program finishes with its retry count reset",
+          "[daemon]") {
+  auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  Deployment deployment(*url);
+  auto daemon = deployment.start_daemon();
+  const std::string run_id =
+      deployment.create("demo.flaky,demo.log", {{"demo.flaky", {{"failures", 2}}}});
+  const json row = deployment.wait_until_ended(run_id);
+  CHECK(row["state"] == "finished");
+  CHECK(row["step"] == 1);
+  CHECK(row["step_retry_count"] == 0);
+  CHECK_THAT(row["error_message"].get<std::string>(), Catch::Contains("flaky"));
+  int retries = 0;
+  for (const auto& e : events(*daemon, "job.retry")) retries += e["run_id"] == run_id;
+  CHECK(retries == 2);
+}
+
+TEST_CASE("failing and ignorable jobs error the program with their message", "[daemon]") {
+  auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  Deployment deployment(*url);
+  auto daemon = deployment.start_daemon();
+  const std::string failing = deployment.create(
+      "demo.log,demo.fail,demo.log", {{"demo.fail", {{"message", "the disk is on fire"}}}});
+  const std::string ignorable = deployment.create(
+      "demo.ignorable,demo.log", {{"demo.ignorable", {{"message", "nothing to export"}}}});
+  json row = deployment.wait_until_ended(failing);
+  CHECK(row["state"] == "errored");
+  CHECK(row["step"] == 1);
+  CHECK(row["error_message"] == "the disk is on fire");
+  CHECK(row["finished_at"].is_null());
+  row = deployment.wait_until_ended(ignorable);
+  CHECK(row["state"] == "errored");
+  CHECK(row["step"] == 0);
+  CHECK(row["error_message"] == "nothing to export");
+}
+
+TEST_CASE("cancel stops a program: its next step is dropped", "[daemon]") {
+  auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  Deployment deployment(*url);
+  auto daemon = deployment.start_daemon();
+  const std::string run_id =
+      deployment.create("demo.sleep,demo.log", {{"demo.sleep", {{"ms", 1500}}}});
+  REQUIRE(daemon->wait_for_log(run_id, 10s));  // the first step has started
+  auto cancel = deployment.cli({"cancel", run_id});
+  CHECK(cancel.exit_code == 0);
+  CHECK_THAT(cancel.out, Catch::Contains("cancelled " + run_id));
+  std::this_thread::sleep_for(2500ms);  // the running step ends; nothing follows
+  const json row = deployment.status(run_id);
+  CHECK(row["state"] == "cancelled");
+  CHECK(row["error_message"] == "cancelled");
+  CHECK(row["step"] == 0);
+  for (const auto& e : events(*daemon, "job.started")) {
+    if (e["run_id"] == run_id) CHECK(e["job"] == "demo.sleep");
+  }
+  auto again = deployment.cli({"cancel", run_id});
+  CHECK(again.exit_code == 1);
+  CHECK_THAT(again.err, Catch::Contains("already cancelled"));
+}
+
+TEST_CASE("an unknown job is skipped and the program goes on", "[daemon]") {
+  auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  Deployment deployment(*url);
+  auto daemon = deployment.start_daemon();
+  const std::string run_id = deployment.create("no.such.job,demo.log");
+  const json row = deployment.wait_until_ended(run_id);
+  CHECK(row["state"] == "finished");
+  CHECK(row["step"] == 1);
+  CHECK(daemon->count_in_log("\"job.skipped\"") == 1);
+}
+
+TEST_CASE("a program created by a job runs too", "[daemon]") {
+  auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  Deployment deployment(*url);
+  auto daemon = deployment.start_daemon();
+  const json spawn = {{"jobs", {"demo.log", "demo.sleep"}},
+                      {"program_data", {{"child", true}}},
+                      {"job_data", {{"demo.sleep", {{"ms", 10}}}}}};
+  const std::string parent = deployment.create("demo.spawn", {{"demo.spawn", spawn}});
+  json row = deployment.wait_until_ended(parent);
+  REQUIRE(row["state"] == "finished");
+  const std::string child = row["job_data"]["demo.spawn"]["spawned_run_id"];
+  row = deployment.wait_until_ended(child);
+  CHECK(row["state"] == "finished");
+  CHECK(row["jobs"] == json{"demo.log", "demo.sleep"});
+  CHECK(row["program_data"] == json{{"child", true}});
+}
+
+TEST_CASE("a paginating job yields past its time limit and resumes where it stopped",
+          "[daemon]") {
+  auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  Deployment deployment(*url);
+  auto daemon = deployment.start_daemon();
+  const std::string run_id = deployment.create(
+      "demo.paginate", {{"demo.paginate", {{"pages", 6}, {"page_ms", 60}, {"max_execution_ms", 100}}}});
+  const json row = deployment.wait_until_ended(run_id);
+  CHECK(row["state"] == "finished");
+  CHECK(row["step_retry_count"] == 0);  // yields are not retries
+  CHECK(row["error_message"].is_null());
+  CHECK(row["job_data"]["demo.paginate"]["page"] == 6);
+  int yields = 0;
+  for (const auto& e : events(*daemon, "job.yield")) yields += e["run_id"] == run_id;
+  CHECK(yields >= 1);
+}
+
+TEST_CASE("two daemons on one queue run every step exactly once", "[daemon]") {
+  auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  Deployment deployment(*url);
+  auto first = deployment.start_daemon();
+  auto second = deployment.start_daemon();
+  std::vector<std::string> run_ids;
+  for (int i = 0; i < 20; ++i) {
+    run_ids.push_back(deployment.create("demo.count,demo.count,demo.count,demo.count"));
+  }
+  for (const auto& run_id : run_ids) {
+    const json row = deployment.wait_until_ended(run_id);
+    CHECK(row["state"] == "finished");
+    CHECK(row["job_data"]["demo.count"]["runs"] == 4);  // one execution per step
+  }
+  std::map<std::pair<std::string, int>, int> executions;
+  std::set<int> daemons_used;
+  for (const auto* daemon : {first.get(), second.get()}) {
+    for (const auto& e : events(*daemon, "job.started")) {
+      ++executions[{e["run_id"].get<std::string>(), e["step"].get<int>()}];
+      daemons_used.insert(daemon == first.get() ? 1 : 2);
+    }
+  }
+  CHECK(executions.size() == 80);
+  for (const auto& [key, count] : executions) {
+    INFO(key.first << " step " << key.second);
+    CHECK(count == 1);
+  }
+  CHECK(daemons_used.size() == 2);  // the work was shared
+}
+
+TEST_CASE("SIGTERM lets the running job finish, then the daemon exits 0", "[daemon]") {
+  auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  Deployment deployment(*url);
+  auto daemon = deployment.start_daemon();
+  const std::string run_id = deployment.create("demo.sleep", {{"demo.sleep", {{"ms", 1500}}}});
+  REQUIRE(daemon->wait_for_log("\"job.started\"", 10s));
+  CHECK(daemon->stop(SIGTERM, 20s) == 0);
+  CHECK(deployment.status(run_id)["state"] == "finished");
+  CHECK(daemon->count_in_log("\"daemon.stopped\"") == 1);
+}
+
+TEST_CASE("a job still running at the end of the grace period is redelivered", "[daemon]") {
+  auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  DeploymentOptions options;
+  options.shutdown_grace_seconds = 1;
+  Deployment deployment(*url, options);
+  auto daemon = deployment.start_daemon();
+  const std::string run_id = deployment.create("demo.sleep", {{"demo.sleep", {{"ms", 4000}}}});
+  REQUIRE(daemon->wait_for_log("\"job.started\"", 10s));
+  CHECK(daemon->stop(SIGTERM, 20s) == 0);
+  CHECK(daemon->count_in_log("\"daemon.grace_exceeded\"") == 1);
+  CHECK(deployment.status(run_id)["state"] == "running");
+  auto successor = deployment.start_daemon();  // picks up the unacknowledged step
+  CHECK(deployment.wait_until_ended(run_id)["state"] == "finished");
+}
+
+TEST_CASE("heartbeats keep the broker connection alive during a long job", "[daemon]") {
+  auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  DeploymentOptions options;
+  options.heartbeat_seconds = 1;
+  options.workers = 1;
+  Deployment deployment(*url, options);
+  auto daemon = deployment.start_daemon();
+  const std::string run_id = deployment.create("demo.sleep", {{"demo.sleep", {{"ms", 5000}}}});
+  CHECK(deployment.wait_until_ended(run_id)["state"] == "finished");
+  CHECK(daemon->count_in_log("amqp.connection_lost") == 0);
+  CHECK(daemon->count_in_log("step.ack_lost") == 0);
+}
+
+TEST_CASE("malformed messages are parked with their reason and the daemon keeps running",
+          "[daemon]") {
+  auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  Deployment deployment(*url);
+  auto daemon = deployment.start_daemon();
+  amqp::Connection producer(amqp::parse_url(*url, {}, 0), "test producer");
+  for (const std::string body : {"not json", R"({"jobs":["demo.log"],"runId":"missing-row"})"}) {
+    producer.publish(deployment.queue(), body, {});
+  }
+  REQUIRE(daemon->wait_for_log("\"message.parked\"", 10s, 2));
+  producer.consume(deployment.queue() + "-parked");
+  std::set<std::string> parked;
+  for (int i = 0; i < 2; ++i) {
+    auto delivery = producer.next_delivery(5s);
+    REQUIRE(delivery);
+    parked.insert(delivery->body);
+    producer.ack(delivery->delivery_tag);
+  }
+  CHECK(parked == std::set<std::string>{"not json", R"({"jobs":["demo.log"],"runId":"missing-row"})"});
+  const std::string run_id = deployment.create("demo.log");  // still working
+  CHECK(deployment.wait_until_ended(run_id)["state"] == "finished");
+}
+
+TEST_CASE("the command line reports unknown run ids and bad input clearly", "[daemon]") {
+  auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  Deployment deployment(*url);
+  auto status = deployment.cli({"status", "no-such-run"});
+  CHECK(status.exit_code == 1);
+  CHECK_THAT(status.err, Catch::Contains("no program with run id no-such-run"));
+  auto cancel = deployment.cli({"cancel", "no-such-run"});
+  CHECK(cancel.exit_code == 1);
+  CHECK_THAT(cancel.err, Catch::Contains("no program with run id no-such-run"));
+  auto create = deployment.cli({"create", "--jobs", "demo.log", "--program-data", "[1]"});
+  CHECK(create.exit_code == 1);
+  CHECK_THAT(create.err, Catch::Contains("--program-data must be a JSON object"));
+}
+
+TEST_CASE("the daemon refuses to start on a bad config or a bad plugin, saying where",
+          "[daemon]") {
+  auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  test::TemporaryDirectory dir;
+  const auto config = dir.path() / "bad.yaml";
+  std::ofstream(config) << "amqp:\n  queue: q\n  prefetch: lots\n";
+  auto result = test::run_command({PE_DAEMON_PATH, "run", "-c", config.string()});
+  CHECK(result.exit_code == 1);
+  CHECK_THAT(result.err, Catch::Contains(config.string() + ":3:13: amqp.prefetch"));
+
+  DeploymentOptions options;
+  options.plugin_dir = std::string(PE_FIXTURE_PLUGIN_DIR) + "/not_elf";
+  Deployment deployment(*url, options);
+  result = test::run_command({PE_DAEMON_PATH, "run", "-c", deployment.config().string()});
+  CHECK(result.exit_code == 1);
+  CHECK_THAT(result.err, Catch::Contains("not_elf.so"));
+}

@@ -1,0 +1,131 @@
+// The schema table is consistent, and docs/configuration.md embeds exactly
+// the reference generated from it.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <fstream>
+#include <iostream>
+#include <set>
+#include <sstream>
+#include <string>
+
+#include "program_executor/config/config.hpp"
+#include "program_executor/config/schema.hpp"
+
+namespace cfg = program_executor::config;
+
+namespace {
+
+constexpr std::string_view begin_marker = "<!-- BEGIN GENERATED SCHEMA -->\n";
+constexpr std::string_view end_marker = "<!-- END GENERATED SCHEMA -->";
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  REQUIRE(in.good());
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// "a.b.c" with value v as block YAML: "a:\n  b:\n    c: \"v\"\n".
+std::string yaml_setting(std::string_view path, std::string_view value) {
+  std::string yaml;
+  std::string indent;
+  while (true) {
+    const auto dot = path.find('.');
+    yaml += indent + std::string(path.substr(0, dot)) + ":";
+    if (dot == std::string_view::npos) break;
+    yaml += "\n";
+    indent += "  ";
+    path.remove_prefix(dot + 1);
+  }
+  return yaml + " \"" + std::string(value) + "\"\n";
+}
+
+}  // namespace
+
+TEST_CASE("docs/configuration.md embeds the generated schema table verbatim", "[config][schema]") {
+  const std::string docs = read_text(PE_SOURCE_DIR "/docs/configuration.md");
+  const auto begin = docs.find(begin_marker);
+  const auto end = docs.find(end_marker);
+  REQUIRE(begin != std::string::npos);
+  REQUIRE(end != std::string::npos);
+  REQUIRE(begin < end);
+  const std::string embedded = docs.substr(begin + begin_marker.size(), end - begin - begin_marker.size());
+  const std::string expected = cfg::schema_markdown();
+  if (embedded != expected) {
+    std::cerr << "docs/configuration.md is out of date. Put this between the markers:\n"
+              << begin_marker << expected << end_marker << "\n";
+  }
+  CHECK(embedded == expected);
+}
+
+TEST_CASE("schema keys are unique, documented and self-consistent", "[config][schema]") {
+  std::set<std::string_view> paths;
+  for (const cfg::KeySpec& key : cfg::schema()) {
+    INFO(key.path);
+    CHECK(paths.insert(key.path).second);
+    CHECK_FALSE(key.help.empty());
+    CHECK((key.required ? key.default_value.empty() : true));
+    if (key.type == cfg::ValueType::integer) CHECK(key.min <= key.max);
+    if (key.type == cfg::ValueType::choice) {
+      CHECK_FALSE(key.choices.empty());
+      CHECK(std::find(key.choices.begin(), key.choices.end(), key.default_value) != key.choices.end());
+    }
+  }
+  // No path may be both a value and a mapping ("amqp" and "amqp.url").
+  for (std::string_view path : paths) {
+    INFO(path);
+    CHECK(std::none_of(paths.begin(), paths.end(), [&](std::string_view other) {
+      return other.size() > path.size() && other.substr(0, path.size() + 1) == std::string(path) + ".";
+    }));
+  }
+}
+
+TEST_CASE("every default passes the validation of its own key", "[config][schema]") {
+  for (const cfg::KeySpec& key : cfg::schema()) {
+    if (key.default_value.empty()) continue;
+    INFO(key.path);
+    const auto values = cfg::load_values(yaml_setting(key.path, key.default_value), "defaults.yaml", cfg::schema());
+    const auto it = values.find(key.path);
+    REQUIRE(it != values.end());
+    CHECK(it->second == key.default_value);
+  }
+}
+
+TEST_CASE("the expected keys exist with the documented types and limits", "[config][schema]") {
+  auto find = [](std::string_view path) -> const cfg::KeySpec& {
+    const auto& keys = cfg::schema();
+    const auto it = std::find_if(keys.begin(), keys.end(), [&](const cfg::KeySpec& k) { return k.path == path; });
+    REQUIRE(it != keys.end());
+    return *it;
+  };
+  CHECK(cfg::schema().size() == 18);
+  CHECK(find("amqp.url").secret);
+  CHECK(find("amqp.url").type == cfg::ValueType::amqp_url);
+  CHECK(find("database.connection").secret);
+  CHECK_FALSE(find("database.table").secret);
+  CHECK(find("amqp.prefetch").min == 1);
+  CHECK(find("amqp.prefetch").max == 1000);
+  CHECK(find("amqp.heartbeat_seconds").max == 3600);
+  CHECK(find("workers").min == 1);
+  CHECK(find("workers").max == 256);
+  CHECK(find("shutdown_grace_seconds").max == 86400);
+  CHECK(find("database.backend").choices == std::vector<std::string_view>{"sqlite3"});
+  CHECK(find("log.format").choices == std::vector<std::string_view>{"text", "json"});
+  CHECK_FALSE(find("plugins.directory").default_value.empty());
+}
+
+TEST_CASE("the markdown reference has one row per key and escapes pipes", "[config][schema]") {
+  const std::string markdown = cfg::schema_markdown();
+  CHECK(markdown.rfind("| key | type | default | required | description |\n| --- | --- | --- | --- | --- |\n", 0) == 0);
+  CHECK(static_cast<std::size_t>(std::count(markdown.begin(), markdown.end(), '\n')) == cfg::schema().size() + 2);
+  for (const cfg::KeySpec& key : cfg::schema()) {
+    CHECK(markdown.find("| `" + std::string(key.path) + "` |") != std::string::npos);
+  }
+  CHECK(markdown.find("| `log.level` | one of `trace`, `debug`, `info`, `warn`, `error`, `off` | `info` | no |") !=
+        std::string::npos);
+  CHECK(markdown.find("| `amqp.tls.ca_file` | path | (unset) | no |") != std::string::npos);
+  // The build-dependent plugin directory is shown in its documented form.
+  CHECK(markdown.find("`<libdir>/program-executor/plugins`, fixed at build time") != std::string::npos);
+}
