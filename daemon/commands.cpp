@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include <nlohmann/json.hpp>
+#include <systemd/sd-daemon.h>
 
 #include "program_executor/amqp/connection.hpp"
 #include "program_executor/config/config.hpp"
@@ -75,8 +76,12 @@ int run_daemon(const CommonOptions& options) {
 
     executor::Runtime runtime(config);
     runtime.start();
+    // Plugins are loaded, the database and the broker answered: tell systemd
+    // (a no-op when not started by systemd with Type=notify).
+    sd_notify(0, "READY=1");
     int received = 0;
     sigwait(&stop_signals, &received);
+    sd_notify(0, "STOPPING=1");
     log::event(log::Level::info, "daemon.stopping", "",
                {{"signal", received == SIGTERM ? "SIGTERM" : "SIGINT"},
                 {"grace_seconds", static_cast<long long>(config.shutdown_grace.count())}});

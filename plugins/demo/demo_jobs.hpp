@@ -8,8 +8,9 @@
 
 namespace program_executor::demo {
 
-/// demo.sleep: sleeps `ms` milliseconds (default 0). Throws RetryableError if
-/// the daemon starts shutting down meanwhile, so the step runs again elsewhere.
+/// demo.sleep: sleeps `ms` milliseconds (default 0). With `interruptible: true`
+/// it throws RetryableError if the daemon starts shutting down meanwhile, so
+/// the step runs again elsewhere; otherwise it sleeps on through a shutdown.
 class SleepJob final : public sdk::Job {
  public:
   explicit SleepJob(const nlohmann::json& program_data);

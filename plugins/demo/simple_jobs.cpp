@@ -1,6 +1,7 @@
 // The jobs whose whole behaviour is one outcome: sleep, log, fail, ignore.
 #include <chrono>
 #include <stdexcept>
+#include <thread>
 
 #include "demo_jobs.hpp"
 #include "parameters.hpp"
@@ -11,7 +12,15 @@ SleepJob::SleepJob(const nlohmann::json&) {}
 
 void SleepJob::execute(const nlohmann::json&, sdk::JobDataHandler& job_data,
                        sdk::JobContext& context) {
-  const std::chrono::milliseconds duration{count_parameter(job_data.get(), "demo.sleep", "ms", 0)};
+  const nlohmann::json data = job_data.get();
+  const std::chrono::milliseconds duration{count_parameter(data, "demo.sleep", "ms", 0)};
+  // Most jobs ignore shutdown and are given the grace period to finish;
+  // `interruptible` shows the cooperative alternative.
+  const auto interruptible = data.find("interruptible");
+  if (interruptible == data.end() || !interruptible->is_boolean() || !interruptible->get<bool>()) {
+    std::this_thread::sleep_for(duration);
+    return;
+  }
   if (!sleep_unless_stopped(duration, context)) {
     // Retryable, not a failure: the sleep did nothing wrong, the daemon left.
     throw sdk::RetryableError("demo.sleep interrupted by shutdown");

@@ -58,7 +58,8 @@ TEST_CASE("the demo plugin registers its eight jobs", "[plugin][demo]") {
                                           "demo.paginate", "demo.sleep", "demo.spawn"});
 }
 
-TEST_CASE("demo.sleep sleeps for ms, and gives way to a shutdown", "[plugin][demo]") {
+TEST_CASE("demo.sleep sleeps for ms, and gives way to a shutdown if interruptible",
+          "[plugin][demo]") {
   const JobRegistry registry = load_demo();
   FakeJobContext context("demo.sleep");
 
@@ -68,7 +69,12 @@ TEST_CASE("demo.sleep sleeps for ms, and gives way to a shutdown", "[plugin][dem
   CHECK(Clock::now() - started >= std::chrono::milliseconds(120));
 
   context.stop = true;
-  FakeJobData long_sleep(json{{"ms", 60000}});
+  FakeJobData stubborn(json{{"ms", 50}});  // not interruptible: sleeps through a shutdown
+  const auto stubborn_started = Clock::now();
+  run(registry, "demo.sleep", stubborn, context);
+  CHECK(Clock::now() - stubborn_started >= std::chrono::milliseconds(50));
+
+  FakeJobData long_sleep(json{{"ms", 60000}, {"interruptible", true}});
   const auto interrupted = Clock::now();
   CHECK_THROWS_AS(run(registry, "demo.sleep", long_sleep, context), sdk::RetryableError);
   CHECK(Clock::now() - interrupted < std::chrono::seconds(5));

@@ -1,6 +1,5 @@
 // The queue names and x-arguments program-executor-js declares, exactly.
 #include <catch2/catch.hpp>
-
 #include <stdexcept>
 #include <string>
 

@@ -1,6 +1,5 @@
 // parse_url and describe(): rabbitmq-c's URL rules, and no password in any text.
 #include <catch2/catch.hpp>
-
 #include <stdexcept>
 #include <string>
 

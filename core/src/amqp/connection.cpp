@@ -205,9 +205,10 @@ struct Connection::State {
     }
     text = "the connection was lost (" + text + ")";
     if (settings.heartbeat_seconds > 0) {
-      text += "; heartbeats are only exchanged inside library calls, so a connection not "
-              "serviced for about 2 x heartbeat_seconds (" +
-              std::to_string(settings.heartbeat_seconds) + " s) is dropped";
+      text +=
+          "; heartbeats are only exchanged inside library calls, so a connection not "
+          "serviced for about 2 x heartbeat_seconds (" +
+          std::to_string(settings.heartbeat_seconds) + " s) is dropped";
     }
     return text;
   }
@@ -262,8 +263,8 @@ struct Connection::State {
   // (buffered), confirms, returns, and closes or cancels by the broker.
   void handle_frame(const amqp_frame_t& frame, const std::string& doing, ConfirmWait* wait) {
     if (frame.frame_type != AMQP_FRAME_METHOD) {
-      fail(doing, "unexpected frame type " + std::to_string(frame.frame_type) +
-                      " outside a message");
+      fail(doing,
+           "unexpected frame type " + std::to_string(frame.frame_type) + " outside a message");
     }
     const amqp_method_t& method = frame.payload.method;
     switch (method.id) {
@@ -283,7 +284,8 @@ struct Connection::State {
       }
       case AMQP_BASIC_ACK_METHOD: {
         const auto* ack = static_cast<const amqp_basic_ack_t*>(method.decoded);
-        if (wait != nullptr && wait->covers(ack->delivery_tag, ack->multiple != 0)) wait->acked = true;
+        if (wait != nullptr && wait->covers(ack->delivery_tag, ack->multiple != 0))
+          wait->acked = true;
         return;
       }
       case AMQP_BASIC_NACK_METHOD: {
@@ -324,8 +326,8 @@ struct Connection::State {
       }
       default:
         // channel.flow and the like carry nothing we act on.
-        log::event(log::Level::debug, "amqp.frame.ignored", "", {{"method", amqp_method_name(method.id)},
-                                                                  {"broker", where}});
+        log::event(log::Level::debug, "amqp.frame.ignored", "",
+                   {{"method", amqp_method_name(method.id)}, {"broker", where}});
         return;
     }
   }
@@ -377,9 +379,9 @@ Connection::Connection(const ConnectionSettings& settings, std::string_view name
       s.fail("configuring TLS", "a client certificate needs both cert_file and key_file");
     }
     if (!tls.cert_file.empty()) {
-      s.check_status(amqp_ssl_socket_set_key(socket, tls.cert_file.c_str(), tls.key_file.c_str()),
-                     "loading the client certificate '" + tls.cert_file + "' and key '" +
-                         tls.key_file + "'");
+      s.check_status(
+          amqp_ssl_socket_set_key(socket, tls.cert_file.c_str(), tls.key_file.c_str()),
+          "loading the client certificate '" + tls.cert_file + "' and key '" + tls.key_file + "'");
     }
   } else {
     socket = amqp_tcp_socket_new(s.conn());
@@ -502,6 +504,14 @@ void Connection::declare(const QueueTopology& topology) {
   for (const QueueSpec& spec : topology.declarations()) declare(spec);
 }
 
+void Connection::delete_queue(const std::string& queue) {
+  State& s = *state_;
+  const std::string doing = "deleting queue '" + queue + "'";
+  s.require_usable(doing);
+  amqp_queue_delete(s.conn(), s.channel, bytes_of(queue), 0, 0);
+  s.check_reply(amqp_get_rpc_reply(s.conn()), doing);
+}
+
 void Connection::set_prefetch(int count) {
   State& s = *state_;
   const std::string doing = "setting prefetch " + std::to_string(count);
@@ -520,8 +530,8 @@ void Connection::consume(const std::string& queue) {
   if (s.consumer_tag) {
     s.fail(doing, "already consuming from '" + s.consumed_queue + "'", false);
   }
-  const auto* ok = amqp_basic_consume(s.conn(), s.channel, bytes_of(queue), amqp_empty_bytes, 0,
-                                      0, 0, amqp_empty_table);
+  const auto* ok = amqp_basic_consume(s.conn(), s.channel, bytes_of(queue), amqp_empty_bytes, 0, 0,
+                                      0, amqp_empty_table);
   s.check_reply(amqp_get_rpc_reply(s.conn()), doing);
   s.consumer_tag = string_of(ok->consumer_tag);
   s.consumed_queue = queue;
@@ -549,8 +559,8 @@ std::optional<Delivery> Connection::next_delivery(std::chrono::milliseconds time
     }
     s.require_usable(doing);
     amqp_maybe_release_buffers(s.conn());
-    timeval tv = to_timeval(
-        std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now()));
+    timeval tv =
+        to_timeval(std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now()));
     amqp_envelope_t envelope{};
     const amqp_rpc_reply_t reply = amqp_consume_message(s.conn(), &envelope, &tv, 0);
     if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
@@ -565,7 +575,8 @@ std::optional<Delivery> Connection::next_delivery(std::chrono::milliseconds time
     }
     if (reply.reply_type != AMQP_RESPONSE_LIBRARY_EXCEPTION) s.fail(doing, reply_text(reply));
     if (reply.library_error == AMQP_STATUS_TIMEOUT) return std::nullopt;
-    if (reply.library_error != AMQP_STATUS_UNEXPECTED_STATE) s.fail(doing, s.lost(reply.library_error));
+    if (reply.library_error != AMQP_STATUS_UNEXPECTED_STATE)
+      s.fail(doing, s.lost(reply.library_error));
     // The next frame is not a delivery; rabbitmq-c put it back for us to read.
     amqp_frame_t frame{};
     s.check_status(amqp_simple_wait_frame(s.conn(), &frame), doing);
@@ -609,7 +620,8 @@ void Connection::publish(const std::string& queue, std::string_view body,
 
   amqp_basic_properties_t props{};
   props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
-  props.delivery_mode = properties.persistent ? AMQP_DELIVERY_PERSISTENT : AMQP_DELIVERY_NONPERSISTENT;
+  props.delivery_mode =
+      properties.persistent ? AMQP_DELIVERY_PERSISTENT : AMQP_DELIVERY_NONPERSISTENT;
   if (properties.timestamp) {
     props._flags |= AMQP_BASIC_TIMESTAMP_FLAG;
     props.timestamp = static_cast<std::uint64_t>(*properties.timestamp);
@@ -641,8 +653,9 @@ void Connection::publish(const std::string& queue, std::string_view body,
   }
   if (wait.returned) {
     // The broker acks a returned message too: the ack alone does not mean stored.
-    s.fail(doing, "no queue named '" + queue + "' took the message (" + *wait.returned +
-                      "); does the queue exist?",
+    s.fail(doing,
+           "no queue named '" + queue + "' took the message (" + *wait.returned +
+               "); does the queue exist?",
            false);
   }
 }

@@ -23,8 +23,7 @@ std::vector<QueueSpec> QueueTopology::declarations() const {
   return {
       QueueSpec{main_,
                 durable_,
-                {{"x-dead-letter-exchange", std::string()},
-                 {"x-dead-letter-routing-key", retry_}}},
+                {{"x-dead-letter-exchange", std::string()}, {"x-dead-letter-routing-key", retry_}}},
       QueueSpec{retry_,
                 durable_,
                 {{"x-message-ttl", retry_delay_ms},

@@ -43,6 +43,10 @@ class Connection : public MessagePublisher {
   void declare(const QueueSpec& queue);
   void declare(const QueueTopology& topology);
 
+  /// Deletes a queue and the messages in it (tests, operator tools). Deleting
+  /// a queue that does not exist is not an error.
+  void delete_queue(const std::string& queue);
+
   /// basic.qos prefetch_count for this channel.
   void set_prefetch(int count);
 
