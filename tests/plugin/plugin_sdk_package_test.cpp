@@ -92,6 +92,15 @@ std::string cache_value(const fs::path& build, const std::string& key) {
   return "";
 }
 
+// `text` with every run of whitespace made one space: CMake wraps its messages.
+std::string squeezed(const std::string& text) {
+  std::istringstream words(text);
+  std::string result;
+  std::string word;
+  while (words >> word) result += (result.empty() ? "" : " ") + word;
+  return result;
+}
+
 // Names of the dynamic symbols `file` defines (what another object could bind to).
 std::set<std::string> exported_symbols(const fs::path& file) {
   const CommandResult nm = run_command({PE_SDK_TEST_NM, "-D", "--defined-only", file.string()});
@@ -159,7 +168,7 @@ TEST_CASE("the SDK package accepts its own minor version and the daemon's compil
   // SameMinorVersion: the plugin ABI may change with any minor version before 1.0.
   const std::string next_minor = "0." + std::to_string(std::stoi(minor_version.substr(2)) + 1);
   const CommandResult newer = configure("next_minor", next_minor, PE_SDK_TEST_CXX_COMPILER, false);
-  CHECK_THAT(newer.err, Catch::Contains("ProgramExecutorSDK") && Catch::Contains(version));
+  CHECK_THAT(squeezed(newer.err), Catch::Contains("ProgramExecutorSDK") && Catch::Contains(version));
   configure("major_only", "0", PE_SDK_TEST_CXX_COMPILER, false);
 
   const std::string other_compiler = PE_SDK_TEST_OTHER_CXX_COMPILER;
@@ -167,7 +176,7 @@ TEST_CASE("the SDK package accepts its own minor version and the daemon's compil
     WARN("no second C++ compiler found: the compiler check of the package is not tested");
   } else {
     const CommandResult other = configure("other_compiler", minor_version, other_compiler, false);
-    CHECK_THAT(other.err, Catch::Contains("same compiler major version"));
+    CHECK_THAT(squeezed(other.err), Catch::Contains("same compiler major version"));
   }
 }
 

@@ -156,7 +156,7 @@ StepOutcome StepProcessor::run_step(const StepMessage& message, const store::Pro
       store_.fail(message.run_id, step, *failure);
       log::event(Level::error, "program.errored", *failure,
                  {{"run_id", message.run_id}, {"job", job_name}, {"step", step},
-                  {"duration_ms", elapsed_ms(started)}, {"message", message.body.dump()}});
+                  {"duration_ms", elapsed_ms(started)}, {"body", message.body.dump()}});
       return StepOutcome{Disposition::ack, "program.errored"};
     }
     log::event(Level::info, "job.finished", "",
