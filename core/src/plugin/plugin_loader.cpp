@@ -3,8 +3,11 @@
 #define BOOST_DLL_USE_STD_FS
 #include "program_executor/plugin/plugin_loader.hpp"
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <exception>
+#include <optional>
 #include <string_view>
 #include <system_error>
 #include <utility>
@@ -13,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "program_executor/log/logger.hpp"
+#include "program_executor/plugin/trusted_file.hpp"
 #include "program_executor/sdk/plugin.hpp"
 
 namespace program_executor::plugin {
@@ -31,6 +35,7 @@ const char* failure_event(LoadStage stage) noexcept {
     case LoadStage::abi: return "plugin.load.abi_mismatch";
     case LoadStage::register_jobs: return "plugin.load.register_failed";
     case LoadStage::duplicate: return "plugin.load.duplicate_job";
+    case LoadStage::trust: return "plugin.load.untrusted";
   }
   return "plugin.load.failed";
 }
@@ -46,8 +51,9 @@ PluginLoadError failure(const std::filesystem::path& file, LoadStage stage,
 
 // Boost.DLL reports "<call> failed (dlerror system message: <text>): <errno text>".
 // Only <text> means anything (errno is stale after dlopen), and <text> usually
-// starts with the path, which PluginLoadError already puts in front.
-std::string dlerror_text(const std::string& what, const std::filesystem::path& file) {
+// starts with the path dlopen was given (the /proc/self/fd/N of the open
+// file), which PluginLoadError replaces with the plugin's own path.
+std::string dlerror_text(const std::string& what, const std::string& load_path) {
   constexpr std::string_view marker = "(dlerror system message: ";
   std::string text = what;
   const auto begin = what.find(marker);
@@ -55,10 +61,36 @@ std::string dlerror_text(const std::string& what, const std::filesystem::path& f
   if (begin != std::string::npos && end != std::string::npos && end > begin) {
     text = what.substr(begin + marker.size(), end - begin - marker.size());
   }
-  const std::string prefix = file.string() + ": ";
+  const std::string prefix = load_path + ": ";
   if (text.starts_with(prefix)) text.erase(0, prefix.size());
   return text;
 }
+
+// A loaded plugin: the checked, open file and the library mapped from it.
+// `file` is declared first so the descriptor is closed after the unload.
+struct LoadedLibrary {
+  TrustedFile file;
+  boost::dll::shared_library library;
+
+  explicit LoadedLibrary(TrustedFile checked) : file(std::move(checked)) {}
+  LoadedLibrary(const LoadedLibrary&) = delete;
+  LoadedLibrary& operator=(const LoadedLibrary&) = delete;
+
+  ~LoadedLibrary() {
+    if (!library.is_loaded()) return;
+    const std::string path = file.load_path();
+    library.unload();
+    // dlopen() finds an already loaded object by the name it was opened with
+    // before it looks at the file. If the object stays loaded (another handle
+    // to the same file, or a library glibc will not unload), that name,
+    // /proc/self/fd/N, stays attached to it; closing N would let the next
+    // plugin opened on descriptor N be answered with this library. Keep N.
+    if (void* still_loaded = ::dlopen(path.c_str(), RTLD_LAZY | RTLD_NOLOAD)) {
+      ::dlclose(still_loaded);
+      file.release();
+    }
+  }
+};
 
 bool valid_job_name(const std::string& name) {
   if (name.empty() || name.size() > max_job_name_length) return false;
@@ -128,6 +160,7 @@ const char* to_string(LoadStage stage) noexcept {
     case LoadStage::abi: return "abi";
     case LoadStage::register_jobs: return "register";
     case LoadStage::duplicate: return "duplicate";
+    case LoadStage::trust: return "trust";
   }
   return "unknown";
 }
@@ -141,15 +174,30 @@ PluginLoadError::PluginLoadError(std::filesystem::path file, LoadStage stage,
 void load_plugin(const std::filesystem::path& file, JobRegistry& registry) {
   const std::string file_name = file.string();
 
-  // Stage open. RTLD_NOW makes an unresolved symbol fail here rather than in
-  // the middle of a job; RTLD_LOCAL keeps one plugin's symbols from resolving
-  // another's.
-  auto library = std::make_shared<boost::dll::shared_library>();
+  // Stage trust, before a byte of the plugin runs: its static initialisers
+  // run inside dlopen.
+  std::optional<TrustedFile> checked;
   try {
-    library->load(file, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
-  } catch (const std::system_error& e) {
-    throw failure(file, LoadStage::open, dlerror_text(e.what(), file));
+    checked.emplace(open_trusted_file(file, TrustPolicy::for_this_process()));
+  } catch (const UntrustedFileError& e) {
+    throw failure(file, LoadStage::trust, e.what());
+  } catch (const FileOpenError& e) {
+    throw failure(file, LoadStage::open, e.what());
   }
+
+  // Stage open, through the descriptor just checked, never through the path
+  // again: a file swapped in after the checks is not the one loaded.
+  // RTLD_NOW makes an unresolved symbol fail here rather than in the middle of
+  // a job; RTLD_LOCAL keeps one plugin's symbols from resolving another's.
+  auto loaded = std::make_shared<LoadedLibrary>(std::move(*checked));
+  const std::string load_path = loaded->file.load_path();
+  try {
+    loaded->library.load(load_path,
+                         boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+  } catch (const std::system_error& e) {
+    throw failure(file, LoadStage::open, dlerror_text(e.what(), load_path));
+  }
+  boost::dll::shared_library* library = &loaded->library;
 
   // Stage entry: probe with has() so a missing symbol is a plain answer, not
   // an exception carrying a stale errno.
@@ -207,7 +255,7 @@ void load_plugin(const std::filesystem::path& file, JobRegistry& registry) {
   // Stage duplicate. Adding to a copy and swapping it in keeps the registry
   // unchanged when a later name of this plugin clashes (all or nothing).
   JobRegistry staged = registry;
-  const std::shared_ptr<void> origin_library = library;
+  const std::shared_ptr<void> origin_library = loaded;
   try {
     for (auto& job : registrar.jobs()) {
       staged.add(job.name, std::move(job.factory), JobOrigin{file_name, origin_library});
@@ -228,16 +276,24 @@ JobRegistry load_directory(const std::filesystem::path& directory) {
     throw failure(directory, LoadStage::scan,
                   ec ? ec.message() : std::string("not a directory or does not exist"));
   }
+  // Checked even when it holds no plugin yet: whoever can write it decides
+  // what the daemon runs at its next start.
+  try {
+    check_trusted_directory(directory, TrustPolicy::for_this_process());
+  } catch (const UntrustedFileError& e) {
+    throw failure(directory, LoadStage::trust, e.what());
+  } catch (const FileOpenError& e) {
+    throw failure(directory, LoadStage::scan, e.what());
+  }
 
   std::vector<fs::path> files;
   fs::directory_iterator it(directory, ec);
   for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
     const fs::directory_entry& entry = *it;
-    std::error_code type_ec;
-    // Other files (README.txt, libfoo.so.1 symlinks, subdirectories) are not plugins.
-    if (entry.path().extension() == ".so" && entry.is_regular_file(type_ec)) {
-      files.push_back(entry.path());
-    }
+    // Other names (README.txt, libfoo.so.1) are not plugins. A ".so" that is
+    // not a regular file is not skipped but refused by load_plugin: someone
+    // meant it to be loaded.
+    if (entry.path().extension() == ".so") files.push_back(entry.path());
   }
   if (ec) throw failure(directory, LoadStage::scan, ec.message());
 

@@ -18,6 +18,9 @@ enum class LoadStage {
   abi,       ///< built against another SDK ABI, compiler or JSON library version
   register_jobs,  ///< the plugin threw while registering, or registered a bad name
   duplicate, ///< a job name is already registered by another plugin
+  trust,     ///< the file or a directory above it could be written by someone but its
+             ///< owner or root, is owned by another user, is not a regular file, or is a
+             ///< symbolic link out of the plugin directory (see trusted_file.hpp)
 };
 
 /// Name of a stage as used in log events and messages ("open", "abi", ...).
@@ -36,13 +39,18 @@ class PluginLoadError : public std::runtime_error {
 };
 
 /// Loads one plugin file into `registry` (bound immediately, RTLD_NOW|RTLD_LOCAL).
+/// The file is opened and checked first (open_trusted_file with the policy of
+/// this process: owned by root or the daemon's user, writable by nobody else,
+/// nor any directory above it) and loaded through the open descriptor.
 /// Nothing is added to the registry unless every stage succeeds.
 /// Throws PluginLoadError.
 void load_plugin(const std::filesystem::path& file, JobRegistry& registry);
 
-/// Loads every regular file ending in ".so" directly in `directory`, in name
-/// order (other files are ignored). Throws PluginLoadError at the first bad
-/// plugin: a daemon never starts with a partial set of jobs.
+/// Checks `directory` (stage trust) and loads every entry ending in ".so"
+/// directly in it, in name order; other names are ignored, but a ".so" that is
+/// not a regular file (a directory, a FIFO, a dangling link) is an error.
+/// Throws PluginLoadError at the first bad plugin: a daemon never starts with
+/// a partial set of jobs.
 JobRegistry load_directory(const std::filesystem::path& directory);
 
 }  // namespace program_executor::plugin
