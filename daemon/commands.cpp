@@ -2,11 +2,16 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
+#include <ctime>
 #include <cstdio>
 #include <iostream>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <systemd/sd-daemon.h>
@@ -17,6 +22,7 @@
 #include "program_executor/executor/program_status.hpp"
 #include "program_executor/executor/runtime.hpp"
 #include "program_executor/log/logger.hpp"
+#include "program_executor/plugin/plugin_loader.hpp"
 #include "program_executor/sdk/abi.hpp"
 #include "program_executor/store/database.hpp"
 
@@ -48,6 +54,49 @@ nlohmann::json parse_json_object(const std::string& text, const char* option) {
   return value;
 }
 
+std::string mode_text(mode_t mode) {
+  char text[8];
+  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
+  return text;
+}
+
+// Files that would let other users read a secret of the daemon or steer it,
+// one sentence each, naming the file, its mode and the fix. Only paths and
+// key names are printed, never a value.
+std::vector<std::string> exposure_problems(const config::Config& config,
+                                           const std::string& config_path) {
+  std::vector<std::string> problems;
+  struct stat st {};
+  if (::stat(config_path.c_str(), &st) == 0) {
+    if (!config.secrets_in_file.empty() && (st.st_mode & S_IROTH) != 0) {
+      std::string keys;
+      for (const std::string& key : config.secrets_in_file) {
+        keys += (keys.empty() ? "" : ", ") + key;
+      }
+      problems.push_back(config_path + " holds a password (" + keys +
+                         ") and is readable by every user (mode " + mode_text(st.st_mode) +
+                         "): chmod o-r it, or take the password from amqp.password_file, a "
+                         "systemd credential or an environment variable");
+    }
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+      problems.push_back(config_path + " is writable by " +
+                         ((st.st_mode & S_IWOTH) != 0 ? "every user" : "its group") + " (mode " +
+                         mode_text(st.st_mode) +
+                         "): whoever can write it chooses the plugins the daemon runs; chmod "
+                         "go-w it");
+    }
+  }
+  const auto readable_secret = [&](const std::string& path, const char* key) {
+    if (!path.empty() && ::stat(path.c_str(), &st) == 0 && (st.st_mode & S_IROTH) != 0) {
+      problems.push_back(path + " (" + key + ") is readable by every user (mode " +
+                         mode_text(st.st_mode) + "): chmod o-r it");
+    }
+  };
+  readable_secret(config.amqp.password_file, "amqp.password_file");
+  readable_secret(config.amqp.tls.key_file, "amqp.tls.key_file");
+  return problems;
+}
+
 template <class F>
 int guarded(F&& command) {
   try {
@@ -61,26 +110,57 @@ int guarded(F&& command) {
 
 int run_daemon(const CommonOptions& options) {
   return guarded([&] {
-    const config::Config config = config::load_file(options.config_path);
-    log::configure(log::parse_level(config.log.level), log::parse_format(config.log.format));
+    config::Config config = config::load_file(options.config_path);
+    log::configure(log::parse_level(config.log.level), log::parse_format(config.log.format),
+                   log::Destination::standard_output);
     log::event(log::Level::info, "daemon.starting", "",
                {{"config", options.config_path}, {"pid", static_cast<long long>(::getpid())}});
 
-    // Block the stop signals before any thread starts, so every thread inherits
-    // the mask and only sigwait below receives them.
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    // Block the signals we handle before any thread starts, so every thread
+    // inherits the mask and only the loop below receives them.
+    sigset_t handled;
+    sigemptyset(&handled);
+    sigaddset(&handled, SIGTERM);
+    sigaddset(&handled, SIGINT);
+    sigaddset(&handled, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &handled, nullptr);
 
     executor::Runtime runtime(config);
     runtime.start();
     // Plugins are loaded, the database and the broker answered: tell systemd
-    // (a no-op when not started by systemd with Type=notify).
+    // (every sd_notify is a no-op when not started by systemd with Type=notify).
     sd_notify(0, "READY=1");
+
+    // With WatchdogSec= set, ping at half the interval while every worker's
+    // loop is turning; a stuck loop stops the pings and systemd restarts us.
+    std::uint64_t watchdog_usec = 0;
+    const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0;
+    const auto tick = watchdog ? std::chrono::microseconds(watchdog_usec / 2)
+                               : std::chrono::microseconds(std::chrono::seconds(1));
+    const auto max_beat_age = std::max(std::chrono::duration_cast<std::chrono::milliseconds>(tick),
+                                       std::chrono::milliseconds(2000));
     int received = 0;
-    sigwait(&stop_signals, &received);
+    while (true) {
+      timespec timeout{};
+      timeout.tv_sec = static_cast<time_t>(tick.count() / 1000000);
+      timeout.tv_nsec = static_cast<long>((tick.count() % 1000000) * 1000);
+      received = sigtimedwait(&handled, nullptr, &timeout);
+      if (received == SIGTERM || received == SIGINT) break;
+      if (received == SIGHUP) {
+        sd_notify(0, "RELOADING=1");
+        try {
+          config::Config next = config::load_file(options.config_path);
+          runtime.reload(next);
+          config = std::move(next);
+        } catch (const std::exception& e) {
+          log::event(log::Level::error, "daemon.reload_failed",
+                     std::string(e.what()) + "; the running configuration stays in force");
+        }
+        sd_notify(0, "READY=1");
+        continue;
+      }
+      if (watchdog && runtime.healthy(max_beat_age)) sd_notify(0, "WATCHDOG=1");
+    }
     sd_notify(0, "STOPPING=1");
     log::event(log::Level::info, "daemon.stopping", "",
                {{"signal", received == SIGTERM ? "SIGTERM" : "SIGINT"},
@@ -147,6 +227,40 @@ int cancel_program(const CommonOptions& options, const std::string& run_id) {
     return fail("program " + run_id + " is already " + executor::program_state(*row) +
                 "; nothing to cancel");
   });
+}
+
+int check_config(const CommonOptions& options) {
+  config::Config config;
+  try {
+    config = config::load_file(options.config_path);
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
+  // The loader logs each failure as an event; the one line below says it all.
+  log::configure(log::Level::off, log::parse_format(config.log.format));
+
+  std::vector<std::string> problems = exposure_problems(config, options.config_path);
+  std::string plugins_line;
+  try {
+    const plugin::JobRegistry registry = plugin::load_directory(config.plugins.directory);
+    if (registry.size() == 0) {
+      problems.push_back(config.plugins.directory +
+                         ": holds no plugin (*.so): every job would be skipped");
+    } else {
+      plugins_line = "plugins: " + config.plugins.directory + ": " +
+                     std::to_string(registry.size()) + " jobs:";
+      for (const auto& job : registry.jobs()) plugins_line += " " + job.name;
+    }
+  } catch (const std::exception& e) {
+    problems.push_back(e.what());
+  }
+
+  for (const std::string& problem : problems) {
+    std::cerr << "program-executor: check: " << problem << "\n";
+  }
+  if (!problems.empty()) return 1;
+  std::cout << "config: " << options.config_path << ": ok\n" << plugins_line << "\n";
+  return 0;
 }
 
 int print_version() {

@@ -20,6 +20,10 @@ int run_daemon(const CommonOptions& options);
 int create_program(const CommonOptions& options, const CreateOptions& create);
 int show_status(const CommonOptions& options, const std::string& run_id, bool json);
 int cancel_program(const CommonOptions& options, const std::string& run_id);
+/// Validates the configuration, loads every plugin with the trust checks and
+/// looks for secrets other users can read; 0 when nothing is wrong, else 1
+/// with one line per problem on stderr.
+int check_config(const CommonOptions& options);
 int print_version();
 
 }  // namespace program_executor::daemon

@@ -52,6 +52,12 @@ int main(int argc, char** argv) {
   add_config(cancel);
   cancel->add_option("RUN_ID", run_id, "Run id of the program")->required();
 
+  auto* check = app.add_subcommand(
+      "check",
+      "Validate the configuration, load every plugin with the trust checks, and look for "
+      "secrets readable by other users; exit 1 naming each problem");
+  add_config(check);
+
   auto* version = app.add_subcommand("version", "Print the version and the plugin ABI version");
 
   CLI11_PARSE(app, argc, argv);
@@ -63,6 +69,7 @@ int main(int argc, char** argv) {
   if (*create) return create_program(common, create_options);
   if (*status) return show_status(common, run_id, json);
   if (*cancel) return cancel_program(common, run_id);
+  if (*check) return check_config(common);
   if (*version) return print_version();
   return 2;
 }

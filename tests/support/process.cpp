@@ -82,7 +82,8 @@ CommandResult run_command(const std::vector<std::string>& args, std::chrono::sec
 }
 
 DaemonProcess::DaemonProcess(const std::filesystem::path& config,
-                             const std::filesystem::path& log_file)
+                             const std::filesystem::path& log_file,
+                             const std::vector<std::pair<std::string, std::string>>& environment)
     : log_file_(log_file) {
   const std::vector<std::string> args = {PE_DAEMON_PATH, "run", "-c", config.string()};
   auto argv = argv_of(args);
@@ -92,6 +93,7 @@ DaemonProcess::DaemonProcess(const std::filesystem::path& config,
     int fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     ::dup2(fd, 1);
     ::dup2(fd, 2);
+    for (const auto& [name, value] : environment) ::setenv(name.c_str(), value.c_str(), 1);
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }

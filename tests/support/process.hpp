@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace program_executor::test {
@@ -24,7 +25,9 @@ CommandResult run_command(const std::vector<std::string>& args,
 /// A `program-executor run` process with its output in a log file.
 class DaemonProcess {
  public:
-  DaemonProcess(const std::filesystem::path& config, const std::filesystem::path& log_file);
+  /// `environment` is added to the inherited environment of the process.
+  DaemonProcess(const std::filesystem::path& config, const std::filesystem::path& log_file,
+                const std::vector<std::pair<std::string, std::string>>& environment = {});
   ~DaemonProcess();  ///< SIGKILLs the process if still running
   DaemonProcess(const DaemonProcess&) = delete;
   DaemonProcess& operator=(const DaemonProcess&) = delete;

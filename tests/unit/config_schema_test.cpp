@@ -100,7 +100,7 @@ TEST_CASE("the expected keys exist with the documented types and limits", "[conf
     REQUIRE(it != keys.end());
     return *it;
   };
-  CHECK(cfg::schema().size() == 18);
+  CHECK(cfg::schema().size() == 20);  // 18 + amqp.password_file (security) + metrics.listen (ops)
   CHECK(find("amqp.url").secret);
   CHECK(find("amqp.url").type == cfg::ValueType::amqp_url);
   CHECK(find("database.connection").secret);

@@ -46,10 +46,13 @@ struct Harness {
              plugin::JobOrigin{"test", nullptr});
   }
 
-  executor::StepProcessor processor() {
-    return executor::StepProcessor(store, jobs, publisher,
-                                   executor::ProcessorSettings{"q", "q-parked", true, {}}, stop);
+  // The processor sees the jobs added so far.
+  executor::StepProcessor processor(executor::ProcessorSettings settings = {"q", "q-parked", true,
+                                                                           {}}) {
+    library = std::make_unique<executor::JobLibrary>(jobs);
+    return executor::StepProcessor(store, *library, publisher, std::move(settings), stop);
   }
+  std::unique_ptr<executor::JobLibrary> library;
 
   std::string create(std::vector<std::string> job_names, json program_data = json::object(),
                      json job_data = json::object(), std::string run_id = "run-1") {
@@ -305,10 +308,9 @@ TEST_CASE("messages that can never run are parked with the reason, never dropped
 
 TEST_CASE("an oversized message is parked before it is parsed") {
   Harness h;
-  executor::StepProcessor processor(h.store, h.jobs, h.publisher,
-                                    executor::ProcessorSettings{"q", "q-parked", true, {100, 64}},
-                                    h.stop);
-  auto outcome = processor.process(std::string(101, ' '));
+  auto outcome =
+      h.processor(executor::ProcessorSettings{"q", "q-parked", true, {100, 64}})
+          .process(std::string(101, ' '));
   CHECK(outcome.event == "message.parked");
   CHECK_THAT(h.publisher.published.at(0).properties.headers[0].second, Catch::Contains("101 bytes"));
 }
@@ -402,9 +404,8 @@ TEST_CASE("a message one step ahead of its row waits for the row, then retries")
   h.create({"a", "b"});
   const std::string second = R"({"jobs":["b"],"programData":{},"runId":"run-1"})";
   executor::ProcessorSettings settings{"q", "q-parked", true, {}, std::chrono::milliseconds(20)};
-  executor::StepProcessor processor(h.store, h.jobs, h.publisher, settings, h.stop);
   // The row is still at step 0 (the previous step has not committed yet).
-  auto outcome = processor.process(second);
+  auto outcome = h.processor(settings).process(second);
   CHECK(outcome.disposition == Disposition::retry);
   CHECK(outcome.event == "step.early");
   CHECK(h.ran.empty());
@@ -414,8 +415,7 @@ TEST_CASE("a message one step ahead of its row waits for the row, then retries")
     h.store.advance("run-1", 0);
   });
   settings.early_step_wait = std::chrono::seconds(5);
-  executor::StepProcessor patient(h.store, h.jobs, h.publisher, settings, h.stop);
-  outcome = patient.process(second);
+  outcome = h.processor(settings).process(second);
   commit.join();
   CHECK(outcome.event == "program.finished");
   CHECK(h.ran == std::vector<std::string>{"b@1"});

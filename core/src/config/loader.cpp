@@ -1,8 +1,12 @@
 // Turns validated values into the Config struct, and reads the file.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cctype>
 #include <charconv>
 #include <string>
 #include <system_error>
@@ -51,6 +55,138 @@ std::string read_file(const std::filesystem::path& path) {
 }
 
 using Values = std::map<std::string, std::string, std::less<>>;
+using Given = std::map<std::string, GivenValue, std::less<>>;
+
+// A password file holds one password, not a document.
+constexpr std::size_t max_secret_bytes = 4096;
+
+[[noreturn]] void fail_at(std::string_view source, const GivenValue& at, std::string_view key,
+                          const std::string& problem) {
+  throw ConfigError(std::string(source) + ":" + std::to_string(at.line) + ":" +
+                    std::to_string(at.column) + ": " + std::string(key) + ": " + problem);
+}
+
+// The content of a secret file, less one final line break. Problems are
+// thrown as text for the caller to place; the content is never part of them.
+std::string read_secret_file(const std::string& path) {
+  auto cannot = [&](int error) {
+    return std::runtime_error("cannot read '" + path + "': " +
+                              std::generic_category().message(error));
+  };
+  // O_NONBLOCK: a FIFO put there must not hang the daemon in open().
+  const FileDescriptor file(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  if (file.get() < 0) throw cannot(errno);
+  struct stat st {};
+  if (::fstat(file.get(), &st) != 0) throw cannot(errno);
+  if (!S_ISREG(st.st_mode)) throw std::runtime_error("'" + path + "' is not a regular file");
+  std::string text;
+  char buffer[1024];
+  while (text.size() <= max_secret_bytes) {
+    const ssize_t count = ::read(file.get(), buffer, sizeof buffer);
+    if (count < 0) {
+      if (errno == EINTR) continue;
+      throw cannot(errno);
+    }
+    if (count == 0) break;
+    text.append(buffer, static_cast<std::size_t>(count));
+  }
+  if (text.size() > max_secret_bytes) {
+    throw std::runtime_error("'" + path + "' is larger than " + std::to_string(max_secret_bytes) +
+                             " bytes; it must hold the password only");
+  }
+  if (text.ends_with("\r\n")) {
+    text.resize(text.size() - 2);
+  } else if (text.ends_with('\n')) {
+    text.pop_back();
+  }
+  if (text.empty()) throw std::runtime_error("'" + path + "' is empty");
+  if (text.find_first_of(std::string_view("\n\r\0", 3)) != std::string::npos) {
+    throw std::runtime_error("'" + path +
+                             "' holds more than one line or a NUL byte; it must hold the "
+                             "password only");
+  }
+  return text;
+}
+
+// Percent-encodes everything but RFC 3986 unreserved characters, as
+// amqp_parse_url decodes the userinfo.
+std::string percent_encode(std::string_view text) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (std::isalnum(byte) != 0 || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += c;
+    } else {
+      out += '%';
+      out += hex[byte >> 4];
+      out += hex[byte & 0x0F];
+    }
+  }
+  return out;
+}
+
+// `url` with its password set to `password`: the user is kept (guest, as
+// rabbitmq-c's default, when the URL names none), any password replaced.
+std::string with_password(const std::string& url, std::string_view password) {
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string::npos) return url;  // validated as amqp(s)://: cannot happen
+  const std::size_t start = scheme_end + 3;
+  const std::size_t authority_end = std::min(url.find('/', start), url.size());
+  const auto at = url.rfind('@', authority_end == 0 ? 0 : authority_end - 1);
+  std::string user = "guest";
+  std::size_t rest = start;
+  if (at != std::string::npos && at >= start) {
+    const std::string userinfo = url.substr(start, at - start);
+    user = userinfo.substr(0, userinfo.find(':'));
+    rest = at + 1;
+  }
+  return url.substr(0, start) + user + ":" + percent_encode(password) + "@" + url.substr(rest);
+}
+
+// Whether a secret value, as written, holds a password itself: "user:pw@" in
+// a URL, or password=/pass=/pwd= in a connection string, once every ${NAME}
+// reference is taken out.
+bool holds_written_password(std::string_view raw) {
+  std::string text;
+  for (std::size_t i = 0; i < raw.size();) {
+    if (raw.compare(i, 3, "$${") == 0) {
+      text += "${";
+      i += 3;
+    } else if (raw.compare(i, 2, "${") == 0 && raw.find('}', i) != std::string_view::npos) {
+      i = raw.find('}', i) + 1;
+    } else {
+      text += static_cast<char>(std::tolower(static_cast<unsigned char>(raw[i])));
+      ++i;
+    }
+  }
+  if (const auto scheme = text.find("://"); scheme != std::string::npos) {
+    const std::size_t start = scheme + 3;
+    const std::size_t end = std::min(text.find('/', start), text.size());
+    const auto at = text.rfind('@', end == 0 ? 0 : end - 1);
+    if (at != std::string::npos && at >= start) {
+      const auto colon = text.find(':', start);
+      if (colon != std::string::npos && colon + 1 < at) return true;
+    }
+  }
+  for (const std::string_view word : {"password", "pass", "pwd"}) {
+    for (auto found = text.find(word); found != std::string::npos;
+         found = text.find(word, found + 1)) {
+      const auto is_space = [&](std::size_t i) {
+        return std::isspace(static_cast<unsigned char>(text[i])) != 0;
+      };
+      const bool starts_word = found == 0 || is_space(found - 1) || text[found - 1] == ';';
+      std::size_t i = found + word.size();
+      while (i < text.size() && text[i] == ' ') ++i;
+      if (!starts_word || i >= text.size() || text[i] != '=') continue;
+      ++i;
+      while (i < text.size() && text[i] == ' ') ++i;
+      const bool empty_quotes = text.compare(i, 2, "''") == 0;
+      if (i < text.size() && text[i] != ';' && !is_space(i) && !empty_quotes) return true;
+    }
+  }
+  return false;
+}
 
 // Values were validated against schema(), so these conversions cannot fail;
 // an absent entry (optional key left unset) keeps the struct's default.
@@ -68,13 +204,52 @@ void assign(const Values& values, std::string_view path, int& target) {
   }
 }
 
+// Why `address` cannot be the metrics endpoint's, or "" if it can (empty
+// disables it). Only one literal address with a port: the web server would
+// also take a bare port (every interface), host names and lists.
+std::string listen_address_problem(const std::string& address) {
+  if (address.empty()) return "";
+  const std::string expected = "expected IPV4:PORT or [IPV6]:PORT (e.g. 127.0.0.1:9464)";
+  const auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0) return expected;
+  std::string host = address.substr(0, colon);
+  const std::string port = address.substr(colon + 1);
+  unsigned number = 0;
+  const auto [end, error] = std::from_chars(port.data(), port.data() + port.size(), number);
+  if (port.empty() || error != std::errc() || end != port.data() + port.size() || number > 65535) {
+    return "bad port \"" + port + "\": " + expected;
+  }
+  unsigned char buffer[sizeof(in6_addr)];
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    if (inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), buffer) == 1) return "";
+  } else if (inet_pton(AF_INET, host.c_str(), buffer) == 1) {
+    return "";
+  }
+  return "\"" + host + "\" is not an IP address: " + expected;
+}
+
 }  // namespace
 
 Config load_string(std::string_view yaml, std::string_view source_name) {
-  const Values values = load_values(yaml, source_name, schema());
+  Given given;
+  const Values values = load_values(yaml, source_name, schema(), given);
   Config config;
   config.source = std::string(source_name);
+  for (const KeySpec& key : schema()) {
+    const auto it = given.find(key.path);
+    if (key.secret && it != given.end() && holds_written_password(it->second.raw)) {
+      config.secrets_in_file.emplace_back(key.path);
+    }
+  }
   assign(values, "amqp.url", config.amqp.url);
+  assign(values, "amqp.password_file", config.amqp.password_file);
+  if (!config.amqp.password_file.empty()) {
+    try {
+      config.amqp.url = with_password(config.amqp.url, read_secret_file(config.amqp.password_file));
+    } catch (const std::runtime_error& problem) {
+      fail_at(source_name, given.at("amqp.password_file"), "amqp.password_file", problem.what());
+    }
+  }
   assign(values, "amqp.queue", config.amqp.queue);
   assign(values, "amqp.durable", config.amqp.durable);
   assign(values, "amqp.prefetch", config.amqp.prefetch);
@@ -94,6 +269,10 @@ Config load_string(std::string_view yaml, std::string_view source_name) {
   config.shutdown_grace = std::chrono::seconds(grace_seconds);
   assign(values, "log.level", config.log.level);
   assign(values, "log.format", config.log.format);
+  assign(values, "metrics.listen", config.metrics.listen);
+  if (const std::string problem = listen_address_problem(config.metrics.listen); !problem.empty()) {
+    fail_at(source_name, given.at("metrics.listen"), "metrics.listen", problem);
+  }
   return config;
 }
 

@@ -20,8 +20,18 @@ const std::vector<KeySpec>& schema() {
        .default_value = "amqp://guest:guest@127.0.0.1:5672/",
        .required = false,
        .help = "Broker URL, `amqp://user:password@host:port/vhost` (`amqps://` for TLS). It holds "
-               "the password: take it from the environment with `${NAME}`.",
+               "the password: take it from the environment with `${NAME}`, or leave it out and "
+               "use `amqp.password_file`.",
        .secret = true},
+      {.path = "amqp.password_file",
+       .type = ValueType::path,
+       .default_value = "",
+       .required = false,
+       .help = "File holding the broker password (its whole content, less one final line "
+               "break), for the user named in `amqp.url` (`guest` when none); it replaces any "
+               "password written in `amqp.url`. With systemd credentials: "
+               "`${CREDENTIALS_DIRECTORY}/amqp-password` and `LoadCredential=amqp-password:FILE` "
+               "in the unit. Must be a regular file of at most 4096 bytes."},
       {.path = "amqp.queue",
        .type = ValueType::queue_name,
        .default_value = "program-executor",
@@ -127,6 +137,14 @@ const std::vector<KeySpec>& schema() {
        .help = "`text`: one line per event for people; `json`: one JSON object per line for log "
                "shippers.",
        .choices = {"text", "json"}},
+      {.path = "metrics.listen",
+       .type = ValueType::string,
+       .default_value = "127.0.0.1:9464",
+       .required = false,
+       .help = "Address of the Prometheus endpoint, `http://<listen>/metrics`: `IPV4:PORT` or "
+               "`[IPV6]:PORT` (`0.0.0.0:9464` for every interface). Loopback by default, since "
+               "the endpoint has no authentication. Empty (`\"\"`): no endpoint. See "
+               "docs/operations.md for the metrics."},
   };
   return keys;
 }

@@ -150,7 +150,15 @@ std::string expand_environment(std::string_view text) {
         throw ValueProblem("invalid environment variable name in ${...} (letters, digits and _)");
       }
       const char* value = std::getenv(name.c_str());
-      if (value == nullptr) throw ValueProblem("environment variable " + name + " is not set");
+      if (value == nullptr) {
+        if (name == "CREDENTIALS_DIRECTORY") {
+          throw ValueProblem(
+              "environment variable CREDENTIALS_DIRECTORY is not set (systemd sets it for a "
+              "service with LoadCredential=; outside systemd, set it to the directory holding "
+              "the credential files)");
+        }
+        throw ValueProblem("environment variable " + name + " is not set");
+      }
       out += value;
       i = close + 1;
     } else {
@@ -277,9 +285,12 @@ std::string check_value(const KeySpec& key, const std::string& text) {
   return text;
 }
 
+using Given = std::map<std::string, GivenValue, std::less<>>;
+
 class Validator {
  public:
-  Validator(std::string_view source, Values& values) : source_(source), values_(values) {}
+  Validator(std::string_view source, Values& values, Given* given = nullptr)
+      : source_(source), values_(values), given_(given) {}
 
   [[noreturn]] void fail(const YAML::Mark& mark, std::string_view path, std::string_view problem) const {
     const Position at = position_of(mark);
@@ -384,16 +395,37 @@ class Validator {
     } catch (const ValueProblem& problem) {
       fail(node.Mark(), key.path, problem.what());
     }
+    if (given_ != nullptr) {
+      const Position at = position_of(node.Mark());
+      (*given_)[std::string(key.path)] = GivenValue{node.Scalar(), at.line, at.column};
+    }
   }
 
   std::string source_;
   Values& values_;
+  Given* given_;
   int nodes_seen_ = 0;
 };
+
+Values load(std::string_view yaml, std::string_view source_name, const std::vector<KeySpec>& keys,
+            Given* given);
 
 }  // namespace
 
 Values load_values(std::string_view yaml, std::string_view source_name, const std::vector<KeySpec>& keys) {
+  return load(yaml, source_name, keys, nullptr);
+}
+
+Values load_values(std::string_view yaml, std::string_view source_name, const std::vector<KeySpec>& keys,
+                   Given& given) {
+  given.clear();
+  return load(yaml, source_name, keys, &given);
+}
+
+namespace {
+
+Values load(std::string_view yaml, std::string_view source_name, const std::vector<KeySpec>& keys,
+            Given* given) {
   const SchemaNode tree = build_tree(keys);
   std::vector<YAML::Node> documents;
   const std::string source(source_name);
@@ -411,7 +443,7 @@ Values load_values(std::string_view yaml, std::string_view source_name, const st
   }
 
   Values values;
-  Validator validator(source, values);
+  Validator validator(source, values, given);
   if (documents.size() > 1) {
     validator.fail(documents[1].Mark(), "", "more than one YAML document (--- separates documents)");
   }
@@ -422,5 +454,7 @@ Values load_values(std::string_view yaml, std::string_view source_name, const st
   validator.walk(tree, document, start);
   return values;
 }
+
+}  // namespace
 
 }  // namespace program_executor::config

@@ -26,8 +26,12 @@ std::string new_run_id() {
 }
 
 ProgramCreator::ProgramCreator(store::ProgramStore& store, amqp::MessagePublisher& publisher,
-                               std::string queue, bool persistent)
-    : store_(store), publisher_(publisher), queue_(std::move(queue)), persistent_(persistent) {}
+                               std::string queue, bool persistent, metrics::Metrics& metrics)
+    : store_(store),
+      publisher_(publisher),
+      queue_(std::move(queue)),
+      persistent_(persistent),
+      metrics_(metrics) {}
 
 std::string ProgramCreator::create(const sdk::ProgramRequest& request) {
   if (request.jobs.empty()) throw std::invalid_argument("a program needs at least one job");
@@ -61,6 +65,7 @@ std::string ProgramCreator::create(const sdk::ProgramRequest& request) {
     }
     throw;
   }
+  metrics_.program_created();
   log::event(log::Level::info, "program.created", "",
              {{"run_id", run_id}, {"jobs", static_cast<long long>(request.jobs.size())},
               {"first_job", request.jobs.front()}});

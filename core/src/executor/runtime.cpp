@@ -1,17 +1,59 @@
 #include "program_executor/executor/runtime.hpp"
 
+#include <string>
+#include <vector>
+
 #include "program_executor/amqp/connection.hpp"
 #include "program_executor/executor/worker.hpp"
 #include "program_executor/log/logger.hpp"
+#include "program_executor/metrics/prometheus_metrics.hpp"
 #include "program_executor/plugin/plugin_loader.hpp"
 
 namespace program_executor::executor {
+namespace {
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// The keys whose new value only a restart applies.
+std::vector<std::string> restart_only_changes(const config::Config& running,
+                                              const config::Config& next) {
+  std::vector<std::string> changed;
+  auto check = [&](bool differs, const char* key) {
+    if (differs) changed.emplace_back(key);
+  };
+  check(running.amqp.url != next.amqp.url, "amqp.url");
+  check(running.amqp.queue != next.amqp.queue, "amqp.queue");
+  check(running.amqp.durable != next.amqp.durable, "amqp.durable");
+  check(running.amqp.prefetch != next.amqp.prefetch, "amqp.prefetch");
+  check(running.amqp.heartbeat_seconds != next.amqp.heartbeat_seconds, "amqp.heartbeat_seconds");
+  check(running.database.backend != next.database.backend, "database.backend");
+  check(running.database.connection != next.database.connection, "database.connection");
+  check(running.database.table != next.database.table, "database.table");
+  check(running.workers != next.workers, "workers");
+  check(running.metrics.listen != next.metrics.listen, "metrics.listen");
+  return changed;
+}
+
+}  // namespace
 
 Runtime::Runtime(const config::Config& config) : config_(config) {
-  jobs_ = plugin::load_directory(config_.plugins.directory);
+  // First, so a taken port fails the start before anything else is touched.
+  if (config_.metrics.listen.empty()) {
+    metrics_ = std::make_unique<metrics::Metrics>();
+    log::event(log::Level::info, "metrics.disabled", "metrics.listen is empty");
+  } else {
+    metrics_ = metrics::make_prometheus_metrics(config_.metrics.listen);
+    log::event(log::Level::info, "metrics.listening", "",
+               {{"url", "http://" + config_.metrics.listen + "/metrics"}});
+  }
+  jobs_ = std::make_unique<JobLibrary>(plugin::load_directory(config_.plugins.directory));
   log::event(log::Level::info, "plugins.loaded", "",
              {{"directory", config_.plugins.directory},
-              {"jobs", static_cast<long long>(jobs_.size())}});
+              {"jobs", static_cast<long long>(jobs_->current()->size())}});
   // One session per worker for steps, one more for the jobs' own calls.
   database_ = std::make_unique<store::Database>(config_.database,
                                                 static_cast<std::size_t>(config_.workers) * 2);
@@ -38,7 +80,9 @@ Runtime::~Runtime() {
 void Runtime::start() {
   const auto connection = amqp::parse_url(config_.amqp.url, config_.amqp.tls,
                                           config_.amqp.heartbeat_seconds);
+  beats_ = std::make_unique<std::atomic<std::int64_t>[]>(static_cast<std::size_t>(config_.workers));
   for (int i = 0; i < config_.workers; ++i) {
+    beats_[static_cast<std::size_t>(i)] = now_ms();
     WorkerSettings settings{i, connection,
                             amqp::QueueTopology(config_.amqp.queue, config_.amqp.durable),
                             config_.amqp.prefetch};
@@ -46,12 +90,14 @@ void Runtime::start() {
       std::lock_guard lock(mutex_);
       ++running_;
     }
-    threads_.emplace_back([this, settings = std::move(settings)]() mutable {
+    threads_.emplace_back([this, i, settings = std::move(settings)]() mutable {
+      auto& beat = beats_[static_cast<std::size_t>(i)];
       try {
-        Worker(std::move(settings), *store_, jobs_, stop_requested_).run();
+        Worker(std::move(settings), *store_, *jobs_, stop_requested_, beat, *metrics_).run();
       } catch (const std::exception& e) {
-        log::event(log::Level::error, "worker.failed", e.what(), {{"worker", settings.index}});
+        log::event(log::Level::error, "worker.failed", e.what(), {{"worker", i}});
       }
+      beat = -1;
       std::lock_guard lock(mutex_);
       --running_;
       changed_.notify_all();
@@ -65,6 +111,33 @@ void Runtime::request_stop() { stop_requested_ = true; }
 bool Runtime::wait_stopped(std::chrono::steady_clock::time_point deadline) {
   std::unique_lock lock(mutex_);
   return changed_.wait_until(lock, deadline, [this] { return running_ == 0; });
+}
+
+bool Runtime::healthy(std::chrono::milliseconds max_age) const {
+  const std::int64_t oldest_allowed = now_ms() - max_age.count();
+  for (int i = 0; i < config_.workers; ++i) {
+    const std::int64_t beat = beats_ ? beats_[static_cast<std::size_t>(i)].load() : -1;
+    // A worker that returned while the daemon runs has failed: unhealthy too.
+    if (beat < oldest_allowed) return false;
+  }
+  return beats_ != nullptr;
+}
+
+void Runtime::reload(const config::Config& config) {
+  plugin::JobRegistry registry = plugin::load_directory(config.plugins.directory);
+  const auto size = static_cast<long long>(registry.size());
+  jobs_->replace(std::move(registry));
+  log::configure(log::parse_level(config.log.level), log::parse_format(config.log.format),
+                 log::Destination::standard_output);
+  for (const auto& key : restart_only_changes(config_, config)) {
+    log::event(log::Level::warn, "daemon.reload_needs_restart",
+               "this key changed; its new value applies after a restart", {{"key", key}});
+  }
+  config_.plugins = config.plugins;
+  config_.log = config.log;
+  config_.shutdown_grace = config.shutdown_grace;
+  log::event(log::Level::info, "daemon.reloaded", "",
+             {{"directory", config.plugins.directory}, {"jobs", size}});
 }
 
 }  // namespace program_executor::executor

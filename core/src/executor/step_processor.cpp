@@ -28,17 +28,30 @@ double elapsed_ms(std::chrono::steady_clock::time_point since) {
 
 }  // namespace
 
-StepProcessor::StepProcessor(store::ProgramStore& store, const plugin::JobRegistry& jobs,
+StepProcessor::StepProcessor(store::ProgramStore& store, const JobLibrary& jobs,
                              amqp::MessagePublisher& publisher, ProcessorSettings settings,
-                             const std::atomic<bool>& stop_requested)
+                             const std::atomic<bool>& stop_requested,
+                             metrics::Metrics& metrics)
     : store_(store),
       jobs_(jobs),
       publisher_(publisher),
       settings_(std::move(settings)),
       stop_requested_(stop_requested),
-      creator_(store, publisher, settings_.queue, settings_.persistent) {}
+      metrics_(metrics),
+      creator_(store, publisher, settings_.queue, settings_.persistent, metrics) {}
 
 StepOutcome StepProcessor::process(std::string_view body) {
+  metrics_.step_started();
+  StepOutcome result = process_counted(body);
+  metrics_.step_ended();
+  if (result.disposition == Disposition::retry) metrics_.step_retried();
+  if (result.event == "program.cancelled") metrics_.program_cancelled();
+  if (result.event == "step.duplicate") metrics_.message_duplicate();
+  if (result.event == "message.parked") metrics_.message_parked();
+  return result;
+}
+
+StepOutcome StepProcessor::process_counted(std::string_view body) {
   StepMessage message;
   try {
     message = parse_step_message(body, settings_.limits);
@@ -80,7 +93,9 @@ StepOutcome StepProcessor::process(std::string_view body) {
                          (row->finished_at ? " and finished" : "") +
                          "; this message is stale or duplicated and is dropped");
     }
-    return run_step(message, *row);
+    // A snapshot for the whole step: a reload meanwhile affects the next steps.
+    const std::shared_ptr<const plugin::JobRegistry> jobs = jobs_.current();
+    return run_step(message, *row, *jobs);
   } catch (const std::exception& e) {
     // Database or broker trouble: the job's own failures never get here. Try
     // the step again after the retry delay instead of losing it.
@@ -107,7 +122,8 @@ StepOutcome StepProcessor::park(std::string_view body, const std::string& reason
   return StepOutcome{Disposition::ack, "message.parked"};
 }
 
-StepOutcome StepProcessor::run_step(const StepMessage& message, const store::ProgramRow& row) {
+StepOutcome StepProcessor::run_step(const StepMessage& message, const store::ProgramRow& row,
+                                    const plugin::JobRegistry& jobs) {
   const std::string& job_name = message.current_job();
   const int step = row.step;
   const auto started = std::chrono::steady_clock::now();
@@ -115,7 +131,8 @@ StepOutcome StepProcessor::run_step(const StepMessage& message, const store::Pro
   std::shared_ptr<sdk::Job> job;
   std::optional<std::string> failure;  // set when the job failed permanently
 
-  if (!jobs_.contains(job_name)) {
+  if (!jobs.contains(job_name)) {
+    metrics_.job_executed(job_name, metrics::JobOutcome::skipped, 0.0);
     outcome(Disposition::ack, "job.skipped", Level::warn, message, step,
             "no job with this name is loaded; the step counts as done");
   } else {
@@ -126,15 +143,17 @@ StepOutcome StepProcessor::run_step(const StepMessage& message, const store::Pro
     StepJobContext context(creator_, message.run_id, job_name, step, row.step_retry_count + 1,
                            stop_requested_);
     try {
-      job = jobs_.create(job_name, message.program_data());
+      job = jobs.create(job_name, message.program_data());
       job->execute(message.body, job_data, context);
     } catch (const sdk::ExecutionTimeExceeded&) {
       // A cooperative yield: neither counted nor recorded, resumed later.
+      metrics_.job_executed(job_name, metrics::JobOutcome::yield, elapsed_ms(started) / 1000);
       log::event(Level::info, "job.yield", "execution time exceeded; resuming later",
                  {{"run_id", message.run_id}, {"job", job_name}, {"step", step},
                   {"duration_ms", elapsed_ms(started)}});
       return StepOutcome{Disposition::retry, "job.yield"};
     } catch (const sdk::RetryableError& e) {
+      metrics_.job_executed(job_name, metrics::JobOutcome::retry, elapsed_ms(started) / 1000);
       store_.record_retry(message.run_id, step, e.what());
       log::event(Level::warn, "job.retry", e.what(),
                  {{"run_id", message.run_id}, {"job", job_name}, {"step", step},
@@ -142,7 +161,9 @@ StepOutcome StepProcessor::run_step(const StepMessage& message, const store::Pro
       return StepOutcome{Disposition::retry, "job.retry"};
     } catch (const sdk::IgnorableError& e) {
       // Ends the program like any failure, but it is expected: info, not error.
+      metrics_.job_executed(job_name, metrics::JobOutcome::ignorable, elapsed_ms(started) / 1000);
       store_.fail(message.run_id, step, e.what());
+      metrics_.program_errored();
       return outcome(Disposition::ack, "program.errored", Level::info, message, step,
                      std::string("ignorable: ") + e.what());
     } catch (const store::StoreError&) {
@@ -153,12 +174,15 @@ StepOutcome StepProcessor::run_step(const StepMessage& message, const store::Pro
       failure = "unknown exception (not derived from std::exception)";
     }
     if (failure) {
+      metrics_.job_executed(job_name, metrics::JobOutcome::failed, elapsed_ms(started) / 1000);
       store_.fail(message.run_id, step, *failure);
+      metrics_.program_errored();
       log::event(Level::error, "program.errored", *failure,
                  {{"run_id", message.run_id}, {"job", job_name}, {"step", step},
                   {"duration_ms", elapsed_ms(started)}, {"body", message.body.dump()}});
       return StepOutcome{Disposition::ack, "program.errored"};
     }
+    metrics_.job_executed(job_name, metrics::JobOutcome::success, elapsed_ms(started) / 1000);
     log::event(Level::info, "job.finished", "",
                {{"run_id", message.run_id}, {"job", job_name}, {"step", step},
                 {"duration_ms", elapsed_ms(started)}});
@@ -184,6 +208,7 @@ StepOutcome StepProcessor::run_step(const StepMessage& message, const store::Pro
     return outcome(Disposition::ack, "step.superseded", Level::warn, message, step,
                    "the program was cancelled or moved on while this step ran");
   }
+  metrics_.program_finished();
   log::event(Level::info, "program.finished", "",
              {{"run_id", message.run_id}, {"steps", static_cast<long long>(row.jobs.size())}});
   return StepOutcome{Disposition::ack, "program.finished"};

@@ -14,10 +14,21 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Sleeps for `duration` or until stop is requested, whichever comes first.
-void interruptible_sleep(std::chrono::milliseconds duration, const std::atomic<bool>& stop) {
+void mark(std::atomic<std::int64_t>& beat) {
+  beat = std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+             .count();
+}
+
+// Sleeps for `duration` or until stop is requested, whichever comes first,
+// beating meanwhile: waiting to reconnect is the loop working as intended.
+void interruptible_sleep(std::chrono::milliseconds duration, const std::atomic<bool>& stop,
+                         std::atomic<std::int64_t>& beat) {
   const auto until = std::chrono::steady_clock::now() + duration;
-  while (!stop && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(50ms);
+  while (!stop && std::chrono::steady_clock::now() < until) {
+    mark(beat);
+    std::this_thread::sleep_for(50ms);
+  }
 }
 
 void apply(amqp::Connection& consumer, std::uint64_t tag, const StepOutcome& outcome) {
@@ -30,9 +41,15 @@ void apply(amqp::Connection& consumer, std::uint64_t tag, const StepOutcome& out
 
 }  // namespace
 
-Worker::Worker(WorkerSettings settings, store::ProgramStore& store,
-               const plugin::JobRegistry& jobs, const std::atomic<bool>& stop_requested)
-    : settings_(std::move(settings)), store_(store), jobs_(jobs), stop_requested_(stop_requested) {}
+Worker::Worker(WorkerSettings settings, store::ProgramStore& store, const JobLibrary& jobs,
+               const std::atomic<bool>& stop_requested, std::atomic<std::int64_t>& beat,
+               metrics::Metrics& metrics)
+    : settings_(std::move(settings)),
+      store_(store),
+      jobs_(jobs),
+      stop_requested_(stop_requested),
+      beat_(beat),
+      metrics_(metrics) {}
 
 void Worker::run() {
   const std::string name = "program-executor worker " + std::to_string(settings_.index);
@@ -41,11 +58,14 @@ void Worker::run() {
   processor_settings.queue = settings_.topology.main_queue();
   processor_settings.parked_queue = settings_.topology.parked_queue();
   processor_settings.persistent = settings_.topology.durable();
-  StepProcessor processor(store_, jobs_, publisher, processor_settings, stop_requested_);
+  StepProcessor processor(store_, jobs_, publisher, processor_settings, stop_requested_,
+                          metrics_);
   JobRunner runner([&processor](const std::string& body) { return processor.process(body); });
 
   auto backoff = 250ms;
+  bool connected_before = false;
   while (!stop_requested_) {
+    mark(beat_);
     // Set while a delivery of the current connection is being processed.
     std::optional<std::uint64_t> in_flight;
     try {
@@ -53,6 +73,8 @@ void Worker::run() {
       consumer.declare(settings_.topology);
       consumer.set_prefetch(settings_.prefetch);
       consumer.consume(settings_.topology.main_queue());
+      if (connected_before) metrics_.broker_reconnected();
+      connected_before = true;
       log::event(log::Level::info, "worker.consuming", "",
                  {{"worker", settings_.index}, {"queue", settings_.topology.main_queue()},
                   {"broker", settings_.connection.describe()}});
@@ -61,6 +83,7 @@ void Worker::run() {
       std::deque<amqp::Delivery> pending;  // received, not started (at most prefetch)
       bool cancelled = false;
       while (true) {
+        mark(beat_);
         if (stop_requested_ && !cancelled) {
           consumer.cancel_consume();
           for (const auto& delivery : pending) consumer.requeue(delivery.delivery_tag);
@@ -98,11 +121,15 @@ void Worker::run() {
     if (in_flight) {
       // The broker redelivers this message once the connection is gone; when
       // it comes back the step check recognises it if the step completed.
-      StepOutcome outcome = runner.wait();
+      std::optional<StepOutcome> outcome;
+      while (!(outcome = runner.poll())) {
+        mark(beat_);
+        std::this_thread::sleep_for(20ms);
+      }
       log::event(log::Level::warn, "step.ack_lost", "connection lost while the step ran",
-                 {{"worker", settings_.index}, {"outcome", outcome.event}});
+                 {{"worker", settings_.index}, {"outcome", outcome->event}});
     }
-    interruptible_sleep(backoff, stop_requested_);
+    interruptible_sleep(backoff, stop_requested_, beat_);
     backoff = std::min<std::chrono::milliseconds>(backoff * 2, 30s);
   }
 }

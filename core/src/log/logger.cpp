@@ -15,6 +15,7 @@ namespace {
 
 std::atomic<Level> current_level{Level::info};
 std::atomic<Format> current_format{Format::text};
+std::atomic<Destination> current_destination{Destination::standard_error};
 
 const char* level_name(Level level) {
   switch (level) {
@@ -68,23 +69,28 @@ std::string timestamp_utc() {
 // Our own renderer builds the whole line; spdlog only writes it to stderr,
 // one line at a time from any thread. Created on first use, so events logged
 // before configure() (in tests, say) look the same.
+std::shared_ptr<spdlog::logger> make_writer(spdlog::sink_ptr sink) {
+  auto created = std::make_shared<spdlog::logger>("program-executor", std::move(sink));
+  created->set_pattern("%v");
+  created->set_level(spdlog::level::trace);
+  created->flush_on(spdlog::level::trace);
+  return created;
+}
+
 spdlog::logger& writer() {
-  static const std::shared_ptr<spdlog::logger> logger = [] {
-    auto created = std::make_shared<spdlog::logger>(
-        "program-executor", std::make_shared<spdlog::sinks::stderr_sink_mt>());
-    created->set_pattern("%v");
-    created->set_level(spdlog::level::trace);
-    created->flush_on(spdlog::level::trace);
-    return created;
-  }();
-  return *logger;
+  static const auto to_stdout = make_writer(std::make_shared<spdlog::sinks::stdout_sink_mt>());
+  static const auto to_stderr = make_writer(std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  return current_destination.load(std::memory_order_relaxed) == Destination::standard_output
+             ? *to_stdout
+             : *to_stderr;
 }
 
 }  // namespace
 
-void configure(Level level, Format format) {
+void configure(Level level, Format format, Destination destination) {
   current_level = level;
   current_format = format;
+  current_destination = destination;
 }
 
 Level parse_level(std::string_view name) {

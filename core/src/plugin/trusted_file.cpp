@@ -224,7 +224,8 @@ TrustedFile open_trusted_file(const fs::path& file, const TrustPolicy& policy) {
       const int error = errno;
       std::array<char, PATH_MAX> link{};
       const ssize_t length = ::readlink(target.c_str(), link.data(), link.size() - 1);
-      const std::string link_text = length > 0 ? std::string(link.data(), static_cast<std::size_t>(length)) : "?";
+      const std::string link_text =
+          length > 0 ? std::string(link.data(), static_cast<std::size_t>(length)) : "?";
       throw FileOpenError("is a symbolic link to '" + link_text +
                           "', which cannot be opened: " + error_text(error));
     }

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace program_executor::config {
 
@@ -25,7 +26,10 @@ struct TlsSettings {
 };
 
 struct AmqpSettings {
+  /// With amqp.password_file set, the file's password is already in here
+  /// (percent-encoded): everything that connects reads the password from the URL.
   std::string url = "amqp://guest:guest@127.0.0.1:5672/";
+  std::string password_file;  ///< where the password came from; empty: from the URL itself
   std::string queue = "program-executor";
   bool durable = true;         ///< durable queues and persistent messages
   int prefetch = 1;            ///< unacknowledged messages per worker
@@ -48,14 +52,24 @@ struct LogSettings {
   std::string format = "text";  ///< text or json
 };
 
+struct MetricsSettings {
+  /// "IPV4:PORT" or "[IPV6]:PORT" of the Prometheus endpoint; empty: no endpoint.
+  std::string listen = "127.0.0.1:9464";
+};
+
 struct Config {
   std::string source;  ///< file the configuration was read from
+  /// Secret keys whose value, as written in the file, holds a password itself
+  /// rather than a ${NAME} reference (e.g. "amqp.url"): the file must then be
+  /// kept from other users (`program-executor check` warns).
+  std::vector<std::string> secrets_in_file;
   AmqpSettings amqp;
   DatabaseSettings database;
   PluginSettings plugins;
   int workers = 2;
   std::chrono::seconds shutdown_grace{30};
   LogSettings log;
+  MetricsSettings metrics;
 };
 
 /// Reads and validates a YAML file. Throws ConfigError (file:line:column: key: problem).

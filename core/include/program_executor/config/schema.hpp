@@ -50,4 +50,17 @@ std::map<std::string, std::string, std::less<>> load_values(std::string_view yam
                                                             std::string_view source_name,
                                                             const std::vector<KeySpec>& keys);
 
+/// A key as the file gives it, for checks that come after validation (reading
+/// a file the key names, a rule between two keys) and need to point at it.
+struct GivenValue {
+  std::string raw;  ///< the scalar as written, before ${NAME} expansion
+  int line = 1;     ///< 1-based position of the value
+  int column = 1;
+};
+
+/// load_values(), also filling `given` with every key the file sets.
+std::map<std::string, std::string, std::less<>> load_values(
+    std::string_view yaml, std::string_view source_name, const std::vector<KeySpec>& keys,
+    std::map<std::string, GivenValue, std::less<>>& given);
+
 }  // namespace program_executor::config

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "program_executor/amqp/message_publisher.hpp"
+#include "program_executor/metrics/metrics.hpp"
 #include "program_executor/sdk/job.hpp"
 #include "program_executor/store/program_store.hpp"
 
@@ -15,7 +16,7 @@ std::string new_run_id();
 class ProgramCreator {
  public:
   ProgramCreator(store::ProgramStore& store, amqp::MessagePublisher& publisher, std::string queue,
-                 bool persistent);
+                 bool persistent, metrics::Metrics& metrics = metrics::no_metrics());
 
   /// Validates the request (std::invalid_argument), inserts the row, publishes
   /// the first step with a confirm and returns the run id. If the publish
@@ -28,6 +29,7 @@ class ProgramCreator {
   amqp::MessagePublisher& publisher_;
   std::string queue_;
   bool persistent_;
+  metrics::Metrics& metrics_;
 };
 
 }  // namespace program_executor::executor

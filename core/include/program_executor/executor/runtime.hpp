@@ -4,13 +4,15 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 #include "program_executor/config/config.hpp"
-#include "program_executor/plugin/job_registry.hpp"
+#include "program_executor/executor/job_library.hpp"
+#include "program_executor/metrics/metrics.hpp"
 #include "program_executor/store/database.hpp"
 
 namespace program_executor::executor {
@@ -32,15 +34,31 @@ class Runtime {
   /// Waits until every worker has returned or `deadline` passes; true if all returned.
   bool wait_stopped(std::chrono::steady_clock::time_point deadline);
 
-  const plugin::JobRegistry& jobs() const noexcept { return jobs_; }
+  /// True while every running worker's loop turned within `max_age` (the
+  /// systemd watchdog is pinged only then).
+  bool healthy(std::chrono::milliseconds max_age) const;
+
+  /// Applies a new configuration without a restart: rescans the plugin
+  /// directory (new and replaced .so files serve the next steps; running
+  /// steps keep their libraries) and takes the new log settings. Keys that
+  /// need a restart (broker, queue, database, workers) are reported by a
+  /// warning and keep their running values. Throws, changing nothing, when
+  /// the plugins cannot be loaded.
+  void reload(const config::Config& config);
+
+  std::shared_ptr<const plugin::JobRegistry> jobs() const { return jobs_->current(); }
 
  private:
   config::Config config_;
-  plugin::JobRegistry jobs_;
+  std::unique_ptr<JobLibrary> jobs_;
   std::unique_ptr<store::Database> database_;
   std::unique_ptr<store::ProgramStore> store_;
+  /// The Prometheus exporter when metrics.listen is set, else a Metrics counting nothing.
+  std::unique_ptr<metrics::Metrics> metrics_;
   std::atomic<bool> stop_requested_{false};
   std::vector<std::thread> threads_;
+  /// Per worker: last loop turn (steady clock ms), or -1 once it has returned.
+  std::unique_ptr<std::atomic<std::int64_t>[]> beats_;
   std::mutex mutex_;
   std::condition_variable changed_;
   int running_ = 0;

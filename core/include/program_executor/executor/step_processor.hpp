@@ -9,7 +9,9 @@
 
 #include "program_executor/amqp/message_publisher.hpp"
 #include "program_executor/executor/program_creator.hpp"
+#include "program_executor/executor/job_library.hpp"
 #include "program_executor/executor/step_message.hpp"
+#include "program_executor/metrics/metrics.hpp"
 #include "program_executor/plugin/job_registry.hpp"
 #include "program_executor/store/program_store.hpp"
 
@@ -40,23 +42,27 @@ struct ProcessorSettings {
 class StepProcessor {
  public:
   /// `stop_requested` is exposed to jobs (JobContext::stop_requested).
-  StepProcessor(store::ProgramStore& store, const plugin::JobRegistry& jobs,
+  StepProcessor(store::ProgramStore& store, const JobLibrary& jobs,
                 amqp::MessagePublisher& publisher, ProcessorSettings settings,
-                const std::atomic<bool>& stop_requested);
+                const std::atomic<bool>& stop_requested,
+                metrics::Metrics& metrics = metrics::no_metrics());
 
   /// Processes one delivery body. Never throws: every failure, including
   /// the database's and the broker's, becomes an outcome.
   StepOutcome process(std::string_view body);
 
  private:
+  StepOutcome process_counted(std::string_view body);
   StepOutcome park(std::string_view body, const std::string& reason);
-  StepOutcome run_step(const StepMessage& message, const store::ProgramRow& row);
+  StepOutcome run_step(const StepMessage& message, const store::ProgramRow& row,
+                       const plugin::JobRegistry& jobs);
 
   store::ProgramStore& store_;
-  const plugin::JobRegistry& jobs_;
+  const JobLibrary& jobs_;
   amqp::MessagePublisher& publisher_;
   ProcessorSettings settings_;
   const std::atomic<bool>& stop_requested_;
+  metrics::Metrics& metrics_;
   ProgramCreator creator_;
 };
 

@@ -2,11 +2,14 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <string>
 
 #include "program_executor/amqp/connection_settings.hpp"
 #include "program_executor/amqp/queue_topology.hpp"
+#include "program_executor/executor/job_library.hpp"
 #include "program_executor/executor/step_processor.hpp"
+#include "program_executor/metrics/metrics.hpp"
 #include "program_executor/plugin/job_registry.hpp"
 #include "program_executor/store/program_store.hpp"
 
@@ -26,8 +29,12 @@ struct WorkerSettings {
 /// only by run()'s thread, the publisher connection only by the job thread.
 class Worker {
  public:
-  Worker(WorkerSettings settings, store::ProgramStore& store, const plugin::JobRegistry& jobs,
-         const std::atomic<bool>& stop_requested);
+  /// `beat` is set to the steady-clock time (ms) on every turn of the working
+  /// loop, which turns at least every 200 ms, also while a job runs: the
+  /// daemon's watchdog pings systemd only while every worker's beat is fresh.
+  Worker(WorkerSettings settings, store::ProgramStore& store, const JobLibrary& jobs,
+         const std::atomic<bool>& stop_requested, std::atomic<std::int64_t>& beat,
+         metrics::Metrics& metrics = metrics::no_metrics());
 
   /// Runs until stop is requested and the step in progress has finished;
   /// reconnects to the broker with backoff when the connection is lost.
@@ -37,8 +44,10 @@ class Worker {
  private:
   WorkerSettings settings_;
   store::ProgramStore& store_;
-  const plugin::JobRegistry& jobs_;
+  const JobLibrary& jobs_;
   const std::atomic<bool>& stop_requested_;
+  std::atomic<std::int64_t>& beat_;
+  metrics::Metrics& metrics_;
 };
 
 }  // namespace program_executor::executor

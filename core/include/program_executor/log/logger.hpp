@@ -30,8 +30,12 @@ struct Field {
   Value value;
 };
 
-/// Sets the process-wide level and format; logs go to stderr (journald takes them).
-void configure(Level level, Format format);
+/// Where log lines go: the daemon writes to stdout (journald reads it under
+/// systemd); the command-line tools to stderr, keeping stdout for results.
+enum class Destination { standard_output, standard_error };
+
+/// Sets the process-wide level, format and destination (stderr until called).
+void configure(Level level, Format format, Destination destination = Destination::standard_error);
 
 /// Parses "trace|debug|info|warn|error|off"; throws std::invalid_argument otherwise.
 Level parse_level(std::string_view name);

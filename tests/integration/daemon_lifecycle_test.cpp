@@ -1,0 +1,217 @@
+// The daemon's life under a supervisor: readiness, watchdog, reload (SIGHUP).
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "program_executor/amqp/connection.hpp"
+#include "support/process.hpp"
+#include "support/test_environment.hpp"
+
+using namespace program_executor;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// A deployment whose plugin directory the test fills itself.
+class PluginDeployment {
+ public:
+  explicit PluginDeployment(std::string amqp_url)
+      : amqp_url_(std::move(amqp_url)), queue_(test::unique_name("pe-life")) {
+    plugins_ = dir_.path() / "plugins";
+    fs::create_directories(plugins_);
+    write_config(plugins_);
+  }
+  ~PluginDeployment() {
+    try {
+      amqp::Connection connection(amqp::parse_url(amqp_url_, {}, 0), "test cleanup");
+      for (const auto& q : {queue_, queue_ + "-retry-1000", queue_ + "-parked"}) {
+        connection.delete_queue(q);
+      }
+    } catch (const std::exception&) {
+    }
+  }
+
+  void write_config(const fs::path& plugin_dir, const std::string& extra = "") {
+    std::ofstream out(config_path());
+    out << "amqp:\n  url: \"" << amqp_url_ << "\"\n  queue: " << queue_ << "\n"
+        << "database:\n  connection: \"db=" << (dir_.path() / "programs.db").string() << "\"\n"
+        << "plugins:\n  directory: " << plugin_dir.string() << "\n"
+        << "workers: 1\nlog:\n  format: json\n"
+        << extra;
+  }
+
+  // Installs a plugin as an operator would: a new file moved into place.
+  void install_plugin(const fs::path& from, const std::string& name) {
+    const fs::path staging = dir_.path() / (name + ".new");
+    fs::copy_file(from, staging, fs::copy_options::overwrite_existing);
+    fs::rename(staging, plugins_ / name);
+  }
+
+  std::string create(const std::string& jobs) {
+    auto result = test::run_command(
+        {PE_DAEMON_PATH, "create", "-c", config_path().string(), "--jobs", jobs});
+    INFO(result.err);
+    REQUIRE(result.exit_code == 0);
+    return result.out.substr(0, 36);
+  }
+
+  json wait_until_ended(const std::string& run_id) {
+    for (int i = 0; i < 300; ++i) {
+      auto result = test::run_command(
+          {PE_DAEMON_PATH, "status", "-c", config_path().string(), run_id, "--json"});
+      REQUIRE(result.exit_code == 0);
+      json row = json::parse(result.out);
+      if (row["state"] != "running") return row;
+      std::this_thread::sleep_for(100ms);
+    }
+    FAIL("program " << run_id << " did not end");
+    return {};
+  }
+
+  fs::path config_path() const { return dir_.path() / "config.yaml"; }
+  fs::path log_path(const std::string& name) const { return dir_.path() / name; }
+  const fs::path& plugins() const { return plugins_; }
+
+ private:
+  test::TemporaryDirectory dir_;
+  std::string amqp_url_;
+  std::string queue_;
+  fs::path plugins_;
+};
+
+const fs::path demo_plugin = fs::path(PE_DEMO_PLUGIN_DIR) / "demo.so";
+const fs::path fixture_plugin = fs::path(PE_FIXTURE_PLUGIN_DIR) / "good" / "good.so";
+
+// Receives what the daemon tells systemd through $NOTIFY_SOCKET.
+class NotifySocket {
+ public:
+  explicit NotifySocket(const fs::path& path) : path_(path) {
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::snprintf(address.sun_path, sizeof address.sun_path, "%s", path.c_str());
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    timeval timeout{0, 100000};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  }
+  ~NotifySocket() { ::close(fd_); }
+
+  // Waits for a datagram containing `text`; collects everything seen.
+  bool wait_for(const std::string& text, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      char buffer[4096];
+      const ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
+      if (n <= 0) continue;
+      const std::string message(buffer, static_cast<std::size_t>(n));
+      seen.push_back(message);
+      if (message.find(text) != std::string::npos) return true;
+    }
+    return false;
+  }
+
+  std::vector<std::string> seen;
+
+ private:
+  fs::path path_;
+  int fd_ = -1;
+};
+
+}  // namespace
+
+TEST_CASE("the daemon tells systemd it is ready, pings the watchdog, reloads and stops",
+          "[daemon][systemd]") {
+  auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  PluginDeployment deployment(*url);
+  deployment.install_plugin(demo_plugin, "demo.so");
+  NotifySocket notify(deployment.log_path("notify.sock"));
+  test::DaemonProcess daemon(deployment.config_path(), deployment.log_path("daemon.log"),
+                             {{"NOTIFY_SOCKET", deployment.log_path("notify.sock").string()},
+                              {"WATCHDOG_USEC", "400000"}});
+  CHECK(notify.wait_for("READY=1", 30s));
+  // Pings every 200 ms while the worker loop turns.
+  CHECK(notify.wait_for("WATCHDOG=1", 2s));
+  CHECK(notify.wait_for("WATCHDOG=1", 2s));
+  ::kill(daemon.pid(), SIGHUP);
+  CHECK(notify.wait_for("RELOADING=1", 5s));
+  CHECK(notify.wait_for("READY=1", 5s));
+  ::kill(daemon.pid(), SIGTERM);
+  CHECK(notify.wait_for("STOPPING=1", 5s));
+  CHECK(daemon.stop(SIGTERM, 20s) == 0);
+}
+
+TEST_CASE("SIGHUP loads new plugins for the next steps; a bad reload keeps the running set",
+          "[daemon][reload]") {
+  auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  PluginDeployment deployment(*url);
+  deployment.install_plugin(demo_plugin, "demo.so");
+  test::DaemonProcess daemon(deployment.config_path(), deployment.log_path("daemon.log"));
+  REQUIRE(daemon.wait_for_log("\"daemon.started\"", 30s));
+
+  // Not loaded yet: skipped, as any unknown job.
+  std::string run_id = deployment.create("fixture.count");
+  CHECK(deployment.wait_until_ended(run_id)["job_data"].is_object());
+  CHECK(daemon.count_in_log("\"job.skipped\"") == 1);
+
+  deployment.install_plugin(fixture_plugin, "fixture.so");
+  ::kill(daemon.pid(), SIGHUP);
+  REQUIRE(daemon.wait_for_log("\"daemon.reloaded\"", 10s));
+  run_id = deployment.create("fixture.count,demo.log");
+  CHECK(deployment.wait_until_ended(run_id)["state"] == "finished");
+  CHECK(daemon.count_in_log("\"job.skipped\"") == 1);  // fixture.count ran this time
+  CHECK(daemon.count_in_log("\"job\":\"fixture.count\"") >= 2);
+
+  // A plugin that cannot load makes the reload fail as a whole.
+  std::ofstream(deployment.plugins() / "broken.so") << "not a shared object";
+  ::kill(daemon.pid(), SIGHUP);
+  REQUIRE(daemon.wait_for_log("\"daemon.reload_failed\"", 10s));
+  CHECK(daemon.count_in_log("broken.so") >= 1);
+  fs::remove(deployment.plugins() / "broken.so");
+  run_id = deployment.create("fixture.count,demo.log");
+  CHECK(deployment.wait_until_ended(run_id)["state"] == "finished");
+  CHECK(daemon.count_in_log("\"job.skipped\"") == 1);
+
+  // So does a config that does not validate; the daemon keeps working.
+  deployment.write_config(deployment.plugins(), "workers: many\n");
+  ::kill(daemon.pid(), SIGHUP);
+  REQUIRE(daemon.wait_for_log("\"daemon.reload_failed\"", 10s, 2));
+  CHECK(daemon.count_in_log("workers") >= 1);
+  deployment.write_config(deployment.plugins());
+  run_id = deployment.create("demo.log");
+  CHECK(deployment.wait_until_ended(run_id)["state"] == "finished");
+  CHECK(daemon.stop(SIGTERM, 20s) == 0);
+}
+
+TEST_CASE("a .so replaced under the same name serves the next steps after a reload",
+          "[daemon][reload]") {
+  auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  PluginDeployment deployment(*url);
+  deployment.install_plugin(fixture_plugin, "jobs.so");
+  test::DaemonProcess daemon(deployment.config_path(), deployment.log_path("daemon.log"));
+  REQUIRE(daemon.wait_for_log("\"daemon.started\"", 30s));
+  std::string run_id = deployment.create("fixture.count");
+  CHECK(deployment.wait_until_ended(run_id)["state"] == "finished");
+
+  // The same file name now holds other jobs.
+  deployment.install_plugin(demo_plugin, "jobs.so");
+  ::kill(daemon.pid(), SIGHUP);
+  REQUIRE(daemon.wait_for_log("\"daemon.reloaded\"", 10s));
+  run_id = deployment.create("demo.count,fixture.count");
+  const json row = deployment.wait_until_ended(run_id);
+  CHECK(row["state"] == "finished");
+  CHECK(row["job_data"]["demo.count"]["runs"] == 1);  // the new library ran
+  CHECK(daemon.count_in_log("\"job.skipped\"") == 1);  // the old one's job is gone
+  CHECK(daemon.stop(SIGTERM, 20s) == 0);
+}
