@@ -46,6 +46,8 @@ class PluginDeployment {
         << "database:\n  connection: \"db=" << (dir_.path() / "programs.db").string() << "\"\n"
         << "plugins:\n  directory: " << plugin_dir.string() << "\n"
         << "workers: 1\nlog:\n  format: json\n"
+        // No Prometheus endpoint: daemons of parallel tests would all want port 9464.
+        << "metrics:\n  listen: \"\"\n"
         << extra;
   }
 
@@ -214,4 +216,35 @@ TEST_CASE("a .so replaced under the same name serves the next steps after a relo
   CHECK(row["job_data"]["demo.count"]["runs"] == 1);  // the new library ran
   CHECK(daemon.count_in_log("\"job.skipped\"") == 1);  // the old one's job is gone
   CHECK(daemon.stop(SIGTERM, 20s) == 0);
+}
+
+TEST_CASE("a step whose worker was killed is taken over once its claim expires", "[daemon][recovery]") {
+  auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  PluginDeployment deployment(*url);
+  deployment.install_plugin(demo_plugin, "demo.so");
+  deployment.write_config(deployment.plugins(),
+                          "recovery:\n  lease_seconds: 2\n  stale_after_seconds: 1\n"
+                          "  sweep_interval_seconds: 1\n");
+  auto first = std::make_unique<test::DaemonProcess>(deployment.config_path(),
+                                                     deployment.log_path("first.log"));
+  REQUIRE(first->wait_for_log("\"daemon.started\"", 30s));
+  auto result = test::run_command({PE_DAEMON_PATH, "create", "-c", deployment.config_path().string(),
+                                   "--jobs", "demo.sleep,demo.count", "--job-data",
+                                   R"({"demo.sleep":{"ms":3000}})"});
+  REQUIRE(result.exit_code == 0);
+  const std::string run_id = result.out.substr(0, 36);
+  REQUIRE(first->wait_for_log("\"job.started\"", 10s));
+  CHECK(first->stop(SIGKILL, 5s) == 128 + SIGKILL);  // dies holding the claim
+
+  test::DaemonProcess second(deployment.config_path(), deployment.log_path("second.log"));
+  const json row = deployment.wait_until_ended(run_id);
+  CHECK(row["state"] == "finished");
+  CHECK(row["job_data"]["demo.count"]["runs"] == 1);
+  // The redelivered message met the dead worker's live claim and was dropped;
+  // once the claim ran out the sweeper republished the step, counted as a crash.
+  CHECK(second.count_in_log("\"step.busy\"") == 1);
+  CHECK(second.count_in_log("\"program.recovered\"") >= 1);
+  CHECK(second.count_in_log("\"job.started\"") == 2);  // demo.sleep again, then demo.count
+  CHECK(second.stop(SIGTERM, 20s) == 0);
 }

@@ -49,7 +49,10 @@ class Deployment {
         << "shutdown_grace_seconds: " << options.shutdown_grace_seconds << "\n"
         << "log:\n"
         << "  level: debug\n"
-        << "  format: json\n";
+        << "  format: json\n"
+        // No Prometheus endpoint: daemons of parallel tests would all want port 9464.
+        << "metrics:\n"
+        << "  listen: \"\"\n";
   }
 
   ~Deployment() {

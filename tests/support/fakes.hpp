@@ -1,6 +1,7 @@
 // In-memory stand-ins for the store and the broker, for unit tests only.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -12,20 +13,25 @@
 
 namespace program_executor::test {
 
-/// A ProgramStore over a map, with the same conditional-update rules as the SQL one.
+/// A ProgramStore over a map, with the same conditional-update and claim
+/// rules as the SQL one (time is the steady clock).
 class FakeProgramStore : public store::ProgramStore {
  public:
-  void insert(const store::NewProgram& program) override {
+  using Clock = std::chrono::steady_clock;
+
+  void insert(const store::NewProgram& program,
+              std::chrono::milliseconds expect_within = std::chrono::minutes(1)) override {
     std::lock_guard lock(mutex_);
     if (rows_.count(program.run_id)) throw store::StoreError("duplicate run id");
-    store::ProgramRow row;
-    row.id = static_cast<long long>(rows_.size()) + 1;
-    row.run_id = program.run_id;
-    row.jobs = program.jobs;
-    row.job_data = program.job_data;
-    row.program_data = program.program_data;
-    row.created_at = row.updated_at = "2026-01-01T00:00:00.000Z";
-    rows_[program.run_id] = row;
+    Entry entry;
+    entry.row.id = static_cast<long long>(rows_.size()) + 1;
+    entry.row.run_id = program.run_id;
+    entry.row.jobs = program.jobs;
+    entry.row.job_data = program.job_data;
+    entry.row.program_data = program.program_data;
+    entry.row.created_at = entry.row.updated_at = "2026-01-01T00:00:00.000Z";
+    entry.until = Clock::now() + expect_within;
+    rows_[program.run_id] = entry;
   }
   std::optional<store::ProgramRow> find(const std::string& run_id) override {
     std::lock_guard lock(mutex_);
@@ -35,50 +41,119 @@ class FakeProgramStore : public store::ProgramStore {
     }
     auto it = rows_.find(run_id);
     if (it == rows_.end()) return std::nullopt;
-    return it->second;
+    return it->second.row;
   }
-  bool advance(const std::string& run_id, int step) override {
-    return update(run_id, step, [](store::ProgramRow& r) {
-      ++r.step;
-      r.step_retry_count = 0;
+  std::optional<store::StepClaim> claim(const std::string& run_id, int step,
+                                        const std::string& owner,
+                                        std::chrono::milliseconds lease) override {
+    std::lock_guard lock(mutex_);
+    auto it = rows_.find(run_id);
+    if (it == rows_.end()) return std::nullopt;
+    Entry& e = it->second;
+    if (e.row.ended() || e.row.step != step) return std::nullopt;
+    if (e.row.lease_owner && e.until && *e.until >= Clock::now()) return std::nullopt;
+    if (e.row.lease_owner) ++e.row.step_crash_count;
+    e.row.lease_owner = owner;
+    ++e.row.lease_token;
+    e.until = Clock::now() + lease;
+    return store::StepClaim{e.row.lease_token, e.row.step_crash_count};
+  }
+  bool renew(const std::string& run_id, int step, std::int64_t token,
+             std::chrono::milliseconds lease) override {
+    return update(run_id, step, token, [&](Entry& e) {
+      if (!e.row.lease_owner) return false;
+      e.until = Clock::now() + lease;
+      return true;
     });
   }
-  bool finish(const std::string& run_id, int step) override {
-    return update(run_id, step, [](store::ProgramRow& r) {
-      r.finished_at = "now";
-      r.step_retry_count = 0;
+  bool release(const std::string& run_id, int step, std::int64_t token,
+               std::chrono::milliseconds expect_within) override {
+    return update(run_id, step, token, [&](Entry& e) {
+      e.row.lease_owner.reset();
+      e.until = Clock::now() + expect_within;
+      return true;
     });
   }
-  bool record_retry(const std::string& run_id, int step, std::string_view message) override {
-    return update(run_id, step, [&](store::ProgramRow& r) {
-      ++r.step_retry_count;
-      r.error_message = std::string(message);
+  bool advance(const std::string& run_id, int step, std::int64_t token,
+               std::chrono::milliseconds expect_within) override {
+    return update(run_id, step, token, [&](Entry& e) {
+      ++e.row.step;
+      e.row.step_retry_count = 0;
+      e.row.step_crash_count = 0;
+      e.row.lease_owner.reset();
+      e.until = Clock::now() + expect_within;
+      return true;
     });
   }
-  bool fail(const std::string& run_id, int step, std::string_view message) override {
-    return update(run_id, step, [&](store::ProgramRow& r) {
-      r.errored_at = "now";
-      r.error_message = std::string(message);
+  bool finish(const std::string& run_id, int step, std::int64_t token) override {
+    return update(run_id, step, token, [](Entry& e) {
+      e.row.finished_at = "now";
+      e.row.step_retry_count = 0;
+      e.row.lease_owner.reset();
+      e.until.reset();
+      return true;
+    });
+  }
+  bool record_retry(const std::string& run_id, int step, std::int64_t token,
+                    std::string_view message, std::chrono::milliseconds expect_within) override {
+    return update(run_id, step, token, [&](Entry& e) {
+      ++e.row.step_retry_count;
+      e.row.error_message = std::string(message);
+      e.row.lease_owner.reset();
+      e.until = Clock::now() + expect_within;
+      return true;
+    });
+  }
+  bool fail(const std::string& run_id, int step, std::int64_t token,
+            std::string_view message) override {
+    return update(run_id, step, token, [&](Entry& e) {
+      e.row.errored_at = "now";
+      e.row.error_message = std::string(message);
+      e.row.lease_owner.reset();
+      e.until.reset();
+      return true;
     });
   }
   bool cancel(const std::string& run_id, std::string_view message) override {
     std::lock_guard lock(mutex_);
     auto it = rows_.find(run_id);
-    if (it == rows_.end() || it->second.ended()) return false;
-    it->second.errored_at = "now";
-    it->second.error_message = std::string(message);
+    if (it == rows_.end() || it->second.row.ended()) return false;
+    it->second.row.errored_at = "now";
+    it->second.row.error_message = std::string(message);
     return true;
   }
   nlohmann::json update_job_data(
-      const std::string& run_id, const std::string& job_name,
+      const std::string& run_id, const std::string& job_name, std::int64_t token,
       const std::function<nlohmann::json(const nlohmann::json&)>& modify) override {
     std::lock_guard lock(mutex_);
     auto it = rows_.find(run_id);
     if (it == rows_.end()) throw store::StoreError("no program with run id " + run_id);
-    auto& all = it->second.job_data;
+    if (it->second.row.lease_token != token) throw store::StoreError("the claim was lost");
+    auto& all = it->second.row.job_data;
     nlohmann::json current = all.contains(job_name) ? all[job_name] : nlohmann::json::object();
     all[job_name] = modify(current);
     return all[job_name];
+  }
+  std::vector<store::StaleProgram> overdue(std::chrono::milliseconds, int limit) override {
+    std::lock_guard lock(mutex_);
+    std::vector<store::StaleProgram> found;
+    for (auto& [id, e] : rows_) {
+      if (static_cast<int>(found.size()) >= limit) break;
+      if (!e.row.ended() && e.until && *e.until < Clock::now()) {
+        found.push_back({id, e.row.step, e.row.lease_token, e.row.jobs, e.row.program_data});
+      }
+    }
+    return found;
+  }
+  bool begin_recovery(const std::string& run_id, int step, std::int64_t token,
+                      std::chrono::milliseconds, std::chrono::milliseconds expect_within) override {
+    return update(run_id, step, token, [&](Entry& e) {
+      if (!e.until || *e.until >= Clock::now()) return false;
+      if (e.row.lease_owner) ++e.row.step_crash_count;
+      e.row.lease_owner.reset();
+      e.until = Clock::now() + expect_within;
+      return true;
+    });
   }
 
   store::ProgramRow row(const std::string& run_id) {
@@ -86,21 +161,33 @@ class FakeProgramStore : public store::ProgramStore {
     if (!r) throw std::runtime_error("no row " + run_id);
     return *r;
   }
+  /// Makes the row's lease or expected time lie in the past, as after a crash.
+  void expire(const std::string& run_id) {
+    std::lock_guard lock(mutex_);
+    rows_.at(run_id).until = Clock::now() - std::chrono::seconds(1);
+  }
 
   bool fail_next_find = false;
 
  private:
+  struct Entry {
+    store::ProgramRow row;
+    std::optional<Clock::time_point> until;
+  };
+
   template <class F>
-  bool update(const std::string& run_id, int step, F&& change) {
+  bool update(const std::string& run_id, int step, std::int64_t token, F&& change) {
     std::lock_guard lock(mutex_);
     auto it = rows_.find(run_id);
-    if (it == rows_.end() || it->second.ended() || it->second.step != step) return false;
-    change(it->second);
-    return true;
+    if (it == rows_.end() || it->second.row.ended() || it->second.row.step != step ||
+        it->second.row.lease_token != token) {
+      return false;
+    }
+    return change(it->second);
   }
 
   std::mutex mutex_;
-  std::map<std::string, store::ProgramRow> rows_;
+  std::map<std::string, Entry> rows_;
 };
 
 /// Records what would have been published; can be told to fail.

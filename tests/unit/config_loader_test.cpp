@@ -88,6 +88,23 @@ void check_defaults(const cfg::Config& config) {
   CHECK(config.shutdown_grace == defaults.shutdown_grace);
   CHECK(config.log.level == defaults.log.level);
   CHECK(config.log.format == defaults.log.format);
+  CHECK(config.recovery.lease == defaults.recovery.lease);
+  CHECK(config.recovery.stale_after == std::chrono::seconds(60));
+  CHECK(config.recovery.sweep_interval == defaults.recovery.sweep_interval);
+  CHECK(config.recovery.max_crashes == 3);
+}
+
+TEST_CASE("recovery settings are read in seconds", "[config][loader]") {
+  const cfg::Config config = cfg::load_string(
+      "recovery:\n  lease_seconds: 10\n  stale_after_seconds: 20\n  sweep_interval_seconds: 2\n"
+      "  max_crashes: 5\n",
+      "recovery.yaml");
+  CHECK(config.recovery.lease == std::chrono::seconds(10));
+  CHECK(config.recovery.stale_after == std::chrono::seconds(20));
+  CHECK(config.recovery.sweep_interval == std::chrono::seconds(2));
+  CHECK(config.recovery.max_crashes == 5);
+  CHECK_THROWS_WITH(cfg::load_string("recovery:\n  lease_seconds: 1\n", "r.yaml"),
+                    Catch::Contains("r.yaml:2:18: recovery.lease_seconds"));
 }
 
 constexpr std::string_view full_file = R"(# every key, none at its default
@@ -190,7 +207,7 @@ TEST_CASE("a file that cannot be read is reported with the reason", "[config][lo
 TEST_CASE("unknown keys are errors listing the allowed keys", "[config][loader]") {
   CHECK(error_of("workers: 4\nworkerz: 5\n") ==
         "test.yaml:2:1: workerz: unknown key; allowed keys here: amqp, database, plugins, workers, "
-        "shutdown_grace_seconds, log");
+        "shutdown_grace_seconds, recovery, log, metrics");
   CHECK(error_of("amqp:\n  tls:\n    verify: false\n") ==
         "test.yaml:3:5: amqp.tls.verify: unknown key; allowed keys here: ca_file, cert_file, key_file, verify_peer, "
         "verify_hostname");

@@ -100,7 +100,11 @@ TEST_CASE("the expected keys exist with the documented types and limits", "[conf
     REQUIRE(it != keys.end());
     return *it;
   };
-  CHECK(cfg::schema().size() == 20);  // 18 + amqp.password_file (security) + metrics.listen (ops)
+  // 18 + amqp.password_file (security) + metrics.listen (ops) + 4 recovery.* (step protocol)
+  CHECK(cfg::schema().size() == 24);
+  CHECK(find("recovery.lease_seconds").min == 2);
+  CHECK(find("recovery.stale_after_seconds").default_value == "60");
+  CHECK(find("recovery.max_crashes").min == 1);
   CHECK(find("amqp.url").secret);
   CHECK(find("amqp.url").type == cfg::ValueType::amqp_url);
   CHECK(find("database.connection").secret);

@@ -83,6 +83,7 @@ TEST_CASE("counts appear in the exposition scraped over HTTP", "[metrics]") {
         "program_executor_programs_errored_total", "program_executor_programs_cancelled_total",
         "program_executor_step_retries_total", "program_executor_steps_in_flight",
         "program_executor_messages_parked_total", "program_executor_messages_duplicate_total",
+        "program_executor_programs_recovered_total",
         "program_executor_broker_reconnects_total",
         "program_executor_database_reconnects_total"}) {
     INFO(name);
@@ -99,6 +100,7 @@ TEST_CASE("counts appear in the exposition scraped over HTTP", "[metrics]") {
   exporter.message_parked();
   exporter.message_duplicate();
   exporter.message_duplicate();
+  exporter.program_recovered();
   exporter.broker_reconnected();
   exporter.database_reconnected();
   exporter.step_started();
@@ -119,6 +121,7 @@ TEST_CASE("counts appear in the exposition scraped over HTTP", "[metrics]") {
   CHECK(sample(scrape, "program_executor_step_retries_total") == 1);
   CHECK(sample(scrape, "program_executor_messages_parked_total") == 1);
   CHECK(sample(scrape, "program_executor_messages_duplicate_total") == 2);
+  CHECK(sample(scrape, "program_executor_programs_recovered_total") == 1);
   CHECK(sample(scrape, "program_executor_broker_reconnects_total") == 1);
   CHECK(sample(scrape, "program_executor_database_reconnects_total") == 1);
   CHECK(sample(scrape, "program_executor_steps_in_flight") == 1);

@@ -267,6 +267,15 @@ Config load_string(std::string_view yaml, std::string_view source_name) {
   int grace_seconds = static_cast<int>(config.shutdown_grace.count());
   assign(values, "shutdown_grace_seconds", grace_seconds);
   config.shutdown_grace = std::chrono::seconds(grace_seconds);
+  const auto assign_seconds = [&](const char* key, std::chrono::seconds& target) {
+    int seconds = static_cast<int>(target.count());
+    assign(values, key, seconds);
+    target = std::chrono::seconds(seconds);
+  };
+  assign_seconds("recovery.lease_seconds", config.recovery.lease);
+  assign_seconds("recovery.stale_after_seconds", config.recovery.stale_after);
+  assign_seconds("recovery.sweep_interval_seconds", config.recovery.sweep_interval);
+  assign(values, "recovery.max_crashes", config.recovery.max_crashes);
   assign(values, "log.level", config.log.level);
   assign(values, "log.format", config.log.format);
   assign(values, "metrics.listen", config.metrics.listen);

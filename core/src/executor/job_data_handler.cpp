@@ -16,9 +16,13 @@ void require_object(const nlohmann::json& value, const char* what) {
 }  // namespace
 
 StoreJobDataHandler::StoreJobDataHandler(store::ProgramStore& store, std::string run_id,
-                                         std::string job_name,
+                                         std::string job_name, std::int64_t token,
                                          std::chrono::steady_clock::time_point started)
-    : store_(store), run_id_(std::move(run_id)), job_name_(std::move(job_name)), started_(started) {}
+    : store_(store),
+      run_id_(std::move(run_id)),
+      job_name_(std::move(job_name)),
+      token_(token),
+      started_(started) {}
 
 nlohmann::json StoreJobDataHandler::get() {
   auto row = store_.find(run_id_);
@@ -29,12 +33,12 @@ nlohmann::json StoreJobDataHandler::get() {
 
 void StoreJobDataHandler::set(const nlohmann::json& data) {
   require_object(data, "set()");
-  store_.update_job_data(run_id_, job_name_, [&](const nlohmann::json&) { return data; });
+  store_.update_job_data(run_id_, job_name_, token_, [&](const nlohmann::json&) { return data; });
 }
 
 void StoreJobDataHandler::merge(const nlohmann::json& partial) {
   require_object(partial, "merge()");
-  store_.update_job_data(run_id_, job_name_, [&](const nlohmann::json& current) {
+  store_.update_job_data(run_id_, job_name_, token_, [&](const nlohmann::json& current) {
     nlohmann::json merged = current.is_object() ? current : nlohmann::json::object();
     for (const auto& [key, value] : partial.items()) merged[key] = value;  // shallow, as the original
     return merged;

@@ -26,12 +26,14 @@ std::string new_run_id() {
 }
 
 ProgramCreator::ProgramCreator(store::ProgramStore& store, amqp::MessagePublisher& publisher,
-                               std::string queue, bool persistent, metrics::Metrics& metrics)
+                               std::string queue, bool persistent, metrics::Metrics& metrics,
+                               std::chrono::milliseconds expect_within)
     : store_(store),
       publisher_(publisher),
       queue_(std::move(queue)),
       persistent_(persistent),
-      metrics_(metrics) {}
+      metrics_(metrics),
+      expect_within_(expect_within) {}
 
 std::string ProgramCreator::create(const sdk::ProgramRequest& request) {
   if (request.jobs.empty()) throw std::invalid_argument("a program needs at least one job");
@@ -45,7 +47,8 @@ std::string ProgramCreator::create(const sdk::ProgramRequest& request) {
     throw std::invalid_argument("job data must be a JSON object keyed by job name");
   }
   const std::string run_id = new_run_id();
-  store_.insert(store::NewProgram{run_id, request.jobs, request.program_data, request.job_data});
+  store_.insert(store::NewProgram{run_id, request.jobs, request.program_data, request.job_data},
+                expect_within_);
   amqp::PublishProperties properties;
   properties.persistent = persistent_;
   properties.timestamp = std::chrono::duration_cast<std::chrono::milliseconds>(

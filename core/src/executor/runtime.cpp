@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "program_executor/amqp/connection.hpp"
+#include "program_executor/executor/recovery_sweeper.hpp"
 #include "program_executor/executor/worker.hpp"
 #include "program_executor/log/logger.hpp"
 #include "program_executor/metrics/prometheus_metrics.hpp"
@@ -75,6 +76,29 @@ Runtime::~Runtime() {
   for (auto& thread : threads_) {
     if (thread.joinable()) thread.join();
   }
+  if (sweeper_.joinable()) sweeper_.join();
+}
+
+void Runtime::sweep_until_stopped() {
+  const auto connection = amqp::parse_url(config_.amqp.url, config_.amqp.tls, 0);
+  amqp::ReconnectingPublisher publisher(connection, "program-executor recovery");
+  RecoverySweeper sweeper(*store_, publisher,
+                          SweeperSettings{config_.amqp.queue, config_.amqp.durable,
+                                          config_.recovery.stale_after, 200});
+  // Spread the daemons' sweeps apart; each pass is cheap when nothing is overdue.
+  auto next = std::chrono::steady_clock::now() + config_.recovery.sweep_interval;
+  while (!stop_requested_) {
+    if (std::chrono::steady_clock::now() < next) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
+    next = std::chrono::steady_clock::now() + config_.recovery.sweep_interval;
+    try {
+      sweeper.sweep();
+    } catch (const std::exception& e) {
+      log::event(log::Level::warn, "recovery.sweep_failed", e.what());
+    }
+  }
 }
 
 void Runtime::start() {
@@ -83,9 +107,13 @@ void Runtime::start() {
   beats_ = std::make_unique<std::atomic<std::int64_t>[]>(static_cast<std::size_t>(config_.workers));
   for (int i = 0; i < config_.workers; ++i) {
     beats_[static_cast<std::size_t>(i)] = now_ms();
-    WorkerSettings settings{i, connection,
+    WorkerSettings settings{i,
+                            connection,
                             amqp::QueueTopology(config_.amqp.queue, config_.amqp.durable),
-                            config_.amqp.prefetch};
+                            config_.amqp.prefetch,
+                            config_.recovery.lease,
+                            config_.recovery.stale_after,
+                            config_.recovery.max_crashes};
     {
       std::lock_guard lock(mutex_);
       ++running_;
@@ -103,6 +131,7 @@ void Runtime::start() {
       changed_.notify_all();
     });
   }
+  sweeper_ = std::thread([this] { sweep_until_stopped(); });
   log::event(log::Level::info, "daemon.started", "", {{"workers", config_.workers}});
 }
 

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <thread>
 
+#include "program_executor/executor/crash_point.hpp"
 #include "program_executor/executor/job_data_handler.hpp"
 #include "program_executor/executor/step_job_context.hpp"
 #include "program_executor/log/logger.hpp"
@@ -26,6 +27,12 @@ double elapsed_ms(std::chrono::steady_clock::time_point since) {
       .count();
 }
 
+std::int64_t now_ms_since_epoch() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace
 
 StepProcessor::StepProcessor(store::ProgramStore& store, const JobLibrary& jobs,
@@ -38,17 +45,51 @@ StepProcessor::StepProcessor(store::ProgramStore& store, const JobLibrary& jobs,
       settings_(std::move(settings)),
       stop_requested_(stop_requested),
       metrics_(metrics),
-      creator_(store, publisher, settings_.queue, settings_.persistent, metrics) {}
+      creator_(store, publisher, settings_.queue, settings_.persistent, metrics,
+               settings_.stale_after) {}
 
 StepOutcome StepProcessor::process(std::string_view body) {
   metrics_.step_started();
   StepOutcome result = process_counted(body);
+  drop_hold();
   metrics_.step_ended();
   if (result.disposition == Disposition::retry) metrics_.step_retried();
   if (result.event == "program.cancelled") metrics_.program_cancelled();
-  if (result.event == "step.duplicate") metrics_.message_duplicate();
+  if (result.event == "step.duplicate" || result.event == "step.busy") metrics_.message_duplicate();
   if (result.event == "message.parked") metrics_.message_parked();
   return result;
+}
+
+void StepProcessor::hold(const std::string& run_id, int step, std::int64_t token) {
+  std::lock_guard lock(claim_mutex_);
+  claim_ = Claim{run_id, step, token, std::chrono::steady_clock::now()};
+}
+
+void StepProcessor::drop_hold() {
+  std::lock_guard lock(claim_mutex_);
+  claim_.reset();
+}
+
+void StepProcessor::renew_claim_if_due() {
+  std::optional<Claim> due;
+  {
+    std::lock_guard lock(claim_mutex_);
+    if (!claim_ || std::chrono::steady_clock::now() - claim_->renewed < settings_.lease / 3) return;
+    claim_->renewed = std::chrono::steady_clock::now();
+    due = claim_;
+  }
+  try {
+    if (!store_.renew(due->run_id, due->step, due->token, settings_.lease)) {
+      // Another worker took the step over (our lease ran out, e.g. while the
+      // database was unreachable): whatever this execution does, it can no
+      // longer commit.
+      log::event(Level::warn, "step.claim_lost", "another worker holds this step now",
+                 {{"run_id", due->run_id}, {"step", due->step}});
+    }
+  } catch (const std::exception& e) {
+    log::event(Level::warn, "step.claim_renew_failed", e.what(),
+               {{"run_id", due->run_id}, {"step", due->step}});
+  }
 }
 
 StepOutcome StepProcessor::process_counted(std::string_view body) {
@@ -58,6 +99,8 @@ StepOutcome StepProcessor::process_counted(std::string_view body) {
   } catch (const InvalidMessage& e) {
     return park(body, e.what());
   }
+  std::optional<store::StepClaim> claim;
+  int claimed_step = 0;
   try {
     std::optional<store::ProgramRow> row = store_.find(message.run_id);
     if (!row) return park(body, "no program with run id " + message.run_id);
@@ -69,8 +112,6 @@ StepOutcome StepProcessor::process_counted(std::string_view body) {
                             " jobs left but program " + message.run_id + " has only " +
                             std::to_string(row->jobs.size()));
     }
-    // The previous step publishes this message just before it commits its own
-    // update, so a fast consumer can see the row one step behind: wait for it.
     const auto give_up = std::chrono::steady_clock::now() + settings_.early_step_wait;
     while (step > row->step && !row->ended() && std::chrono::steady_clock::now() < give_up) {
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -93,13 +134,30 @@ StepOutcome StepProcessor::process_counted(std::string_view body) {
                          (row->finished_at ? " and finished" : "") +
                          "; this message is stale or duplicated and is dropped");
     }
-    // A snapshot for the whole step: a reload meanwhile affects the next steps.
-    const std::shared_ptr<const plugin::JobRegistry> jobs = jobs_.current();
-    return run_step(message, *row, *jobs);
+    claimed_step = step;
+    claim = store_.claim(message.run_id, step, settings_.owner, settings_.lease);
+    if (!claim) {
+      // Another live worker runs this very step (this message is a copy, e.g.
+      // republished by the sweeper). If that worker dies, its claim expires
+      // and the sweeper republishes the step: dropping this copy loses nothing.
+      return outcome(Disposition::ack, "step.busy", Level::warn, message, step,
+                     "another worker holds this step; this copy is dropped");
+    }
+    hold(message.run_id, step, claim->token);
+    PE_CRASH_POINT("after_claim");
+    return run_claimed(message, *row, *claim);
   } catch (const std::exception& e) {
     // Database or broker trouble: the job's own failures never get here. Try
     // the step again after the retry delay instead of losing it.
     log::event(Level::error, "step.infrastructure_error", e.what(), {{"run_id", message.run_id}});
+    if (claim) {
+      try {
+        store_.release(message.run_id, claimed_step, claim->token,
+                       settings_.retry_delay + settings_.stale_after);
+      } catch (const std::exception&) {
+        // The claim expires by itself; the sweeper then recovers the step.
+      }
+    }
     return StepOutcome{Disposition::retry, "step.infrastructure_error"};
   }
 }
@@ -122,96 +180,134 @@ StepOutcome StepProcessor::park(std::string_view body, const std::string& reason
   return StepOutcome{Disposition::ack, "message.parked"};
 }
 
-StepOutcome StepProcessor::run_step(const StepMessage& message, const store::ProgramRow& row,
-                                    const plugin::JobRegistry& jobs) {
+StepOutcome StepProcessor::run_claimed(const StepMessage& message, const store::ProgramRow& row,
+                                       const store::StepClaim& claim) {
   const std::string& job_name = message.current_job();
   const int step = row.step;
+  const std::int64_t token = claim.token;
+  const auto retry_expected = settings_.retry_delay + settings_.stale_after;
+
+  if (claim.crashes >= settings_.max_crashes) {
+    // The job kills its worker (segfault, abort, out of memory): stop the loop.
+    const std::string why = "job " + job_name + ": the worker running it died " +
+                            std::to_string(claim.crashes) +
+                            " times (crash loop); the program is stopped";
+    if (store_.fail(message.run_id, step, token, why)) metrics_.program_errored();
+    return outcome(Disposition::ack, "program.errored", Level::error, message, step, why);
+  }
+
+  // A snapshot for the whole step: a reload meanwhile affects the next steps.
+  const std::shared_ptr<const plugin::JobRegistry> jobs = jobs_.current();
   const auto started = std::chrono::steady_clock::now();
-
-  std::shared_ptr<sdk::Job> job;
-  std::optional<std::string> failure;  // set when the job failed permanently
-
-  if (!jobs.contains(job_name)) {
+  if (!jobs->contains(job_name)) {
     metrics_.job_executed(job_name, metrics::JobOutcome::skipped, 0.0);
     outcome(Disposition::ack, "job.skipped", Level::warn, message, step,
             "no job with this name is loaded; the step counts as done");
-  } else {
-    log::event(Level::info, "job.started", "",
-               {{"run_id", message.run_id}, {"job", job_name}, {"step", step},
-                {"attempt", row.step_retry_count + 1}});
-    StoreJobDataHandler job_data(store_, message.run_id, job_name, started);
-    StepJobContext context(creator_, message.run_id, job_name, step, row.step_retry_count + 1,
-                           stop_requested_);
-    try {
-      job = jobs.create(job_name, message.program_data());
-      job->execute(message.body, job_data, context);
-    } catch (const sdk::ExecutionTimeExceeded&) {
-      // A cooperative yield: neither counted nor recorded, resumed later.
-      metrics_.job_executed(job_name, metrics::JobOutcome::yield, elapsed_ms(started) / 1000);
-      log::event(Level::info, "job.yield", "execution time exceeded; resuming later",
-                 {{"run_id", message.run_id}, {"job", job_name}, {"step", step},
-                  {"duration_ms", elapsed_ms(started)}});
-      return StepOutcome{Disposition::retry, "job.yield"};
-    } catch (const sdk::RetryableError& e) {
-      metrics_.job_executed(job_name, metrics::JobOutcome::retry, elapsed_ms(started) / 1000);
-      store_.record_retry(message.run_id, step, e.what());
-      log::event(Level::warn, "job.retry", e.what(),
-                 {{"run_id", message.run_id}, {"job", job_name}, {"step", step},
-                  {"retry_count", row.step_retry_count + 1}, {"duration_ms", elapsed_ms(started)}});
-      return StepOutcome{Disposition::retry, "job.retry"};
-    } catch (const sdk::IgnorableError& e) {
-      // Ends the program like any failure, but it is expected: info, not error.
-      metrics_.job_executed(job_name, metrics::JobOutcome::ignorable, elapsed_ms(started) / 1000);
-      store_.fail(message.run_id, step, e.what());
-      metrics_.program_errored();
-      return outcome(Disposition::ack, "program.errored", Level::info, message, step,
-                     std::string("ignorable: ") + e.what());
-    } catch (const store::StoreError&) {
-      throw;  // the bookkeeping failed, not the job: retried by process()
-    } catch (const std::exception& e) {
-      failure = e.what();
-    } catch (...) {
-      failure = "unknown exception (not derived from std::exception)";
-    }
-    if (failure) {
-      metrics_.job_executed(job_name, metrics::JobOutcome::failed, elapsed_ms(started) / 1000);
-      store_.fail(message.run_id, step, *failure);
-      metrics_.program_errored();
-      log::event(Level::error, "program.errored", *failure,
-                 {{"run_id", message.run_id}, {"job", job_name}, {"step", step},
-                  {"duration_ms", elapsed_ms(started)}, {"body", message.body.dump()}});
-      return StepOutcome{Disposition::ack, "program.errored"};
-    }
-    metrics_.job_executed(job_name, metrics::JobOutcome::success, elapsed_ms(started) / 1000);
-    log::event(Level::info, "job.finished", "",
-               {{"run_id", message.run_id}, {"job", job_name}, {"step", step},
-                {"duration_ms", elapsed_ms(started)}});
+    return commit_success(message, row, token);
   }
 
-  if (message.jobs.size() > 1) {
-    // As the original: publish the next step (confirmed) before moving the
-    // row. A crash in between re-runs this step; the step check in process()
-    // then drops the second copy of the next step instead of forking.
+  log::event(Level::info, "job.started", "",
+             {{"run_id", message.run_id}, {"job", job_name}, {"step", step},
+              {"attempt", row.step_retry_count + 1}, {"token", static_cast<long long>(token)}});
+  StoreJobDataHandler job_data(store_, message.run_id, job_name, token, started);
+  StepJobContext context(creator_, message.run_id, job_name, step, row.step_retry_count + 1,
+                         stop_requested_);
+  std::optional<std::string> failure;  // set when the job failed permanently
+  try {
+    std::shared_ptr<sdk::Job> job = jobs->create(job_name, message.program_data());
+    job->execute(message.body, job_data, context);
+    PE_CRASH_POINT("after_job");
+  } catch (const sdk::ExecutionTimeExceeded&) {
+    // A cooperative yield: neither counted nor recorded, resumed later.
+    metrics_.job_executed(job_name, metrics::JobOutcome::yield, elapsed_ms(started) / 1000);
+    store_.release(message.run_id, step, token, retry_expected);
+    log::event(Level::info, "job.yield", "execution time exceeded; resuming later",
+               {{"run_id", message.run_id}, {"job", job_name}, {"step", step},
+                {"duration_ms", elapsed_ms(started)}});
+    return StepOutcome{Disposition::retry, "job.yield"};
+  } catch (const sdk::RetryableError& e) {
+    metrics_.job_executed(job_name, metrics::JobOutcome::retry, elapsed_ms(started) / 1000);
+    if (!store_.record_retry(message.run_id, step, token, e.what(), retry_expected)) {
+      return outcome(Disposition::ack, "step.superseded", Level::warn, message, step,
+                     "the program was cancelled, or another worker took this step over");
+    }
+    log::event(Level::warn, "job.retry", e.what(),
+               {{"run_id", message.run_id}, {"job", job_name}, {"step", step},
+                {"retry_count", row.step_retry_count + 1}, {"duration_ms", elapsed_ms(started)}});
+    return StepOutcome{Disposition::retry, "job.retry"};
+  } catch (const sdk::IgnorableError& e) {
+    // Ends the program like any failure, but it is expected: info, not error.
+    metrics_.job_executed(job_name, metrics::JobOutcome::ignorable, elapsed_ms(started) / 1000);
+    if (!store_.fail(message.run_id, step, token, e.what())) {
+      return outcome(Disposition::ack, "step.superseded", Level::warn, message, step,
+                     "the program was cancelled, or another worker took this step over");
+    }
+    metrics_.program_errored();
+    return outcome(Disposition::ack, "program.errored", Level::info, message, step,
+                   std::string("ignorable: ") + e.what());
+  } catch (const store::StoreError&) {
+    throw;  // the bookkeeping failed, not the job: retried by process()
+  } catch (const std::exception& e) {
+    failure = e.what();
+  } catch (...) {
+    failure = "unknown exception (not derived from std::exception)";
+  }
+  if (failure) {
+    metrics_.job_executed(job_name, metrics::JobOutcome::failed, elapsed_ms(started) / 1000);
+    if (!store_.fail(message.run_id, step, token, *failure)) {
+      return outcome(Disposition::ack, "step.superseded", Level::warn, message, step,
+                     "the program was cancelled, or another worker took this step over");
+    }
+    metrics_.program_errored();
+    log::event(Level::error, "program.errored", *failure,
+               {{"run_id", message.run_id}, {"job", job_name}, {"step", step},
+                {"duration_ms", elapsed_ms(started)}, {"body", message.body.dump()}});
+    return StepOutcome{Disposition::ack, "program.errored"};
+  }
+  metrics_.job_executed(job_name, metrics::JobOutcome::success, elapsed_ms(started) / 1000);
+  log::event(Level::info, "job.finished", "",
+             {{"run_id", message.run_id}, {"job", job_name}, {"step", step},
+              {"duration_ms", elapsed_ms(started)}});
+  return commit_success(message, row, token);
+}
+
+StepOutcome StepProcessor::commit_success(const StepMessage& message,
+                                          const store::ProgramRow& row, std::int64_t token) {
+  const int step = row.step;
+  const bool last = message.jobs.size() <= 1;
+  // Commit first, then publish: a crash in between leaves the row moved on
+  // and expected within stale_after; the sweeper then republishes the step.
+  // The reverse order (the original's) forks the program on such a crash.
+  PE_CRASH_POINT("before_commit");
+  const bool committed = last ? store_.finish(message.run_id, step, token)
+                              : store_.advance(message.run_id, step, token, settings_.stale_after);
+  if (!committed) {
+    return outcome(Disposition::ack, "step.superseded", Level::warn, message, step,
+                   "the program was cancelled, or another worker took this step over");
+  }
+  log::event(Level::debug, "step.committed", "",
+             {{"run_id", message.run_id}, {"step", step}, {"token", static_cast<long long>(token)}});
+  PE_CRASH_POINT("after_commit");
+  if (last) {
+    metrics_.program_finished();
+    log::event(Level::info, "program.finished", "",
+               {{"run_id", message.run_id}, {"steps", static_cast<long long>(row.jobs.size())}});
+    return StepOutcome{Disposition::ack, "program.finished"};
+  }
+  try {
     amqp::PublishProperties properties;
     properties.persistent = settings_.persistent;
-    properties.timestamp = std::chrono::duration_cast<std::chrono::milliseconds>(
-                               std::chrono::system_clock::now().time_since_epoch())
-                               .count();
+    properties.timestamp = now_ms_since_epoch();
     publisher_.publish(settings_.queue, next_step_body(message), properties);
-    if (!store_.advance(message.run_id, step)) {
-      return outcome(Disposition::ack, "step.superseded", Level::warn, message, step,
-                     "the program was cancelled or moved on while this step ran");
-    }
-    return StepOutcome{Disposition::ack, "job.finished"};
+  } catch (const std::exception& e) {
+    // The step is committed; the next one is overdue in stale_after and then
+    // republished by the sweeper. Redelivering this message would not help.
+    log::event(Level::error, "step.publish_failed", e.what(),
+               {{"run_id", message.run_id}, {"step", step + 1}});
+    return StepOutcome{Disposition::ack, "step.publish_failed"};
   }
-  if (!store_.finish(message.run_id, step)) {
-    return outcome(Disposition::ack, "step.superseded", Level::warn, message, step,
-                   "the program was cancelled or moved on while this step ran");
-  }
-  metrics_.program_finished();
-  log::event(Level::info, "program.finished", "",
-             {{"run_id", message.run_id}, {"steps", static_cast<long long>(row.jobs.size())}});
-  return StepOutcome{Disposition::ack, "program.finished"};
+  PE_CRASH_POINT("after_publish");
+  return StepOutcome{Disposition::ack, "job.finished"};
 }
 
 }  // namespace program_executor::executor

@@ -5,6 +5,8 @@
 #include <deque>
 #include <thread>
 
+#include <unistd.h>
+
 #include "program_executor/amqp/connection.hpp"
 #include "program_executor/executor/job_runner.hpp"
 #include "program_executor/log/logger.hpp"
@@ -13,6 +15,13 @@ namespace program_executor::executor {
 namespace {
 
 using namespace std::chrono_literals;
+
+// Names the claims this worker takes, for operators reading lease_owner.
+std::string worker_identity(int index) {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  return std::string(host) + ":" + std::to_string(::getpid()) + ":" + std::to_string(index);
+}
 
 void mark(std::atomic<std::int64_t>& beat) {
   beat = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -58,6 +67,11 @@ void Worker::run() {
   processor_settings.queue = settings_.topology.main_queue();
   processor_settings.parked_queue = settings_.topology.parked_queue();
   processor_settings.persistent = settings_.topology.durable();
+  processor_settings.owner = worker_identity(settings_.index);
+  processor_settings.lease = settings_.lease;
+  processor_settings.stale_after = settings_.stale_after;
+  processor_settings.retry_delay = std::chrono::milliseconds(amqp::QueueTopology::retry_delay_ms);
+  processor_settings.max_crashes = settings_.max_crashes;
   StepProcessor processor(store_, jobs_, publisher, processor_settings, stop_requested_,
                           metrics_);
   JobRunner runner([&processor](const std::string& body) { return processor.process(body); });
@@ -91,6 +105,7 @@ void Worker::run() {
           cancelled = true;
         }
         if (in_flight) {
+          processor.renew_claim_if_due();
           if (auto outcome = runner.poll()) {
             apply(consumer, *in_flight, *outcome);
             in_flight.reset();
@@ -124,6 +139,7 @@ void Worker::run() {
       std::optional<StepOutcome> outcome;
       while (!(outcome = runner.poll())) {
         mark(beat_);
+        processor.renew_claim_if_due();
         std::this_thread::sleep_for(20ms);
       }
       log::event(log::Level::warn, "step.ack_lost", "connection lost while the step ran",

@@ -110,6 +110,10 @@ struct PrometheusMetrics::State {
   prometheus::Counter& messages_duplicate =
       plain_counter(*registry, "program_executor_messages_duplicate_total",
                     "Stale or duplicated step messages acknowledged without running.");
+  prometheus::Counter& programs_recovered =
+      plain_counter(*registry, "program_executor_programs_recovered_total",
+                    "Programs that had stopped moving whose step the recovery sweeper "
+                    "republished.");
   prometheus::Counter& broker_reconnects =
       plain_counter(*registry, "program_executor_broker_reconnects_total",
                     "Broker connections re-established after a loss.");
@@ -193,6 +197,7 @@ void PrometheusMetrics::step_started() { state_->steps_in_flight.Increment(); }
 void PrometheusMetrics::step_ended() { state_->steps_in_flight.Decrement(); }
 void PrometheusMetrics::message_parked() { state_->messages_parked.Increment(); }
 void PrometheusMetrics::message_duplicate() { state_->messages_duplicate.Increment(); }
+void PrometheusMetrics::program_recovered() { state_->programs_recovered.Increment(); }
 void PrometheusMetrics::broker_reconnected() { state_->broker_reconnects.Increment(); }
 void PrometheusMetrics::database_reconnected() { state_->database_reconnects.Increment(); }
 

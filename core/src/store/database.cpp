@@ -1,6 +1,9 @@
 #include "program_executor/store/database.hpp"
 
+#include <algorithm>
 #include <regex>
+#include <utility>
+#include <vector>
 
 #include <soci/soci.h>
 
@@ -89,6 +92,24 @@ void Database::ensure_schema() {
                    " program_data TEXT NOT NULL DEFAULT '{}',"
                    " created_at TIMESTAMP NOT NULL DEFAULT " + now + ","
                    " updated_at TIMESTAMP NOT NULL DEFAULT " + now + ")";
+    // The step protocol's columns, added to tables created without them (by
+    // an earlier version or by program-executor-js, which ignores them).
+    soci::rowset<soci::row> columns = session.prepare << "PRAGMA table_info(" + q + ")";
+    std::vector<std::string> present;
+    for (const auto& column : columns) present.push_back(column.get<std::string>(1));
+    const std::pair<const char*, const char*> protocol_columns[] = {
+        {"lease_owner", "VARCHAR(255) NULL"},
+        {"lease_token", "BIGINT NOT NULL DEFAULT 0"},
+        {"lease_until", "TIMESTAMP NULL"},
+        {"step_crash_count", "INTEGER NOT NULL DEFAULT 0"},
+    };
+    for (const auto& [name, type] : protocol_columns) {
+      if (std::find(present.begin(), present.end(), name) == present.end()) {
+        session << "ALTER TABLE " + q + " ADD COLUMN " + name + " " + type;
+      }
+    }
+    session << "CREATE INDEX IF NOT EXISTS \"" + table_ + "_overdue_index\" ON " + q +
+                   " (lease_until) WHERE finished_at IS NULL AND errored_at IS NULL";
     // Unique where we create the table: run ids must never collide (the
     // original's index is not unique; its digit run ids can).
     session << "CREATE UNIQUE INDEX IF NOT EXISTS \"" + table_ + "_run_id_index\" ON " + q +

@@ -19,6 +19,10 @@ nlohmann::json ProgramRow::to_json() const {
       {"program_data", program_data},
       {"created_at", created_at},
       {"updated_at", updated_at},
+      {"lease_owner", nullable(lease_owner)},
+      {"lease_token", lease_token},
+      {"lease_until", nullable(lease_until)},
+      {"step_crash_count", step_crash_count},
   };
 }
 

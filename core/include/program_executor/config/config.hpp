@@ -57,6 +57,14 @@ struct MetricsSettings {
   std::string listen = "127.0.0.1:9464";
 };
 
+/// The step protocol's timing (docs/architecture.md, "The step protocol").
+struct RecoverySettings {
+  std::chrono::seconds lease{30};
+  std::chrono::seconds stale_after{60};
+  std::chrono::seconds sweep_interval{5};
+  int max_crashes = 3;
+};
+
 struct Config {
   std::string source;  ///< file the configuration was read from
   /// Secret keys whose value, as written in the file, holds a password itself
@@ -70,6 +78,7 @@ struct Config {
   std::chrono::seconds shutdown_grace{30};
   LogSettings log;
   MetricsSettings metrics;
+  RecoverySettings recovery;
 };
 
 /// Reads and validates a YAML file. Throws ConfigError (file:line:column: key: problem).

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 
 #include "program_executor/sdk/job.hpp"
@@ -11,9 +12,11 @@ namespace program_executor::executor {
 
 class StoreJobDataHandler : public sdk::JobDataHandler {
  public:
-  /// `started` is when the step began: checkpoint() measures from it.
+  /// `started` is when the step began: checkpoint() measures from it. Writes
+  /// are fenced by `token`, the step's claim: a worker that lost its claim
+  /// cannot change the job data any more.
   StoreJobDataHandler(store::ProgramStore& store, std::string run_id, std::string job_name,
-                      std::chrono::steady_clock::time_point started);
+                      std::int64_t token, std::chrono::steady_clock::time_point started);
 
   nlohmann::json get() override;
   void set(const nlohmann::json& data) override;
@@ -25,6 +28,7 @@ class StoreJobDataHandler : public sdk::JobDataHandler {
   store::ProgramStore& store_;
   std::string run_id_;
   std::string job_name_;
+  std::int64_t token_;
   std::chrono::steady_clock::time_point started_;
 };
 

@@ -1,6 +1,7 @@
 // Creating a program: its row, then its first step message.
 #pragma once
 
+#include <chrono>
 #include <string>
 
 #include "program_executor/amqp/message_publisher.hpp"
@@ -15,8 +16,12 @@ std::string new_run_id();
 
 class ProgramCreator {
  public:
+  /// A new program is expected to start within `expect_within`; past that,
+  /// the recovery sweeper republishes its first step (the creator may have
+  /// died between the insert and the publish).
   ProgramCreator(store::ProgramStore& store, amqp::MessagePublisher& publisher, std::string queue,
-                 bool persistent, metrics::Metrics& metrics = metrics::no_metrics());
+                 bool persistent, metrics::Metrics& metrics = metrics::no_metrics(),
+                 std::chrono::milliseconds expect_within = std::chrono::minutes(1));
 
   /// Validates the request (std::invalid_argument), inserts the row, publishes
   /// the first step with a confirm and returns the run id. If the publish
@@ -30,6 +35,7 @@ class ProgramCreator {
   std::string queue_;
   bool persistent_;
   metrics::Metrics& metrics_;
+  std::chrono::milliseconds expect_within_;
 };
 
 }  // namespace program_executor::executor

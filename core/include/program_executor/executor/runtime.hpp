@@ -57,11 +57,14 @@ class Runtime {
   std::unique_ptr<metrics::Metrics> metrics_;
   std::atomic<bool> stop_requested_{false};
   std::vector<std::thread> threads_;
+  std::thread sweeper_;  ///< runs RecoverySweeper every recovery.sweep_interval
   /// Per worker: last loop turn (steady clock ms), or -1 once it has returned.
   std::unique_ptr<std::atomic<std::int64_t>[]> beats_;
   std::mutex mutex_;
   std::condition_variable changed_;
   int running_ = 0;
+
+  void sweep_until_stopped();
 };
 
 }  // namespace program_executor::executor

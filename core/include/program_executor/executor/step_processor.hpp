@@ -1,18 +1,20 @@
-// What happens to one step message: program-executor-js's semantics, with
-// conditional updates so a duplicated or stale message never moves a program.
+// What happens to one step message: program-executor-js's semantics, made
+// crash safe by the step protocol (docs/architecture.md, "The step protocol").
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "program_executor/amqp/message_publisher.hpp"
-#include "program_executor/executor/program_creator.hpp"
 #include "program_executor/executor/job_library.hpp"
+#include "program_executor/executor/program_creator.hpp"
 #include "program_executor/executor/step_message.hpp"
 #include "program_executor/metrics/metrics.hpp"
-#include "program_executor/plugin/job_registry.hpp"
 #include "program_executor/store/program_store.hpp"
 
 namespace program_executor::executor {
@@ -33,10 +35,21 @@ struct ProcessorSettings {
   std::string parked_queue;  ///< messages that can never run go here
   bool persistent = true;    ///< publish with delivery_mode 2
   MessageLimits limits;
-  /// How long a message that is one step ahead of its row waits for the
-  /// previous step's update to commit (it is published just before that
-  /// update) before it is sent to the retry queue.
+  /// How long a message that is one step ahead of its row waits for the row
+  /// to catch up (program-executor-js workers publish the next step before
+  /// they update the row) before it is sent to the retry queue.
   std::chrono::milliseconds early_step_wait{500};
+  /// Who claims steps: unique per worker ("host:pid:worker").
+  std::string owner = "worker";
+  /// A claim's lifetime; it is renewed while the job runs (renew_claim_if_due).
+  std::chrono::milliseconds lease{30000};
+  /// How long a program may sit without moving before the recovery sweeper
+  /// republishes its current step.
+  std::chrono::milliseconds stale_after{60000};
+  /// Delay of the retry queue: a retried step is expected back after it.
+  std::chrono::milliseconds retry_delay{1000};
+  /// After this many workers died running one step, the program is errored.
+  int max_crashes = 3;
 };
 
 class StepProcessor {
@@ -51,11 +64,27 @@ class StepProcessor {
   /// the database's and the broker's, becomes an outcome.
   StepOutcome process(std::string_view body);
 
+  /// Extends the claim of the step in progress when a third of its lease has
+  /// passed. Called from the worker thread while the job runs on the job
+  /// thread; thread-safe.
+  void renew_claim_if_due();
+
  private:
+  struct Claim {
+    std::string run_id;
+    int step = 0;
+    std::int64_t token = 0;
+    std::chrono::steady_clock::time_point renewed;
+  };
+
   StepOutcome process_counted(std::string_view body);
   StepOutcome park(std::string_view body, const std::string& reason);
-  StepOutcome run_step(const StepMessage& message, const store::ProgramRow& row,
-                       const plugin::JobRegistry& jobs);
+  StepOutcome run_claimed(const StepMessage& message, const store::ProgramRow& row,
+                          const store::StepClaim& claim);
+  StepOutcome commit_success(const StepMessage& message, const store::ProgramRow& row,
+                             std::int64_t token);
+  void hold(const std::string& run_id, int step, std::int64_t token);
+  void drop_hold();
 
   store::ProgramStore& store_;
   const JobLibrary& jobs_;
@@ -64,6 +93,8 @@ class StepProcessor {
   const std::atomic<bool>& stop_requested_;
   metrics::Metrics& metrics_;
   ProgramCreator creator_;
+  std::mutex claim_mutex_;
+  std::optional<Claim> claim_;  ///< the step in progress, for renewal
 };
 
 }  // namespace program_executor::executor

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -20,6 +21,9 @@ struct WorkerSettings {
   amqp::ConnectionSettings connection;
   amqp::QueueTopology topology{"program-executor", true};
   int prefetch = 1;
+  std::chrono::milliseconds lease{30000};        ///< see ProcessorSettings
+  std::chrono::milliseconds stale_after{60000};  ///< see ProcessorSettings
+  int max_crashes = 3;                           ///< see ProcessorSettings
 };
 
 /// Consumes the main queue and hands each delivery to a StepProcessor running

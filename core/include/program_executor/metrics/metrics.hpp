@@ -40,6 +40,8 @@ class Metrics {
   virtual void step_ended() {}
   virtual void message_parked() {}
   virtual void message_duplicate() {}
+  /// The recovery sweeper republished the step of a program that had stopped moving.
+  virtual void program_recovered() {}
   virtual void broker_reconnected() {}
   virtual void database_reconnected() {}
 };

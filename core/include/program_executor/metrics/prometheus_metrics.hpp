@@ -50,6 +50,7 @@ class PrometheusMetrics final : public Metrics {
   void step_ended() override;
   void message_parked() override;
   void message_duplicate() override;
+  void program_recovered() override;
   void broker_reconnected() override;
   void database_reconnected() override;
 

@@ -1,6 +1,7 @@
 // One program as the bookkeeping table holds it.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,6 +24,11 @@ struct ProgramRow {
   nlohmann::json program_data = nlohmann::json::object();
   std::string created_at;
   std::string updated_at;
+  // The step protocol's columns (added to the original's table; the original ignores them).
+  std::optional<std::string> lease_owner;  ///< who holds the current step, while it runs
+  std::int64_t lease_token = 0;            ///< fencing token of the latest claim
+  std::optional<std::string> lease_until;  ///< claim expiry, or when the program is next expected to move
+  int step_crash_count = 0;                ///< workers that died running the current step
 
   bool ended() const noexcept { return finished_at.has_value() || errored_at.has_value(); }
   /// The row as JSON with the table's column names (for `status --json`).

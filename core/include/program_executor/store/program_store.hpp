@@ -1,11 +1,14 @@
 // Every operation the daemon and the CLI perform on the bookkeeping table.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "program_executor/store/program_row.hpp"
 
@@ -17,40 +20,99 @@ class StoreError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// A worker's claim on one step of one program (see docs/architecture.md,
+/// "The step protocol"). Only the holder of the latest claim may change the
+/// step: every state change names the claim's fencing token.
+struct StepClaim {
+  std::int64_t token = 0;  ///< fencing token, +1 on every claim of the row
+  int crashes = 0;         ///< claims of this step that ended without a release (worker died)
+};
+
+/// A program whose progress is overdue: its lease (or its "expected by" time)
+/// passed `stale_after` ago, so its current step message may be lost.
+struct StaleProgram {
+  std::string run_id;
+  int step = 0;
+  std::int64_t token = 0;
+  std::vector<std::string> jobs;
+  nlohmann::json program_data;
+};
+
 /// The bookkeeping operations. Every state change is conditional on the step
-/// the caller saw (`WHERE step = :expected` and the program still running), so
-/// a stale or duplicated message can never move a program twice; the boolean
-/// results say whether the row matched. Implementations are thread-safe.
+/// the caller saw (`WHERE step = :expected`), on the program still running,
+/// and on the caller's claim (`AND lease_token = :token`), so a stale or
+/// duplicated message can never move a program twice and a worker that lost
+/// its claim cannot commit; the boolean results say whether the row matched.
+/// Each state change also releases the claim and sets the time by which the
+/// program is next expected to move (`lease_until`), which the recovery
+/// sweeper watches. Implementations are thread-safe.
 class ProgramStore {
  public:
   virtual ~ProgramStore() = default;
 
-  /// Inserts a new row (step 0). Throws StoreError if the run id exists.
-  virtual void insert(const NewProgram& program) = 0;
+  /// Inserts a new row (step 0), expected to move within `expect_within`.
+  /// Throws StoreError if the run id exists.
+  virtual void insert(const NewProgram& program,
+                      std::chrono::milliseconds expect_within = std::chrono::minutes(1)) = 0;
 
   /// The row with this run id, if any.
   virtual std::optional<ProgramRow> find(const std::string& run_id) = 0;
 
-  /// step = step + 1, step_retry_count = 0, if still running at `step`.
-  virtual bool advance(const std::string& run_id, int step) = 0;
+  /// Claims `step` for `owner` until now + `lease`, if the program is running
+  /// at that step and nobody holds an unexpired claim. Taking over an expired
+  /// claim that was never released counts a crash. nullopt: someone else holds
+  /// the step, or the program moved on.
+  virtual std::optional<StepClaim> claim(const std::string& run_id, int step,
+                                         const std::string& owner,
+                                         std::chrono::milliseconds lease) = 0;
 
-  /// finished_at = now, step_retry_count = 0, if still running at `step`.
-  virtual bool finish(const std::string& run_id, int step) = 0;
+  /// Extends a held claim to now + `lease`; false if it was lost.
+  virtual bool renew(const std::string& run_id, int step, std::int64_t token,
+                     std::chrono::milliseconds lease) = 0;
 
-  /// step_retry_count += 1, error_message = message, if still running at `step`.
-  virtual bool record_retry(const std::string& run_id, int step, std::string_view message) = 0;
+  /// Releases a claim without changing the step (a yield, or trouble before
+  /// the job ran); the program is expected to move within `expect_within`.
+  virtual bool release(const std::string& run_id, int step, std::int64_t token,
+                       std::chrono::milliseconds expect_within) = 0;
 
-  /// errored_at = now, error_message = message, if still running at `step`.
-  virtual bool fail(const std::string& run_id, int step, std::string_view message) = 0;
+  /// step = step + 1, step_retry_count = 0, crashes = 0, if running at `step`
+  /// under `token`; the next step is expected within `expect_within`.
+  virtual bool advance(const std::string& run_id, int step, std::int64_t token,
+                       std::chrono::milliseconds expect_within) = 0;
 
-  /// errored_at = now, error_message = message, if still running (any step).
+  /// finished_at = now, step_retry_count = 0, if running at `step` under `token`.
+  virtual bool finish(const std::string& run_id, int step, std::int64_t token) = 0;
+
+  /// step_retry_count += 1, error_message = message, if running at `step`
+  /// under `token`; the retry is expected within `expect_within`.
+  virtual bool record_retry(const std::string& run_id, int step, std::int64_t token,
+                            std::string_view message, std::chrono::milliseconds expect_within) = 0;
+
+  /// errored_at = now, error_message = message, if running at `step` under `token`.
+  virtual bool fail(const std::string& run_id, int step, std::int64_t token,
+                    std::string_view message) = 0;
+
+  /// errored_at = now, error_message = message, if still running (any step, any claim).
   virtual bool cancel(const std::string& run_id, std::string_view message) = 0;
 
   /// Atomically replaces job_data[job_name] with modify(current value or {}),
-  /// and returns the new value. Throws StoreError if the run id is unknown.
+  /// and returns the new value, if the claim `token` still holds the row.
+  /// Throws StoreError if the run id is unknown or the claim was lost.
   virtual nlohmann::json update_job_data(
-      const std::string& run_id, const std::string& job_name,
+      const std::string& run_id, const std::string& job_name, std::int64_t token,
       const std::function<nlohmann::json(const nlohmann::json&)>& modify) = 0;
+
+  /// Running programs that are overdue: not claimed and expected to have
+  /// moved (lease_until, or for rows without one updated_at + stale_after)
+  /// before now. At most `limit`, oldest first.
+  virtual std::vector<StaleProgram> overdue(std::chrono::milliseconds stale_after, int limit) = 0;
+
+  /// Marks an overdue program as being recovered: expected within
+  /// `expect_within` from now, if it is still overdue at `step` and `token`.
+  /// Only the caller that gets true republishes its step.
+  virtual bool begin_recovery(const std::string& run_id, int step, std::int64_t token,
+                              std::chrono::milliseconds stale_after,
+                              std::chrono::milliseconds expect_within) = 0;
 };
 
 }  // namespace program_executor::store

@@ -13,21 +13,38 @@ class SqlProgramStore : public ProgramStore {
  public:
   explicit SqlProgramStore(Database& database);
 
-  void insert(const NewProgram& program) override;
+  void insert(const NewProgram& program, std::chrono::milliseconds expect_within) override;
   std::optional<ProgramRow> find(const std::string& run_id) override;
-  bool advance(const std::string& run_id, int step) override;
-  bool finish(const std::string& run_id, int step) override;
-  bool record_retry(const std::string& run_id, int step, std::string_view message) override;
-  bool fail(const std::string& run_id, int step, std::string_view message) override;
+  std::optional<StepClaim> claim(const std::string& run_id, int step, const std::string& owner,
+                                 std::chrono::milliseconds lease) override;
+  bool renew(const std::string& run_id, int step, std::int64_t token,
+             std::chrono::milliseconds lease) override;
+  bool release(const std::string& run_id, int step, std::int64_t token,
+               std::chrono::milliseconds expect_within) override;
+  bool advance(const std::string& run_id, int step, std::int64_t token,
+               std::chrono::milliseconds expect_within) override;
+  bool finish(const std::string& run_id, int step, std::int64_t token) override;
+  bool record_retry(const std::string& run_id, int step, std::int64_t token,
+                    std::string_view message, std::chrono::milliseconds expect_within) override;
+  bool fail(const std::string& run_id, int step, std::int64_t token,
+            std::string_view message) override;
   bool cancel(const std::string& run_id, std::string_view message) override;
   nlohmann::json update_job_data(
-      const std::string& run_id, const std::string& job_name,
+      const std::string& run_id, const std::string& job_name, std::int64_t token,
       const std::function<nlohmann::json(const nlohmann::json&)>& modify) override;
+  std::vector<StaleProgram> overdue(std::chrono::milliseconds stale_after, int limit) override;
+  bool begin_recovery(const std::string& run_id, int step, std::int64_t token,
+                      std::chrono::milliseconds stale_after,
+                      std::chrono::milliseconds expect_within) override;
 
  private:
   Database& database_;
   std::string table_;  ///< already quoted
   std::string now_;    ///< SQL expression for the current UTC time
+
+  /// SQL for the current UTC time plus the duration bound as `:name`
+  /// (bind the text from duration_modifier()).
+  std::string later(const char* name) const;
 };
 
 }  // namespace program_executor::store

@@ -1,0 +1,39 @@
+#include "program_executor/executor/recovery_sweeper.hpp"
+
+#include "program_executor/executor/step_message.hpp"
+#include "program_executor/log/logger.hpp"
+
+namespace program_executor::executor {
+
+RecoverySweeper::RecoverySweeper(store::ProgramStore& store, amqp::MessagePublisher& publisher,
+                                 SweeperSettings settings, metrics::Metrics& metrics)
+    : store_(store), publisher_(publisher), settings_(std::move(settings)), metrics_(metrics) {}
+
+int RecoverySweeper::sweep() {
+  int recovered = 0;
+  for (const store::StaleProgram& program : store_.overdue(settings_.stale_after, settings_.batch)) {
+    if (program.step < 0 || program.step >= static_cast<int>(program.jobs.size())) continue;
+    // Claim the recovery first: of several daemons sweeping, one republishes.
+    // If we die before publishing, the program is overdue again later.
+    if (!store_.begin_recovery(program.run_id, program.step, program.token, settings_.stale_after,
+                               settings_.stale_after)) {
+      continue;
+    }
+    const std::vector<std::string> remaining(program.jobs.begin() + program.step, program.jobs.end());
+    amqp::PublishProperties properties;
+    properties.persistent = settings_.persistent;
+    properties.timestamp = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+    publisher_.publish(settings_.queue,
+                       first_step_body(program.run_id, remaining, program.program_data), properties);
+    ++recovered;
+    metrics_.program_recovered();
+    log::event(log::Level::warn, "program.recovered",
+               "the program had stopped moving; its current step was published again",
+               {{"run_id", program.run_id}, {"step", program.step}, {"job", remaining.front()}});
+  }
+  return recovered;
+}
+
+}  // namespace program_executor::executor

@@ -1,0 +1,128 @@
+// What the chaos harness concludes from what it recorded: the executions the
+// recorder plugin logged, the daemons' JSON log events and the faults it
+// injected. Pure functions over those records (no I/O), so the checks are
+// unit-tested on their own (tests/chaos/analysis_test.cpp).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace program_executor::chaos {
+
+/// Nanoseconds since the epoch, CLOCK_REALTIME (system_clock): the one clock
+/// the harness, the recorder and the crash points share.
+using Nanos = std::int64_t;
+
+/// Now, in Nanos.
+Nanos now_ns();
+
+/// "2026-01-02T03:04:05.678Z" (the daemon log's `ts`) as Nanos; nullopt when malformed.
+std::optional<Nanos> parse_iso_utc(std::string_view text);
+
+/// One line of the recorder's file (PE_CHAOS_LOG):
+/// "<start|end|kill> <run_id> <step> <attempt> <pid> <t_ns> [<tid>]".
+struct ExecutionLine {
+  std::string kind;
+  std::string run_id;
+  int step = 0;
+  int attempt = 0;
+  long long pid = 0;
+  Nanos t = 0;
+  long long tid = 0;  ///< 0 when the line has none
+};
+
+/// Parses one recorder line; nullopt for anything else (a line cut by a crash).
+std::optional<ExecutionLine> parse_execution_line(std::string_view line);
+
+/// One execution of one step by one worker thread.
+struct Execution {
+  std::string run_id;
+  int step = 0;
+  int attempt = 0;
+  long long pid = 0;
+  long long tid = 0;
+  Nanos start = 0;
+  Nanos end = 0;           ///< its end line, else the death of its process
+  bool completed = false;  ///< an "end" line was written (the job returned)
+  bool killed = false;     ///< ended by the death of its process (no end line)
+};
+
+/// Pairs each start line with the next end or kill line of the same process,
+/// thread, run id and step. An execution without one ended when its process
+/// died: `deaths[pid]`, or `unknown_end` when the death is unknown (still
+/// running when the harness stopped looking).
+std::vector<Execution> build_executions(const std::vector<ExecutionLine>& lines,
+                                        const std::map<long long, Nanos>& deaths,
+                                        Nanos unknown_end);
+
+/// Two executions of the same (run id, step) on different workers (another
+/// process, or another thread of one process) whose [start, end] intervals
+/// intersect: what a claim with fencing must prevent.
+struct Overlap {
+  Execution first;
+  Execution second;
+};
+std::vector<Overlap> find_overlaps(const std::vector<Execution>& executions);
+
+/// One JSON line of a daemon log, reduced to what the checks use.
+struct LogEvent {
+  std::string event;
+  Nanos t = 0;  ///< from `t_ns` when present, else from `ts` (millisecond precision)
+  std::string run_id;
+  int step = -1;
+  long long pid = 0;      ///< crash_point.fired only
+  std::string point;      ///< crash_point.fired only
+  std::string message;
+};
+
+/// Parses a daemon log line; nullopt for lines that are not JSON objects with an `event`.
+std::optional<LogEvent> parse_log_line(std::string_view line);
+
+using StepKey = std::pair<std::string, int>;  ///< (run id, step)
+
+/// How many times each (run id, step) was reported by events named `event`.
+std::map<StepKey, int> count_per_step(const std::vector<LogEvent>& events, std::string_view event);
+
+/// Steps reported more than once by `counts` (double commits when counting commits).
+std::vector<std::pair<StepKey, int>> repeated(const std::map<StepKey, int>& counts);
+
+/// The first time in `sorted_times` strictly after `t`; nullopt when none.
+std::optional<Nanos> first_after(const std::vector<Nanos>& sorted_times, Nanos t);
+
+/// A run that moved on: a commit of one of its steps, or its end.
+struct Progress {
+  Nanos t = 0;
+  int step = -1;  ///< the step committed; -1 for the program's end
+};
+
+/// The runs a worker process had in hand when it died at `death`: for each of
+/// its threads, the run of its last execution started before `death`, unless
+/// another worker started a later step of that run before `death` or the run
+/// had ended by then (`ends`). Returns (run id, step) pairs.
+std::vector<StepKey> in_flight_at_death(const std::vector<Execution>& executions, long long pid,
+                                        Nanos death, const std::map<std::string, Nanos>& ends);
+
+/// How long after `at` the run `key` progressed again: the first progress
+/// event of that run strictly after `at` at step >= key.second (or its end);
+/// nullopt when it never did.
+std::optional<Nanos> resumed_after(const std::map<std::string, std::vector<Progress>>& progress,
+                                   const StepKey& key, Nanos at);
+
+/// min / median / max of a sample (seconds); n == 0 when empty.
+struct Summary {
+  std::size_t n = 0;
+  double min = 0;
+  double median = 0;
+  double max = 0;
+};
+Summary summarize(std::vector<double> seconds);
+
+/// "n=3 min 0.012 s, median 0.150 s, max 1.200 s", or "n=0".
+std::string format_summary(const Summary& summary);
+
+}  // namespace program_executor::chaos

@@ -1,0 +1,230 @@
+// The chaos harness's conclusions, checked on hand-made records: a harness
+// that miscounts would pass broken protocols or fail correct ones.
+#include <catch2/catch.hpp>
+
+#include "analysis.hpp"
+
+using namespace program_executor::chaos;
+
+namespace {
+
+constexpr Nanos ms = 1'000'000;
+
+ExecutionLine line(const char* kind, const char* run, int step, long long pid, Nanos t,
+                   long long tid = 1) {
+  ExecutionLine l;
+  l.kind = kind;
+  l.run_id = run;
+  l.step = step;
+  l.attempt = 1;
+  l.pid = pid;
+  l.t = t;
+  l.tid = tid;
+  return l;
+}
+
+Execution execution(const char* run, int step, long long pid, Nanos start, Nanos end,
+                    long long tid = 1) {
+  Execution e;
+  e.run_id = run;
+  e.step = step;
+  e.pid = pid;
+  e.tid = tid;
+  e.start = start;
+  e.end = end;
+  e.completed = true;
+  return e;
+}
+
+}  // namespace
+
+TEST_CASE("log timestamps parse as UTC with their fraction") {
+  CHECK(parse_iso_utc("1970-01-01T00:00:01.500Z") == 1'500'000'000);
+  CHECK(parse_iso_utc("1970-01-01T00:00:00.000001Z") == 1'000);
+  CHECK(parse_iso_utc("2026-01-02T03:04:05Z") == Nanos{1767323045} * 1'000'000'000);
+  CHECK(parse_iso_utc("2026-01-02 03:04:05.250Z") == Nanos{1767323045} * 1'000'000'000 + 250 * ms);
+  CHECK_FALSE(parse_iso_utc("2026-01-02T03:04:05"));
+  CHECK_FALSE(parse_iso_utc("2026-01-02T03:04:05.Z"));
+  CHECK_FALSE(parse_iso_utc("yesterday"));
+  CHECK_FALSE(parse_iso_utc(""));
+}
+
+TEST_CASE("recorder lines parse; cut or foreign lines do not") {
+  auto full = parse_execution_line("start r-1 2 3 4567 1700000000000000000 4570");
+  REQUIRE(full);
+  CHECK(full->kind == "start");
+  CHECK(full->run_id == "r-1");
+  CHECK(full->step == 2);
+  CHECK(full->attempt == 3);
+  CHECK(full->pid == 4567);
+  CHECK(full->t == 1700000000000000000);
+  CHECK(full->tid == 4570);
+  auto no_tid = parse_execution_line("end r-1 2 3 4567 1700000000000000001");
+  REQUIRE(no_tid);
+  CHECK(no_tid->tid == 0);
+  CHECK(parse_execution_line("kill r 0 1 9 10 11"));
+  CHECK_FALSE(parse_execution_line("start r-1 2 3 45"));  // cut by a crash
+  CHECK_FALSE(parse_execution_line("begin r 0 1 9 10 11"));
+  CHECK_FALSE(parse_execution_line("start r x 1 9 10 11"));
+  CHECK_FALSE(parse_execution_line(""));
+}
+
+TEST_CASE("executions pair starts with ends per thread and end at their process's death otherwise") {
+  const std::vector<ExecutionLine> lines = {
+      line("start", "a", 0, 100, 10 * ms, 1),
+      line("start", "b", 0, 100, 11 * ms, 2),  // another thread of the same process
+      line("end", "a", 0, 100, 30 * ms, 1),
+      line("start", "c", 1, 200, 40 * ms),
+      line("kill", "c", 1, 200, 41 * ms),       // the poison job
+      line("start", "d", 0, 300, 50 * ms),      // still running when the harness looked
+      line("end", "zzz", 0, 100, 60 * ms, 1),  // an end without a start is ignored
+  };
+  const std::map<long long, Nanos> deaths = {{100, 35 * ms}, {200, 42 * ms}};
+  const auto executions = build_executions(lines, deaths, 99 * ms);
+  REQUIRE(executions.size() == 4);
+  const auto find = [&](const std::string& run) {
+    for (const auto& e : executions) {
+      if (e.run_id == run) return e;
+    }
+    FAIL("no execution of " << run);
+    return Execution{};
+  };
+  CHECK(find("a").end == 30 * ms);
+  CHECK(find("a").completed);
+  CHECK_FALSE(find("a").killed);
+  CHECK(find("b").end == 35 * ms);  // its process died at 35 ms
+  CHECK(find("b").killed);
+  CHECK_FALSE(find("b").completed);
+  CHECK(find("c").end == 41 * ms);
+  CHECK(find("c").killed);
+  CHECK(find("d").end == 99 * ms);
+}
+
+TEST_CASE("a start on a thread that never ended its previous execution closes it") {
+  // A recycled pid and tid: the first execution ended no later than the second began.
+  const auto executions = build_executions(
+      {line("start", "a", 0, 100, 10 * ms), line("start", "a", 0, 100, 50 * ms),
+       line("end", "a", 0, 100, 60 * ms)},
+      {}, 99 * ms);
+  REQUIRE(executions.size() == 2);
+  CHECK(executions[0].end == 50 * ms);
+  CHECK(executions[0].killed);
+  CHECK(executions[1].end == 60 * ms);
+}
+
+TEST_CASE("overlaps are two workers in one step at one time") {
+  SECTION("two processes at once") {
+    const auto found = find_overlaps({execution("a", 0, 1, 10, 20), execution("a", 0, 2, 15, 25)});
+    REQUIRE(found.size() == 1);
+    CHECK(found[0].first.pid == 1);
+    CHECK(found[0].second.pid == 2);
+  }
+  SECTION("two threads of one process at once") {
+    CHECK(find_overlaps({execution("a", 0, 1, 10, 20, 7), execution("a", 0, 1, 15, 25, 8)}).size() ==
+          1);
+  }
+  SECTION("a redelivery after the first worker died is not an overlap") {
+    CHECK(find_overlaps({execution("a", 0, 1, 10, 20), execution("a", 0, 2, 20, 30)}).empty());
+    CHECK(find_overlaps({execution("a", 0, 1, 10, 20), execution("a", 0, 2, 21, 30)}).empty());
+  }
+  SECTION("other steps or other programs at once are not overlaps") {
+    CHECK(find_overlaps({execution("a", 0, 1, 10, 20), execution("a", 1, 2, 15, 25)}).empty());
+    CHECK(find_overlaps({execution("a", 0, 1, 10, 20), execution("b", 0, 2, 15, 25)}).empty());
+  }
+  SECTION("one thread's consecutive executions are not overlaps") {
+    CHECK(find_overlaps({execution("a", 0, 1, 10, 20), execution("a", 0, 1, 20, 30)}).empty());
+  }
+  SECTION("an execution inside a long one, and the one after both") {
+    const auto found = find_overlaps({execution("a", 0, 1, 10, 100), execution("a", 0, 2, 20, 30),
+                                      execution("a", 0, 3, 40, 50), execution("a", 0, 4, 100, 110)});
+    CHECK(found.size() == 2);
+  }
+  SECTION("an execution whose process died before it started is empty") {
+    CHECK(find_overlaps({execution("a", 0, 1, 10, 20), execution("a", 0, 2, 15, 12)}).empty());
+  }
+}
+
+TEST_CASE("daemon log lines parse into events; others are skipped") {
+  auto committed = parse_log_line(
+      R"({"ts":"1970-01-01T00:00:02.000Z","level":"info","event":"step.committed","run_id":"r","step":3})");
+  REQUIRE(committed);
+  CHECK(committed->event == "step.committed");
+  CHECK(committed->t == 2'000'000'000);
+  CHECK(committed->run_id == "r");
+  CHECK(committed->step == 3);
+  auto fired = parse_log_line(
+      R"({"event":"crash_point.fired","point":"after_commit","pid":42,"t_ns":123456789})");
+  REQUIRE(fired);
+  CHECK(fired->t == 123456789);
+  CHECK(fired->pid == 42);
+  CHECK(fired->point == "after_commit");
+  CHECK_FALSE(parse_log_line("2026-01-01 plain text line"));
+  CHECK_FALSE(parse_log_line(R"({"level":"info"})"));
+  CHECK_FALSE(parse_log_line(R"({"event":"cut)"));
+}
+
+TEST_CASE("steps reported more than once are double commits") {
+  std::vector<LogEvent> events(5);
+  events[0] = {"step.committed", 1, "a", 0, 0, "", ""};
+  events[1] = {"step.committed", 2, "a", 1, 0, "", ""};
+  events[2] = {"step.committed", 3, "a", 1, 0, "", ""};
+  events[3] = {"job.finished", 4, "a", 2, 0, "", ""};
+  events[4] = {"step.committed", 5, "b", 1, 0, "", ""};
+  const auto counts = count_per_step(events, "step.committed");
+  CHECK(counts.size() == 3);
+  const auto twice = repeated(counts);
+  REQUIRE(twice.size() == 1);
+  CHECK(twice[0].first == StepKey{"a", 1});
+  CHECK(twice[0].second == 2);
+  CHECK(repeated(count_per_step(events, "job.finished")).empty());
+}
+
+TEST_CASE("first_after finds the next time strictly after") {
+  const std::vector<Nanos> times = {10, 20, 30};
+  CHECK(first_after(times, 5) == 10);
+  CHECK(first_after(times, 10) == 20);
+  CHECK(first_after(times, 29) == 30);
+  CHECK_FALSE(first_after(times, 30));
+  CHECK_FALSE(first_after({}, 0));
+}
+
+TEST_CASE("a dead daemon's in-flight programs are its threads' last runs that nobody moved on") {
+  const std::vector<Execution> executions = {
+      execution("a", 0, 1, 10, 20, 1),
+      execution("a", 2, 1, 30, 90, 1),  // thread 1's last before the death at 50: in flight
+      execution("b", 0, 1, 12, 40, 2),  // thread 2's last, but pid 2 started b's step 1 before 50
+      execution("b", 1, 2, 45, 60, 1),
+      execution("c", 0, 1, 15, 25, 3),  // thread 3's last, but c ended at 30
+      execution("d", 0, 1, 60, 70, 4),  // started after the death (a recycled pid): ignored
+      execution("e", 0, 9, 10, 20, 1),  // another process
+  };
+  const auto in_flight = in_flight_at_death(executions, 1, 50, {{"c", 30}});
+  REQUIRE(in_flight.size() == 1);
+  CHECK(in_flight[0] == StepKey{"a", 2});
+  CHECK(in_flight_at_death(executions, 1, 5, {}).empty());
+}
+
+TEST_CASE("a run resumed at its next commit of that step or later, or at its end") {
+  const std::map<std::string, std::vector<Progress>> progress = {
+      {"a", {{10, 1}, {40, 1}, {60, 2}}},
+      {"b", {{70, -1}}},
+  };
+  CHECK(resumed_after(progress, {"a", 1}, 20) == 40);
+  CHECK(resumed_after(progress, {"a", 2}, 20) == 60);
+  CHECK_FALSE(resumed_after(progress, {"a", 3}, 20));
+  CHECK_FALSE(resumed_after(progress, {"a", 1}, 60));
+  CHECK(resumed_after(progress, {"b", 4}, 20) == 70);
+  CHECK_FALSE(resumed_after(progress, {"x", 0}, 0));
+}
+
+TEST_CASE("summaries give min, median and max") {
+  const Summary odd = summarize({3.0, 1.0, 2.0});
+  CHECK(odd.n == 3);
+  CHECK(odd.min == 1.0);
+  CHECK(odd.median == 2.0);
+  CHECK(odd.max == 3.0);
+  CHECK(summarize({4.0, 1.0, 2.0, 3.0}).median == 2.5);
+  CHECK(summarize({}).n == 0);
+  CHECK(format_summary(summarize({})) == "n=0");
+  CHECK(format_summary(summarize({0.5})) == "n=1 min 0.500 s, median 0.500 s, max 0.500 s");
+}

@@ -1,0 +1,285 @@
+// The Prometheus endpoint of the real daemon: demo programs run through it
+// against the real RabbitMQ and SQLite, then /metrics is scraped over HTTP.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <functional>
+#include <thread>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "program_executor/amqp/connection.hpp"
+#include "support/process.hpp"
+#include "support/test_environment.hpp"
+
+using namespace program_executor;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+namespace {
+
+// A socket bound to 127.0.0.1 on a port the kernel picked; listening if asked.
+class LoopbackSocket {
+ public:
+  explicit LoopbackSocket(bool listen) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    REQUIRE(fd_ >= 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    if (listen) REQUIRE(::listen(fd_, 1) == 0);
+    socklen_t size = sizeof address;
+    REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &size) == 0);
+    port_ = ntohs(address.sin_port);
+  }
+  ~LoopbackSocket() { ::close(fd_); }
+  LoopbackSocket(const LoopbackSocket&) = delete;
+  LoopbackSocket& operator=(const LoopbackSocket&) = delete;
+  int port() const noexcept { return port_; }
+
+ private:
+  int fd_;
+  int port_ = 0;
+};
+
+// A port free right now (bound, then released for the daemon to take).
+int free_loopback_port() { return LoopbackSocket(false).port(); }
+
+// The body of GET http://127.0.0.1:<port><path> (HTTP/1.0: the server closes
+// after the response), or "" if nothing answers.
+std::string http_get(int port, const std::string& path) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<std::uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval timeout{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  std::string response;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
+    const std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+        static_cast<ssize_t>(request.size())) {
+      char buffer[4096];
+      for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) response.append(buffer, n);
+    }
+  }
+  ::close(fd);
+  const auto body = response.find("\r\n\r\n");
+  return body == std::string::npos ? "" : response.substr(body + 4);
+}
+
+// The value of the sample line `series` ("name{labels}" exactly as exposed), or -1.
+double sample(const std::string& exposition, const std::string& series) {
+  const std::string prefix = "\n" + series + " ";
+  const auto at = ("\n" + exposition).find(prefix);
+  if (at == std::string::npos) return -1;
+  return std::stod(exposition.substr(at + prefix.size() - 1));
+}
+
+std::string executions(const std::string& job, const std::string& outcome) {
+  return "program_executor_job_executions_total{job=\"" + job + "\",outcome=\"" + outcome + "\"}";
+}
+
+// A queue, a database file and a config file of their own for one test, with
+// the metrics endpoint on `metrics_listen`.
+class Deployment {
+ public:
+  Deployment(std::string amqp_url, const std::string& metrics_listen)
+      : amqp_url_(std::move(amqp_url)), queue_(test::unique_name("pe-metrics")) {
+    config_ = dir_.path() / "config.yaml";
+    std::ofstream out(config_);
+    out << "amqp:\n"
+        << "  url: \"" << amqp_url_ << "\"\n"
+        << "  queue: " << queue_ << "\n"
+        << "database:\n"
+        << "  backend: sqlite3\n"
+        << "  connection: \"db=" << (dir_.path() / "programs.db").string() << "\"\n"
+        << "plugins:\n"
+        << "  directory: " << PE_DEMO_PLUGIN_DIR << "\n"
+        << "workers: 2\n"
+        << "shutdown_grace_seconds: 10\n"
+        << "log:\n"
+        << "  level: debug\n"
+        << "  format: json\n"
+        << "metrics:\n"
+        << "  listen: \"" << metrics_listen << "\"\n";
+  }
+
+  ~Deployment() {
+    // Leave the broker as we found it.
+    try {
+      amqp::Connection connection(amqp::parse_url(amqp_url_, {}, 0), "test cleanup");
+      for (const auto& q : {queue_, queue_ + "-retry-1000", queue_ + "-parked"}) {
+        connection.delete_queue(q);
+      }
+    } catch (const std::exception&) {
+    }
+  }
+
+  std::unique_ptr<test::DaemonProcess> start_daemon() {
+    auto daemon = std::make_unique<test::DaemonProcess>(config_, dir_.path() / "daemon.log");
+    REQUIRE(daemon->wait_for_log("\"daemon.started\"", 30s));
+    return daemon;
+  }
+
+  test::CommandResult cli(std::vector<std::string> args) {
+    args.insert(args.begin(), {PE_DAEMON_PATH});
+    args.insert(args.begin() + 2, {"-c", config_.string()});
+    return test::run_command(args);
+  }
+
+  std::string create(const std::string& jobs, const json& job_data = json::object()) {
+    auto result = cli({"create", "--jobs", jobs, "--job-data", job_data.dump()});
+    INFO(result.err);
+    REQUIRE(result.exit_code == 0);
+    std::string run_id = result.out;
+    while (!run_id.empty() && (run_id.back() == '\n' || run_id.back() == '\r')) run_id.pop_back();
+    REQUIRE(run_id.size() == 36);
+    return run_id;
+  }
+
+  json status(const std::string& run_id) {
+    auto result = cli({"status", run_id, "--json"});
+    INFO(result.err);
+    REQUIRE(result.exit_code == 0);
+    return json::parse(result.out);
+  }
+
+  json wait_until_ended(const std::string& run_id, std::chrono::seconds timeout = 60s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    json row;
+    while (std::chrono::steady_clock::now() < deadline) {
+      row = status(run_id);
+      if (row["state"] != "running") return row;
+      std::this_thread::sleep_for(100ms);
+    }
+    FAIL("program " << run_id << " still running after timeout: " << row.dump());
+    return row;
+  }
+
+  const std::string& queue() const { return queue_; }
+  const std::filesystem::path& config() const { return config_; }
+
+ private:
+  test::TemporaryDirectory dir_;
+  std::string amqp_url_;
+  std::string queue_;
+  std::filesystem::path config_;
+};
+
+// Scrapes until `done` holds for the exposition (counters are updated after
+// the row, so a program can read as ended a moment before it is counted).
+std::string scrape_until(int port, const std::function<bool(const std::string&)>& done,
+                         std::chrono::seconds timeout = 15s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string text = http_get(port, "/metrics");
+  while (!done(text) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(100ms);
+    text = http_get(port, "/metrics");
+  }
+  return text;
+}
+
+}  // namespace
+
+TEST_CASE("the daemon counts programs, jobs, retries and parked messages on /metrics",
+          "[daemon][metrics]") {
+  auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  const int port = free_loopback_port();
+  const std::string listen = "127.0.0.1:" + std::to_string(port);
+  Deployment deployment(*url, listen);
+  // Cancelled before any daemon runs: its first step is dropped when it arrives.
+  const std::string cancelled = deployment.create("demo.log");
+  REQUIRE(deployment.cli({"cancel", cancelled}).exit_code == 0);
+  auto daemon = deployment.start_daemon();
+  CHECK(daemon->count_in_log("http://" + listen + "/metrics") == 1);  // metrics.listening
+
+  // Up before any work, every counter at zero.
+  std::string text = http_get(port, "/metrics");
+  CHECK(sample(text, "program_executor_programs_finished_total") == 0);
+  CHECK(sample(text, "program_executor_steps_in_flight") == 0);
+
+  const json spawn = {{"jobs", {"demo.log"}}};
+  const std::string spawner = deployment.create("demo.spawn,demo.log", {{"demo.spawn", spawn}});
+  const std::string flaky =
+      deployment.create("demo.flaky,demo.log", {{"demo.flaky", {{"failures", 1}}}});
+  const std::string failing = deployment.create("demo.fail");
+  const std::string ignorable = deployment.create("demo.ignorable");
+  const std::string skipping = deployment.create("no.such.job");
+  const std::string sleeper = deployment.create("demo.sleep", {{"demo.sleep", {{"ms", 600}}}});
+  CHECK(deployment.wait_until_ended(spawner)["state"] == "finished");
+  const std::string child =
+      deployment.status(spawner)["job_data"]["demo.spawn"]["spawned_run_id"].get<std::string>();
+  CHECK(deployment.wait_until_ended(child)["state"] == "finished");
+  CHECK(deployment.wait_until_ended(flaky)["state"] == "finished");
+  CHECK(deployment.wait_until_ended(failing)["state"] == "errored");
+  CHECK(deployment.wait_until_ended(ignorable)["state"] == "errored");
+  CHECK(deployment.wait_until_ended(skipping)["state"] == "finished");
+  CHECK(deployment.wait_until_ended(sleeper)["state"] == "finished");
+
+  // A body that can never run is parked.
+  amqp::Connection producer(amqp::parse_url(*url, {}, 0), "test producer");
+  producer.publish(deployment.queue(), "not json", {});
+
+  text = scrape_until(port, [](const std::string& t) {
+    return sample(t, "program_executor_programs_cancelled_total") == 1 &&
+           sample(t, "program_executor_messages_parked_total") == 1 &&
+           sample(t, "program_executor_steps_in_flight") == 0;
+  });
+  INFO(text);
+  // spawner, its child, flaky, the skipping program and the sleeper finish.
+  CHECK(sample(text, "program_executor_programs_finished_total") == 5);
+  CHECK(sample(text, "program_executor_programs_errored_total") == 2);
+  CHECK(sample(text, "program_executor_programs_cancelled_total") == 1);
+  // Only programs created inside the daemon (by demo.spawn); `create` is another process.
+  CHECK(sample(text, "program_executor_programs_created_total") == 1);
+  CHECK(sample(text, "program_executor_messages_parked_total") == 1);
+  CHECK(sample(text, "program_executor_step_retries_total") == 1);
+  CHECK(sample(text, "program_executor_steps_in_flight") == 0);
+  CHECK(sample(text, "program_executor_messages_duplicate_total") == 0);
+  CHECK(sample(text, "program_executor_broker_reconnects_total") == 0);
+  CHECK(sample(text, "program_executor_programs_recovered_total") == 0);
+  CHECK(sample(text, executions("demo.spawn", "success")) == 1);
+  CHECK(sample(text, executions("demo.log", "success")) == 3);  // spawner, child, flaky
+  CHECK(sample(text, executions("demo.flaky", "retry")) == 1);
+  CHECK(sample(text, executions("demo.flaky", "success")) == 1);
+  CHECK(sample(text, executions("demo.fail", "failed")) == 1);
+  CHECK(sample(text, executions("demo.ignorable", "ignorable")) == 1);
+  CHECK(sample(text, executions("no.such.job", "skipped")) == 1);
+  CHECK(sample(text, executions("demo.sleep", "success")) == 1);
+  CHECK(sample(text, R"(program_executor_job_duration_seconds_count{job="demo.flaky"})") == 2);
+  // demo.sleep slept 0.6 s: its one observation is above the 0.5 s bucket.
+  CHECK(sample(text, R"(program_executor_job_duration_seconds_bucket{job="demo.sleep",le="0.5"})") == 0);
+  CHECK(sample(text, R"(program_executor_job_duration_seconds_bucket{job="demo.sleep",le="+Inf"})") == 1);
+  CHECK(sample(text, R"(program_executor_job_duration_seconds_sum{job="demo.sleep"})") >= 0.6);
+
+  CHECK(daemon->stop(SIGTERM, 20s) == 0);
+  CHECK(http_get(port, "/metrics").empty());  // the endpoint goes with the daemon
+}
+
+TEST_CASE("an empty metrics.listen serves nothing; a taken port stops the start, saying which",
+          "[daemon][metrics]") {
+  auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  {
+    Deployment deployment(*url, "");
+    auto daemon = deployment.start_daemon();
+    CHECK(daemon->count_in_log("\"metrics.disabled\"") == 1);
+    CHECK(daemon->count_in_log("\"metrics.listening\"") == 0);
+    CHECK(daemon->stop(SIGTERM, 20s) == 0);
+  }
+  LoopbackSocket taken(true);
+  const std::string listen = "127.0.0.1:" + std::to_string(taken.port());
+  Deployment deployment(*url, listen);
+  const auto result = test::run_command({PE_DAEMON_PATH, "run", "-c", deployment.config().string()});
+  CHECK(result.exit_code == 1);
+  CHECK_THAT(result.out + result.err, Catch::Contains("metrics.listen: cannot listen on " + listen));
+}

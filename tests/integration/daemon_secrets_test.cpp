@@ -1,0 +1,209 @@
+// The broker password travels from a file to the login and nowhere else: not
+// into the log, an error message, `status --json` or the process title. The
+// real binary, the real broker (PE_TEST_AMQP_URL) and a real SQLite file.
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include "program_executor/amqp/connection.hpp"
+#include "support/process.hpp"
+#include "support/test_environment.hpp"
+
+using namespace program_executor;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// A secret no other text of the test could contain by chance.
+std::string unique_secret() {
+  std::random_device random;
+  return "pe-secret-" + std::to_string(random()) + "-" + std::to_string(random());
+}
+
+// A queue, a database and a configuration whose password comes from a file.
+class SecretDeployment {
+ public:
+  // `broker` is a URL without password (ConnectionSettings::describe()).
+  SecretDeployment(const std::string& broker, const std::string& password)
+      : queue_(test::unique_name("pe-it")) {
+    password_file_ = dir_.path() / "amqp-password";
+    {
+      std::ofstream out(password_file_);
+      out << password << "\n";
+    }
+    fs::permissions(password_file_, fs::perms::owner_read | fs::perms::owner_write);
+    config_ = dir_.path() / "config.yaml";
+    std::ofstream out(config_);
+    out << "amqp:\n"
+        << "  url: \"" << broker << "\"\n"
+        << "  password_file: " << password_file_.string() << "\n"
+        << "  queue: " << queue_ << "\n"
+        << "database:\n"
+        << "  connection: \"db=" << (dir_.path() / "programs.db").string() << "\"\n"
+        << "plugins:\n"
+        << "  directory: " << PE_DEMO_PLUGIN_DIR << "\n"
+        << "workers: 1\n"
+        << "shutdown_grace_seconds: 5\n"
+        << "log:\n"
+        << "  level: debug\n"
+        << "  format: json\n";
+  }
+
+  test::CommandResult cli(std::vector<std::string> args) const {
+    args.insert(args.begin(), {PE_DAEMON_PATH});
+    args.insert(args.begin() + 2, {"-c", config_.string()});
+    return test::run_command(args);
+  }
+
+  const fs::path& config() const { return config_; }
+  const fs::path& dir() const { return dir_.path(); }
+  const std::string& queue() const { return queue_; }
+
+ private:
+  test::TemporaryDirectory dir_;
+  std::string queue_;
+  fs::path password_file_;
+  fs::path config_;
+};
+
+// Everything the kernel shows other processes about `pid` that could carry a
+// secret: the command line, the names of the process and its threads, and the
+// environment.
+std::string process_title(pid_t pid) {
+  const fs::path proc = "/proc/" + std::to_string(pid);
+  std::string text = read_text(proc / "cmdline") + "\n" + read_text(proc / "comm") + "\n" +
+                     read_text(proc / "environ") + "\n";
+  for (const auto& task : fs::directory_iterator(proc / "task")) {
+    text += read_text(task.path() / "comm");
+  }
+  return text;
+}
+
+// A TCP port that accepts connections (the kernel does, into the backlog) and
+// never answers: a broker that hangs in the AMQP handshake.
+class SilentListener {
+ public:
+  SilentListener() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd_ >= 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    REQUIRE(::listen(fd_, 16) == 0);
+    socklen_t length = sizeof address;
+    REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+    port_ = ntohs(address.sin_port);
+  }
+  ~SilentListener() { ::close(fd_); }
+  SilentListener(const SilentListener&) = delete;
+  SilentListener& operator=(const SilentListener&) = delete;
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+}  // namespace
+
+TEST_CASE("a running daemon shows no secret in its title, environment or log", "[daemon][secrets]") {
+  const std::string secret = unique_secret();
+  const SilentListener broker;
+  SecretDeployment deployment("amqp://worker@127.0.0.1:" + std::to_string(broker.port()) + "/",
+                              secret);
+  const fs::path log = deployment.dir() / "daemon.log";
+  test::DaemonProcess daemon(deployment.config(), log);
+  // The configuration, and so the password, has been read once the database
+  // is open; the daemon now waits in the login the silent broker never answers.
+  REQUIRE(daemon.wait_for_log("\"database.ready\"", 30s));
+  const std::string title = process_title(daemon.pid());
+  CHECK_THAT(title, Catch::Contains(deployment.config().string()));  // the title was read
+  CHECK(title.find(secret) == std::string::npos);
+  CHECK(daemon.log().find(secret) == std::string::npos);
+  daemon.stop(SIGKILL, 10s);
+}
+
+TEST_CASE("a refused password from a file appears in no error", "[daemon][secrets]") {
+  const auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  const auto settings = amqp::parse_url(*url, {}, 0);
+  const std::string secret = unique_secret();
+  SecretDeployment deployment(settings.describe(), secret);
+
+  const test::CommandResult create = deployment.cli({"create", "--jobs", "demo.count"});
+  CHECK(create.exit_code == 1);
+  CHECK_THAT(create.err, Catch::Contains("logging in as '" + settings.user + "'"));
+  CHECK(create.out.find(secret) == std::string::npos);
+  CHECK(create.err.find(secret) == std::string::npos);
+
+  const test::CommandResult run = deployment.cli({"run"});
+  CHECK(run.exit_code == 1);
+  CHECK_THAT(run.err, Catch::Contains("logging in as '" + settings.user + "'"));
+  CHECK(run.out.find(secret) == std::string::npos);
+  CHECK(run.err.find(secret) == std::string::npos);
+}
+
+TEST_CASE("the password from a file logs in, and no output repeats it", "[daemon][secrets]") {
+  const auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  const auto settings = amqp::parse_url(*url, {}, 0);
+  SecretDeployment deployment(settings.describe(), settings.password);
+  // guest/guest: the password is also the user name, which output may show.
+  const bool distinctive = settings.password.size() >= 8 &&
+                           settings.describe().find(settings.password) == std::string::npos;
+  if (!distinctive) {
+    WARN("the broker password '" << settings.password
+                                 << "' is not distinctive: only the login is checked here");
+  }
+  const auto absent = [&](const std::string& text) {
+    return !distinctive || text.find(settings.password) == std::string::npos;
+  };
+
+  const test::CommandResult create =
+      deployment.cli({"create", "--jobs", "demo.count", "--program-data", "{\"n\":1}"});
+  REQUIRE(create.exit_code == 0);  // the login took the password from the file
+  std::string run_id = create.out;
+  while (!run_id.empty() && run_id.back() == '\n') run_id.pop_back();
+  CHECK(absent(create.out + create.err));
+
+  {
+    test::DaemonProcess daemon(deployment.config(), deployment.dir() / "daemon.log");
+    REQUIRE(daemon.wait_for_log("\"daemon.started\"", 30s));
+    REQUIRE(daemon.wait_for_log("\"program.finished\"", 30s));
+    CHECK(absent(process_title(daemon.pid())));
+    CHECK(daemon.stop(SIGTERM, 30s) == 0);
+    CHECK(absent(daemon.log()));
+  }
+  for (const bool json : {false, true}) {
+    std::vector<std::string> args = {"status", run_id};
+    if (json) args.push_back("--json");
+    const test::CommandResult status = deployment.cli(args);
+    CHECK(status.exit_code == 0);
+    CHECK_THAT(status.out, Catch::Contains(run_id));
+    CHECK(absent(status.out + status.err));
+  }
+
+  amqp::Connection cleanup(settings, "test cleanup");
+  for (const std::string& queue :
+       {deployment.queue(), deployment.queue() + "-retry-1000", deployment.queue() + "-parked"}) {
+    cleanup.delete_queue(queue);
+  }
+}
