@@ -192,7 +192,7 @@ int create_program(const CommonOptions& options, const CreateOptions& create) {
     // A short-lived connection: no heartbeats needed.
     auto settings = amqp::parse_url(config.amqp.url, config.amqp.tls, 0);
     amqp::Connection connection(settings, "program-executor create");
-    connection.declare(amqp::QueueTopology(config.amqp.queue, config.amqp.durable));
+    connection.declare(amqp::QueueTopology::from(config.amqp));
     executor::ProgramCreator creator(*store, connection, config.amqp.queue, config.amqp.durable);
     std::cout << creator.create(request) << "\n";
     return 0;

@@ -621,11 +621,11 @@ class Report {
  public:
   void check(const std::string& name, bool ok, const std::string& detail) {
     checks_.push_back({name, ok, detail});
-    std::cout << fmt::format("  {:<44} {:<6} {}\n", name, ok ? "ok" : "FAIL", detail);
+    std::cout << fmt::format("  {:<58} {:<4} {}\n", name, ok ? "ok" : "FAIL", detail);
     document_["checks"].push_back({{"name", name}, {"ok", ok}, {"detail", detail}});
   }
   void info(const std::string& name, const std::string& detail) {
-    std::cout << fmt::format("  {:<44} {:<6} {}\n", name, "", detail);
+    std::cout << fmt::format("  {:<58} {:<4} {}\n", name, "", detail);
     document_["info"][name] = detail;
   }
   json& document() { return document_; }
@@ -1097,7 +1097,8 @@ int run(Options options) {
     }
     for (const auto& e : executions) {
       const auto c = first_commit.find({e.run_id, e.step});
-      if (c != first_commit.end() && e.start > c->second) ++after_commit;
+      // Log times are cut to the millisecond: the commit was up to 1 ms later.
+      if (c != first_commit.end() && e.start > c->second + 1'000'000) ++after_commit;
     }
   }
   report.info("executions",

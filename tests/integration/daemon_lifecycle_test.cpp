@@ -248,3 +248,26 @@ TEST_CASE("a step whose worker was killed is taken over once its claim expires",
   CHECK(second.count_in_log("\"job.started\"") == 2);  // demo.sleep again, then demo.count
   CHECK(second.stop(SIGTERM, 20s) == 0);
 }
+
+TEST_CASE("programs run on quorum queues", "[daemon][quorum]") {
+  auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  PluginDeployment deployment(*url);
+  deployment.install_plugin(demo_plugin, "demo.so");
+  deployment.write_config(deployment.plugins(), "");
+  {
+    // The keys belong in the amqp section written above.
+    std::ifstream in(deployment.config_path());
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto at = text.find("database:");
+    text.insert(at, "  queue_type: quorum\n  delivery_limit: 10\n");
+    std::ofstream(deployment.config_path()) << text;
+  }
+  test::DaemonProcess daemon(deployment.config_path(), deployment.log_path("daemon.log"));
+  REQUIRE(daemon.wait_for_log("\"daemon.started\"", 30s));
+  const std::string run_id = deployment.create("demo.flaky,demo.count");
+  const json row = deployment.wait_until_ended(run_id);
+  CHECK(row["state"] == "finished");
+  CHECK(daemon.count_in_log("\"job.retry\"") == 1);  // the retry queue works on quorum queues too
+  CHECK(daemon.stop(SIGTERM, 20s) == 0);
+}

@@ -1,5 +1,6 @@
 // The queue names and x-arguments program-executor-js declares, exactly.
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -71,4 +72,26 @@ TEST_CASE("an empty or too long queue name is rejected", "[amqp][topology]") {
   CHECK_THROWS_AS(QueueTopology("", true), std::invalid_argument);
   CHECK_THROWS_AS(QueueTopology(std::string(245, 'q'), true), std::invalid_argument);
   CHECK_NOTHROW(QueueTopology(std::string(244, 'q'), true));  // 244 + "-retry-1000" = 255
+}
+
+TEST_CASE("quorum queues carry their type, and the delivery limit on the main queue", "[amqp]") {
+  const auto specs = QueueTopology("q", true, true, 5).declarations();
+  for (const auto& spec : specs) {
+    INFO(spec.name);
+    CHECK(std::any_of(spec.arguments.begin(), spec.arguments.end(), [](const QueueArgument& a) {
+      return a.name == "x-queue-type" && std::get<std::string>(a.value) == "quorum";
+    }));
+  }
+  const auto has_limit = [](const QueueSpec& spec) {
+    return std::any_of(spec.arguments.begin(), spec.arguments.end(), [](const QueueArgument& a) {
+      return a.name == "x-delivery-limit" && std::get<std::int32_t>(a.value) == 5;
+    });
+  };
+  CHECK(has_limit(specs[0]));
+  CHECK_FALSE(has_limit(specs[1]));
+  CHECK_THROWS_WITH(QueueTopology("q", false, true), Catch::Contains("always durable"));
+  // Classic queues stay exactly as program-executor-js declares them.
+  for (const auto& spec : QueueTopology("q", true).declarations()) {
+    for (const auto& argument : spec.arguments) CHECK(argument.name != "x-queue-type");
+  }
 }

@@ -94,6 +94,14 @@ void check_defaults(const cfg::Config& config) {
   CHECK(config.recovery.max_crashes == 3);
 }
 
+TEST_CASE("quorum queues need durable queues", "[config][loader]") {
+  const cfg::Config quorum = cfg::load_string("amqp:\n  queue_type: quorum\n  delivery_limit: 20\n", "q.yaml");
+  CHECK(quorum.amqp.queue_type == "quorum");
+  CHECK(quorum.amqp.delivery_limit == 20);
+  CHECK_THROWS_WITH(cfg::load_string("amqp:\n  durable: false\n  queue_type: quorum\n", "q.yaml"),
+                    "q.yaml:3:15: amqp.queue_type: quorum queues are always durable: amqp.durable must be true");
+}
+
 TEST_CASE("recovery settings are read in seconds", "[config][loader]") {
   const cfg::Config config = cfg::load_string(
       "recovery:\n  lease_seconds: 10\n  stale_after_seconds: 20\n  sweep_interval_seconds: 2\n"

@@ -101,7 +101,9 @@ TEST_CASE("the expected keys exist with the documented types and limits", "[conf
     return *it;
   };
   // 18 + amqp.password_file (security) + metrics.listen (ops) + 4 recovery.* (step protocol)
-  CHECK(cfg::schema().size() == 24);
+  // + amqp.queue_type and amqp.delivery_limit (quorum queues)
+  CHECK(cfg::schema().size() == 26);
+  CHECK(find("amqp.queue_type").choices == std::vector<std::string_view>{"classic", "quorum"});
   CHECK(find("recovery.lease_seconds").min == 2);
   CHECK(find("recovery.stale_after_seconds").default_value == "60");
   CHECK(find("recovery.max_crashes").min == 1);

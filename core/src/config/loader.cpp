@@ -254,6 +254,12 @@ Config load_string(std::string_view yaml, std::string_view source_name) {
   assign(values, "amqp.durable", config.amqp.durable);
   assign(values, "amqp.prefetch", config.amqp.prefetch);
   assign(values, "amqp.heartbeat_seconds", config.amqp.heartbeat_seconds);
+  assign(values, "amqp.queue_type", config.amqp.queue_type);
+  assign(values, "amqp.delivery_limit", config.amqp.delivery_limit);
+  if (config.amqp.queue_type == "quorum" && !config.amqp.durable) {
+    fail_at(source_name, given.at("amqp.queue_type"), "amqp.queue_type",
+            "quorum queues are always durable: amqp.durable must be true");
+  }
   assign(values, "amqp.tls.ca_file", config.amqp.tls.ca_file);
   assign(values, "amqp.tls.cert_file", config.amqp.tls.cert_file);
   assign(values, "amqp.tls.key_file", config.amqp.tls.key_file);

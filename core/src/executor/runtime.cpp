@@ -65,7 +65,7 @@ Runtime::Runtime(const config::Config& config) : config_(config) {
   const auto settings = amqp::parse_url(config_.amqp.url, config_.amqp.tls,
                                         config_.amqp.heartbeat_seconds);
   amqp::Connection probe(settings, "program-executor startup");
-  probe.declare(amqp::QueueTopology(config_.amqp.queue, config_.amqp.durable));
+  probe.declare(amqp::QueueTopology::from(config_.amqp));
   log::event(log::Level::info, "amqp.ready", "",
              {{"broker", settings.describe()}, {"queue", config_.amqp.queue},
               {"durable", config_.amqp.durable}});
@@ -109,7 +109,7 @@ void Runtime::start() {
     beats_[static_cast<std::size_t>(i)] = now_ms();
     WorkerSettings settings{i,
                             connection,
-                            amqp::QueueTopology(config_.amqp.queue, config_.amqp.durable),
+                            amqp::QueueTopology::from(config_.amqp),
                             config_.amqp.prefetch,
                             config_.recovery.lease,
                             config_.recovery.stale_after,

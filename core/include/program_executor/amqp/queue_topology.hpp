@@ -7,6 +7,8 @@
 #include <variant>
 #include <vector>
 
+#include "program_executor/config/config.hpp"
+
 namespace program_executor::amqp {
 
 /// An x-argument of a queue declaration: text or integer (sent as signed 32 bit).
@@ -28,12 +30,19 @@ class QueueTopology {
  public:
   static constexpr std::int32_t retry_delay_ms = 1000;
 
-  QueueTopology(std::string queue, bool durable);
+  /// `quorum`: replicated quorum queues (durable by nature; RabbitMQ 3.10+),
+  /// with `delivery_limit` (> 0) as the broker's own cap on redeliveries of
+  /// one message. Classic queues otherwise, as program-executor-js declares.
+  QueueTopology(std::string queue, bool durable, bool quorum = false, int delivery_limit = 0);
+
+  /// The topology the `amqp` section of a configuration describes.
+  static QueueTopology from(const config::AmqpSettings& settings);
 
   const std::string& main_queue() const noexcept { return main_; }
   const std::string& retry_queue() const noexcept { return retry_; }
   const std::string& parked_queue() const noexcept { return parked_; }
   bool durable() const noexcept { return durable_; }
+  bool quorum() const noexcept { return quorum_; }
 
   /// Declarations in the order they must be made.
   std::vector<QueueSpec> declarations() const;
@@ -43,6 +52,8 @@ class QueueTopology {
   std::string retry_;
   std::string parked_;
   bool durable_;
+  bool quorum_;
+  int delivery_limit_;
 };
 
 }  // namespace program_executor::amqp

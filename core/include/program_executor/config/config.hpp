@@ -34,6 +34,8 @@ struct AmqpSettings {
   bool durable = true;         ///< durable queues and persistent messages
   int prefetch = 1;            ///< unacknowledged messages per worker
   int heartbeat_seconds = 30;  ///< 0 disables heartbeats
+  std::string queue_type = "classic";  ///< classic or quorum
+  int delivery_limit = 0;      ///< quorum only: the broker's redelivery cap, 0 none
   TlsSettings tls;
 };
 
