@@ -229,6 +229,31 @@ int cancel_program(const CommonOptions& options, const std::string& run_id) {
   });
 }
 
+int migrate_schema(const CommonOptions& options, bool check_only) {
+  return guarded([&] {
+    const config::Config config = load_for_command(options);
+    store::Database database(config.database, 1);
+    const std::string& table = config.database.table;
+    const store::SchemaStatus status = database.schema_status();
+    if (check_only) {
+      std::cout << "table " << table << ": "
+                << (status.table_exists ? "exists" : "does not exist") << ", schema version "
+                << status.version << (status.versioned ? "" : " (no version table)")
+                << ", this program needs " << status.latest << "\n";
+      return status.current() ? 0 : fail("migrations are missing: run `program-executor migrate`");
+    }
+    const store::MigrationReport report = database.migrate();
+    database.ensure_schema();  // the columns the store needs are all there
+    std::cout << "table " << table << ": schema version " << report.from << " -> " << report.to;
+    if (!status.table_exists) std::cout << " (created)";
+    if (report.adopted) std::cout << " (adopted the existing table as version 1)";
+    std::cout << "\n";
+    for (const auto& applied : report.applied) std::cout << "  applied " << applied << "\n";
+    if (report.applied.empty() && !report.adopted) std::cout << "  nothing to do\n";
+    return 0;
+  });
+}
+
 int check_config(const CommonOptions& options) {
   config::Config config;
   try {

@@ -20,6 +20,10 @@ int run_daemon(const CommonOptions& options);
 int create_program(const CommonOptions& options, const CreateOptions& create);
 int show_status(const CommonOptions& options, const std::string& run_id, bool json);
 int cancel_program(const CommonOptions& options, const std::string& run_id);
+/// Applies the missing schema migrations to the configured table (creating it,
+/// or taking over program-executor-js's) and prints what it did; with
+/// `check_only`, changes nothing and exits 1 if migrations are missing.
+int migrate_schema(const CommonOptions& options, bool check_only);
 /// Validates the configuration, loads every plugin with the trust checks and
 /// looks for secrets other users can read; 0 when nothing is wrong, else 1
 /// with one line per problem on stderr.

@@ -58,6 +58,13 @@ int main(int argc, char** argv) {
       "secrets readable by other users; exit 1 naming each problem");
   add_config(check);
 
+  bool migrate_check = false;
+  auto* migrate = app.add_subcommand(
+      "migrate", "Create or upgrade the bookkeeping table's schema (needs DDL privileges)");
+  add_config(migrate);
+  migrate->add_flag("--check", migrate_check,
+                    "Change nothing: print the schema version, exit 1 if migrations are missing");
+
   auto* version = app.add_subcommand("version", "Print the version and the plugin ABI version");
 
   CLI11_PARSE(app, argc, argv);
@@ -70,6 +77,7 @@ int main(int argc, char** argv) {
   if (*status) return show_status(common, run_id, json);
   if (*cancel) return cancel_program(common, run_id);
   if (*check) return check_config(common);
+  if (*migrate) return migrate_schema(common, migrate_check);
   if (*version) return print_version();
   return 2;
 }

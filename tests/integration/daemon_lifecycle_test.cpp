@@ -33,7 +33,7 @@ class PluginDeployment {
   ~PluginDeployment() {
     try {
       amqp::Connection connection(amqp::parse_url(amqp_url_, {}, 0), "test cleanup");
-      for (const auto& q : {queue_, queue_ + "-retry-1000", queue_ + "-parked"}) {
+      for (const auto& q : {queue_, queue_ + "-retry-1000", queue_ + "-parked", queue_ + "-retry-2000"}) {
         connection.delete_queue(q);
       }
     } catch (const std::exception&) {
@@ -269,5 +269,31 @@ TEST_CASE("programs run on quorum queues", "[daemon][quorum]") {
   const json row = deployment.wait_until_ended(run_id);
   CHECK(row["state"] == "finished");
   CHECK(daemon.count_in_log("\"job.retry\"") == 1);  // the retry queue works on quorum queues too
+  CHECK(daemon.stop(SIGTERM, 20s) == 0);
+}
+
+TEST_CASE("retry policies: a delay queue per delay, and a limit that errors the program",
+          "[daemon][retry]") {
+  auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  PluginDeployment deployment(*url);
+  deployment.install_plugin(demo_plugin, "demo.so");
+  deployment.write_config(deployment.plugins(),
+                          "retry:\n  max_attempts: 10\n  jobs:\n    demo.flaky:\n"
+                          "      delay_ms: 2000\n      max_attempts: 2\n");
+  test::DaemonProcess daemon(deployment.config_path(), deployment.log_path("daemon.log"));
+  REQUIRE(daemon.wait_for_log("\"daemon.started\"", 30s));
+  const auto started = std::chrono::steady_clock::now();
+  auto result = test::run_command({PE_DAEMON_PATH, "create", "-c", deployment.config_path().string(),
+                                   "--jobs", "demo.flaky", "--job-data",
+                                   R"({"demo.flaky":{"failures":5}})"});
+  REQUIRE(result.exit_code == 0);
+  const json row = deployment.wait_until_ended(result.out.substr(0, 36));
+  CHECK(row["state"] == "errored");
+  CHECK(row["error_message"] ==
+        "job demo.flaky failed 2 times, its retry limit; last error: flaky failure 2 of 5");
+  // The one retry waited in the 2000 ms delay queue.
+  CHECK(std::chrono::steady_clock::now() - started >= 2s);
+  CHECK(daemon.count_in_log("\"delay_ms\":2000") == 1);
   CHECK(daemon.stop(SIGTERM, 20s) == 0);
 }

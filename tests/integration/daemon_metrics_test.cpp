@@ -265,7 +265,7 @@ TEST_CASE("the daemon counts programs, jobs, retries and parked messages on /met
   CHECK(http_get(port, "/metrics").empty());  // the endpoint goes with the daemon
 }
 
-TEST_CASE("an empty metrics.listen serves nothing; a taken port stops the start, saying which",
+TEST_CASE("an empty metrics.listen serves nothing and a taken port stops the start",
           "[daemon][metrics]") {
   auto url = test::amqp_url_or_skip();
   if (!url) return;

@@ -203,7 +203,12 @@ class FakePublisher : public amqp::MessagePublisher {
     if (fail) throw std::runtime_error("broker nacked the message");
     published.push_back({queue, std::string(body), properties});
   }
+  void declare(const amqp::QueueSpec& queue) override {
+    if (fail) throw std::runtime_error("broker closed the channel");
+    declared.push_back(queue);
+  }
   std::vector<Published> published;
+  std::vector<amqp::QueueSpec> declared;
   bool fail = false;
 };
 

@@ -94,6 +94,46 @@ void check_defaults(const cfg::Config& config) {
   CHECK(config.recovery.max_crashes == 3);
 }
 
+TEST_CASE("retry policies: defaults, and overrides per job name that inherit the rest",
+          "[config][loader]") {
+  const cfg::Config config = cfg::load_string(R"(retry:
+  backoff: exponential
+  delay_ms: 500
+  max_attempts: 5
+  jobs:
+    export.upload:
+      max_attempts: 10
+      max_delay_ms: 60000
+    "report:build":
+      backoff: fixed
+)",
+                                              "retry.yaml");
+  CHECK(config.retry.defaults.backoff == "exponential");
+  CHECK(config.retry.defaults.delay_ms == 500);
+  CHECK(config.retry.defaults.max_delay_ms == 300000);
+  CHECK(config.retry.defaults.max_attempts == 5);
+  REQUIRE(config.retry.jobs.size() == 2);
+  const auto& upload = config.retry.jobs.at("export.upload");
+  CHECK(upload.max_attempts == 10);
+  CHECK(upload.max_delay_ms == 60000);
+  CHECK(upload.backoff == "exponential");  // inherited
+  CHECK(upload.delay_ms == 500);           // inherited
+  CHECK(config.retry.jobs.at("report:build").backoff == "fixed");
+  CHECK(config.retry.jobs.at("report:build").max_attempts == 5);
+
+  CHECK(error_of("retry:\n  jobs:\n    a.b:\n      max_attemps: 3\n") ==
+        "test.yaml:4:7: retry.jobs[a.b].max_attemps: unknown key; allowed keys here: backoff, "
+        "delay_ms, max_delay_ms, jitter_percent, max_attempts");
+  CHECK(error_of("retry:\n  jobs:\n    a.b:\n      delay_ms: 10\n") ==
+        "test.yaml:4:17: retry.jobs[a.b].delay_ms: invalid value '10': must be between 100 and 86400000");
+  CHECK(error_of("retry:\n  jobs:\n    \"bad name\":\n      delay_ms: 1000\n") ==
+        "test.yaml:3:5: retry.jobs[bad name]: a name here is 1 to 255 of A-Z a-z 0-9 _ . : -");
+  CHECK(error_of("retry:\n  delay_ms: 5000\n  max_delay_ms: 1000\n") ==
+        "test.yaml:3:17: retry.max_delay_ms: max_delay_ms must not be less than delay_ms");
+  CHECK(error_of("retry:\n  jobs:\n    a:\n      delay_ms: 400000\n") ==
+        "test.yaml:4:17: retry.jobs[a].delay_ms: max_delay_ms must not be less than delay_ms");
+}
+
 TEST_CASE("quorum queues need durable queues", "[config][loader]") {
   const cfg::Config quorum = cfg::load_string("amqp:\n  queue_type: quorum\n  delivery_limit: 20\n", "q.yaml");
   CHECK(quorum.amqp.queue_type == "quorum");
@@ -215,7 +255,7 @@ TEST_CASE("a file that cannot be read is reported with the reason", "[config][lo
 TEST_CASE("unknown keys are errors listing the allowed keys", "[config][loader]") {
   CHECK(error_of("workers: 4\nworkerz: 5\n") ==
         "test.yaml:2:1: workerz: unknown key; allowed keys here: amqp, database, plugins, workers, "
-        "shutdown_grace_seconds, recovery, log, metrics");
+        "shutdown_grace_seconds, retry, recovery, log, metrics");
   CHECK(error_of("amqp:\n  tls:\n    verify: false\n") ==
         "test.yaml:3:5: amqp.tls.verify: unknown key; allowed keys here: ca_file, cert_file, key_file, verify_peer, "
         "verify_hostname");

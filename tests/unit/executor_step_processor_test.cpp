@@ -531,3 +531,66 @@ TEST_CASE("the claim of a running step is renewed while the job runs") {
                                                         h.stop);
   CHECK(processor->process(body).event == "program.finished");
 }
+
+TEST_CASE("a step that reaches its retry limit errors the program saying so") {
+  Harness h;
+  h.add("a", [](auto&, auto&, auto&) { throw sdk::RetryableError("service unavailable"); });
+  const std::string body = h.create({"a"});
+  executor::ProcessorSettings settings{"q", "q-parked", true, {}};
+  config::RetrySettings retry;
+  retry.defaults.max_attempts = 3;
+  settings.retry = executor::RetryPolicies::from(retry);
+  CHECK(h.processor(settings).process(body).event == "job.retry");
+  CHECK(h.processor(settings).process(body).event == "job.retry");
+  auto outcome = h.processor(settings).process(body);
+  CHECK(outcome.event == "program.errored");
+  CHECK(outcome.disposition == Disposition::ack);
+  const auto row = h.store.row("run-1");
+  CHECK(row.errored_at);
+  CHECK(*row.error_message ==
+        "job a failed 3 times, its retry limit; last error: service unavailable");
+  CHECK(row.step_retry_count == 2);
+}
+
+TEST_CASE("a retry with another delay goes to a delay queue of its own, declared once") {
+  Harness h;
+  h.add("a", [](auto&, auto&, auto&) { throw sdk::RetryableError("later"); });
+  const std::string body = h.create({"a"});
+  executor::ProcessorSettings settings{"q", "q-parked", true, {}};
+  config::RetrySettings retry;
+  retry.defaults.delay_ms = 4000;  // a rung of the ladder (1000 * 2^(8/4))
+  settings.retry = executor::RetryPolicies::from(retry);
+  auto processor = h.processor(settings);
+  auto outcome = processor.process(body);
+  CHECK(outcome.event == "job.retry");
+  CHECK(outcome.disposition == Disposition::ack);  // moved to the delay queue, not nacked
+  REQUIRE(h.publisher.declared.size() == 1);
+  const auto& spec = h.publisher.declared[0];
+  CHECK(spec.name == "q-retry-4000");
+  CHECK(spec.durable);
+  REQUIRE(spec.arguments.size() == 3);
+  CHECK(spec.arguments[0].name == "x-message-ttl");
+  CHECK(std::get<std::int32_t>(spec.arguments[0].value) == 4000);
+  CHECK(std::get<std::string>(spec.arguments[2].value) == "q");  // back to the main queue
+  REQUIRE(h.publisher.published.size() == 1);
+  CHECK(h.publisher.published[0].queue == "q-retry-4000");
+  CHECK(json::parse(h.publisher.published[0].body) == json::parse(body));
+  processor.process(body);
+  CHECK(h.publisher.declared.size() == 1);  // declared once
+  CHECK(h.publisher.published.size() == 2);
+}
+
+TEST_CASE("when the delay queue cannot be used the step still retries, sooner") {
+  Harness h;
+  h.add("a", [](auto&, auto&, auto&) { throw sdk::RetryableError("later"); });
+  const std::string body = h.create({"a"});
+  executor::ProcessorSettings settings{"q", "q-parked", true, {}};
+  config::RetrySettings retry;
+  retry.defaults.delay_ms = 4000;
+  settings.retry = executor::RetryPolicies::from(retry);
+  h.publisher.fail = true;
+  auto outcome = h.processor(settings).process(body);
+  CHECK(outcome.event == "job.retry");
+  CHECK(outcome.disposition == Disposition::retry);  // the standard retry queue
+  CHECK(h.store.row("run-1").step_retry_count == 1);
+}

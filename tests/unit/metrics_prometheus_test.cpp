@@ -177,7 +177,7 @@ TEST_CASE("concurrent updates from many threads are all counted", "[metrics]") {
   }
 }
 
-TEST_CASE("job names past the label limit are counted as job=\"other\"", "[metrics]") {
+TEST_CASE("job names past the label limit are counted as job other", "[metrics]") {
   metrics::PrometheusMetrics exporter("127.0.0.1:0");
   for (std::size_t i = 0; i < metrics::max_job_labels + 10; ++i) {
     exporter.job_executed("random." + std::to_string(i), metrics::JobOutcome::skipped, 0);
@@ -192,7 +192,7 @@ TEST_CASE("job names past the label limit are counted as job=\"other\"", "[metri
         std::string::npos);
 }
 
-TEST_CASE("the factory serves /metrics; other paths are not found", "[metrics]") {
+TEST_CASE("the factory serves /metrics and nothing else", "[metrics]") {
   auto exporter = metrics::make_prometheus_metrics("127.0.0.1:0");
   auto& prometheus = dynamic_cast<metrics::PrometheusMetrics&>(*exporter);
   exporter->program_finished();
@@ -206,7 +206,7 @@ TEST_CASE("the factory serves /metrics; other paths are not found", "[metrics]")
 TEST_CASE("bad or busy listen addresses fail with the key and the address", "[metrics]") {
   for (const char* address :
        {"9464", "localhost:9464", "127.0.0.1", "127.0.0.1:", "127.0.0.1:70000", "127.0.0.1:94x",
-        "1.2.3:9464", "::1:9464", "[::1:9464", "[nope]:9464", "127.0.0.1:9464,0.0.0.0:9465"}) {
+        "1.2.3:9464", "::1:9464", "[::1]:9464", "[nope]:9464", "127.0.0.1:9464,0.0.0.0:9465", ""}) {
     INFO(address);
     CHECK_THAT(start_error(address), Catch::Contains(std::string("metrics.listen: \"") + address));
   }

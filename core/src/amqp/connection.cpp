@@ -869,4 +869,19 @@ void ReconnectingPublisher::publish(const std::string& queue, std::string_view b
   connection_->publish(queue, body, properties);
 }
 
+void ReconnectingPublisher::declare(const QueueSpec& queue) {
+  if (connection_ && connection_->broken()) connection_.reset();
+  if (!connection_) connection_ = std::make_unique<Connection>(settings_, name_);
+  try {
+    connection_->declare(queue);
+    return;
+  } catch (const QueueMismatchError&) {
+    throw;  // the channel was reopened; reconnecting would not help
+  } catch (const AmqpError&) {
+    if (!connection_->broken()) throw;
+  }
+  connection_ = std::make_unique<Connection>(settings_, name_);
+  connection_->declare(queue);
+}
+
 }  // namespace program_executor::amqp

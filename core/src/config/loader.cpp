@@ -205,27 +205,25 @@ void assign(const Values& values, std::string_view path, int& target) {
 }
 
 // Why `address` cannot be the metrics endpoint's, or "" if it can (empty
-// disables it). Only one literal address with a port: the web server would
-// also take a bare port (every interface), host names and lists.
+// disables it). Only one literal IPv4 address with a port: the web server
+// would also take a bare port (every interface), host names and lists, and
+// Debian's civetweb is built without IPv6.
 std::string listen_address_problem(const std::string& address) {
   if (address.empty()) return "";
-  const std::string expected = "expected IPV4:PORT or [IPV6]:PORT (e.g. 127.0.0.1:9464)";
+  const std::string expected = "expected IPV4:PORT (e.g. 127.0.0.1:9464)";
+  if (address.front() == '[') return "IPv6 is not supported (civetweb without IPv6): " + expected;
   const auto colon = address.rfind(':');
   if (colon == std::string::npos || colon == 0) return expected;
-  std::string host = address.substr(0, colon);
+  const std::string host = address.substr(0, colon);
   const std::string port = address.substr(colon + 1);
   unsigned number = 0;
   const auto [end, error] = std::from_chars(port.data(), port.data() + port.size(), number);
   if (port.empty() || error != std::errc() || end != port.data() + port.size() || number > 65535) {
     return "bad port \"" + port + "\": " + expected;
   }
-  unsigned char buffer[sizeof(in6_addr)];
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    if (inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), buffer) == 1) return "";
-  } else if (inet_pton(AF_INET, host.c_str(), buffer) == 1) {
-    return "";
-  }
-  return "\"" + host + "\" is not an IP address: " + expected;
+  in_addr parsed{};
+  if (inet_pton(AF_INET, host.c_str(), &parsed) == 1) return "";
+  return "\"" + host + "\" is not an IPv4 address: " + expected;
 }
 
 }  // namespace
@@ -268,6 +266,8 @@ Config load_string(std::string_view yaml, std::string_view source_name) {
   assign(values, "database.backend", config.database.backend);
   assign(values, "database.connection", config.database.connection);
   assign(values, "database.table", config.database.table);
+  assign(values, "database.migrate", config.database.migrate);
+  assign(values, "database.reconnect_timeout_seconds", config.database.reconnect_timeout_seconds);
   assign(values, "plugins.directory", config.plugins.directory);
   assign(values, "workers", config.workers);
   int grace_seconds = static_cast<int>(config.shutdown_grace.count());
@@ -282,6 +282,39 @@ Config load_string(std::string_view yaml, std::string_view source_name) {
   assign_seconds("recovery.stale_after_seconds", config.recovery.stale_after);
   assign_seconds("recovery.sweep_interval_seconds", config.recovery.sweep_interval);
   assign(values, "recovery.max_crashes", config.recovery.max_crashes);
+  const auto assign_policy = [&](const std::string& prefix, RetryPolicySettings& policy) {
+    assign(values, prefix + "backoff", policy.backoff);
+    assign(values, prefix + "delay_ms", policy.delay_ms);
+    assign(values, prefix + "max_delay_ms", policy.max_delay_ms);
+    assign(values, prefix + "jitter_percent", policy.jitter_percent);
+    assign(values, prefix + "max_attempts", policy.max_attempts);
+  };
+  assign_policy("retry.", config.retry.defaults);
+  // Overrides are keyed "retry.jobs[<job name>].<key>"; each starts from the defaults.
+  const std::string jobs_prefix = "retry.jobs[";
+  for (auto it = values.lower_bound(jobs_prefix);
+       it != values.end() && it->first.compare(0, jobs_prefix.size(), jobs_prefix) == 0; ++it) {
+    const auto close = it->first.find("].", jobs_prefix.size());
+    const std::string job = it->first.substr(jobs_prefix.size(), close - jobs_prefix.size());
+    if (!config.retry.jobs.count(job)) {
+      RetryPolicySettings policy = config.retry.defaults;
+      assign_policy(jobs_prefix + job + "].", policy);
+      config.retry.jobs.emplace(job, policy);
+    }
+  }
+  // A policy whose longest delay is shorter than its first: point at whichever
+  // of the two keys the file gave (the defaults alone are consistent).
+  const auto check_delays = [&](const std::string& prefix, const RetryPolicySettings& policy) {
+    if (policy.max_delay_ms >= policy.delay_ms) return;
+    for (const std::string& key : {prefix + "max_delay_ms", prefix + "delay_ms", std::string("retry.max_delay_ms"),
+                                  std::string("retry.delay_ms")}) {
+      if (given.count(key)) {
+        fail_at(source_name, given.at(key), key, "max_delay_ms must not be less than delay_ms");
+      }
+    }
+  };
+  check_delays("retry.", config.retry.defaults);
+  for (const auto& [job, policy] : config.retry.jobs) check_delays(jobs_prefix + job + "].", policy);
   assign(values, "log.level", config.log.level);
   assign(values, "log.format", config.log.format);
   assign(values, "metrics.listen", config.metrics.listen);

@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstdlib>
 #include <map>
@@ -70,6 +71,26 @@ SchemaNode build_tree(const std::vector<KeySpec>& keys) {
     level->spec = &key;
   }
   return root;
+}
+
+// A key path segment "*" stands for any name the operator chooses (a job
+// name, in retry.jobs.*). A given name binds a copy of that subtree whose
+// paths read "<parent>[<name>]...", so names may contain dots.
+constexpr std::string_view wildcard = "*";
+
+SchemaNode bind_wildcard(const SchemaNode& node, const std::string& path) {
+  SchemaNode bound = node;
+  bound.path = path;
+  for (auto& child : bound.children) child = bind_wildcard(child, path + "." + child.name);
+  return bound;
+}
+
+bool valid_bound_name(std::string_view name) {
+  return !name.empty() && name.size() <= 255 &&
+         std::all_of(name.begin(), name.end(), [](char c) {
+           return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == ':' ||
+                  c == '-';
+         });
 }
 
 struct Position {
@@ -326,29 +347,45 @@ class Validator {
   // `node` is the YAML at `level` (null when absent or empty); `anchor` is where
   // to point when something below is missing: the nearest node that exists.
   void walk(const SchemaNode& level, const YAML::Node& node, const YAML::Mark& anchor) {
-    std::vector<std::pair<const SchemaNode*, YAML::Mark>> seen;
+    std::vector<std::pair<std::string, YAML::Mark>> seen;  // names given at this level
     if (node.IsDefined() && !node.IsNull()) {
       if (!node.IsMap()) fail(node.Mark(), level.path, std::string("expected a mapping, found ") + kind_of(node));
       for (const auto& entry : node) {
         const YAML::Node& key = entry.first;
         if (!key.IsScalar()) fail(key.Mark(), level.path, std::string("a key must be a string, found ") + kind_of(key));
         const std::string& name = key.Scalar();
-        const auto child = std::find_if(level.children.begin(), level.children.end(),
+        const SchemaNode* child = nullptr;
+        std::optional<SchemaNode> bound;
+        const auto exact = std::find_if(level.children.begin(), level.children.end(),
                                         [&](const SchemaNode& c) { return c.name == name; });
-        if (child == level.children.end()) fail(key.Mark(), child_path(level.path, name), unknown_key_problem(level));
+        if (exact != level.children.end() && exact->name != wildcard) {
+          child = &*exact;
+        } else {
+          const auto any = std::find_if(level.children.begin(), level.children.end(),
+                                        [](const SchemaNode& c) { return c.name == wildcard; });
+          if (any == level.children.end()) {
+            fail(key.Mark(), child_path(level.path, name), unknown_key_problem(level));
+          }
+          if (!valid_bound_name(name)) {
+            fail(key.Mark(), level.path + "[" + printable(name) + "]",
+                 "a name here is 1 to 255 of A-Z a-z 0-9 _ . : -");
+          }
+          bound = bind_wildcard(*any, level.path + "[" + name + "]");
+          child = &*bound;
+        }
         // yaml-cpp keeps both entries of a duplicated key; the config must not
         // silently pick one.
         const auto earlier = std::find_if(seen.begin(), seen.end(),
-                                          [&](const auto& s) { return s.first == &*child; });
+                                          [&](const auto& s) { return s.first == name; });
         if (earlier != seen.end()) {
           const Position first = position_of(earlier->second);
           fail(key.Mark(), child->path,
                "duplicate key (first at line " + std::to_string(first.line) + ", column " +
                    std::to_string(first.column) + ")");
         }
-        seen.emplace_back(&*child, key.Mark());
+        seen.emplace_back(name, key.Mark());
         if (child->spec != nullptr) {
-          leaf(*child->spec, entry.second, key.Mark());
+          leaf(*child->spec, child->path, entry.second, key.Mark());
         } else {
           if (!entry.second.IsNull() && !entry.second.IsMap()) {
             fail(entry.second.Mark(), child->path,
@@ -360,7 +397,8 @@ class Validator {
     }
     const YAML::Mark& here = (node.IsDefined() && node.IsMap()) ? node.Mark() : anchor;
     for (const SchemaNode& child : level.children) {
-      const bool given = std::any_of(seen.begin(), seen.end(), [&](const auto& s) { return s.first == &child; });
+      if (child.name == wildcard) continue;  // only names the file gives exist
+      const bool given = std::any_of(seen.begin(), seen.end(), [&](const auto& s) { return s.first == child.name; });
       if (given) continue;
       if (child.spec == nullptr) {
         walk(child, YAML::Node(), here);
@@ -377,27 +415,29 @@ class Validator {
     std::string problem = "unknown key; allowed keys here: ";
     for (std::size_t i = 0; i < level.children.size(); ++i) {
       if (i != 0) problem += ", ";
-      problem += level.children[i].name;
+      problem += level.children[i].name == wildcard ? "<name>" : level.children[i].name;
     }
     return problem;
   }
 
-  void leaf(const KeySpec& key, const YAML::Node& node, const YAML::Mark& key_mark) {
+  // `path` is the key's path as given (a bound wildcard names its job).
+  void leaf(const KeySpec& key, const std::string& path, const YAML::Node& node,
+            const YAML::Mark& key_mark) {
     if (node.IsNull()) {
       // A null's own mark is where the next token starts: point at the key.
-      fail(key_mark, key.path, "no value (remove the key to use its default)");
+      fail(key_mark, path, "no value (remove the key to use its default)");
     }
     if (!node.IsScalar()) {
-      fail(node.Mark(), key.path, std::string("expected ") + expected_text(key) + ", found " + kind_of(node));
+      fail(node.Mark(), path, std::string("expected ") + expected_text(key) + ", found " + kind_of(node));
     }
     try {
-      values_[std::string(key.path)] = check_value(key, expand_environment(node.Scalar()));
+      values_[path] = check_value(key, expand_environment(node.Scalar()));
     } catch (const ValueProblem& problem) {
-      fail(node.Mark(), key.path, problem.what());
+      fail(node.Mark(), path, problem.what());
     }
     if (given_ != nullptr) {
       const Position at = position_of(node.Mark());
-      (*given_)[std::string(key.path)] = GivenValue{node.Scalar(), at.line, at.column};
+      (*given_)[path] = GivenValue{node.Scalar(), at.line, at.column};
     }
   }
 

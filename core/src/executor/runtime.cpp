@@ -113,7 +113,8 @@ void Runtime::start() {
                             config_.amqp.prefetch,
                             config_.recovery.lease,
                             config_.recovery.stale_after,
-                            config_.recovery.max_crashes};
+                            config_.recovery.max_crashes,
+                            RetryPolicies::from(config_.retry)};
     {
       std::lock_guard lock(mutex_);
       ++running_;

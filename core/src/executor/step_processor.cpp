@@ -1,6 +1,7 @@
 #include "program_executor/executor/step_processor.hpp"
 
 #include <chrono>
+#include <random>
 #include <thread>
 
 #include "program_executor/executor/crash_point.hpp"
@@ -227,14 +228,31 @@ StepOutcome StepProcessor::run_claimed(const StepMessage& message, const store::
     return StepOutcome{Disposition::retry, "job.yield"};
   } catch (const sdk::RetryableError& e) {
     metrics_.job_executed(job_name, metrics::JobOutcome::retry, elapsed_ms(started) / 1000);
-    if (!store_.record_retry(message.run_id, step, token, e.what(), retry_expected)) {
+    const RetryPolicy& policy = settings_.retry.for_job(job_name);
+    const int attempts = row.step_retry_count + 1;  // this failure included
+    if (policy.exhausted(attempts)) {
+      const std::string why = "job " + job_name + " failed " + std::to_string(attempts) +
+                              " times, its retry limit; last error: " + e.what();
+      if (!store_.fail(message.run_id, step, token, why)) {
+        return outcome(Disposition::ack, "step.superseded", Level::warn, message, step,
+                       "the program was cancelled, or another worker took this step over");
+      }
+      metrics_.program_errored();
+      return outcome(Disposition::ack, "program.errored", Level::error, message, step, why);
+    }
+    thread_local std::mt19937_64 random{std::random_device{}()};
+    std::uniform_real_distribution<double> draw(0.0, 1.0);
+    const auto delay = policy.queue_delay(attempts, draw(random), draw(random));
+    if (!store_.record_retry(message.run_id, step, token, e.what(),
+                             delay + settings_.stale_after)) {
       return outcome(Disposition::ack, "step.superseded", Level::warn, message, step,
                      "the program was cancelled, or another worker took this step over");
     }
     log::event(Level::warn, "job.retry", e.what(),
                {{"run_id", message.run_id}, {"job", job_name}, {"step", step},
-                {"retry_count", row.step_retry_count + 1}, {"duration_ms", elapsed_ms(started)}});
-    return StepOutcome{Disposition::retry, "job.retry"};
+                {"retry_count", attempts}, {"delay_ms", static_cast<long long>(delay.count())},
+                {"duration_ms", elapsed_ms(started)}});
+    return schedule_retry(message, delay);
   } catch (const sdk::IgnorableError& e) {
     // Ends the program like any failure, but it is expected: info, not error.
     metrics_.job_executed(job_name, metrics::JobOutcome::ignorable, elapsed_ms(started) / 1000);
@@ -269,6 +287,38 @@ StepOutcome StepProcessor::run_claimed(const StepMessage& message, const store::
              {{"run_id", message.run_id}, {"job", job_name}, {"step", step},
               {"duration_ms", elapsed_ms(started)}});
   return commit_success(message, row, token);
+}
+
+StepOutcome StepProcessor::schedule_retry(const StepMessage& message,
+                                          std::chrono::milliseconds delay) {
+  // The standard delay goes through the main queue's dead-letter route, as
+  // program-executor-js retries (nack without requeue).
+  if (delay == settings_.retry_delay) return StepOutcome{Disposition::retry, "job.retry"};
+  // Any other delay: a queue of its own whose TTL sends the message back.
+  const std::string queue = settings_.queue + "-retry-" + std::to_string(delay.count());
+  try {
+    if (!declared_delays_.count(delay.count())) {
+      amqp::QueueSpec spec{queue,
+                           settings_.persistent,
+                           {{"x-message-ttl", static_cast<std::int32_t>(delay.count())},
+                            {"x-dead-letter-exchange", std::string()},
+                            {"x-dead-letter-routing-key", settings_.queue}}};
+      if (settings_.quorum) spec.arguments.push_back({"x-queue-type", std::string("quorum")});
+      publisher_.declare(spec);
+      declared_delays_.insert(delay.count());
+    }
+    amqp::PublishProperties properties;
+    properties.persistent = settings_.persistent;
+    properties.timestamp = now_ms_since_epoch();
+    publisher_.publish(queue, message.body.dump(), properties);
+  } catch (const std::exception& e) {
+    // Retry sooner rather than not at all.
+    declared_delays_.erase(delay.count());
+    log::event(Level::warn, "job.retry_queue_failed", e.what(),
+               {{"run_id", message.run_id}, {"queue", queue}});
+    return StepOutcome{Disposition::retry, "job.retry"};
+  }
+  return StepOutcome{Disposition::ack, "job.retry"};
 }
 
 StepOutcome StepProcessor::commit_success(const StepMessage& message,

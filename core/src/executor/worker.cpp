@@ -72,6 +72,8 @@ void Worker::run() {
   processor_settings.stale_after = settings_.stale_after;
   processor_settings.retry_delay = std::chrono::milliseconds(amqp::QueueTopology::retry_delay_ms);
   processor_settings.max_crashes = settings_.max_crashes;
+  processor_settings.retry = settings_.retry;
+  processor_settings.quorum = settings_.topology.quorum();
   StepProcessor processor(store_, jobs_, publisher, processor_settings, stop_requested_,
                           metrics_);
   JobRunner runner([&processor](const std::string& body) { return processor.process(body); });

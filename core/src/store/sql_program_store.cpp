@@ -1,52 +1,45 @@
 #include "program_executor/store/sql_program_store.hpp"
 
-#include <fmt/format.h>
 #include <soci/soci.h>
 
+#include "guarded.hpp"
 #include "program_executor/store/database.hpp"
+#include "program_executor/store/dialect.hpp"
 
 namespace program_executor::store {
 namespace {
 
-constexpr const char* running = " AND finished_at IS NULL AND errored_at IS NULL";
-constexpr const char* utc_format = "'%Y-%m-%dT%H:%M:%fZ'";
+using detail::guarded;
 
-// SQLite's plain BEGIN takes a read lock first and fails with "database is
-// locked" when two such transactions both upgrade; BEGIN IMMEDIATE takes the
-// write lock up front and waits on the busy timeout instead.
+// A write transaction in the dialect's way, rolled back unless committed
+// (also when the connection is gone: the rollback's own error is dropped).
 class WriteTransaction {
  public:
-  explicit WriteTransaction(soci::session& session) : session_(session) {
-    session_ << "BEGIN IMMEDIATE";
+  WriteTransaction(soci::session& session, const Dialect& dialect)
+      : session_(session), dialect_(dialect) {
+    dialect_.begin_write(session_);
   }
   ~WriteTransaction() {
     if (!committed_) {
       try {
-        session_ << "ROLLBACK";
+        dialect_.rollback(session_);
       } catch (...) {
         // Nothing more to do: the session is returned to the pool either way.
       }
     }
   }
+  WriteTransaction(const WriteTransaction&) = delete;
+  WriteTransaction& operator=(const WriteTransaction&) = delete;
   void commit() {
-    session_ << "COMMIT";
+    dialect_.commit(session_);
     committed_ = true;
   }
 
  private:
   soci::session& session_;
+  const Dialect& dialect_;
   bool committed_ = false;
 };
-
-template <class F>
-auto guarded(const char* what, const std::string& run_id, F&& f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const soci::soci_error& e) {
-    throw StoreError(std::string("database error while ") + what + " (run id " + run_id +
-                     "): " + e.what());
-  }
-}
 
 nlohmann::json parse_column(const std::string& text, const char* column) {
   if (text.empty()) return nlohmann::json::object();
@@ -57,9 +50,12 @@ nlohmann::json parse_column(const std::string& text, const char* column) {
   }
 }
 
-// A duration as an SQLite date modifier: "+1.500 seconds".
-std::string duration_modifier(std::chrono::milliseconds duration) {
-  return fmt::format("{:+.3f} seconds", static_cast<double>(duration.count()) / 1000.0);
+std::vector<std::string> job_names(const std::string& text) {
+  const nlohmann::json list = parse_column(text, "jobs");
+  if (!list.is_array()) throw StoreError("column jobs is not a JSON array");
+  std::vector<std::string> names;
+  for (const auto& job : list) names.push_back(job.is_string() ? job.get<std::string>() : job.dump());
+  return names;
 }
 
 // Runs a prepared UPDATE and tells whether it matched a row.
@@ -68,59 +64,71 @@ bool matched(soci::statement& statement) {
   return statement.get_affected_rows() > 0;
 }
 
+long long milliseconds(std::chrono::milliseconds duration) { return duration.count(); }
+
 }  // namespace
 
 SqlProgramStore::SqlProgramStore(Database& database)
     : database_(database),
-      table_("\"" + database.table() + "\""),
-      now_(std::string("strftime(") + utc_format + ",'now')") {}
+      dialect_(database.dialect()),
+      table_(dialect_.quote(database.table())),
+      now_(dialect_.now()),
+      running_(" AND finished_at IS NULL AND errored_at IS NULL") {}
 
-std::string SqlProgramStore::later(const char* name) const {
-  return std::string("strftime(") + utc_format + ",'now',:" + name + ")";
-}
+std::string SqlProgramStore::later(const char* name) const { return dialect_.now_plus(name); }
 
 void SqlProgramStore::insert(const NewProgram& program, std::chrono::milliseconds expect_within) {
-  guarded("inserting a program", program.run_id, [&] {
-    soci::session session(database_.pool());
+  const bool inserted = guarded(database_, "inserting a program", program.run_id, [&](soci::session& session) {
     const std::string jobs = nlohmann::json(program.jobs).dump();
     const std::string job_data = program.job_data.dump();
     const std::string program_data = program.program_data.dump();
-    const std::string expect = duration_modifier(expect_within);
-    session << "INSERT INTO " + table_ +
-                   " (run_id, jobs, step, step_retry_count, job_data, program_data, created_at,"
-                   " updated_at, lease_until) VALUES (:run_id, :jobs, 0, 0, :job_data, :program_data, " +
-                   now_ + ", " + now_ + ", " + later("expect") + ")",
-        soci::use(program.run_id), soci::use(jobs), soci::use(job_data), soci::use(program_data),
-        soci::use(expect);
+    const long long expect = milliseconds(expect_within);
+    // Where we created the table, its unique run_id index refuses a duplicate;
+    // the original's index is not unique, so the insert checks too.
+    soci::statement st =
+        (session.prepare << "INSERT INTO " + table_ +
+                                " (run_id, jobs, step, step_retry_count, job_data, program_data,"
+                                " created_at, updated_at, lease_until) SELECT :run_id, " +
+                                dialect_.json_value("jobs") + ", 0, 0, " +
+                                dialect_.json_value("job_data") + ", " +
+                                dialect_.json_value("program_data") + ", " + now_ + ", " + now_ +
+                                ", " + later("expect") + dialect_.from_dual() +
+                                " WHERE NOT EXISTS (SELECT 1 FROM " + table_ +
+                                " WHERE run_id = :existing)",
+         soci::use(program.run_id), soci::use(jobs), soci::use(job_data), soci::use(program_data),
+         soci::use(expect), soci::use(program.run_id));
+    return matched(st);
   });
+  if (!inserted) throw StoreError("a program with run id " + program.run_id + " exists already");
 }
 
 std::optional<ProgramRow> SqlProgramStore::find(const std::string& run_id) {
-  return guarded("reading a program", run_id, [&]() -> std::optional<ProgramRow> {
-    soci::session session(database_.pool());
+  return guarded(database_, "reading a program", run_id, [&](soci::session& session) -> std::optional<ProgramRow> {
     ProgramRow row;
-    std::string jobs, job_data, program_data, finished_at, errored_at, error_message, lease_owner,
-        lease_until;
+    std::string jobs, job_data, program_data, finished_at, errored_at, error_message, created_at,
+        updated_at, lease_owner, lease_until;
     soci::indicator finished_ind{}, errored_ind{}, message_ind{}, job_data_ind{},
-        program_data_ind{}, owner_ind{}, until_ind{};
+        program_data_ind{}, created_ind{}, updated_ind{}, owner_ind{}, until_ind{};
     int step = 0, retries = 0, crashes = 0;
     long long token = 0;
     soci::indicator step_ind{}, retries_ind{}, crashes_ind{}, token_ind{};
-    session << "SELECT id, run_id, jobs, step, finished_at, errored_at, error_message,"
-               " step_retry_count, job_data, program_data, created_at, updated_at,"
-               " lease_owner, lease_token, lease_until, step_crash_count FROM " +
-                   table_ + " WHERE run_id = :run_id ORDER BY id LIMIT 1",
+    const Dialect& d = dialect_;
+    session << "SELECT id, run_id, " + d.json_text("jobs") + ", step, " +
+                   d.timestamp_text("finished_at") + ", " + d.timestamp_text("errored_at") +
+                   ", error_message, step_retry_count, " + d.json_text("job_data") + ", " +
+                   d.json_text("program_data") + ", " + d.timestamp_text("created_at") + ", " +
+                   d.timestamp_text("updated_at") + ", lease_owner, lease_token, " +
+                   d.timestamp_text("lease_until") + ", step_crash_count FROM " + table_ +
+                   " WHERE run_id = :run_id ORDER BY id LIMIT 1",
         soci::into(row.id), soci::into(row.run_id), soci::into(jobs), soci::into(step, step_ind),
         soci::into(finished_at, finished_ind), soci::into(errored_at, errored_ind),
         soci::into(error_message, message_ind), soci::into(retries, retries_ind),
         soci::into(job_data, job_data_ind), soci::into(program_data, program_data_ind),
-        soci::into(row.created_at), soci::into(row.updated_at), soci::into(lease_owner, owner_ind),
-        soci::into(token, token_ind), soci::into(lease_until, until_ind),
-        soci::into(crashes, crashes_ind), soci::use(run_id);
+        soci::into(created_at, created_ind), soci::into(updated_at, updated_ind),
+        soci::into(lease_owner, owner_ind), soci::into(token, token_ind),
+        soci::into(lease_until, until_ind), soci::into(crashes, crashes_ind), soci::use(run_id);
     if (!session.got_data()) return std::nullopt;
-    const nlohmann::json job_list = parse_column(jobs, "jobs");
-    if (!job_list.is_array()) throw StoreError("column jobs is not a JSON array");
-    for (const auto& job : job_list) row.jobs.push_back(job.is_string() ? job.get<std::string>() : job.dump());
+    row.jobs = job_names(jobs);
     row.step = step_ind == soci::i_null ? 0 : step;
     row.step_retry_count = retries_ind == soci::i_null ? 0 : retries;
     if (finished_ind != soci::i_null) row.finished_at = finished_at;
@@ -131,6 +139,8 @@ std::optional<ProgramRow> SqlProgramStore::find(const std::string& run_id) {
     row.program_data = program_data_ind == soci::i_null
                            ? nlohmann::json::object()
                            : parse_column(program_data, "program_data");
+    if (created_ind != soci::i_null) row.created_at = created_at;
+    if (updated_ind != soci::i_null) row.updated_at = updated_at;
     if (owner_ind != soci::i_null) row.lease_owner = lease_owner;
     row.lease_token = token_ind == soci::i_null ? 0 : token;
     if (until_ind != soci::i_null) row.lease_until = lease_until;
@@ -142,19 +152,19 @@ std::optional<ProgramRow> SqlProgramStore::find(const std::string& run_id) {
 std::optional<StepClaim> SqlProgramStore::claim(const std::string& run_id, int step,
                                                 const std::string& owner,
                                                 std::chrono::milliseconds lease) {
-  return guarded("claiming a step", run_id, [&]() -> std::optional<StepClaim> {
-    soci::session session(database_.pool());
-    WriteTransaction transaction(session);
-    const std::string lease_for = duration_modifier(lease);
+  return guarded(database_, "claiming a step", run_id, [&](soci::session& session) -> std::optional<StepClaim> {
+    WriteTransaction transaction(session, dialect_);
+    const long long lease_for = milliseconds(lease);
     // An unreleased claim whose lease ran out means its worker died (or lost
     // the database for longer than the lease): that is counted as a crash.
+    // (MySQL evaluates SET left to right: the count reads the old owner.)
     soci::statement update =
         (session.prepare << "UPDATE " + table_ +
                                 " SET step_crash_count = step_crash_count +"
                                 " CASE WHEN lease_owner IS NOT NULL THEN 1 ELSE 0 END,"
                                 " lease_owner = :owner, lease_token = lease_token + 1,"
                                 " lease_until = " + later("lease") +
-                                " WHERE run_id = :run_id AND step = :step" + running +
+                                " WHERE run_id = :run_id AND step = :step" + running_ +
                                 " AND (lease_owner IS NULL OR lease_until IS NULL OR lease_until < " +
                                 now_ + ")",
          soci::use(owner), soci::use(lease_for), soci::use(run_id), soci::use(step));
@@ -172,15 +182,14 @@ std::optional<StepClaim> SqlProgramStore::claim(const std::string& run_id, int s
 
 bool SqlProgramStore::renew(const std::string& run_id, int step, std::int64_t token,
                             std::chrono::milliseconds lease) {
-  return guarded("renewing a claim", run_id, [&] {
-    soci::session session(database_.pool());
-    const std::string lease_for = duration_modifier(lease);
+  return guarded(database_, "renewing a claim", run_id, [&](soci::session& session) {
+    const long long lease_for = milliseconds(lease);
     const long long fencing = token;
     soci::statement st = (session.prepare << "UPDATE " + table_ + " SET lease_until = " +
                                                  later("lease") +
                                                  " WHERE run_id = :run_id AND step = :step AND"
                                                  " lease_token = :token AND lease_owner IS NOT NULL" +
-                                                 running,
+                                                 running_,
                           soci::use(lease_for), soci::use(run_id), soci::use(step),
                           soci::use(fencing));
     return matched(st);
@@ -189,15 +198,14 @@ bool SqlProgramStore::renew(const std::string& run_id, int step, std::int64_t to
 
 bool SqlProgramStore::release(const std::string& run_id, int step, std::int64_t token,
                               std::chrono::milliseconds expect_within) {
-  return guarded("releasing a claim", run_id, [&] {
-    soci::session session(database_.pool());
-    const std::string expect = duration_modifier(expect_within);
+  return guarded(database_, "releasing a claim", run_id, [&](soci::session& session) {
+    const long long expect = milliseconds(expect_within);
     const long long fencing = token;
     soci::statement st = (session.prepare << "UPDATE " + table_ +
                                                  " SET lease_owner = NULL, lease_until = " +
                                                  later("expect") + ", updated_at = " + now_ +
                                                  " WHERE run_id = :run_id AND step = :step AND"
-                                                 " lease_token = :token" + running,
+                                                 " lease_token = :token" + running_,
                           soci::use(expect), soci::use(run_id), soci::use(step),
                           soci::use(fencing));
     return matched(st);
@@ -206,9 +214,8 @@ bool SqlProgramStore::release(const std::string& run_id, int step, std::int64_t 
 
 bool SqlProgramStore::advance(const std::string& run_id, int step, std::int64_t token,
                               std::chrono::milliseconds expect_within) {
-  return guarded("advancing a program", run_id, [&] {
-    soci::session session(database_.pool());
-    const std::string expect = duration_modifier(expect_within);
+  return guarded(database_, "advancing a program", run_id, [&](soci::session& session) {
+    const long long expect = milliseconds(expect_within);
     const long long fencing = token;
     soci::statement st = (session.prepare << "UPDATE " + table_ +
                                                  " SET step = step + 1, step_retry_count = 0,"
@@ -216,7 +223,7 @@ bool SqlProgramStore::advance(const std::string& run_id, int step, std::int64_t 
                                                  " lease_until = " + later("expect") +
                                                  ", updated_at = " + now_ +
                                                  " WHERE run_id = :run_id AND step = :step AND"
-                                                 " lease_token = :token" + running,
+                                                 " lease_token = :token" + running_,
                           soci::use(expect), soci::use(run_id), soci::use(step),
                           soci::use(fencing));
     return matched(st);
@@ -224,14 +231,13 @@ bool SqlProgramStore::advance(const std::string& run_id, int step, std::int64_t 
 }
 
 bool SqlProgramStore::finish(const std::string& run_id, int step, std::int64_t token) {
-  return guarded("finishing a program", run_id, [&] {
-    soci::session session(database_.pool());
+  return guarded(database_, "finishing a program", run_id, [&](soci::session& session) {
     const long long fencing = token;
     soci::statement st = (session.prepare << "UPDATE " + table_ + " SET finished_at = " + now_ +
                                                  ", step_retry_count = 0, lease_owner = NULL,"
                                                  " lease_until = NULL, updated_at = " + now_ +
                                                  " WHERE run_id = :run_id AND step = :step AND"
-                                                 " lease_token = :token" + running,
+                                                 " lease_token = :token" + running_,
                           soci::use(run_id), soci::use(step), soci::use(fencing));
     return matched(st);
   });
@@ -240,10 +246,9 @@ bool SqlProgramStore::finish(const std::string& run_id, int step, std::int64_t t
 bool SqlProgramStore::record_retry(const std::string& run_id, int step, std::int64_t token,
                                    std::string_view message,
                                    std::chrono::milliseconds expect_within) {
-  return guarded("recording a retry", run_id, [&] {
-    soci::session session(database_.pool());
+  return guarded(database_, "recording a retry", run_id, [&](soci::session& session) {
     const std::string text = truncate_error_message(message);
-    const std::string expect = duration_modifier(expect_within);
+    const long long expect = milliseconds(expect_within);
     const long long fencing = token;
     soci::statement st = (session.prepare << "UPDATE " + table_ +
                                                  " SET step_retry_count = step_retry_count + 1,"
@@ -251,7 +256,7 @@ bool SqlProgramStore::record_retry(const std::string& run_id, int step, std::int
                                                  " lease_until = " + later("expect") +
                                                  ", updated_at = " + now_ +
                                                  " WHERE run_id = :run_id AND step = :step AND"
-                                                 " lease_token = :token" + running,
+                                                 " lease_token = :token" + running_,
                           soci::use(text), soci::use(expect), soci::use(run_id), soci::use(step),
                           soci::use(fencing));
     return matched(st);
@@ -260,27 +265,25 @@ bool SqlProgramStore::record_retry(const std::string& run_id, int step, std::int
 
 bool SqlProgramStore::fail(const std::string& run_id, int step, std::int64_t token,
                            std::string_view message) {
-  return guarded("failing a program", run_id, [&] {
-    soci::session session(database_.pool());
+  return guarded(database_, "failing a program", run_id, [&](soci::session& session) {
     const std::string text = truncate_error_message(message);
     const long long fencing = token;
     soci::statement st = (session.prepare << "UPDATE " + table_ + " SET errored_at = " + now_ +
                                                  ", error_message = :message, lease_owner = NULL,"
                                                  " lease_until = NULL, updated_at = " + now_ +
                                                  " WHERE run_id = :run_id AND step = :step AND"
-                                                 " lease_token = :token" + running,
+                                                 " lease_token = :token" + running_,
                           soci::use(text), soci::use(run_id), soci::use(step), soci::use(fencing));
     return matched(st);
   });
 }
 
 bool SqlProgramStore::cancel(const std::string& run_id, std::string_view message) {
-  return guarded("cancelling a program", run_id, [&] {
-    soci::session session(database_.pool());
+  return guarded(database_, "cancelling a program", run_id, [&](soci::session& session) {
     const std::string text = truncate_error_message(message);
     soci::statement st = (session.prepare << "UPDATE " + table_ + " SET errored_at = " + now_ +
                                                  ", error_message = :message, updated_at = " +
-                                                 now_ + " WHERE run_id = :run_id" + running,
+                                                 now_ + " WHERE run_id = :run_id" + running_,
                           soci::use(text), soci::use(run_id));
     return matched(st);
   });
@@ -289,16 +292,21 @@ bool SqlProgramStore::cancel(const std::string& run_id, std::string_view message
 nlohmann::json SqlProgramStore::update_job_data(
     const std::string& run_id, const std::string& job_name, std::int64_t token,
     const std::function<nlohmann::json(const nlohmann::json&)>& modify) {
-  return guarded("updating job data", run_id, [&] {
-    soci::session session(database_.pool());
-    WriteTransaction transaction(session);
+  return guarded(database_, "updating job data", run_id, [&](soci::session& session) {
+    WriteTransaction transaction(session, dialect_);
+    long long id = 0;
     std::string text;
     soci::indicator ind{};
     long long current_token = 0;
-    session << "SELECT job_data, lease_token FROM " + table_ +
-                   " WHERE run_id = :run_id ORDER BY id LIMIT 1",
-        soci::into(text, ind), soci::into(current_token), soci::use(run_id);
+    soci::indicator token_ind{};
+    // FOR UPDATE (SQLite: the write transaction) holds the row until commit,
+    // so two read-modify-writes of one row never lose an update.
+    session << "SELECT id, " + dialect_.json_text("job_data") + ", lease_token FROM " + table_ +
+                   " WHERE run_id = :run_id ORDER BY id LIMIT 1" + dialect_.lock_rows(),
+        soci::into(id), soci::into(text, ind), soci::into(current_token, token_ind),
+        soci::use(run_id);
     if (!session.got_data()) throw StoreError("no program with run id " + run_id);
+    if (token_ind == soci::i_null) current_token = 0;
     if (current_token != token) {
       throw StoreError("the claim on program " + run_id +
                        " was lost to another worker; job data not written");
@@ -311,9 +319,9 @@ nlohmann::json SqlProgramStore::update_job_data(
     nlohmann::json updated = modify(current);
     all[job_name] = updated;
     const std::string stored = all.dump();
-    session << "UPDATE " + table_ + " SET job_data = :job_data, updated_at = " + now_ +
-                   " WHERE run_id = :run_id",
-        soci::use(stored), soci::use(run_id);
+    session << "UPDATE " + table_ + " SET job_data = " + dialect_.json_value("job_data") +
+                   ", updated_at = " + now_ + " WHERE id = :id",
+        soci::use(stored), soci::use(id);
     transaction.commit();
     return updated;
   });
@@ -321,27 +329,32 @@ nlohmann::json SqlProgramStore::update_job_data(
 
 std::vector<StaleProgram> SqlProgramStore::overdue(std::chrono::milliseconds stale_after,
                                                    int limit) {
-  return guarded("looking for overdue programs", "*", [&] {
-    soci::session session(database_.pool());
-    const std::string before = duration_modifier(-stale_after);
+  return guarded(database_, "looking for overdue programs", "", [&](soci::session& session) {
+    const long long before = -milliseconds(stale_after);
     std::vector<StaleProgram> found;
-    soci::rowset<soci::row> rows =
-        (session.prepare << "SELECT run_id, step, lease_token, jobs, program_data FROM " + table_ +
+    std::string run_id, jobs, program_data;
+    int step = 0;
+    long long token = 0;
+    soci::indicator step_ind{}, token_ind{}, data_ind{};
+    soci::statement st =
+        (session.prepare << "SELECT run_id, step, lease_token, " + dialect_.json_text("jobs") +
+                                ", " + dialect_.json_text("program_data") + " FROM " + table_ +
                                 " WHERE finished_at IS NULL AND errored_at IS NULL AND"
                                 " ((lease_until IS NOT NULL AND lease_until < " + now_ +
                                 ") OR (lease_until IS NULL AND updated_at < " + later("before") +
                                 ")) ORDER BY updated_at LIMIT :limit",
-         soci::use(before), soci::use(limit));
-    for (const soci::row& r : rows) {
+         soci::into(run_id), soci::into(step, step_ind), soci::into(token, token_ind),
+         soci::into(jobs), soci::into(program_data, data_ind), soci::use(before),
+         soci::use(limit));
+    st.execute();
+    while (st.fetch()) {
       StaleProgram program;
-      program.run_id = r.get<std::string>(0);
-      program.step = r.get_indicator(1) == soci::i_null ? 0 : r.get<int>(1);
-      program.token = r.get_indicator(2) == soci::i_null ? 0 : r.get<long long>(2);
-      const nlohmann::json jobs = parse_column(r.get<std::string>(3), "jobs");
-      for (const auto& job : jobs) program.jobs.push_back(job.is_string() ? job.get<std::string>() : job.dump());
-      program.program_data = r.get_indicator(4) == soci::i_null
-                                 ? nlohmann::json::object()
-                                 : parse_column(r.get<std::string>(4), "program_data");
+      program.run_id = run_id;
+      program.step = step_ind == soci::i_null ? 0 : step;
+      program.token = token_ind == soci::i_null ? 0 : token;
+      program.jobs = job_names(jobs);
+      program.program_data = data_ind == soci::i_null ? nlohmann::json::object()
+                                                      : parse_column(program_data, "program_data");
       found.push_back(std::move(program));
     }
     return found;
@@ -351,10 +364,9 @@ std::vector<StaleProgram> SqlProgramStore::overdue(std::chrono::milliseconds sta
 bool SqlProgramStore::begin_recovery(const std::string& run_id, int step, std::int64_t token,
                                      std::chrono::milliseconds stale_after,
                                      std::chrono::milliseconds expect_within) {
-  return guarded("recovering a program", run_id, [&] {
-    soci::session session(database_.pool());
-    const std::string expect = duration_modifier(expect_within);
-    const std::string before = duration_modifier(-stale_after);
+  return guarded(database_, "recovering a program", run_id, [&](soci::session& session) {
+    const long long expect = milliseconds(expect_within);
+    const long long before = -milliseconds(stale_after);
     const long long fencing = token;
     // The same overdue condition as overdue(): of several sweepers, one wins.
     // An expired claim that was never released is a worker that died: counted
@@ -365,7 +377,7 @@ bool SqlProgramStore::begin_recovery(const std::string& run_id, int step, std::i
                                                  " lease_owner = NULL, lease_until = " +
                                                  later("expect") +
                                                  " WHERE run_id = :run_id AND step = :step AND"
-                                                 " lease_token = :token" + running +
+                                                 " lease_token = :token" + running_ +
                                                  " AND ((lease_until IS NOT NULL AND lease_until < " +
                                                  now_ + ") OR (lease_until IS NULL AND updated_at < " +
                                                  later("before") + "))",

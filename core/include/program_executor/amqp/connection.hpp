@@ -40,7 +40,7 @@ class Connection : public MessagePublisher {
   /// The channel is reopened after a mismatch, so the connection stays usable;
   /// the prefetch is set again on it, but a consumer started before is gone
   /// (declare before consume).
-  void declare(const QueueSpec& queue);
+  void declare(const QueueSpec& queue) override;
   void declare(const QueueTopology& topology);
 
   /// Deletes a queue and the messages in it (tests, operator tools). Deleting
@@ -90,6 +90,7 @@ class ReconnectingPublisher : public MessagePublisher {
   ~ReconnectingPublisher() override;
   void publish(const std::string& queue, std::string_view body,
                const PublishProperties& properties) override;
+  void declare(const QueueSpec& queue) override;
 
  private:
   ConnectionSettings settings_;

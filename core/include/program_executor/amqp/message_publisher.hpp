@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "program_executor/amqp/queue_topology.hpp"
+
 namespace program_executor::amqp {
 
 struct PublishProperties {
@@ -24,6 +26,9 @@ class MessagePublisher {
   virtual ~MessagePublisher() = default;
   virtual void publish(const std::string& queue, std::string_view body,
                        const PublishProperties& properties) = 0;
+  /// Declares a queue before publishing to it (idempotent on the broker);
+  /// throws AmqpError, QueueMismatchError when it exists with other settings.
+  virtual void declare(const QueueSpec& queue) = 0;
 };
 
 }  // namespace program_executor::amqp

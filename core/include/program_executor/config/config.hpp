@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -40,9 +41,11 @@ struct AmqpSettings {
 };
 
 struct DatabaseSettings {
-  std::string backend = "sqlite3";
+  std::string backend = "sqlite3";  ///< sqlite3, postgresql, mysql or odbc
   std::string connection = "db=/var/lib/program-executor/programs.db";
   std::string table = "programs";
+  bool migrate = true;                 ///< apply missing schema migrations at start
+  int reconnect_timeout_seconds = 10;  ///< how long one operation waits for a lost database
 };
 
 struct PluginSettings {
@@ -55,8 +58,23 @@ struct LogSettings {
 };
 
 struct MetricsSettings {
-  /// "IPV4:PORT" or "[IPV6]:PORT" of the Prometheus endpoint; empty: no endpoint.
+  /// "IPV4:PORT" of the Prometheus endpoint; empty: no endpoint.
   std::string listen = "127.0.0.1:9464";
+};
+
+/// How a step that failed with a retryable error is retried.
+struct RetryPolicySettings {
+  std::string backoff = "fixed";  ///< fixed or exponential
+  int delay_ms = 1000;
+  int max_delay_ms = 300000;
+  int jitter_percent = 0;
+  int max_attempts = 0;  ///< 0: no limit
+};
+
+struct RetrySettings {
+  RetryPolicySettings defaults;
+  /// Per job name; unset keys take the defaults' values.
+  std::map<std::string, RetryPolicySettings, std::less<>> jobs;
 };
 
 /// The step protocol's timing (docs/architecture.md, "The step protocol").
@@ -81,6 +99,7 @@ struct Config {
   LogSettings log;
   MetricsSettings metrics;
   RecoverySettings recovery;
+  RetrySettings retry;
 };
 
 /// Reads and validates a YAML file. Throws ConfigError (file:line:column: key: problem).

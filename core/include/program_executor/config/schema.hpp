@@ -22,7 +22,10 @@ enum class ValueType {
 };
 
 struct KeySpec {
-  std::string_view path;           ///< dotted key path, e.g. "amqp.url"
+  /// Dotted key path, e.g. "amqp.url". A segment "*" matches any name the
+  /// file gives (retry.jobs.*.max_attempts); such values are keyed by the
+  /// bound path "retry.jobs[<name>].max_attempts".
+  std::string_view path;
   ValueType type;
   std::string_view default_value;  ///< as YAML text; empty with required=false means "unset"
   bool required;

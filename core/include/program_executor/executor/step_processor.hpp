@@ -7,12 +7,14 @@
 #include <cstdint>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 
 #include "program_executor/amqp/message_publisher.hpp"
 #include "program_executor/executor/job_library.hpp"
 #include "program_executor/executor/program_creator.hpp"
+#include "program_executor/executor/retry_policy.hpp"
 #include "program_executor/executor/step_message.hpp"
 #include "program_executor/metrics/metrics.hpp"
 #include "program_executor/store/program_store.hpp"
@@ -46,8 +48,13 @@ struct ProcessorSettings {
   /// How long a program may sit without moving before the recovery sweeper
   /// republishes its current step.
   std::chrono::milliseconds stale_after{60000};
-  /// Delay of the retry queue: a retried step is expected back after it.
+  /// Delay of the standard retry queue (`<queue>-retry-1000`), used for
+  /// yields and infrastructure errors: the step is expected back after it.
   std::chrono::milliseconds retry_delay{1000};
+  /// How retryable errors are retried, per job name.
+  RetryPolicies retry;
+  /// Whether the deployment's queues are quorum queues (delay queues match).
+  bool quorum = false;
   /// After this many workers died running one step, the program is errored.
   int max_crashes = 3;
 };
@@ -83,6 +90,7 @@ class StepProcessor {
                           const store::StepClaim& claim);
   StepOutcome commit_success(const StepMessage& message, const store::ProgramRow& row,
                              std::int64_t token);
+  StepOutcome schedule_retry(const StepMessage& message, std::chrono::milliseconds delay);
   void hold(const std::string& run_id, int step, std::int64_t token);
   void drop_hold();
 
@@ -95,6 +103,7 @@ class StepProcessor {
   ProgramCreator creator_;
   std::mutex claim_mutex_;
   std::optional<Claim> claim_;  ///< the step in progress, for renewal
+  std::set<long long> declared_delays_;  ///< delay queues declared by this processor (ms)
 };
 
 }  // namespace program_executor::executor

@@ -9,6 +9,7 @@
 #include "program_executor/amqp/connection_settings.hpp"
 #include "program_executor/amqp/queue_topology.hpp"
 #include "program_executor/executor/job_library.hpp"
+#include "program_executor/executor/retry_policy.hpp"
 #include "program_executor/executor/step_processor.hpp"
 #include "program_executor/metrics/metrics.hpp"
 #include "program_executor/plugin/job_registry.hpp"
@@ -24,6 +25,7 @@ struct WorkerSettings {
   std::chrono::milliseconds lease{30000};        ///< see ProcessorSettings
   std::chrono::milliseconds stale_after{60000};  ///< see ProcessorSettings
   int max_crashes = 3;                           ///< see ProcessorSettings
+  RetryPolicies retry;                           ///< see ProcessorSettings
 };
 
 /// Consumes the main queue and hands each delivery to a StepProcessor running

@@ -28,8 +28,8 @@ const std::vector<double>& job_duration_buckets();
 /// while alive (a civetweb server with its own threads).
 class PrometheusMetrics final : public Metrics {
  public:
-  /// Listens on `listen_address`, "HOST:PORT" ("127.0.0.1:9464", "[::1]:9464",
-  /// "0.0.0.0:9464"; port 0 picks a free port). Throws MetricsError.
+  /// Listens on `listen_address`, "IPV4:PORT" ("127.0.0.1:9464", "0.0.0.0:9464";
+  /// port 0 picks a free port; Debian's civetweb has no IPv6). Throws MetricsError.
   explicit PrometheusMetrics(const std::string& listen_address);
   ~PrometheusMetrics() override;
   PrometheusMetrics(const PrometheusMetrics&) = delete;

@@ -1,11 +1,16 @@
 // The connection to the bookkeeping database: a SOCI session pool, the SQL
-// dialect of its backend, and the table's schema.
+// dialect of its server, and the table's versioned schema.
 #pragma once
 
+#include <atomic>
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "program_executor/config/config.hpp"
+#include "program_executor/store/migrations.hpp"
 #include "program_executor/store/program_store.hpp"
 
 namespace soci {
@@ -15,35 +20,109 @@ class session;
 
 namespace program_executor::store {
 
-/// What differs between the SQL databases we support.
-enum class Backend { sqlite3 };
+class Dialect;
 
+/// How we connect: the SOCI backend, loaded at run time.
+enum class Backend { sqlite3, postgresql, mysql, odbc };
+
+/// "sqlite3", "postgresql", "mysql" or "odbc"; throws StoreError naming the supported ones.
 Backend parse_backend(const std::string& name);
+const char* to_string(Backend backend) noexcept;
+
+/// The SOCI connection string for `connection` as configured: sqlite3 gets a
+/// busy timeout, mysql:// and mariadb:// URLs become SOCI parameters,
+/// PostgreSQL key=value strings get a connect timeout (libpq reads
+/// postgresql:// URLs itself). Throws StoreError for a URL of another backend.
+std::string soci_connection_string(Backend backend, const std::string& connection);
 
 class Database {
  public:
-  /// Opens `pool_size` sessions. SOCI loads backends only from the directory
-  /// this project was built against (never the working directory).
+  /// Opens `pool_size` sessions (throws StoreError if the database cannot be
+  /// reached). SOCI loads backends only from the directory this project was
+  /// built against (never the working directory).
   Database(const config::DatabaseSettings& settings, std::size_t pool_size);
   ~Database();
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;
 
-  /// Creates the table and its run_id index when missing (as the original does).
+  /// Makes the table usable: with database.migrate (the default), applies the
+  /// missing migrations (creating the table if missing, adopting one created by
+  /// program-executor-js); otherwise only checks that the schema is current and
+  /// throws StoreError naming `program-executor migrate` if it is not. Either way
+  /// the table must have every column the store uses.
   void ensure_schema();
+
+  /// Applies the missing migrations of `migrations` (default: the built-in ones
+  /// of this dialect) under a lock shared with every other process, records them
+  /// in the schema version table and never drops data. Idempotent.
+  MigrationReport migrate();
+  MigrationReport migrate(const std::vector<Migration>& migrations);
+
+  /// Where the schema stands (reads only; needs no DDL privilege).
+  SchemaStatus schema_status();
+  SchemaStatus schema_status(const std::vector<Migration>& migrations);
 
   /// A ProgramStore over this database; shares the pool, thread-safe.
   std::unique_ptr<ProgramStore> program_store();
 
+  /// Called (on the thread that reconnected) each time a lost session is
+  /// re-established, e.g. to count it. Set before the database is shared.
+  void on_reconnect(std::function<void()> listener) { reconnect_listener_ = std::move(listener); }
+
   Backend backend() const noexcept { return backend_; }
+  const Dialect& dialect() const noexcept { return *dialect_; }
   const std::string& table() const noexcept { return table_; }
   soci::connection_pool& pool() noexcept { return *pool_; }
 
  private:
+  friend class SessionLease;
+  struct Slot {
+    bool lost = false;                ///< connection gone: re-establish before use
+    std::uint64_t checked_epoch = 0;  ///< loss_epoch_ when last known good
+  };
+
+  void open_session(soci::session& session);
+  void reconnect(soci::session& session, Slot& slot);
+  std::vector<std::string> missing_columns(soci::session& session);
+
   Backend backend_;
   std::string table_;
+  std::string connection_;  ///< SOCI connection string (may hold a password: never logged)
+  bool migrate_on_start_;
+  std::chrono::milliseconds reconnect_timeout_;
   std::size_t pool_size_;
   std::unique_ptr<soci::connection_pool> pool_;
+  std::unique_ptr<Dialect> dialect_;
+  std::vector<Slot> slots_;  ///< per pool position; only its lessee touches it
+  /// Bumped whenever a session finds its connection gone (e.g. a server
+  /// restart): every other session then checks its own before its next use.
+  std::atomic<std::uint64_t> loss_epoch_{0};
+  std::function<void()> reconnect_listener_;
+};
+
+/// A session borrowed from the pool for one operation (RAII). A session whose
+/// connection was lost is re-established when borrowed, retrying with backoff
+/// for up to database.reconnect_timeout_seconds, else StoreError.
+class SessionLease {
+ public:
+  explicit SessionLease(Database& database);
+  ~SessionLease();
+  SessionLease(const SessionLease&) = delete;
+  SessionLease& operator=(const SessionLease&) = delete;
+
+  soci::session& session() const noexcept { return *session_; }
+
+  /// After a failed statement: true if the connection is gone, in which case
+  /// the session is re-established at its next lease (and the other pooled
+  /// sessions are checked before their next use).
+  bool connection_lost() noexcept;
+  /// The same, when the error already said the connection is gone.
+  void mark_lost() noexcept;
+
+ private:
+  Database& database_;
+  std::size_t position_;
+  soci::session* session_;
 };
 
 }  // namespace program_executor::store

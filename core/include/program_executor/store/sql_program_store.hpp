@@ -8,6 +8,7 @@
 namespace program_executor::store {
 
 class Database;
+class Dialect;
 
 class SqlProgramStore : public ProgramStore {
  public:
@@ -39,11 +40,12 @@ class SqlProgramStore : public ProgramStore {
 
  private:
   Database& database_;
-  std::string table_;  ///< already quoted
-  std::string now_;    ///< SQL expression for the current UTC time
+  const Dialect& dialect_;
+  std::string table_;    ///< already quoted
+  std::string now_;      ///< SQL expression for the current UTC time
+  std::string running_;  ///< " AND finished_at IS NULL AND errored_at IS NULL"
 
-  /// SQL for the current UTC time plus the duration bound as `:name`
-  /// (bind the text from duration_modifier()).
+  /// SQL for the current UTC time plus the milliseconds bound to `:name`.
   std::string later(const char* name) const;
 };
 

@@ -1,0 +1,87 @@
+// What differs between the SQL databases the store runs on. Only the store
+// includes this; SOCI stays private to core.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace soci {
+class session;
+}  // namespace soci
+
+namespace program_executor::store {
+
+/// The SQL of one database product. The SOCI backend says how we connect
+/// (sqlite3, postgresql, mysql, odbc); the dialect says what SQL the server
+/// behind it speaks (ODBC borrows the dialect of the server it reaches).
+/// Every method returns SQL text or runs fixed SQL; values are always bound.
+class Dialect {
+ public:
+  virtual ~Dialect() = default;
+
+  /// "sqlite3", "postgresql" or "mysql": also the folder of its migrations (core/sql/<name>).
+  virtual std::string_view name() const noexcept = 0;
+
+  /// An identifier (already validated as [A-Za-z_][A-Za-z0-9_]*) quoted for this database.
+  virtual std::string quote(std::string_view identifier) const = 0;
+
+  /// The current time, as stored in timestamp columns (UTC).
+  virtual std::string now() const = 0;
+  /// The current time plus the milliseconds bound to `:parameter` (a long long; may be negative).
+  virtual std::string now_plus(std::string_view parameter) const = 0;
+  /// A timestamp column read back as UTC ISO 8601 text "YYYY-MM-DDTHH:MM:SS.mmmZ",
+  /// whatever the session time zone.
+  virtual std::string timestamp_text(std::string_view column) const = 0;
+
+  /// A JSON column read back as text.
+  virtual std::string json_text(std::string_view column) const = 0;
+  /// The JSON text bound to `:parameter`, as written into a JSON column.
+  virtual std::string json_value(std::string_view parameter) const = 0;
+
+  /// What follows "SELECT <values>" to make a one-row SELECT with a WHERE clause
+  /// (" FROM DUAL" on MySQL, nothing elsewhere).
+  virtual std::string from_dual() const { return ""; }
+  /// What ends a SELECT that locks its row until the transaction ends
+  /// (" FOR UPDATE"; nothing on SQLite, whose write transaction locks the file).
+  virtual std::string lock_rows() const = 0;
+
+  /// A transaction that will write: SQLite takes the write lock up front
+  /// (BEGIN IMMEDIATE), so two of them never deadlock on the upgrade.
+  virtual void begin_write(soci::session& session) const;
+  virtual void commit(soci::session& session) const;
+  virtual void rollback(soci::session& session) const;
+
+  /// Run on every new or re-established session: time zone UTC, isolation,
+  /// character set, journal mode (whatever the dialect needs).
+  virtual void prepare_session(soci::session& session) const = 0;
+  /// A statement that fails on a dead connection and costs nothing otherwise.
+  virtual std::string ping() const { return "SELECT 1"; }
+
+  /// Catalog queries (unquoted names, in the session's default schema/database).
+  virtual bool table_exists(soci::session& session, const std::string& table) const = 0;
+  virtual std::vector<std::string> columns(soci::session& session, const std::string& table) const = 0;
+  virtual bool index_exists(soci::session& session, const std::string& table,
+                            const std::string& index) const = 0;
+
+  /// Whether DDL takes part in transactions (PostgreSQL, SQLite: a failed
+  /// migration leaves nothing behind; MySQL commits each DDL statement).
+  virtual bool transactional_ddl() const noexcept = 0;
+  /// Serialises migrations between processes, from begin to end: a
+  /// transaction plus an advisory lock, a write transaction, or a named lock.
+  virtual void begin_migration(soci::session& session, const std::string& table) const = 0;
+  virtual void end_migration(soci::session& session, const std::string& table, bool success) const = 0;
+  /// CREATE TABLE IF NOT EXISTS for the schema version table (`quoted` name).
+  virtual std::string version_table_ddl(const std::string& quoted) const = 0;
+};
+
+/// The dialect called `name` ("sqlite3", "postgresql", "mysql"); throws StoreError otherwise.
+std::unique_ptr<Dialect> make_dialect(std::string_view name);
+
+/// The dialect of the server behind an open ODBC session, from what it says
+/// it is (`SELECT version()`): PostgreSQL or MySQL/MariaDB. Throws StoreError
+/// for a server without a dialect yet (MSSQL, Oracle: see docs/databases.md).
+std::unique_ptr<Dialect> detect_odbc_dialect(soci::session& session);
+
+}  // namespace program_executor::store

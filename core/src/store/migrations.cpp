@@ -1,0 +1,88 @@
+#include "program_executor/store/migrations.hpp"
+
+#include <algorithm>
+#include <map>
+
+#include "embedded_sql.hpp"
+#include "program_executor/store/dialect.hpp"
+#include "program_executor/store/program_store.hpp"
+
+namespace program_executor::store {
+namespace {
+
+std::map<std::string, std::vector<Migration>, std::less<>> load_builtin() {
+  std::map<std::string, std::vector<Migration>, std::less<>> by_dialect;
+  for (const detail::EmbeddedSql& file : detail::embedded_sql()) {
+    // NNN_<name>.sql; embed.sh only picks files of that shape.
+    const std::string_view stem = file.file.substr(0, file.file.size() - 4);
+    Migration migration;
+    migration.version = std::stoi(std::string(stem.substr(0, 3)));
+    migration.name = std::string(stem.substr(4));
+    migration.sql = std::string(file.text);
+    by_dialect[std::string(file.dialect)].push_back(std::move(migration));
+  }
+  for (auto& [dialect, migrations] : by_dialect) {
+    std::sort(migrations.begin(), migrations.end(),
+              [](const Migration& a, const Migration& b) { return a.version < b.version; });
+  }
+  return by_dialect;
+}
+
+void replace_all(std::string& text, std::string_view from, const std::string& to) {
+  for (std::size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
+    text.replace(at, from.size(), to);
+  }
+}
+
+std::string trimmed(const std::string& text) {
+  const auto begin = text.find_first_not_of(" \t\r\n");
+  if (begin == std::string::npos) return "";
+  const auto end = text.find_last_not_of(" \t\r\n");
+  return text.substr(begin, end - begin + 1);
+}
+
+}  // namespace
+
+const std::vector<Migration>& builtin_migrations(std::string_view dialect) {
+  static const auto all = load_builtin();
+  static const std::vector<Migration> none;
+  const auto it = all.find(dialect);
+  return it == all.end() ? none : it->second;
+}
+
+std::string schema_version_table(const std::string& table) { return table + "_schema_version"; }
+
+std::vector<std::string> migration_statements(const Migration& migration, const Dialect& dialect,
+                                              const std::string& table) {
+  std::vector<std::string> statements;
+  std::string current;
+  std::size_t start = 0;
+  const std::string& sql = migration.sql;
+  while (start < sql.size()) {
+    std::size_t end = sql.find('\n', start);
+    if (end == std::string::npos) end = sql.size();
+    const std::string line = trimmed(sql.substr(start, end - start));
+    start = end + 1;
+    if (line.empty() || line.rfind("--", 0) == 0) continue;
+    if (!current.empty()) current += '\n';
+    if (line.back() == ';') {
+      current += line.substr(0, line.size() - 1);
+      statements.push_back(std::move(current));
+      current.clear();
+    } else {
+      current += line;
+    }
+  }
+  if (!trimmed(current).empty()) {
+    throw StoreError("migration " + std::to_string(migration.version) + " (" + migration.name +
+                     ") does not end its last statement with ';'");
+  }
+  for (std::string& statement : statements) {
+    replace_all(statement, "{table}", dialect.quote(table));
+    replace_all(statement, "{run_id_index}", dialect.quote(table + "_run_id_index"));
+    replace_all(statement, "{overdue_index}", dialect.quote(table + "_overdue_index"));
+  }
+  return statements;
+}
+
+}  // namespace program_executor::store

@@ -1,0 +1,298 @@
+// The ProgramStore's semantics on the configured database (PE_TEST_DATABASE:
+// sqlite3 by default, or postgresql, mysql, odbc; see store_test_backend.hpp).
+// .ci/test runs this suite once per backend.
+#include <atomic>
+#include <chrono>
+#include <ctime>
+#include <iomanip>
+#include <sstream>
+#include <thread>
+
+#include <catch2/catch.hpp>
+#include <soci/soci.h>
+
+#include "program_executor/store/database.hpp"
+#include "program_executor/store/dialect.hpp"
+#include "store_test_backend.hpp"
+
+using namespace program_executor;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+namespace {
+
+constexpr auto lease = std::chrono::milliseconds(30000);
+constexpr auto soon = std::chrono::milliseconds(60000);
+
+// Seconds between an ISO 8601 UTC timestamp ("...T...Z") and the system clock.
+double seconds_from_now(const std::string& iso) {
+  std::tm tm{};
+  std::istringstream in(iso);
+  in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
+  REQUIRE_FALSE(in.fail());
+  const auto then = std::chrono::system_clock::from_time_t(timegm(&tm));
+  return std::chrono::duration<double>(then - std::chrono::system_clock::now()).count();
+}
+
+const char* const iso_utc = R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)";
+
+std::int64_t claim_token(store::ProgramStore& store, const std::string& run_id, int step,
+                         const std::string& owner = "test") {
+  auto claim = store.claim(run_id, step, owner, lease);
+  REQUIRE(claim);
+  return claim->token;
+}
+
+}  // namespace
+
+TEST_CASE("a program row goes through every state change with UTC timestamps", "[store]") {
+  test::ScratchTable table;
+  auto database = table.open();
+  database->ensure_schema();
+  auto store = database->program_store();
+  store->insert({"r1", {"a", "b"}, {{"p", 1}}, {{"a", {{"n", 1}}}}});
+  CHECK_THROWS_WITH(store->insert({"r1", {"a"}, json::object(), json::object()}),
+                    Catch::Contains("r1"));
+
+  auto row = store->find("r1");
+  REQUIRE(row);
+  CHECK(row->run_id == "r1");
+  CHECK(row->jobs == std::vector<std::string>{"a", "b"});
+  CHECK(row->step == 0);
+  CHECK(row->program_data == json{{"p", 1}});
+  CHECK(row->job_data == json{{"a", {{"n", 1}}}});
+  CHECK_THAT(row->created_at, Catch::Matches(iso_utc));
+  CHECK_THAT(row->updated_at, Catch::Matches(iso_utc));
+  CHECK(std::abs(seconds_from_now(row->created_at)) < 120);  // UTC, not the server's zone
+  REQUIRE(row->lease_until);
+  CHECK(seconds_from_now(*row->lease_until) > 30);  // expected within a minute of the insert
+  CHECK_FALSE(row->ended());
+  CHECK_FALSE(store->find("nope"));
+
+  const auto token = claim_token(*store, "r1", 0);
+  CHECK_FALSE(store->claim("r1", 0, "someone else", lease));  // held
+  CHECK_FALSE(store->claim("r1", 1, "test", lease));          // wrong step
+  row = store->find("r1");
+  CHECK(row->lease_owner == "test");
+  CHECK(row->lease_token == token);
+
+  CHECK(store->record_retry("r1", 0, token, "later", soon));
+  CHECK_FALSE(store->record_retry("r1", 1, token, "wrong step", soon));
+  row = store->find("r1");
+  CHECK(row->step_retry_count == 1);
+  CHECK(row->error_message == "later");
+  CHECK_FALSE(row->lease_owner);  // a retry releases the claim
+
+  const auto second = claim_token(*store, "r1", 0);
+  CHECK(second == token + 1);
+  CHECK_FALSE(store->advance("r1", 0, token, soon));  // a stale claim cannot commit
+  CHECK(store->renew("r1", 0, second, lease));
+  CHECK(store->advance("r1", 0, second, soon));
+  CHECK_FALSE(store->advance("r1", 0, second, soon));  // a second advance from one step does nothing
+  row = store->find("r1");
+  CHECK(row->step == 1);
+  CHECK(row->step_retry_count == 0);
+  CHECK(row->step_crash_count == 0);
+
+  const auto third = claim_token(*store, "r1", 1);
+  CHECK(store->finish("r1", 1, third));
+  CHECK_FALSE(store->finish("r1", 1, third));
+  CHECK_FALSE(store->cancel("r1", "cancelled"));  // finished programs stay finished
+  row = store->find("r1");
+  REQUIRE(row->finished_at);
+  CHECK_THAT(*row->finished_at, Catch::Matches(iso_utc));
+  CHECK(std::abs(seconds_from_now(*row->finished_at)) < 120);
+  CHECK_FALSE(row->lease_until);
+
+  store->insert({"r2", {"a"}, json::object(), json::object()});
+  const auto r2 = claim_token(*store, "r2", 0);
+  CHECK(store->fail("r2", 0, r2, std::string(400, 'x')));
+  row = store->find("r2");
+  CHECK(row->errored_at);
+  CHECK(row->error_message->size() == 255);
+  CHECK_FALSE(store->advance("r2", 0, r2, soon));  // an errored program never moves again
+
+  store->insert({"r3", {"a", "b"}, json::object(), json::object()});
+  CHECK(store->cancel("r3", "cancelled by hand"));
+  CHECK(store->find("r3")->error_message == "cancelled by hand");
+  CHECK_FALSE(store->claim("r3", 0, "test", lease));
+}
+
+TEST_CASE("timestamps read back as UTC whatever the session's time zone", "[store]") {
+  test::ScratchTable table;
+  auto database = table.open(1);  // one session: the one we move to another zone
+  database->ensure_schema();
+  auto store = database->program_store();
+  const std::string dialect(database->dialect().name());
+  {
+    soci::session session(database->pool());
+    if (dialect == "postgresql") session << "SET TIME ZONE 'Asia/Tokyo'";
+    if (dialect == "mysql") session << "SET time_zone = '+09:00'";
+  }
+  store->insert({"tz", {"a"}, json::object(), json::object()});
+  const auto token = claim_token(*store, "tz", 0);
+  REQUIRE(store->finish("tz", 0, token));
+  const auto row = store->find("tz");
+  CHECK(std::abs(seconds_from_now(row->created_at)) < 120);
+  CHECK(std::abs(seconds_from_now(*row->finished_at)) < 120);
+  if (dialect == "postgresql") {
+    // A value written with an offset (as the original's driver does) reads back in UTC.
+    soci::session session(database->pool());
+    session << "UPDATE " + database->dialect().quote(table.name()) +
+                   " SET errored_at = '2024-01-02 03:04:05.678+09' WHERE run_id = 'tz'";
+    CHECK(store->find("tz")->errored_at == "2024-01-01T18:04:05.678Z");
+  }
+}
+
+TEST_CASE("JSON columns keep unicode, nesting and large job data", "[store]") {
+  test::ScratchTable table;
+  auto database = table.open();
+  database->ensure_schema();
+  auto store = database->program_store();
+  const json program_data = {{"name", "Zoë 日本 🚀"}, {"nested", {{"list", {1, 2.5, "x", nullptr}}}},
+                             {"quote", "it's \"quoted\" \\ and ; -- not SQL"}};
+  store->insert({"json", {"ünïcode.job", "b"}, program_data, json::object()});
+  auto row = store->find("json");
+  CHECK(row->program_data == program_data);
+  CHECK(row->jobs == std::vector<std::string>{"ünïcode.job", "b"});
+  const auto token = claim_token(*store, "json", 0);
+  // Larger than psqlODBC's and MySQL's default buffer sizes.
+  const std::string big(300 * 1024, 'z');
+  store->update_job_data("json", "ünïcode.job", token, [&](const json&) {
+    return json{{"blob", big}, {"emoji", "🚀"}};
+  });
+  row = store->find("json");
+  CHECK(row->job_data["ünïcode.job"]["blob"].get<std::string>().size() == big.size());
+  CHECK(row->job_data["ünïcode.job"]["emoji"] == "🚀");
+}
+
+TEST_CASE("job data updates are read-modify-write of one job's entry, under the claim", "[store]") {
+  test::ScratchTable table;
+  auto database = table.open();
+  database->ensure_schema();
+  auto store = database->program_store();
+  store->insert({"r", {"a", "b"}, json::object(), {{"b", {{"keep", 1}}}}});
+  const auto token = claim_token(*store, "r", 0);
+  auto result = store->update_job_data("r", "a", token, [](const json& current) {
+    CHECK(current == json::object());
+    return json{{"x", 1}};
+  });
+  CHECK(result == json{{"x", 1}});
+  CHECK(store->find("r")->job_data == json{{"a", {{"x", 1}}}, {"b", {{"keep", 1}}}});
+  CHECK_THROWS_WITH(store->update_job_data("r", "a", token + 7, [](const json& j) { return j; }),
+                    Catch::Contains("claim"));
+  CHECK_THROWS_WITH(store->update_job_data("missing", "a", 1, [](const json& j) { return j; }),
+                    Catch::Contains("no program with run id missing"));
+}
+
+TEST_CASE("concurrent claims: exactly one wins; concurrent job data updates lose nothing",
+          "[store]") {
+  test::ScratchTable table;
+  auto first = table.open(4);
+  auto second = table.open(4);  // stands for a second daemon process
+  first->ensure_schema();
+  auto store_a = first->program_store();
+  auto store_b = second->program_store();
+  constexpr int programs = 12;
+  for (int p = 0; p < programs; ++p) {
+    store_a->insert({"p" + std::to_string(p), {"j", "k"}, json::object(), json::object()});
+  }
+  std::atomic<int> claims{0}, errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&, t] {
+      store::ProgramStore& store = t % 2 ? *store_a : *store_b;
+      try {
+        for (int p = 0; p < programs; ++p) {
+          if (store.claim("p" + std::to_string(p), 0, "worker-" + std::to_string(t), lease)) ++claims;
+        }
+      } catch (const std::exception& e) {
+        ++errors;
+        FAIL_CHECK(e.what());
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  threads.clear();
+  CHECK(errors == 0);
+  CHECK(claims == programs);
+
+  // Everyone who knows the token updates one program's job data at once.
+  const auto token = store_a->find("p0")->lease_token;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&, t] {
+      store::ProgramStore& store = t % 2 ? *store_a : *store_b;
+      try {
+        for (int i = 0; i < 10; ++i) {
+          store.update_job_data("p0", "j", token, [](const json& current) {
+            return json{{"touches", current.value("touches", 0) + 1}};
+          });
+        }
+      } catch (const std::exception& e) {
+        ++errors;
+        FAIL_CHECK(e.what());
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  CHECK(errors == 0);
+  CHECK(store_a->find("p0")->job_data["j"]["touches"] == 60);
+}
+
+TEST_CASE("overdue programs are found, and of two sweepers one begins the recovery", "[store]") {
+  test::ScratchTable table;
+  auto database = table.open();
+  database->ensure_schema();
+  auto store = database->program_store();
+  store->insert({"late", {"a", "b"}, {{"k", "v"}}, json::object()}, 1ms);
+  store->insert({"fine", {"a"}, json::object(), json::object()}, 10min);
+  store->insert({"claimed", {"a"}, json::object(), json::object()}, 1ms);
+  const auto held = claim_token(*store, "claimed", 0);  // a live claim: not overdue
+  (void)held;
+  std::this_thread::sleep_for(50ms);
+  const auto overdue = store->overdue(10s, 10);
+  REQUIRE(overdue.size() == 1);
+  CHECK(overdue[0].run_id == "late");
+  CHECK(overdue[0].step == 0);
+  CHECK(overdue[0].jobs == std::vector<std::string>{"a", "b"});
+  CHECK(overdue[0].program_data == json{{"k", "v"}});
+  CHECK(store->begin_recovery("late", 0, overdue[0].token, 10s, 1min));
+  CHECK_FALSE(store->begin_recovery("late", 0, overdue[0].token, 10s, 1min));
+  CHECK(store->overdue(10s, 10).empty());
+}
+
+TEST_CASE("an expired claim that was never released counts as a crash", "[store]") {
+  test::ScratchTable table;
+  auto database = table.open();
+  database->ensure_schema();
+  auto store = database->program_store();
+  store->insert({"c", {"a"}, json::object(), json::object()});
+  REQUIRE(store->claim("c", 0, "dies", 1ms));
+  std::this_thread::sleep_for(50ms);
+  const auto claim = store->claim("c", 0, "successor", lease);
+  REQUIRE(claim);
+  CHECK(claim->crashes == 1);
+  CHECK(store->find("c")->step_crash_count == 1);
+}
+
+TEST_CASE("a reserved word in mixed case works as a table name (quoted per dialect)", "[store]") {
+  test::ScratchTable table("Order");
+  auto database = table.open(1);
+  database->ensure_schema();
+  auto store = database->program_store();
+  store->insert({"q", {"a"}, json::object(), json::object()});
+  CHECK(store->find("q")->jobs == std::vector<std::string>{"a"});
+  CHECK(database->schema_status().current());
+}
+
+TEST_CASE("bad settings are refused before anything is touched", "[store]") {
+  test::TemporaryDirectory dir;
+  auto settings = test::test_database_settings(dir, "x; DROP TABLE y");
+  CHECK_THROWS_WITH(store::Database(settings, 1), Catch::Contains("invalid table name"));
+  settings.table = std::string(49, 't');
+  CHECK_THROWS_WITH(store::Database(settings, 1), Catch::Contains("at most 48 characters"));
+  settings.table = "programs";
+  settings.backend = "oracle";
+  CHECK_THROWS_WITH(store::Database(settings, 1),
+                    Catch::Contains("supported: sqlite3, postgresql, mysql, odbc"));
+}
