@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <ctime>
 #include <cstdio>
+#include <iomanip>
 #include <iostream>
 #include <vector>
 
@@ -21,7 +22,9 @@
 #include "program_executor/executor/program_creator.hpp"
 #include "program_executor/executor/program_status.hpp"
 #include "program_executor/executor/runtime.hpp"
+#include "program_executor/executor/step_message.hpp"
 #include "program_executor/log/logger.hpp"
+#include "program_executor/metrics/metrics.hpp"
 #include "program_executor/plugin/plugin_loader.hpp"
 #include "program_executor/sdk/abi.hpp"
 #include "program_executor/store/database.hpp"
@@ -193,20 +196,27 @@ int create_program(const CommonOptions& options, const CreateOptions& create) {
     auto settings = amqp::parse_url(config.amqp.url, config.amqp.tls, 0);
     amqp::Connection connection(settings, "program-executor create");
     connection.declare(amqp::QueueTopology::from(config.amqp));
-    executor::ProgramCreator creator(*store, connection, config.amqp.queue, config.amqp.durable);
-    std::cout << creator.create(request) << "\n";
+    executor::ProgramCreator creator(*store, connection, config.amqp.queue, config.amqp.durable,
+                                     metrics::no_metrics(), config.recovery.stale_after);
+    const std::string run_id = creator.create(request);
+    if (options.json) {
+      std::cout << nlohmann::json{{"run_id", run_id}}.dump() << "\n";
+    } else {
+      std::cout << run_id << "\n";
+    }
     return 0;
   });
 }
 
-int show_status(const CommonOptions& options, const std::string& run_id, bool json) {
+int show_status(const CommonOptions& options, const std::string& run_id) {
   return guarded([&] {
     const config::Config config = load_for_command(options);
     store::Database database(config.database, 1);
     database.ensure_schema();
     auto row = database.program_store()->find(run_id);
     if (!row) return fail("no program with run id " + run_id);
-    std::cout << (json ? executor::status_json(*row) + "\n" : executor::format_status(*row));
+    std::cout << (options.json ? executor::status_json(*row) + "\n"
+                               : executor::format_status(*row));
     return 0;
   });
 }
@@ -219,7 +229,11 @@ int cancel_program(const CommonOptions& options, const std::string& run_id) {
     auto store = database.program_store();
     if (store->cancel(run_id, executor::cancelled_message)) {
       log::event(log::Level::info, "program.cancel_requested", "", {{"run_id", run_id}});
-      std::cout << "cancelled " << run_id << "\n";
+      if (options.json) {
+        std::cout << nlohmann::json{{"run_id", run_id}, {"state", "cancelled"}}.dump() << "\n";
+      } else {
+        std::cout << "cancelled " << run_id << "\n";
+      }
       return 0;
     }
     auto row = store->find(run_id);
@@ -288,10 +302,106 @@ int check_config(const CommonOptions& options) {
   return 0;
 }
 
-int print_version() {
-  std::cout << "program-executor " << PE_VERSION << " (plugin ABI "
-            << PROGRAM_EXECUTOR_ABI_VERSION << ")\n";
+int print_version(const CommonOptions& options) {
+  if (options.json) {
+    std::cout << nlohmann::json{{"version", PE_VERSION}, {"plugin_abi", PROGRAM_EXECUTOR_ABI_VERSION}}.dump()
+              << "\n";
+  } else {
+    std::cout << "program-executor " << PE_VERSION << " (plugin ABI "
+              << PROGRAM_EXECUTOR_ABI_VERSION << ")\n";
+  }
   return 0;
+}
+
+int list_programs(const CommonOptions& options, const ListOptions& list) {
+  return guarded([&] {
+    const config::Config config = load_for_command(options);
+    store::Database database(config.database, 1);
+    database.ensure_schema();
+    store::ProgramFilter filter;
+    if (!list.state.empty()) filter.state = list.state;
+    if (!list.job.empty()) filter.job = list.job;
+    filter.limit = list.limit;
+    filter.offset = (list.page - 1) * list.limit;
+    const std::vector<store::ProgramRow> rows = database.program_store()->list(filter);
+    if (options.json) {
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& row : rows) out.push_back(nlohmann::json::parse(executor::status_json(row)));
+      std::cout << out.dump(2) << "\n";
+    } else {
+      std::cout << executor::format_list(rows);
+      if (static_cast<int>(rows.size()) == list.limit) {
+        std::cout << "(more: --page " << list.page + 1 << ")\n";
+      }
+    }
+    return 0;
+  });
+}
+
+int resume_program(const CommonOptions& options, const std::string& run_id, int from_step) {
+  return guarded([&] {
+    const config::Config config = load_for_command(options);
+    store::Database database(config.database, 1);
+    database.ensure_schema();
+    auto store = database.program_store();
+    auto row = store->find(run_id);
+    if (!row) return fail("no program with run id " + run_id);
+    const std::string state = executor::program_state(*row);
+    if (state != "errored" && state != "cancelled") {
+      return fail("program " + run_id + " is " + state + "; only errored or cancelled programs resume");
+    }
+    const int total = static_cast<int>(row->jobs.size());
+    const int step = from_step > 0 ? from_step - 1 : row->step;
+    if (step >= total) {
+      return fail("--from-step " + std::to_string(from_step) + ": the program has " +
+                  std::to_string(total) + " steps");
+    }
+    if (!store->resume(run_id, step, config.recovery.stale_after)) {
+      return fail("program " + run_id + " changed meanwhile; look at it again with `status`");
+    }
+    // Should this publish fail, the program is overdue in stale_after and the
+    // daemons' recovery sweeper publishes the step instead.
+    const std::vector<std::string> remaining(row->jobs.begin() + step, row->jobs.end());
+    auto settings = amqp::parse_url(config.amqp.url, config.amqp.tls, 0);
+    amqp::Connection connection(settings, "program-executor resume");
+    connection.declare(amqp::QueueTopology::from(config.amqp));
+    amqp::PublishProperties properties;
+    properties.persistent = config.amqp.durable;
+    connection.publish(config.amqp.queue,
+                       executor::first_step_body(run_id, remaining, row->program_data), properties);
+    log::event(log::Level::info, "program.resumed", "",
+               {{"run_id", run_id}, {"step", step}, {"job", remaining.front()}});
+    if (options.json) {
+      std::cout << nlohmann::json{{"run_id", run_id}, {"state", "running"}, {"step", step}}.dump()
+                << "\n";
+    } else {
+      std::cout << "resumed " << run_id << " at step " << step + 1 << " of " << total << " ("
+                << remaining.front() << ")\n";
+    }
+    return 0;
+  });
+}
+
+int list_jobs(const CommonOptions& options) {
+  return guarded([&] {
+    const config::Config config = load_for_command(options);
+    const plugin::JobRegistry registry = plugin::load_directory(config.plugins.directory);
+    if (options.json) {
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& job : registry.jobs()) {
+        out.push_back({{"job", job.name}, {"plugin", job.plugin_file}});
+      }
+      std::cout << out.dump(2) << "\n";
+      return 0;
+    }
+    std::size_t width = 3;
+    for (const auto& job : registry.jobs()) width = std::max(width, job.name.size());
+    std::cout << std::left << std::setw(static_cast<int>(width)) << "JOB" << "  PLUGIN\n";
+    for (const auto& job : registry.jobs()) {
+      std::cout << std::setw(static_cast<int>(width)) << job.name << "  " << job.plugin_file << "\n";
+    }
+    return 0;
+  });
 }
 
 }  // namespace program_executor::daemon

@@ -23,6 +23,9 @@ int main(int argc, char** argv) {
     command->add_option("-c,--config", common.config_path, "YAML configuration file")
         ->capture_default_str();
   };
+  auto add_json = [&common](CLI::App* command) {
+    command->add_flag("--json", common.json, "Print the result as JSON, for scripts");
+  };
 
   auto* run = app.add_subcommand("run", "Run the daemon: consume programs until SIGTERM/SIGINT");
   add_config(run);
@@ -39,18 +42,47 @@ int main(int argc, char** argv) {
   create->add_option("--job-data", create_options.job_data,
                      "JSON object of initial job data keyed by job name")
       ->capture_default_str();
+  add_json(create);
 
   std::string run_id;
-  bool json = false;
-  auto* status = app.add_subcommand("status", "Show a program");
+  auto* status = app.add_subcommand("status", "Show a program: its state, jobs and where it stands");
   add_config(status);
   status->add_option("RUN_ID", run_id, "Run id of the program")->required();
-  status->add_flag("--json", json, "Print the row as JSON, with the table's column names");
+  status->add_flag("--json", common.json, "Print the row as JSON, with the table's column names");
+
+  ListOptions list_options;
+  auto* list = app.add_subcommand("list", "List programs, newest first");
+  add_config(list);
+  list->add_option("--state", list_options.state, "running, finished, errored or cancelled")
+      ->check(CLI::IsMember({"running", "finished", "errored", "cancelled"}));
+  list->add_option("--job", list_options.job, "Only programs with this job");
+  list->add_option("--limit", list_options.limit, "Programs per page")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  list->add_option("--page", list_options.page, "Page number, from 1")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  add_json(list);
+
+  int from_step = 0;
+  auto* resume = app.add_subcommand(
+      "resume", "Restart an errored or cancelled program, keeping its job data");
+  add_config(resume);
+  resume->add_option("RUN_ID", run_id, "Run id of the program")->required();
+  resume->add_option("--from-step", from_step,
+                     "Step to restart at, 1-based as `status` numbers them (default: where it stopped)")
+      ->check(CLI::Range(1, 1000000));
+  add_json(resume);
+
+  auto* jobs = app.add_subcommand("jobs", "List every job the plugin directory provides");
+  add_config(jobs);
+  add_json(jobs);
 
   auto* cancel = app.add_subcommand(
       "cancel", "Stop a program: errored_at is set (message \"cancelled\"), its next step is dropped");
   add_config(cancel);
   cancel->add_option("RUN_ID", run_id, "Run id of the program")->required();
+  add_json(cancel);
 
   auto* check = app.add_subcommand(
       "check",
@@ -66,6 +98,7 @@ int main(int argc, char** argv) {
                     "Change nothing: print the schema version, exit 1 if migrations are missing");
 
   auto* version = app.add_subcommand("version", "Print the version and the plugin ABI version");
+  add_json(version);
 
   CLI11_PARSE(app, argc, argv);
 
@@ -74,10 +107,13 @@ int main(int argc, char** argv) {
 
   if (*run) return run_daemon(common);
   if (*create) return create_program(common, create_options);
-  if (*status) return show_status(common, run_id, json);
+  if (*status) return show_status(common, run_id);
+  if (*list) return list_programs(common, list_options);
+  if (*resume) return resume_program(common, run_id, from_step);
+  if (*jobs) return list_jobs(common);
   if (*cancel) return cancel_program(common, run_id);
   if (*check) return check_config(common);
   if (*migrate) return migrate_schema(common, migrate_check);
-  if (*version) return print_version();
+  if (*version) return print_version(common);
   return 2;
 }

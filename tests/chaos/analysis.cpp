@@ -177,12 +177,14 @@ std::optional<LogEvent> parse_log_line(std::string_view line) {
   } else if (const auto ts = j.find("ts"); ts != j.end() && ts->is_string()) {
     e.t = parse_iso_utc(ts->get<std::string>()).value_or(0);
   }
-  if (const auto r = j.find("run_id"); r != j.end() && r->is_string()) e.run_id = r->get<std::string>();
+  if (const auto r = j.find("run_id"); r != j.end() && r->is_string())
+    e.run_id = r->get<std::string>();
   if (const auto s = j.find("step"); s != j.end() && s->is_number_integer()) e.step = s->get<int>();
   if (const auto p = j.find("pid"); p != j.end() && p->is_number_integer()) {
     e.pid = p->get<long long>();
   }
-  if (const auto p = j.find("point"); p != j.end() && p->is_string()) e.point = p->get<std::string>();
+  if (const auto p = j.find("point"); p != j.end() && p->is_string())
+    e.point = p->get<std::string>();
   if (const auto m = j.find("message"); m != j.end() && m->is_string()) {
     e.message = m->get<std::string>();
   }
@@ -223,9 +225,10 @@ std::vector<StepKey> in_flight_at_death(const std::vector<Execution>& executions
   for (const auto& [tid, last] : last_per_thread) {
     const auto end = ends.find(last->run_id);
     if (end != ends.end() && end->second <= death) continue;
-    const bool moved_on = std::any_of(executions.begin(), executions.end(), [&](const Execution& e) {
-      return e.run_id == last->run_id && e.step > last->step && e.start < death;
-    });
+    const bool moved_on =
+        std::any_of(executions.begin(), executions.end(), [&](const Execution& e) {
+          return e.run_id == last->run_id && e.step > last->step && e.start < death;
+        });
     if (!moved_on) found.emplace_back(last->run_id, last->step);
   }
   std::sort(found.begin(), found.end());

@@ -75,8 +75,8 @@ struct LogEvent {
   Nanos t = 0;  ///< from `t_ns` when present, else from `ts` (millisecond precision)
   std::string run_id;
   int step = -1;
-  long long pid = 0;      ///< crash_point.fired only
-  std::string point;      ///< crash_point.fired only
+  long long pid = 0;  ///< crash_point.fired only
+  std::string point;  ///< crash_point.fired only
   std::string message;
 };
 

@@ -69,14 +69,15 @@ TEST_CASE("recorder lines parse; cut or foreign lines do not") {
   CHECK_FALSE(parse_execution_line(""));
 }
 
-TEST_CASE("executions pair starts with ends per thread and end at their process's death otherwise") {
+TEST_CASE(
+    "executions pair starts with ends per thread and end at their process's death otherwise") {
   const std::vector<ExecutionLine> lines = {
       line("start", "a", 0, 100, 10 * ms, 1),
       line("start", "b", 0, 100, 11 * ms, 2),  // another thread of the same process
       line("end", "a", 0, 100, 30 * ms, 1),
       line("start", "c", 1, 200, 40 * ms),
-      line("kill", "c", 1, 200, 41 * ms),       // the poison job
-      line("start", "d", 0, 300, 50 * ms),      // still running when the harness looked
+      line("kill", "c", 1, 200, 41 * ms),      // the poison job
+      line("start", "d", 0, 300, 50 * ms),     // still running when the harness looked
       line("end", "zzz", 0, 100, 60 * ms, 1),  // an end without a start is ignored
   };
   const std::map<long long, Nanos> deaths = {{100, 35 * ms}, {200, 42 * ms}};
@@ -102,10 +103,10 @@ TEST_CASE("executions pair starts with ends per thread and end at their process'
 
 TEST_CASE("a start on a thread that never ended its previous execution closes it") {
   // A recycled pid and tid: the first execution ended no later than the second began.
-  const auto executions = build_executions(
-      {line("start", "a", 0, 100, 10 * ms), line("start", "a", 0, 100, 50 * ms),
-       line("end", "a", 0, 100, 60 * ms)},
-      {}, 99 * ms);
+  const auto executions =
+      build_executions({line("start", "a", 0, 100, 10 * ms), line("start", "a", 0, 100, 50 * ms),
+                        line("end", "a", 0, 100, 60 * ms)},
+                       {}, 99 * ms);
   REQUIRE(executions.size() == 2);
   CHECK(executions[0].end == 50 * ms);
   CHECK(executions[0].killed);
@@ -120,8 +121,9 @@ TEST_CASE("overlaps are two workers in one step at one time") {
     CHECK(found[0].second.pid == 2);
   }
   SECTION("two threads of one process at once") {
-    CHECK(find_overlaps({execution("a", 0, 1, 10, 20, 7), execution("a", 0, 1, 15, 25, 8)}).size() ==
-          1);
+    CHECK(
+        find_overlaps({execution("a", 0, 1, 10, 20, 7), execution("a", 0, 1, 15, 25, 8)}).size() ==
+        1);
   }
   SECTION("a redelivery after the first worker died is not an overlap") {
     CHECK(find_overlaps({execution("a", 0, 1, 10, 20), execution("a", 0, 2, 20, 30)}).empty());
@@ -135,8 +137,9 @@ TEST_CASE("overlaps are two workers in one step at one time") {
     CHECK(find_overlaps({execution("a", 0, 1, 10, 20), execution("a", 0, 1, 20, 30)}).empty());
   }
   SECTION("an execution inside a long one, and the one after both") {
-    const auto found = find_overlaps({execution("a", 0, 1, 10, 100), execution("a", 0, 2, 20, 30),
-                                      execution("a", 0, 3, 40, 50), execution("a", 0, 4, 100, 110)});
+    const auto found =
+        find_overlaps({execution("a", 0, 1, 10, 100), execution("a", 0, 2, 20, 30),
+                       execution("a", 0, 3, 40, 50), execution("a", 0, 4, 100, 110)});
     CHECK(found.size() == 2);
   }
   SECTION("an execution whose process died before it started is empty") {

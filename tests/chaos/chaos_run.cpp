@@ -45,16 +45,17 @@
 #include <thread>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <soci/soci.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "analysis.hpp"
 #include "program_executor/amqp/connection.hpp"
 #include "program_executor/config/config.hpp"
 #include "program_executor/executor/crash_point.hpp"
 #include "program_executor/executor/program_creator.hpp"
+#include "program_executor/executor/retry_policy.hpp"
 #include "program_executor/executor/step_message.hpp"
 #include "program_executor/log/logger.hpp"
 #include "program_executor/store/database.hpp"
@@ -102,6 +103,7 @@ struct Options {
   int poison = 0;
   int malformed = 0;
   int cancel = 0;
+  int duplicates = 0;
   double timeout = 600;
   double settle = 3;
   double restart_delay = 0.3;
@@ -141,6 +143,24 @@ double seconds_between(Nanos from, Nanos to) { return static_cast<double>(to - f
 
 // ---- the broker, seen from outside -----------------------------------------
 
+// The delay queues a daemon may declare beside `<queue>-retry-1000`: one per
+// rung of the retry ladder (executor/retry_policy.hpp), `<queue>-retry-<ms>`.
+std::vector<std::string> delay_queues(const std::string& queue) {
+  std::set<long long> delays;
+  std::chrono::milliseconds next{1};
+  for (;;) {
+    const auto [low, high] = executor::ladder_rungs(next);
+    delays.insert(low.count());
+    delays.insert(high.count());
+    if (high < next) break;  // past the top rung
+    next = high + std::chrono::milliseconds(1);
+  }
+  delays.erase(1000);
+  std::vector<std::string> names;
+  for (const long long ms : delays) names.push_back(queue + "-retry-" + std::to_string(ms));
+  return names;
+}
+
 // A plain rabbitmq-c connection for what amqp::Connection does not offer:
 // message counts (passive declare) and reading the parking queue without
 // consuming it (basic.get without ack; closing the connection requeues).
@@ -172,15 +192,37 @@ class BrokerInspector {
   BrokerInspector(const BrokerInspector&) = delete;
   BrokerInspector& operator=(const BrokerInspector&) = delete;
 
-  // Ready messages in `queue` (unacknowledged ones are not counted).
-  std::uint32_t message_count(const std::string& queue) {
+  // Ready messages in `queue` (unacknowledged ones are not counted); nullopt
+  // when there is no such queue.
+  std::optional<std::uint32_t> message_count_if_exists(const std::string& queue) {
     amqp_queue_declare_ok_t* ok = amqp_queue_declare(
         state_, channel_, amqp_cstring_bytes(queue.c_str()), 1, 0, 0, 0, amqp_empty_table);
-    if (ok == nullptr || amqp_get_rpc_reply(state_).reply_type != AMQP_RESPONSE_NORMAL) {
+    const amqp_rpc_reply_t reply = amqp_get_rpc_reply(state_);
+    if (ok != nullptr && reply.reply_type == AMQP_RESPONSE_NORMAL) return ok->message_count;
+    if (reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+        reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+      const auto* close = static_cast<const amqp_channel_close_t*>(reply.reply.decoded);
+      const int code = close->reply_code;
       reopen_channel();
-      throw std::runtime_error("passive declare of " + queue + " failed (no such queue?)");
+      if (code == 404) return std::nullopt;
+      throw std::runtime_error("passive declare of " + queue + " failed: " + std::to_string(code));
     }
-    return ok->message_count;
+    throw std::runtime_error("passive declare of " + queue + " failed: connection lost");
+  }
+
+  std::uint32_t message_count(const std::string& queue) {
+    const auto count = message_count_if_exists(queue);
+    if (!count) throw std::runtime_error("queue " + queue + " does not exist");
+    return *count;
+  }
+
+  // Messages waiting in every retry queue of `queue` that exists: the
+  // standard one and the delay queues of the retry ladder.
+  std::uint32_t retry_messages(const std::string& queue) {
+    std::uint32_t total = message_count(queue + "-retry-1000");
+    for (const std::string& name : delay_queues(queue))
+      total += message_count_if_exists(name).value_or(0);
+    return total;
   }
 
   // Every body in `queue`, read with basic.get and left unacknowledged: they
@@ -282,7 +324,7 @@ struct Incarnation {
   pid_t pid = -1;
   fs::path log;
   std::string crash_point;  ///< armed point, empty when none
-  int number_index = 0;  ///< index in Daemons::incarnations_
+  int number_index = 0;     ///< index in Daemons::incarnations_
   Nanos started = 0;
   std::optional<Nanos> harness_kill;  ///< when the harness SIGKILLed it (taken before kill())
   std::optional<Nanos> reaped;
@@ -313,7 +355,7 @@ class Daemons {
     for (int slot = 0; slot < options_.workers; ++slot) start(slot);
   }
 
-  // Waits until every current daemon logged daemon.started.
+  // Waits until every current daemon logged worker.consuming.
   void wait_started(std::chrono::seconds timeout) {
     const auto deadline = Clock::now() + timeout;
     for (int slot = 0; slot < options_.workers; ++slot) {
@@ -323,8 +365,8 @@ class Daemons {
         // Consuming: its queues are declared, so publishing to them works.
         if (read_file(i.log).find("\"worker.consuming\"") != std::string::npos) break;
         if (i.reaped || Clock::now() > deadline) {
-          throw SetupError("daemon " + std::to_string(slot) + " did not start; " +
-                           i.log.string() + " ends with:\n" + tail_of(i.log));
+          throw SetupError("daemon " + std::to_string(slot) + " did not start; " + i.log.string() +
+                           " ends with:\n" + tail_of(i.log));
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
       }
@@ -341,7 +383,8 @@ class Daemons {
         i.status = status;
         if (current_[static_cast<std::size_t>(i.slot)] == i.number_index) {
           restart_at_[static_cast<std::size_t>(i.slot)] =
-              Clock::now() + std::chrono::milliseconds(static_cast<int>(options_.restart_delay * 1000));
+              Clock::now() +
+              std::chrono::milliseconds(static_cast<int>(options_.restart_delay * 1000));
         }
       }
     }
@@ -359,14 +402,15 @@ class Daemons {
 
   // SIGKILLs one random running daemon; false when none is running.
   bool kill_random() {
+    reap();  // a daemon that just died on its own is not a candidate
     std::vector<int> alive;
     for (int slot = 0; slot < options_.workers; ++slot) {
       const int index = current_[static_cast<std::size_t>(slot)];
-      if (index >= 0 && !incarnations_[static_cast<std::size_t>(index)].reaped) alive.push_back(index);
+      if (index >= 0 && !incarnations_[static_cast<std::size_t>(index)].reaped)
+        alive.push_back(index);
     }
     if (alive.empty()) return false;
-    Incarnation& victim =
-        incarnations_[static_cast<std::size_t>(alive[random_() % alive.size()])];
+    Incarnation& victim = incarnations_[static_cast<std::size_t>(alive[random_() % alive.size()])];
     // The time before kill(): the process is certainly alive until then and
     // dead very soon after, so executions it cut are never stretched.
     victim.harness_kill = now_ns();
@@ -414,16 +458,19 @@ class Daemons {
     i.number = 0;
     for (const auto& other : incarnations_) i.number += other.slot == slot ? 1 : 0;
     i.log = run_dir_ / fmt::format("daemon-{}-{}.log", slot, i.number);
-    std::map<std::string, std::string> env{{"PE_CHAOS_LOG", (run_dir_ / "executions.log").string()}};
+    std::map<std::string, std::string> env{
+        {"PE_CHAOS_LOG", (run_dir_ / "executions.log").string()}};
     if (options_.crash_points) {
       constexpr auto& names = executor::crash_point_names;
       i.crash_point = std::string(names[random_() % std::size(names)]);
       env["PE_CRASH_POINT"] = i.crash_point;
       env["PE_CRASH_PROBABILITY"] = fmt::format("{}", options_.crash_probability);
+    } else {
+      env["PE_CRASH_POINT"] = "";  // none, whatever the harness's environment says
     }
     i.started = now_ns();
-    i.pid = spawn({options_.daemon, "run", "-c", config_.string()}, environment_with(env), i.log,
-                  true);
+    i.pid =
+        spawn({options_.daemon, "run", "-c", config_.string()}, environment_with(env), i.log, true);
     current_[static_cast<std::size_t>(slot)] = i.number_index;
     incarnations_.push_back(std::move(i));
   }
@@ -574,9 +621,8 @@ std::vector<std::string> malformed_bodies(int count, const std::string& tag) {
         bodies.push_back(json{{"runId", 42}, {"jobs", "chaos.step"}, {"chaos", id}}.dump());
         break;
       case 2:
-        bodies.push_back(json{{"runId", "unknown-" + id},
-                              {"jobs", {"chaos.step"}},
-                              {"programData", json::object()}}
+        bodies.push_back(json{
+            {"runId", "unknown-" + id}, {"jobs", {"chaos.step"}}, {"programData", json::object()}}
                              .dump());
         break;
       case 3:
@@ -738,6 +784,7 @@ struct Workload {
   std::map<std::string, ProgramInfo> programs;
   std::vector<std::string> to_cancel;  ///< in the order they are cancelled
   std::vector<std::string> malformed;  ///< bodies published
+  int duplicated = 0;                  ///< programs whose first step was published twice
   int create_failures = 0;
 };
 
@@ -758,6 +805,11 @@ Workload create_workload(const Options& options, const Deployment& d, Bookkeepin
   std::vector<bool> kinds(static_cast<std::size_t>(options.programs), false);
   kinds.insert(kinds.end(), static_cast<std::size_t>(options.poison), true);
   std::shuffle(kinds.begin(), kinds.end(), random);
+  // Which normal programs get their first step published twice.
+  std::vector<bool> duplicate(static_cast<std::size_t>(options.programs), false);
+  std::fill_n(duplicate.begin(), std::clamp(options.duplicates, 0, options.programs), true);
+  std::shuffle(duplicate.begin(), duplicate.end(), random);
+  std::size_t normal_index = 0;
   const json program_data = {{"ms", options.job_ms}, {"random", !options.fixed_sleep}};
   for (const bool poison : kinds) {
     sdk::ProgramRequest request;
@@ -770,14 +822,22 @@ Workload create_workload(const Options& options, const Deployment& d, Bookkeepin
       const std::string run_id = creator.create(request);
       w.programs[run_id].poison = poison;
       if (!poison) normal_ids.push_back(run_id);
+      if (!poison && duplicate[normal_index++]) {
+        // A second copy right behind the first, as a producer retrying a
+        // publish would send it: both reach workers at about the same time,
+        // and must neither fork the program nor run the step twice at once.
+        publisher.publish(d.queue, executor::first_step_body(run_id, request.jobs, program_data),
+                          {});
+        ++w.duplicated;
+      }
     } catch (const std::exception& e) {
       ++w.create_failures;
       std::cout << "  create failed: " << e.what() << "\n";
     }
   }
   std::shuffle(normal_ids.begin(), normal_ids.end(), random);
-  const auto cancels = std::min(static_cast<std::size_t>(std::max(options.cancel, 0)),
-                                normal_ids.size());
+  const auto cancels =
+      std::min(static_cast<std::size_t>(std::max(options.cancel, 0)), normal_ids.size());
   w.to_cancel.assign(normal_ids.begin(), normal_ids.begin() + static_cast<std::ptrdiff_t>(cancels));
   for (const auto& id : w.to_cancel) w.programs[id].cancel_planned = true;
   return w;
@@ -803,7 +863,10 @@ Outcome inject_until_quiescent(const Options& options, const Deployment& d, Daem
   o.started = now_ns();
   const auto deadline = after_seconds(options.timeout);
   std::uniform_real_distribution<double> jitter(0.5, 1.5);
-  std::optional<Clock::time_point> next_kill;
+  // time_point::max() stands for "never" (g++ -O2 mistakes an optional
+  // time_point for uninitialized here).
+  constexpr Clock::time_point never = Clock::time_point::max();
+  Clock::time_point next_kill = never;
   if (options.kill_every > 0) next_kill = after_seconds(options.kill_every * jitter(random));
   // Service restarts alternate broker and database, one every restart_interval.
   std::vector<std::string> restart_plan;
@@ -818,7 +881,7 @@ Outcome inject_until_quiescent(const Options& options, const Deployment& d, Daem
   auto next_cancel_at = after_seconds(1.0);
   auto last_poll = Clock::now() - std::chrono::seconds(10);
   auto last_progress = Clock::now();
-  std::optional<Clock::time_point> quiet_since;
+  Clock::time_point quiet_since = never;
   bool all_ended = false;
 
   while (!interrupted && Clock::now() < deadline) {
@@ -831,7 +894,7 @@ Outcome inject_until_quiescent(const Options& options, const Deployment& d, Daem
     }
     // Faults only while there is work: afterwards they would test nothing.
     if (!all_ended) {
-      if (next_kill && Clock::now() >= *next_kill) {
+      if (Clock::now() >= next_kill) {
         o.harness_kills += daemons.kill_random() ? 1 : 0;
         next_kill = after_seconds(options.kill_every * jitter(random));
       }
@@ -870,19 +933,20 @@ Outcome inject_until_quiescent(const Options& options, const Deployment& d, Daem
       if (all_ended) {
         try {
           BrokerInspector inspector(d.amqp);
-          queues_empty = inspector.message_count(d.queue) == 0 &&
-                         inspector.message_count(d.queue + "-retry-1000") == 0;
+          queues_empty =
+              inspector.message_count(d.queue) == 0 && inspector.retry_messages(d.queue) == 0;
         } catch (const std::exception&) {
           // the broker is restarting: not quiet yet
         }
       }
       if (all_ended && queues_empty && !restarter.busy()) {
-        if (!quiet_since) quiet_since = Clock::now();
+        if (quiet_since == never) quiet_since = Clock::now();
       } else {
-        quiet_since.reset();
+        quiet_since = never;
       }
-      if (quiet_since && Clock::now() >= *quiet_since + std::chrono::milliseconds(
-                                                            static_cast<long long>(options.settle * 1000))) {
+      if (quiet_since != never &&
+          Clock::now() - quiet_since >=
+              std::chrono::milliseconds(static_cast<long long>(options.settle * 1000))) {
         o.quiescent = true;
         break;
       }
@@ -919,7 +983,7 @@ Queues inspect_queues(const Deployment& d) {
     try {
       BrokerInspector inspector(d.amqp);
       q.main = inspector.message_count(d.queue);
-      q.retry = inspector.message_count(d.queue + "-retry-1000");
+      q.retry = inspector.retry_messages(d.queue);
       const std::uint32_t parked = inspector.message_count(d.queue + "-parked");
       q.parked_bodies = inspector.peek_all(d.queue + "-parked", parked + 100);
       q.parked = parked;
@@ -1007,15 +1071,18 @@ std::string lowercase(std::string text) {
 }
 
 // Prints the counts and checks; returns the exit code.
-int report(const Options& options, const Deployment& d, const Daemons& daemons,
-           const Workload& w, const Outcome& o, const Queues& q, const Evidence& e) {
+int report(const Options& options, const Deployment& d, const Daemons& daemons, const Workload& w,
+           const Outcome& o, const Queues& q, const Evidence& e) {
   Report report;
   json& doc = report.document();
   doc["run_dir"] = d.run_dir.string();
   doc["seed"] = options.seed;
   doc["duration_seconds"] = seconds_between(o.started, o.ended);
-  std::cout << fmt::format("\nchaos-run report ({:.1f} s, {})\n", seconds_between(o.started, o.ended),
-                           o.quiescent ? "quiescent" : interrupted ? "interrupted" : "TIMED OUT");
+  std::cout << fmt::format("\nchaos-run report ({:.1f} s, {})\n",
+                           seconds_between(o.started, o.ended),
+                           o.quiescent   ? "quiescent"
+                           : interrupted ? "interrupted"
+                                         : "TIMED OUT");
 
   // ---- programs
   int finished = 0, errored = 0, cancelled = 0, lost = 0, poison_ok = 0;
@@ -1059,10 +1126,10 @@ int report(const Options& options, const Deployment& d, const Daemons& daemons,
   for (const auto& i : daemons.incarnations()) {
     const auto self = e.self_kills.find(i.pid);
     std::string kind;
-    if (i.harness_kill) {
-      kind = "SIGKILL by harness";
-    } else if (self != e.self_kills.end()) {
+    if (self != e.self_kills.end()) {
       kind = self->second.rfind("crash point", 0) == 0 ? "crash point" : self->second;
+    } else if (i.harness_kill) {
+      kind = "SIGKILL by harness";
     } else if (i.stopped_by_harness || !i.reaped) {
       continue;  // stopped at the end of the run
     } else {
@@ -1100,16 +1167,20 @@ int report(const Options& options, const Deployment& d, const Daemons& daemons,
               fmt::format("broker {} of {}, database {} of {}{}", broker_done,
                           options.broker_restarts, database_done, options.database_restarts,
                           d.database_restartable ? "" : " (sqlite3 has no server: skipped)"));
-  report.info("malformed published, cancels asked",
-              fmt::format("{}, {}", w.malformed.size(), w.to_cancel.size()));
+  report.info("malformed published, duplicated first steps, cancels asked",
+              fmt::format("{}, {}, {}", w.malformed.size(), w.duplicated, w.to_cancel.size()));
   report.info("programs",
               fmt::format("total {}, finished {}, errored {} (poison {}), cancelled {}, lost {}",
                           w.programs.size(), finished, errored, options.poison, cancelled, lost));
-  doc["counts"] = {{"programs", w.programs.size()},   {"finished", finished},
-                   {"errored", errored},              {"cancelled", cancelled},
-                   {"lost", lost},                    {"harness_kills", o.harness_kills},
+  doc["counts"] = {{"programs", w.programs.size()},
+                   {"finished", finished},
+                   {"errored", errored},
+                   {"cancelled", cancelled},
+                   {"lost", lost},
+                   {"harness_kills", o.harness_kills},
                    {"crash_points_fired", crash_points_fired},
-                   {"broker_restarts", broker_done},  {"database_restarts", database_done}};
+                   {"broker_restarts", broker_done},
+                   {"database_restarts", database_done}};
 
   // ---- executions
   std::map<StepKey, int> completed;
@@ -1153,6 +1224,13 @@ int report(const Options& options, const Deployment& d, const Daemons& daemons,
   doc["counts"]["crash_counter_errored_non_poison"] = crash_loop_list.size();
 
   // ---- checks
+  std::vector<std::string> failed_restarts;
+  for (const auto& r : o.restarts) {
+    if (r.exit_code != 0)
+      failed_restarts.push_back(fmt::format("{} exit {}", r.service, r.exit_code));
+  }
+  report.check("service restart commands succeeded", failed_restarts.empty(),
+               failed_restarts.empty() ? "yes" : first_few(failed_restarts) + " (restarts.log)");
   report.check("programs created", w.create_failures == 0,
                fmt::format("{} failures", w.create_failures));
   report.check("lost programs (still running)", lost == 0,
@@ -1197,8 +1275,9 @@ int report(const Options& options, const Deployment& d, const Daemons& daemons,
       if (completed.count({id, s}) == 0) skipped.push_back(fmt::format("{} step {}", id, s));
     }
   }
-  report.check("steps of finished programs never completed", skipped.empty(),
-               fmt::format("{}{}", skipped.size(), skipped.empty() ? "" : " e.g. " + first_few(skipped)));
+  report.check(
+      "steps of finished programs never completed", skipped.empty(),
+      fmt::format("{}{}", skipped.size(), skipped.empty() ? "" : " e.g. " + first_few(skipped)));
 
   const auto show = [](const std::optional<std::uint32_t>& n) {
     return n ? std::to_string(*n) : std::string("?");
@@ -1265,13 +1344,32 @@ void clean_up(const Options& options, const Deployment& d, Bookkeeping& bookkeep
     for (const auto& q : {d.queue, d.queue + "-retry-1000", d.queue + "-parked"}) {
       cleanup.delete_queue(q);
     }
+    for (const auto& q : delay_queues(d.queue)) cleanup.delete_queue(q);
   } catch (const std::exception& e) {
     std::cout << "  (could not delete the queues: " << e.what() << ")\n";
   }
-  if (options.backend == "sqlite3") return;
+  if (options.backend == "sqlite3") return;  // the file stays in the run directory
+  // The table and whatever the store keeps beside it under the same prefix
+  // (its schema version, say): every name starting with this run's table.
   try {
     soci::session session(bookkeeping.database().pool());
-    session << "DROP TABLE " + d.table;
+    const std::string catalog =
+        options.backend == "postgresql"
+            ? "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+              " AND tablename LIKE :prefix"
+            : "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()"
+              " AND table_name LIKE :prefix";
+    const std::string prefix = d.table + "%";
+    std::vector<std::string> tables(100);
+    session << catalog, soci::use(prefix), soci::into(tables);
+    // The owned table last: the others may refer to it.
+    std::sort(tables.begin(), tables.end(), [&](const std::string& a, const std::string& b) {
+      return (a == d.table) < (b == d.table) || ((a == d.table) == (b == d.table) && a < b);
+    });
+    const char quote = options.backend == "postgresql" ? '"' : '`';
+    for (const auto& t : tables) {
+      if (t.rfind(d.table, 0) == 0) session << "DROP TABLE " + std::string(1, quote) + t + quote;
+    }
   } catch (const std::exception& e) {
     std::cout << "  (could not drop table " << d.table << ": " << e.what() << ")\n";
   }
@@ -1329,41 +1427,98 @@ int main(int argc, char** argv) {
   CLI::App app{"chaos-run: fault-injection harness of program-executor's step protocol"};
   // A later occurrence wins, so a script's defaults can be overridden by appending.
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  app.add_option("--programs", options.programs, "Programs to create (besides the poison ones)")->capture_default_str();
-  app.add_option("--steps", options.steps, "Steps (chaos.step jobs) per program")->check(CLI::Range(1, 1000))->capture_default_str();
-  app.add_option("--workers", options.workers, "Daemon processes")->check(CLI::Range(1, 64))->capture_default_str();
-  app.add_option("--threads", options.threads, "Worker threads per daemon")->check(CLI::Range(1, 64))->capture_default_str();
-  app.add_option("--job-ms", options.job_ms, "Sleep of each step, in ms (a random 0..ms unless --fixed-sleep)")->capture_default_str();
+  app.add_option("--programs", options.programs, "Programs to create (besides the poison ones)")
+      ->capture_default_str();
+  app.add_option("--steps", options.steps, "Steps (chaos.step jobs) per program")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app.add_option("--workers", options.workers, "Daemon processes")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--threads", options.threads, "Worker threads per daemon")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--job-ms", options.job_ms,
+                 "Sleep of each step, in ms (a random 0..ms unless --fixed-sleep)")
+      ->capture_default_str();
   app.add_flag("--fixed-sleep", options.fixed_sleep, "Every step sleeps exactly --job-ms");
-  app.add_option("--backend", options.backend, "Database backend")->check(CLI::IsMember(std::vector<std::string>{"sqlite3", "postgresql", "mysql"}))->capture_default_str();
-  app.add_option("--connection", options.connection, "SOCI connection string (default for sqlite3: a file in the run directory)");
-  app.add_option("--amqp-url", options.amqp_url, "Broker (default: $PE_TEST_AMQP_URL or amqp://guest:guest@127.0.0.1:5672/)");
-  app.add_option("--kill-every", options.kill_every, "SIGKILL a random daemon about every SECONDS (0: never), then restart it")->capture_default_str();
-  app.add_flag("--crash-points", options.crash_points, "Arm a random crash point in every daemon started (needs a -DPE_CRASH_POINTS=ON build)");
-  app.add_option("--crash-probability", options.crash_probability, "Probability of the armed crash point firing on each pass")->check(CLI::Range(0.0, 1.0))->capture_default_str();
-  app.add_option("--broker-restarts", options.broker_restarts, "Broker restarts while programs run")->capture_default_str();
-  app.add_option("--broker-restart-command", options.broker_restart_command, "Shell command restarting the broker")->capture_default_str();
-  app.add_option("--database-restarts", options.database_restarts, "Database restarts while programs run (skipped for sqlite3)")->capture_default_str();
-  app.add_option("--database-restart-command", options.database_restart_command, "Shell command restarting the database, e.g. 'bash .ci/databases restart postgresql'");
-  app.add_option("--restart-interval", options.restart_interval, "Seconds between service restarts (the first after as long)")->capture_default_str();
-  app.add_option("--poison", options.poison, "Programs with a chaos.poison step (kills its daemon every time)")->capture_default_str();
-  app.add_option("--malformed", options.malformed, "Malformed messages to publish (must all be parked)")->capture_default_str();
-  app.add_option("--cancel", options.cancel, "Programs to cancel while they run")->capture_default_str();
-  app.add_option("--timeout", options.timeout, "Seconds to wait for quiescence")->capture_default_str();
-  app.add_option("--settle", options.settle, "Seconds the queues must stay empty after the last program ended")->capture_default_str();
-  app.add_option("--restart-delay", options.restart_delay, "Seconds before a dead daemon is started again")->capture_default_str();
-  app.add_option("--shutdown-grace", options.shutdown_grace, "shutdown_grace_seconds of the daemons")->capture_default_str();
-  app.add_option("--run-dir", options.run_dir, "Directory for config, logs and report (default: a new /tmp/pe-chaos-XXXXXX)");
+  app.add_option("--backend", options.backend, "Database backend")
+      ->check(CLI::IsMember(std::vector<std::string>{"sqlite3", "postgresql", "mysql"}))
+      ->capture_default_str();
+  app.add_option("--connection", options.connection,
+                 "SOCI connection string (default for sqlite3: a file in the run directory)");
+  app.add_option("--amqp-url", options.amqp_url,
+                 "Broker (default: $PE_TEST_AMQP_URL or amqp://guest:guest@127.0.0.1:5672/)");
+  app.add_option("--kill-every", options.kill_every,
+                 "SIGKILL a random daemon about every SECONDS (0: never), then restart it")
+      ->capture_default_str();
+  app.add_flag(
+      "--crash-points", options.crash_points,
+      "Arm a random crash point in every daemon started (needs a -DPE_CRASH_POINTS=ON build)");
+  app.add_option("--crash-probability", options.crash_probability,
+                 "Probability of the armed crash point firing on each pass")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  app.add_option("--broker-restarts", options.broker_restarts, "Broker restarts while programs run")
+      ->capture_default_str();
+  app.add_option("--broker-restart-command", options.broker_restart_command,
+                 "Shell command restarting the broker")
+      ->capture_default_str();
+  app.add_option("--database-restarts", options.database_restarts,
+                 "Database restarts while programs run (skipped for sqlite3)")
+      ->capture_default_str();
+  app.add_option(
+      "--database-restart-command", options.database_restart_command,
+      "Shell command restarting the database, e.g. 'bash .ci/databases restart postgresql'");
+  app.add_option("--restart-interval", options.restart_interval,
+                 "Seconds between service restarts (the first after as long)")
+      ->capture_default_str();
+  app.add_option("--poison", options.poison,
+                 "Programs with a chaos.poison step (kills its daemon every time)")
+      ->capture_default_str();
+  app.add_option("--malformed", options.malformed,
+                 "Malformed messages to publish (must all be parked)")
+      ->capture_default_str();
+  app.add_option("--cancel", options.cancel, "Programs to cancel while they run")
+      ->capture_default_str();
+  app.add_option("--duplicates", options.duplicates,
+                 "Programs whose first step message is published twice")
+      ->capture_default_str();
+  app.add_option("--timeout", options.timeout, "Seconds to wait for quiescence")
+      ->capture_default_str();
+  app.add_option("--settle", options.settle,
+                 "Seconds the queues must stay empty after the last program ended")
+      ->capture_default_str();
+  app.add_option("--restart-delay", options.restart_delay,
+                 "Seconds before a dead daemon is started again")
+      ->capture_default_str();
+  app.add_option("--shutdown-grace", options.shutdown_grace,
+                 "shutdown_grace_seconds of the daemons")
+      ->capture_default_str();
+  app.add_option("--run-dir", options.run_dir,
+                 "Directory for config, logs and report (default: a new /tmp/pe-chaos-XXXXXX)");
   app.add_option("--daemon", options.daemon, "program-executor binary")->capture_default_str();
-  app.add_option("--plugin-dir", options.plugin_dir, "Plugin directory holding chaos_recorder.so")->capture_default_str();
-  app.add_option("--lease-seconds", options.lease_seconds, "recovery.lease_seconds of the daemons (0: their default)")->capture_default_str();
-  app.add_option("--stale-after-seconds", options.stale_after_seconds, "recovery.stale_after_seconds (0: default)")->capture_default_str();
-  app.add_option("--sweep-interval-seconds", options.sweep_interval_seconds, "recovery.sweep_interval_seconds (0: default)")->capture_default_str();
-  app.add_option("--max-crashes", options.max_crashes, "recovery.max_crashes (0: default)")->capture_default_str();
-  app.add_option("--config-extra", options.config_extra, "YAML appended to the generated config (keys it does not set itself)");
-  app.add_option("--log-level", options.log_level, "Daemon log level (step.committed, which the checks count, is a debug event)")->capture_default_str();
+  app.add_option("--plugin-dir", options.plugin_dir, "Plugin directory holding chaos_recorder.so")
+      ->capture_default_str();
+  app.add_option("--lease-seconds", options.lease_seconds,
+                 "recovery.lease_seconds of the daemons (0: their default)")
+      ->capture_default_str();
+  app.add_option("--stale-after-seconds", options.stale_after_seconds,
+                 "recovery.stale_after_seconds (0: default)")
+      ->capture_default_str();
+  app.add_option("--sweep-interval-seconds", options.sweep_interval_seconds,
+                 "recovery.sweep_interval_seconds (0: default)")
+      ->capture_default_str();
+  app.add_option("--max-crashes", options.max_crashes, "recovery.max_crashes (0: default)")
+      ->capture_default_str();
+  app.add_option("--config-extra", options.config_extra,
+                 "YAML appended to the generated config (keys it does not set itself)");
+  app.add_option("--log-level", options.log_level,
+                 "Daemon log level (step.committed, which the checks count, is a debug event)")
+      ->capture_default_str();
   app.add_flag("--keep", options.keep, "Keep the queues and (server databases) the table");
-  app.add_option("--seed", options.seed, "Random seed (printed; reuse it to repeat the fault schedule)");
+  app.add_option("--seed", options.seed,
+                 "Random seed (printed; reuse it to repeat the fault schedule)");
   CLI11_PARSE(app, argc, argv);
 #if !defined(PE_CRASH_POINTS)
   if (options.crash_points && options.daemon == PE_CHAOS_DAEMON_PATH) {
@@ -1376,7 +1531,8 @@ int main(int argc, char** argv) {
   action.sa_handler = program_executor::chaos::on_interrupt;
   ::sigaction(SIGINT, &action, nullptr);
   ::sigaction(SIGTERM, &action, nullptr);
-  program_executor::log::configure(program_executor::log::Level::warn, program_executor::log::Format::text);
+  program_executor::log::configure(program_executor::log::Level::warn,
+                                   program_executor::log::Format::text);
   try {
     return program_executor::chaos::run(options);
   } catch (const std::exception& e) {

@@ -297,3 +297,65 @@ TEST_CASE("retry policies: a delay queue per delay, and a limit that errors the 
   CHECK(daemon.count_in_log("\"delay_ms\":2000") == 1);
   CHECK(daemon.stop(SIGTERM, 20s) == 0);
 }
+
+TEST_CASE("the operator's commands: list, resume, jobs, version, with --json", "[daemon][cli]") {
+  auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  PluginDeployment deployment(*url);
+  deployment.install_plugin(demo_plugin, "demo.so");
+  const std::string config = deployment.config_path().string();
+  auto cli = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), PE_DAEMON_PATH);
+    args.insert(args.begin() + 2, {"-c", config});
+    return test::run_command(args);
+  };
+  test::DaemonProcess daemon(deployment.config_path(), deployment.log_path("daemon.log"));
+  REQUIRE(daemon.wait_for_log("\"daemon.started\"", 30s));
+
+  const std::string finishing = deployment.create("demo.log");
+  auto created = cli({"create", "--jobs", "demo.fail,demo.count", "--json", "--job-data",
+                      R"({"demo.fail":{"message":"disk full"}})"});
+  REQUIRE(created.exit_code == 0);
+  const std::string failing = json::parse(created.out)["run_id"];
+  CHECK(deployment.wait_until_ended(finishing)["state"] == "finished");
+  CHECK(deployment.wait_until_ended(failing)["state"] == "errored");
+
+  auto listed = cli({"list", "--state", "errored", "--json"});
+  REQUIRE(listed.exit_code == 0);
+  json rows = json::parse(listed.out);
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0]["run_id"] == failing);
+  CHECK(rows[0]["error_message"] == "disk full");
+  rows = json::parse(cli({"list", "--job", "demo.log", "--json"}).out);
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0]["run_id"] == finishing);
+  // Newest first, a page at a time.
+  CHECK(json::parse(cli({"list", "--limit", "1", "--json"}).out)[0]["run_id"] == failing);
+  CHECK(json::parse(cli({"list", "--limit", "1", "--page", "2", "--json"}).out)[0]["run_id"] == finishing);
+  const auto table = cli({"list"});
+  CHECK_THAT(table.out, Catch::Contains("RUN ID") && Catch::Contains(failing) &&
+                            Catch::Contains("errored") && Catch::Contains("1/2"));
+
+  // Resume past the failed step: demo.count runs, the job data is kept.
+  auto resumed = cli({"resume", failing, "--from-step", "2"});
+  CHECK(resumed.exit_code == 0);
+  CHECK_THAT(resumed.out, Catch::Contains("resumed " + failing + " at step 2 of 2 (demo.count)"));
+  const json row = deployment.wait_until_ended(failing);
+  CHECK(row["state"] == "finished");
+  CHECK(row["error_message"].is_null());
+  CHECK(row["job_data"]["demo.fail"]["message"] == "disk full");
+  CHECK(row["job_data"]["demo.count"]["runs"] == 1);
+
+  auto refused = cli({"resume", finishing});
+  CHECK(refused.exit_code == 1);
+  CHECK_THAT(refused.err, Catch::Contains("is finished; only errored or cancelled programs resume"));
+  CHECK_THAT(cli({"resume", "no-such-run"}).err, Catch::Contains("no program with run id no-such-run"));
+
+  const json jobs = json::parse(cli({"jobs", "--json"}).out);
+  REQUIRE(jobs.size() == 8);
+  CHECK(jobs[0]["job"] == "demo.count");
+  CHECK_THAT(jobs[0]["plugin"].get<std::string>(), Catch::EndsWith("demo.so"));
+  CHECK_THAT(cli({"jobs"}).out, Catch::Contains("demo.paginate"));
+  CHECK(json::parse(test::run_command({PE_DAEMON_PATH, "version", "--json"}).out)["plugin_abi"] == 1);
+  CHECK(daemon.stop(SIGTERM, 20s) == 0);
+}

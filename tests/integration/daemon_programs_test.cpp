@@ -1,5 +1,6 @@
-// The real daemon process against the real RabbitMQ and a real SQLite file,
-// driven through the real command line, with the demo plugin.
+// The real daemon process against the real RabbitMQ and a real database
+// (PE_TEST_DATABASE; a SQLite file by default), driven through the real
+// command line, with the demo plugin.
 #include <signal.h>
 
 #include <fstream>
@@ -10,8 +11,11 @@
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include <soci/soci.h>
 
 #include "program_executor/amqp/connection.hpp"
+#include "program_executor/store/database.hpp"
+#include "program_executor/store/dialect.hpp"
 #include "support/process.hpp"
 #include "support/test_environment.hpp"
 
@@ -28,11 +32,16 @@ struct DeploymentOptions {
   std::string plugin_dir = PE_DEMO_PLUGIN_DIR;
 };
 
-// A queue, a database file and a config file of their own for one test.
+// A queue, a table and a config file of their own for one test. The database
+// is PE_TEST_DATABASE (sqlite3, postgresql, mysql, odbc; default sqlite3, a
+// file of the test's own) reached with PE_TEST_DATABASE_CONNECTION; tests
+// share a server database through tables of their own, so they run in
+// parallel. A configured database that cannot be reached fails the test.
 class Deployment {
  public:
   explicit Deployment(std::string amqp_url, DeploymentOptions options = {})
       : amqp_url_(std::move(amqp_url)), queue_(test::unique_name("pe-it")) {
+    database_ = database_settings();
     config_ = dir_.path() / "config.yaml";
     std::ofstream out(config_);
     out << "amqp:\n"
@@ -40,9 +49,9 @@ class Deployment {
         << "  queue: " << queue_ << "\n"
         << "  heartbeat_seconds: " << options.heartbeat_seconds << "\n"
         << "database:\n"
-        << "  backend: sqlite3\n"
-        << "  connection: \"db=" << (dir_.path() / "programs.db").string() << "\"\n"
-        << "  table: programs\n"
+        << "  backend: " << database_.backend << "\n"
+        << "  connection: " << yaml_quoted(database_.connection) << "\n"
+        << "  table: " << database_.table << "\n"
         << "plugins:\n"
         << "  directory: " << options.plugin_dir << "\n"
         << "workers: " << options.workers << "\n"
@@ -63,6 +72,17 @@ class Deployment {
         connection.delete_queue(q);
       }
     } catch (const std::exception&) {
+    }
+    // And the database server (a SQLite file goes with the directory).
+    if (database_.backend != "sqlite3") {
+      try {
+        store::Database database(database_, 1);
+        soci::session session(database.pool());
+        for (const auto& table : {database_.table, store::schema_version_table(database_.table)}) {
+          session << "DROP TABLE IF EXISTS " + database.dialect().quote(table);
+        }
+      } catch (const std::exception&) {
+      }
     }
   }
 
@@ -116,9 +136,48 @@ class Deployment {
   const std::string& amqp_url() const { return amqp_url_; }
 
  private:
+  config::DatabaseSettings database_settings() const {
+    config::DatabaseSettings settings;
+    const char* backend = std::getenv("PE_TEST_DATABASE");
+    settings.backend = backend != nullptr && *backend != '\0' ? backend : "sqlite3";
+    settings.table = test::unique_name("pe_it");
+    if (settings.backend == "sqlite3") {
+      settings.connection = "db=" + (dir_.path() / "programs.db").string();
+      return settings;
+    }
+    const char* connection = std::getenv("PE_TEST_DATABASE_CONNECTION");
+    if (connection == nullptr || *connection == '\0') {
+      FAIL("PE_TEST_DATABASE=" << settings.backend
+                               << " needs PE_TEST_DATABASE_CONNECTION (see .ci/databases)");
+    }
+    settings.connection = connection;
+    try {
+      store::Database probe(settings, 1);
+    } catch (const std::exception& e) {
+      FAIL("the configured test database (" << settings.backend << ") is unreachable: " << e.what());
+    }
+    return settings;
+  }
+
+  // A YAML single-quoted scalar; "$${" keeps the loader from expanding "${".
+  static std::string yaml_quoted(const std::string& text) {
+    std::string quoted = "'";
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      if (text[i] == '\'') {
+        quoted += "''";
+      } else if (text.compare(i, 2, "${") == 0) {
+        quoted += "$$";
+      } else {
+        quoted += text[i];
+      }
+    }
+    return quoted + "'";
+  }
+
   test::TemporaryDirectory dir_;
   std::string amqp_url_;
   std::string queue_;
+  config::DatabaseSettings database_;
   std::filesystem::path config_;
   int daemons_ = 0;
 };

@@ -226,3 +226,38 @@ TEST_CASE("several threads and two pools on one SQLite file never see 'database 
     CHECK(row->job_data["j"]["touches"] == steps);  // one execution per step, no lost update
   }
 }
+
+TEST_CASE("a table created by an earlier, unversioned daemon is adopted without a change") {
+  test::TemporaryDirectory dir;
+  store::Database database(settings_in(dir), 1);
+  {
+    // What the daemon created before schema versions existed (same columns
+    // and indexes as versions 1 and 2), with a program in flight.
+    soci::session session(database.pool());
+    session << "CREATE TABLE programs (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+               " run_id VARCHAR(255) NOT NULL, jobs TEXT NOT NULL, step INTEGER NOT NULL DEFAULT 0,"
+               " finished_at TIMESTAMP NULL, errored_at TIMESTAMP NULL, error_message VARCHAR(255) NULL,"
+               " step_retry_count INTEGER NOT NULL DEFAULT 0, job_data TEXT NOT NULL DEFAULT '{}',"
+               " program_data TEXT NOT NULL DEFAULT '{}', created_at TIMESTAMP NOT NULL,"
+               " updated_at TIMESTAMP NOT NULL, lease_owner VARCHAR(255) NULL,"
+               " lease_token BIGINT NOT NULL DEFAULT 0, lease_until TIMESTAMP NULL,"
+               " step_crash_count INTEGER NOT NULL DEFAULT 0)";
+    session << "CREATE INDEX programs_overdue_index ON programs (lease_until)"
+               " WHERE finished_at IS NULL AND errored_at IS NULL";
+    session << "CREATE UNIQUE INDEX programs_run_id_index ON programs (run_id)";
+    session << "INSERT INTO programs (run_id, jobs, step, created_at, updated_at, lease_token)"
+               " VALUES ('old', '[\"a\",\"b\"]', 1, '2024-05-28T10:08:43.456Z',"
+               " '2024-05-28T10:08:44.000Z', 7)";
+  }
+  const auto report = database.migrate();
+  CHECK(report.adopted);
+  CHECK(report.to == 2);
+  CHECK(report.applied == std::vector<std::string>{"2 step_protocol"});
+  CHECK(report.skipped.size() == 5);  // four columns and the index were there
+  database.ensure_schema();
+  const auto row = database.program_store()->find("old");
+  REQUIRE(row);
+  CHECK(row->step == 1);
+  CHECK(row->lease_token == 7);
+  CHECK(row->created_at == "2024-05-28T10:08:43.456Z");
+}

@@ -1,6 +1,7 @@
 // In-memory stand-ins for the store and the broker, for unit tests only.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -133,6 +134,41 @@ class FakeProgramStore : public store::ProgramStore {
     nlohmann::json current = all.contains(job_name) ? all[job_name] : nlohmann::json::object();
     all[job_name] = modify(current);
     return all[job_name];
+  }
+  std::vector<store::ProgramRow> list(const store::ProgramFilter& filter) override {
+    std::lock_guard lock(mutex_);
+    std::vector<store::ProgramRow> found;
+    for (const auto& [id, e] : rows_) {
+      const auto& row = e.row;
+      if (filter.job && std::find(row.jobs.begin(), row.jobs.end(), *filter.job) == row.jobs.end()) continue;
+      if (filter.state) {
+        const bool cancelled = row.errored_at && row.error_message == "cancelled";
+        const std::string state = row.finished_at ? "finished"
+                                  : cancelled     ? "cancelled"
+                                  : row.errored_at ? "errored"
+                                                   : "running";
+        if (state != *filter.state) continue;
+      }
+      found.push_back(row);
+    }
+    std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.id > b.id; });
+    const auto first = std::min<std::size_t>(static_cast<std::size_t>(filter.offset), found.size());
+    const auto last = std::min<std::size_t>(first + static_cast<std::size_t>(filter.limit), found.size());
+    return {found.begin() + static_cast<long>(first), found.begin() + static_cast<long>(last)};
+  }
+  bool resume(const std::string& run_id, int from_step, std::chrono::milliseconds expect_within) override {
+    std::lock_guard lock(mutex_);
+    auto it = rows_.find(run_id);
+    if (it == rows_.end() || !it->second.row.errored_at || it->second.row.finished_at) return false;
+    auto& row = it->second.row;
+    row.errored_at.reset();
+    row.error_message.reset();
+    row.step = from_step;
+    row.step_retry_count = 0;
+    row.step_crash_count = 0;
+    row.lease_owner.reset();
+    it->second.until = Clock::now() + expect_within;
+    return true;
   }
   std::vector<store::StaleProgram> overdue(std::chrono::milliseconds, int limit) override {
     std::lock_guard lock(mutex_);

@@ -260,7 +260,8 @@ TEST_CASE("unknown keys are errors listing the allowed keys", "[config][loader]"
         "test.yaml:3:5: amqp.tls.verify: unknown key; allowed keys here: ca_file, cert_file, key_file, verify_peer, "
         "verify_hostname");
   CHECK(error_of("database: {backend: sqlite3, pool_size: 4}\n") ==
-        "test.yaml:1:30: database.pool_size: unknown key; allowed keys here: backend, connection, table");
+        "test.yaml:1:30: database.pool_size: unknown key; allowed keys here: backend, connection, table, "
+        "migrate, reconnect_timeout_seconds");
 }
 
 TEST_CASE("values of the wrong type are errors at the value", "[config][loader]") {
@@ -285,8 +286,9 @@ TEST_CASE("integers outside their range are errors", "[config][loader]") {
 TEST_CASE("choices, identifiers and queue names are checked", "[config][loader]") {
   CHECK(error_of("log:\n  level: verbose\n") ==
         "test.yaml:2:10: log.level: invalid value 'verbose': must be one of trace, debug, info, warn, error, off");
-  CHECK(error_of("database:\n  backend: postgresql\n") ==
-        "test.yaml:2:12: database.backend: invalid value 'postgresql': must be one of sqlite3");
+  CHECK(error_of("database:\n  backend: oracle\n") ==
+        "test.yaml:2:12: database.backend: invalid value 'oracle': must be one of sqlite3, postgresql, "
+        "mysql, odbc");
   CHECK(error_of("database:\n  table: programs;drop\n") ==
         "test.yaml:2:10: database.table: invalid value 'programs;drop': an SQL identifier is "
         "[A-Za-z_][A-Za-z0-9_]*, at most 63 characters");

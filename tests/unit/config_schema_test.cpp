@@ -105,7 +105,7 @@ TEST_CASE("the expected keys exist with the documented types and limits", "[conf
   };
   // 18 + amqp.password_file (security) + metrics.listen (ops) + 4 recovery.* (step protocol)
   // + amqp.queue_type and amqp.delivery_limit (quorum queues) + 5 retry.* and 5 retry.jobs.*.*
-  CHECK(cfg::schema().size() == 36);
+  CHECK(cfg::schema().size() == 38);
   CHECK(find("retry.jobs.*.max_attempts").default_value.empty());  // inherits retry.max_attempts
   CHECK(find("retry.max_attempts").default_value == "0");           // forever, as the original
   CHECK(find("amqp.queue_type").choices == std::vector<std::string_view>{"classic", "quorum"});
@@ -122,7 +122,8 @@ TEST_CASE("the expected keys exist with the documented types and limits", "[conf
   CHECK(find("workers").min == 1);
   CHECK(find("workers").max == 256);
   CHECK(find("shutdown_grace_seconds").max == 86400);
-  CHECK(find("database.backend").choices == std::vector<std::string_view>{"sqlite3"});
+  CHECK(find("database.backend").choices ==
+        std::vector<std::string_view>{"sqlite3", "postgresql", "mysql", "odbc"});
   CHECK(find("log.format").choices == std::vector<std::string_view>{"text", "json"});
   CHECK_FALSE(find("plugins.directory").default_value.empty());
 }

@@ -100,7 +100,8 @@ TEST_CASE("an invalid crash probability is rejected, not guessed") {
                     Catch::Contains("PE_CRASH_PROBABILITY='2'"));
 }
 
-TEST_CASE("a crash point fires only under its own name and when the draw is below the probability") {
+TEST_CASE(
+    "a crash point fires only under its own name and when the draw is below the probability") {
   const CrashPointSettings armed{"after_commit", 0.3};
   CHECK(crash_point_fires(armed, "after_commit", 0.0));
   CHECK(crash_point_fires(armed, "after_commit", 0.299));

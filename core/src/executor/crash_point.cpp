@@ -20,9 +20,9 @@ namespace {
 double uniform_draw() {
   thread_local std::mt19937_64 engine = [] {
     std::random_device device;
-    std::seed_seq seed{device(), device(), static_cast<unsigned>(::getpid()),
-                       static_cast<unsigned>(std::hash<std::thread::id>{}(
-                           std::this_thread::get_id()))};
+    std::seed_seq seed{
+        device(), device(), static_cast<unsigned>(::getpid()),
+        static_cast<unsigned>(std::hash<std::thread::id>{}(std::this_thread::get_id()))};
     return std::mt19937_64(seed);
   }();
   return std::uniform_real_distribution<double>(0.0, 1.0)(engine);

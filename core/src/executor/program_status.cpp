@@ -1,5 +1,7 @@
 #include "program_executor/executor/program_status.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace program_executor::executor {
@@ -37,6 +39,25 @@ std::string format_status(const store::ProgramRow& row) {
   if (row.errored_at) out += fmt::format("errored at    {}\n", *row.errored_at);
   out += fmt::format("program data  {}\n", row.program_data.dump());
   out += fmt::format("job data      {}\n", row.job_data.dump());
+  return out;
+}
+
+std::string format_list(const std::vector<store::ProgramRow>& rows) {
+  if (rows.empty()) return "no programs\n";
+  std::string out = fmt::format("{:<36}  {:<9}  {:>7}  {:<28}  {:>7}  {}\n", "RUN ID", "STATE", "STEP",
+                                "JOB", "RETRIES", "UPDATED (UTC)");
+  for (const auto& row : rows) {
+    const int total = static_cast<int>(row.jobs.size());
+    const int at = std::min(row.step, total - 1);
+    std::string job = at >= 0 ? row.jobs[static_cast<std::size_t>(at)] : "-";
+    if (job.size() > 28) job = job.substr(0, 27) + "~";
+    // "2026-11-27T18:29:41.059Z" -> "2026-11-27 18:29:41": enough to tell them apart.
+    std::string updated = row.updated_at.substr(0, 19);
+    if (updated.size() > 10 && updated[10] == 'T') updated[10] = ' ';
+    out += fmt::format("{:<36}  {:<9}  {:>7}  {:<28}  {:>7}  {}\n", row.run_id, program_state(row),
+                       fmt::format("{}/{}", std::min(row.step + 1, total), total), job,
+                       row.step_retry_count, updated);
+  }
   return out;
 }
 

@@ -1,5 +1,7 @@
 #include "program_executor/store/sql_program_store.hpp"
 
+#include <algorithm>
+
 #include <soci/soci.h>
 
 #include "guarded.hpp"
@@ -383,6 +385,69 @@ bool SqlProgramStore::begin_recovery(const std::string& run_id, int step, std::i
                                                  later("before") + "))",
                           soci::use(expect), soci::use(run_id), soci::use(step), soci::use(fencing),
                           soci::use(before));
+    return matched(st);
+  });
+}
+
+std::vector<ProgramRow> SqlProgramStore::list(const ProgramFilter& filter) {
+  std::vector<std::string> run_ids =
+      guarded(database_, "listing programs", "*", [&](soci::session& session) {
+        std::string where = " WHERE 1 = 1";
+        if (filter.state) {
+          const std::string& state = *filter.state;
+          if (state == "running") {
+            where += running_;
+          } else if (state == "finished") {
+            where += " AND finished_at IS NOT NULL";
+          } else if (state == "errored") {
+            where += " AND errored_at IS NOT NULL AND (error_message IS NULL OR error_message <> 'cancelled')";
+          } else if (state == "cancelled") {
+            where += " AND errored_at IS NOT NULL AND error_message = 'cancelled'";
+          } else {
+            throw StoreError("unknown state '" + state +
+                             "' (expected running, finished, errored or cancelled)");
+          }
+        }
+        // The job list is a JSON array of strings: a job appears in it as its
+        // JSON string, quotes included.
+        const std::string pattern = filter.job ? "%" + nlohmann::json(*filter.job).dump() + "%" : "";
+        if (filter.job) where += " AND " + dialect_.json_text("jobs") + " LIKE :pattern";
+        const int limit = std::max(filter.limit, 0);
+        const int offset = std::max(filter.offset, 0);
+        const std::string query =
+            "SELECT run_id FROM " + table_ + where + " ORDER BY id DESC LIMIT :limit OFFSET :offset";
+        std::vector<std::string> ids;
+        if (filter.job) {
+          soci::rowset<std::string> rows =
+              (session.prepare << query, soci::use(pattern), soci::use(limit), soci::use(offset));
+          ids.assign(rows.begin(), rows.end());
+        } else {
+          soci::rowset<std::string> rows =
+              (session.prepare << query, soci::use(limit), soci::use(offset));
+          ids.assign(rows.begin(), rows.end());
+        }
+        return ids;
+      });
+  std::vector<ProgramRow> rows;
+  for (const std::string& run_id : run_ids) {
+    if (auto row = find(run_id)) rows.push_back(std::move(*row));
+  }
+  return rows;
+}
+
+bool SqlProgramStore::resume(const std::string& run_id, int from_step,
+                             std::chrono::milliseconds expect_within) {
+  return guarded(database_, "resuming a program", run_id, [&](soci::session& session) {
+    const long long expect = milliseconds(expect_within);
+    soci::statement st = (session.prepare << "UPDATE " + table_ +
+                                                 " SET errored_at = NULL, error_message = NULL,"
+                                                 " step = :step, step_retry_count = 0,"
+                                                 " step_crash_count = 0, lease_owner = NULL,"
+                                                 " lease_until = " + later("expect") +
+                                                 ", updated_at = " + now_ +
+                                                 " WHERE run_id = :run_id AND errored_at IS NOT NULL"
+                                                 " AND finished_at IS NULL",
+                          soci::use(from_step), soci::use(expect), soci::use(run_id));
     return matched(st);
   });
 }

@@ -14,8 +14,8 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdlib>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <stdexcept>
@@ -42,11 +42,10 @@ void record(const char* kind, const sdk::JobContext& context) {
   if (path == nullptr || *path == '\0') {
     throw std::runtime_error("PE_CHAOS_LOG is not set: chaos jobs must record their executions");
   }
-  const std::string line = std::string(kind) + " " + context.run_id() + " " +
-                           std::to_string(context.step()) + " " +
-                           std::to_string(context.attempt()) + " " + std::to_string(::getpid()) +
-                           " " + std::to_string(realtime_ns()) + " " +
-                           std::to_string(::gettid()) + "\n";
+  const std::string line =
+      std::string(kind) + " " + context.run_id() + " " + std::to_string(context.step()) + " " +
+      std::to_string(context.attempt()) + " " + std::to_string(::getpid()) + " " +
+      std::to_string(realtime_ns()) + " " + std::to_string(::gettid()) + "\n";
   const int fd = ::open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) {
     throw std::runtime_error(std::string("cannot open PE_CHAOS_LOG ") + path + ": " +

@@ -11,8 +11,9 @@
 // named point and the draw succeeds: no destructors, no flush, no ack, exactly
 // like a crash or an OOM kill. The line is a JSON object, so it sits among
 // the daemon's JSON log lines: {"event":"crash_point.fired","point":...,
-// "pid":...,"t_ns":...} (t_ns: CLOCK_REALTIME in nanoseconds). The variables are read once, on the first pass
-// through any crash point, so changing them later has no effect.
+// "pid":...,"t_ns":...} (t_ns: CLOCK_REALTIME in nanoseconds). The variables
+// are read once, on the first pass through any crash point, so changing them
+// later has no effect.
 //
 // The points of the step protocol (tests/chaos drives them):
 //

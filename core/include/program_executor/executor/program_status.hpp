@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "program_executor/store/program_row.hpp"
 
@@ -16,6 +17,10 @@ std::string program_state(const store::ProgramRow& row);
 /// A readable, terminal-sized description: state, every job with where the
 /// program stands, retries, the last error, timestamps and the data.
 std::string format_status(const store::ProgramRow& row);
+
+/// One line per program (run id, state, step, current job, retries, last
+/// update), under a header; "no programs" when there are none.
+std::string format_list(const std::vector<store::ProgramRow>& rows);
 
 /// The row with the table's column names plus "state", for --json.
 std::string status_json(const store::ProgramRow& row);

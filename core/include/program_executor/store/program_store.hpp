@@ -38,6 +38,14 @@ struct StaleProgram {
   nlohmann::json program_data;
 };
 
+/// Which programs `list` returns: newest first, a page at a time.
+struct ProgramFilter {
+  std::optional<std::string> state;  ///< running, finished, errored or cancelled
+  std::optional<std::string> job;    ///< programs whose job list holds this name
+  int limit = 20;
+  int offset = 0;
+};
+
 /// The bookkeeping operations. Every state change is conditional on the step
 /// the caller saw (`WHERE step = :expected`), on the program still running,
 /// and on the caller's claim (`AND lease_token = :token`), so a stale or
@@ -101,6 +109,16 @@ class ProgramStore {
   virtual nlohmann::json update_job_data(
       const std::string& run_id, const std::string& job_name, std::int64_t token,
       const std::function<nlohmann::json(const nlohmann::json&)>& modify) = 0;
+
+  /// Programs matching `filter`, newest (highest id) first.
+  virtual std::vector<ProgramRow> list(const ProgramFilter& filter) = 0;
+
+  /// Restarts an errored or cancelled program at `from_step`, keeping its job
+  /// data: errored_at and error_message cleared, retry and crash counts reset,
+  /// no claim, expected to move within `expect_within`. False if the program
+  /// is not errored or cancelled.
+  virtual bool resume(const std::string& run_id, int from_step,
+                      std::chrono::milliseconds expect_within) = 0;
 
   /// Running programs that are overdue: not claimed and expected to have
   /// moved (lease_until, or for rows without one updated_at + stale_after)

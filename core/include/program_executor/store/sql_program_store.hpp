@@ -33,6 +33,9 @@ class SqlProgramStore : public ProgramStore {
   nlohmann::json update_job_data(
       const std::string& run_id, const std::string& job_name, std::int64_t token,
       const std::function<nlohmann::json(const nlohmann::json&)>& modify) override;
+  std::vector<ProgramRow> list(const ProgramFilter& filter) override;
+  bool resume(const std::string& run_id, int from_step,
+              std::chrono::milliseconds expect_within) override;
   std::vector<StaleProgram> overdue(std::chrono::milliseconds stale_after, int limit) override;
   bool begin_recovery(const std::string& run_id, int step, std::int64_t token,
                       std::chrono::milliseconds stale_after,
