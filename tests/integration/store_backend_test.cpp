@@ -298,3 +298,46 @@ TEST_CASE("bad settings are refused before anything is touched", "[store]") {
   CHECK_THROWS_WITH(store::Database(settings, 1),
                     Catch::Contains("supported: sqlite3, postgresql, mysql, odbc"));
 }
+
+TEST_CASE("list filters by state and job, newest first; resume restarts an ended program",
+          "[store]") {
+  test::ScratchTable table;
+  auto database = table.open();
+  database->ensure_schema();
+  auto store = database->program_store();
+  store->insert({"l1", {"export.fetch", "b"}, json::object(), json::object()});
+  store->insert({"l2", {"a"}, json::object(), {{"a", {{"kept", true}}}}});
+  store->insert({"l3", {"a", "export.fetch"}, json::object(), json::object()});
+  const auto token = store->claim("l2", 0, "w", lease)->token;
+  REQUIRE(store->fail("l2", 0, token, "boom"));
+  REQUIRE(store->cancel("l3", "cancelled"));
+
+  const auto ids = [](const std::vector<store::ProgramRow>& rows) {
+    std::vector<std::string> run_ids;
+    for (const auto& row : rows) run_ids.push_back(row.run_id);
+    return run_ids;
+  };
+  const auto filter = [](std::optional<std::string> state, std::optional<std::string> job,
+                          int limit = 20, int offset = 0) {
+    store::ProgramFilter f;
+    f.state = std::move(state);
+    f.job = std::move(job);
+    f.limit = limit;
+    f.offset = offset;
+    return f;
+  };
+  CHECK(ids(store->list(filter({}, {}))) == std::vector<std::string>{"l3", "l2", "l1"});
+  CHECK(ids(store->list(filter("running", {}))) == std::vector<std::string>{"l1"});
+  CHECK(ids(store->list(filter("errored", {}))) == std::vector<std::string>{"l2"});
+  CHECK(ids(store->list(filter("cancelled", {}))) == std::vector<std::string>{"l3"});
+  CHECK(ids(store->list(filter({}, "export.fetch"))) == std::vector<std::string>{"l3", "l1"});
+  CHECK(ids(store->list(filter({}, {}, 1, 1))) == std::vector<std::string>{"l2"});
+
+  CHECK_FALSE(store->resume("l1", 0, soon));  // running: nothing to resume
+  CHECK(store->resume("l2", 0, soon));
+  const auto row = store->find("l2");
+  CHECK_FALSE(row->errored_at);
+  CHECK_FALSE(row->error_message);
+  CHECK(row->job_data == json{{"a", {{"kept", true}}}});
+  CHECK(store->claim("l2", 0, "w", lease));
+}
