@@ -2,6 +2,7 @@
 // one ConfigError "<file>:<line>:<column>: <key.path>: <problem>", pointing at
 // the offending node so an operator can jump straight to it.
 #include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <cstdlib>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -464,13 +466,72 @@ Values load_values(std::string_view yaml, std::string_view source_name, const st
 
 namespace {
 
+// Notes where each document starts, and where its first node is (where an
+// error about the document points), and nothing else.
+class DocumentStarts final : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    marks.push_back(mark);
+    first_nodes.push_back(mark);
+    at_start_ = true;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    node(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    node(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    node(mark);
+  }
+  void OnMapEnd() override {}
+
+  std::vector<YAML::Mark> marks;
+  std::vector<YAML::Mark> first_nodes;
+
+ private:
+  void node(const YAML::Mark& mark) {
+    if (at_start_) first_nodes.back() = mark;
+    at_start_ = false;
+  }
+  bool at_start_ = false;
+};
+
 Values load(std::string_view yaml, std::string_view source_name, const std::vector<KeySpec>& keys,
             Given* given) {
   const SchemaNode tree = build_tree(keys);
   std::vector<YAML::Node> documents;
   const std::string source(source_name);
   try {
-    documents = YAML::LoadAll(std::string(yaml));
+    // Not YAML::LoadAll: on some input (a ',' at the start of a document)
+    // yaml-cpp 0.7 yields empty documents forever without moving on, and
+    // LoadAll keeps every one until memory runs out (found by fuzzing).
+    // Only two documents are read here, to tell "one" from "more".
+    const std::string text(yaml);
+    std::istringstream stream(text);
+    YAML::Parser parser(stream);
+    DocumentStarts starts;
+    while (starts.marks.size() < 2 && parser.HandleNextDocument(starts)) {
+    }
+    if (starts.marks.size() == 2 && starts.marks[1].pos == starts.marks[0].pos) {
+      const Position at = position_of(starts.marks[0]);
+      throw ConfigError(source + ":" + std::to_string(at.line) + ":" + std::to_string(at.column) +
+                        ": invalid YAML: the parser cannot get past this point (a ',' outside "
+                        "[ ] or { }?)");
+    }
+    if (starts.marks.size() == 2) {
+      const Position at = position_of(starts.first_nodes[1]);
+      throw ConfigError(source + ":" + std::to_string(at.line) + ":" + std::to_string(at.column) +
+                        ": (top level): more than one YAML document (--- separates documents)");
+    }
+    if (!starts.marks.empty()) documents.push_back(YAML::Load(text));
   } catch (const YAML::DeepRecursion& error) {
     // yaml-cpp says only "bad file" here.
     const Position at = position_of(error.mark);
@@ -484,9 +545,6 @@ Values load(std::string_view yaml, std::string_view source_name, const std::vect
 
   Values values;
   Validator validator(source, values, given);
-  if (documents.size() > 1) {
-    validator.fail(documents[1].Mark(), "", "more than one YAML document (--- separates documents)");
-  }
   // An empty file has no document at all: everything takes its default.
   const YAML::Node document = documents.empty() ? YAML::Node() : documents.front();
   const YAML::Mark start = YAML::Mark();  // line 0, column 0: the top of the file

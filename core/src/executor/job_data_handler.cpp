@@ -28,7 +28,10 @@ nlohmann::json StoreJobDataHandler::get() {
   auto row = store_.find(run_id_);
   if (!row) throw store::StoreError("no program with run id " + run_id_);
   auto it = row->job_data.find(job_name_);
-  return it == row->job_data.end() || it->is_null() ? nlohmann::json::object() : *it;
+  // Job data that is not an object (written by --job-data '{"job": 5}' or by
+  // another program sharing the table) counts as none, as merge() already
+  // treats it: the SDK promises an object (found by tests/fuzz/job_data_fuzz.cpp).
+  return it == row->job_data.end() || !it->is_object() ? nlohmann::json::object() : *it;
 }
 
 void StoreJobDataHandler::set(const nlohmann::json& data) {

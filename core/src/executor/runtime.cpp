@@ -55,9 +55,11 @@ Runtime::Runtime(const config::Config& config) : config_(config) {
   log::event(log::Level::info, "plugins.loaded", "",
              {{"directory", config_.plugins.directory},
               {"jobs", static_cast<long long>(jobs_->current()->size())}});
-  // One session per worker for steps, one more for the jobs' own calls.
+  // Per worker one session for its step and one for its claim renewals (or a
+  // job's own calls), plus one for the recovery sweeper.
   database_ = std::make_unique<store::Database>(config_.database,
-                                                static_cast<std::size_t>(config_.workers) * 2);
+                                                static_cast<std::size_t>(config_.workers) * 2 + 1);
+  database_->on_reconnect([metrics = metrics_.get()] { metrics->database_reconnected(); });
   database_->ensure_schema();
   store_ = database_->program_store();
   log::event(log::Level::info, "database.ready", "",

@@ -23,7 +23,10 @@ StepMessage parse_step_message(std::string_view body, const MessageLimits& limit
   };
   try {
     message.body = nlohmann::json::parse(body.begin(), body.end(), depth_guard);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
+    // Not only parse_error: a number too large for a double ("1e400") is an
+    // out_of_range, which would escape and have the message retried forever
+    // instead of parked (found by tests/fuzz/step_message_fuzz.cpp).
     throw InvalidMessage(std::string("body is not JSON: ") + e.what());
   }
   if (too_deep) {

@@ -52,7 +52,7 @@ struct ProcessorSettings {
   /// yields and infrastructure errors: the step is expected back after it.
   std::chrono::milliseconds retry_delay{1000};
   /// How retryable errors are retried, per job name.
-  RetryPolicies retry;
+  RetryPolicies retry{};
   /// Whether the deployment's queues are quorum queues (delay queues match).
   bool quorum = false;
   /// After this many workers died running one step, the program is errored.
