@@ -249,6 +249,16 @@ int migrate_schema(const CommonOptions& options, bool check_only) {
     store::Database database(config.database, 1);
     const std::string& table = config.database.table;
     const store::SchemaStatus status = database.schema_status();
+    if (check_only && options.json) {
+      std::cout << nlohmann::json{{"table", table},
+                                  {"exists", status.table_exists},
+                                  {"version", status.version},
+                                  {"latest", status.latest},
+                                  {"current", status.current()}}
+                       .dump()
+                << "\n";
+      return status.current() ? 0 : 1;
+    }
     if (check_only) {
       std::cout << "table " << table << ": "
                 << (status.table_exists ? "exists" : "does not exist") << ", schema version "
@@ -258,6 +268,17 @@ int migrate_schema(const CommonOptions& options, bool check_only) {
     }
     const store::MigrationReport report = database.migrate();
     database.ensure_schema();  // the columns the store needs are all there
+    if (options.json) {
+      std::cout << nlohmann::json{{"table", table},
+                                  {"from", report.from},
+                                  {"to", report.to},
+                                  {"created", !status.table_exists},
+                                  {"adopted", report.adopted},
+                                  {"applied", report.applied}}
+                       .dump()
+                << "\n";
+      return 0;
+    }
     std::cout << "table " << table << ": schema version " << report.from << " -> " << report.to;
     if (!status.table_exists) std::cout << " (created)";
     if (report.adopted) std::cout << " (adopted the existing table as version 1)";
@@ -280,6 +301,7 @@ int check_config(const CommonOptions& options) {
 
   std::vector<std::string> problems = exposure_problems(config, options.config_path);
   std::string plugins_line;
+  std::vector<std::string> job_names;
   try {
     const plugin::JobRegistry registry = plugin::load_directory(config.plugins.directory);
     if (registry.size() == 0) {
@@ -288,12 +310,26 @@ int check_config(const CommonOptions& options) {
     } else {
       plugins_line = "plugins: " + config.plugins.directory + ": " +
                      std::to_string(registry.size()) + " jobs:";
-      for (const auto& job : registry.jobs()) plugins_line += " " + job.name;
+      for (const auto& job : registry.jobs()) {
+        plugins_line += " " + job.name;
+        job_names.push_back(job.name);
+      }
     }
   } catch (const std::exception& e) {
     problems.push_back(e.what());
   }
 
+  if (options.json) {
+    nlohmann::json jobs = nlohmann::json::array();
+    for (const auto& job : job_names) jobs.push_back(job);
+    std::cout << nlohmann::json{{"config", options.config_path},
+                                {"ok", problems.empty()},
+                                {"problems", problems},
+                                {"jobs", jobs}}
+                     .dump()
+              << "\n";
+    return problems.empty() ? 0 : 1;
+  }
   for (const std::string& problem : problems) {
     std::cerr << "program-executor: check: " << problem << "\n";
   }

@@ -89,6 +89,7 @@ int main(int argc, char** argv) {
       "Validate the configuration, load every plugin with the trust checks, and look for "
       "secrets readable by other users; exit 1 naming each problem");
   add_config(check);
+  add_json(check);
 
   bool migrate_check = false;
   auto* migrate = app.add_subcommand(
@@ -96,6 +97,7 @@ int main(int argc, char** argv) {
   add_config(migrate);
   migrate->add_flag("--check", migrate_check,
                     "Change nothing: print the schema version, exit 1 if migrations are missing");
+  add_json(migrate);
 
   auto* version = app.add_subcommand("version", "Print the version and the plugin ABI version");
   add_json(version);

@@ -153,8 +153,8 @@ TEST_CASE("the host name is checked by address too, and without the chain check"
   if (!env) return;
   const int wrong_host = env->bad_ports.at("wrong_host");
   // An address is compared with the certificate's IP addresses.
-  auto settings =
-      amqp::parse_url(with_host_port(env->amqps_url, "127.0.0.1", wrong_host), env->client_tls(), 0);
+  const std::string by_address = with_host_port(env->amqps_url, "127.0.0.1", wrong_host);
+  auto settings = amqp::parse_url(by_address, env->client_tls(), 0);
   CHECK(connect_error(settings) ==
         "connecting (TLS) on " + settings.describe() +
             ": SSL peer cert verification failed: IP address mismatch: the certificate is for "

@@ -357,5 +357,17 @@ TEST_CASE("the operator's commands: list, resume, jobs, version, with --json", "
   CHECK_THAT(jobs[0]["plugin"].get<std::string>(), Catch::EndsWith("demo.so"));
   CHECK_THAT(cli({"jobs"}).out, Catch::Contains("demo.paginate"));
   CHECK(json::parse(test::run_command({PE_DAEMON_PATH, "version", "--json"}).out)["plugin_abi"] == 1);
+  // The test config writes the broker password into a file others can read:
+  // check says so, and still lists the jobs it loaded.
+  auto check = cli({"check", "--json"});
+  CHECK(check.exit_code == 1);
+  const json checked = json::parse(check.out);
+  CHECK(checked["ok"] == false);
+  REQUIRE(checked["problems"].size() == 1);
+  CHECK_THAT(checked["problems"][0].get<std::string>(), Catch::Contains("holds a password (amqp.url)"));
+  CHECK(checked["jobs"].size() == 8);
+  const json schema = json::parse(cli({"migrate", "--check", "--json"}).out);
+  CHECK(schema["current"] == true);
+  CHECK(schema["version"] == schema["latest"]);
   CHECK(daemon.stop(SIGTERM, 20s) == 0);
 }

@@ -79,7 +79,6 @@ TEST_CASE("check refuses each untrusted plugin fixture, saying why", "[daemon][c
        "/dangling/gone.so: open: is a symbolic link to 'missing.so', which cannot be opened: No "
        "such file or directory"},
       {"directory_so", "/directory_so/plugin.so: trust: is not a regular file but a directory"},
-      {"fifo", "/fifo/pipe.so: trust: is not a regular file but a FIFO"},
   }));
   TemporaryDirectory dir;
   const CommandResult result = check(config_file(dir, fixture(directory)));
@@ -116,6 +115,13 @@ TEST_CASE("check refuses plugins others could write or that another user owns",
                                 plugins.string() +
                                 "' is writable by every user (mode 0777), so others could add "
                                 "or replace plugins in it"));
+  }
+  SECTION("a FIFO named like a plugin") {
+    const fs::path fifo = plugins / "a-pipe.so";
+    REQUIRE(::mkfifo(fifo.c_str(), 0644) == 0);
+    const CommandResult result = check(config);
+    CHECK(result.exit_code == 1);
+    CHECK(result.err == refused(fifo.string() + ": trust: is not a regular file but a FIFO"));
   }
   SECTION("a plugin owned by another user") {
     if (::geteuid() != 0) {
