@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include "support/process.hpp"
 #include "support/test_environment.hpp"
@@ -210,4 +211,22 @@ TEST_CASE("check reports an empty plugin directory", "[daemon][check]") {
   CHECK(result.err ==
         refused(fixture("readme_only").string() + ": holds no plugin (*.so): every job would be "
                                                   "skipped"));
+}
+
+TEST_CASE("check --json lists the same problems, and no secret either", "[daemon][check]") {
+  TemporaryDirectory dir;
+  const fs::path config = config_file(
+      dir, fixture("good"), std::string("amqp:\n  url: amqp://worker:") + password + "@r/\n",
+      0644);
+  const CommandResult result =
+      run_command({PE_DAEMON_PATH, "check", "-c", config.string(), "--json"});
+  CHECK(result.exit_code == 1);
+  CHECK(result.out.find(password) == std::string::npos);
+  CHECK(result.err.find(password) == std::string::npos);
+  const auto report = nlohmann::json::parse(result.out);
+  CHECK(report.at("ok") == false);
+  CHECK(report.at("jobs") == nlohmann::json::array({"fixture.count", "fixture.echo"}));
+  REQUIRE(report.at("problems").size() == 1);
+  CHECK_THAT(report.at("problems")[0].get<std::string>(),
+             Catch::StartsWith(config.string() + " holds a password (amqp.url) and is readable"));
 }

@@ -1,6 +1,8 @@
 #include "program_executor/store/dialect.hpp"
 
+#include <chrono>
 #include <cstdint>
+#include <thread>
 
 #include <soci/soci.h>
 
@@ -70,11 +72,24 @@ class SqliteDialect final : public Dialect {
   void commit(soci::session& session) const override { session << "COMMIT"; }
   void rollback(soci::session& session) const override { session << "ROLLBACK"; }
   void prepare_session(soci::session& session) const override {
+    // The busy timeout first, so that everything after it waits for a lock
+    // instead of failing at once.
+    session << "PRAGMA busy_timeout=30000";
     // WAL lets readers run while one writer commits; several workers and
     // several daemons share one file this way without "database is locked".
+    // Switching a new file to WAL needs it to itself: when two processes open
+    // it at the same moment, the loser may be told "locked" even with a busy
+    // timeout, so it tries again for a while.
     std::string mode;
-    session << "PRAGMA journal_mode=WAL", soci::into(mode);
-    session << "PRAGMA busy_timeout=30000";
+    for (int attempt = 1;; ++attempt) {
+      try {
+        session << "PRAGMA journal_mode=WAL", soci::into(mode);
+        return;
+      } catch (const soci::soci_error&) {
+        if (attempt == 100) throw;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    }
   }
   bool table_exists(soci::session& session, const std::string& table) const override {
     return count(session, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = :name",
