@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <array>
+#include <poll.h>
+
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
@@ -304,6 +306,54 @@ TEST_CASE("publishing to a queue that does not exist throws", "[amqp][integratio
   BrokerAdmin admin(settings);
   CHECK(admin.message_count(missing) == std::nullopt);
   CHECK(admin.message_count(topology.main_queue()) == 1u);
+}
+
+TEST_CASE("publish_all sends a batch and waits for all its confirms", "[amqp][integration]") {
+  const auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  const auto settings = settings_from(*url);
+  const amqp::QueueTopology topology(test::unique_name("pe_amqp_batch"), true);
+  const std::string missing = test::unique_name("pe_amqp_batch_missing");
+  QueueCleanup cleanup(settings, names_of(topology));
+
+  amqp::Connection connection(settings, "amqp-test-batch");
+  connection.declare(topology);
+  std::vector<amqp::OutgoingMessage> batch;
+  for (int i = 0; i < 50; ++i) {
+    batch.push_back({topology.main_queue(), "message " + std::to_string(i), {}});
+  }
+  connection.publish_all(batch);
+  BrokerAdmin admin(settings);
+  CHECK(admin.message_count(topology.main_queue()) == 50u);
+
+  // One message of a batch that no queue takes fails the batch, by name.
+  batch.resize(3);
+  batch[1].queue = missing;
+  const std::string message = message_of([&] { connection.publish_all(batch); });
+  CHECK(message.find("publishing 3 messages") != std::string::npos);
+  CHECK(message.find("'" + missing + "'") != std::string::npos);
+  CHECK_FALSE(connection.broken());
+  connection.publish_all({{topology.main_queue(), "after", {}}});
+  CHECK(admin.message_count(topology.main_queue()) == 53u);
+
+  amqp::Connection consumer(settings, "amqp-test-batch-consumer");
+  consumer.set_prefetch(100);
+  consumer.consume(topology.main_queue());
+  const auto first = consumer.next_delivery(5s);
+  REQUIRE(first);
+  CHECK(first->body == "message 0");
+  CHECK(first->properties.persistent);
+  // Deliveries are read off the socket in chunks: what is buffered is served
+  // without waiting for the socket.
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  while (!consumer.input_buffered() && std::chrono::steady_clock::now() < until) {
+    pollfd ready{consumer.socket_fd(), POLLIN, 0};
+    ::poll(&ready, 1, 100);
+    if (ready.revents != 0) break;
+  }
+  const auto second = consumer.next_delivery(0ms);
+  REQUIRE(second);
+  CHECK(second->body == "message 1");
 }
 
 TEST_CASE("dead_letter sends a message through the retry queue and back", "[amqp][integration]") {

@@ -277,6 +277,43 @@ TEST_CASE("an expired claim that was never released counts as a crash", "[store]
   CHECK(store->find("c")->step_crash_count == 1);
 }
 
+TEST_CASE("a batch of steps is claimed in one transaction and committed in another", "[store]") {
+  test::ScratchTable table;
+  auto database = table.open();
+  database->ensure_schema();
+  auto store = database->program_store();
+  store->insert({"b1", {"a", "b"}, json::object(), json::object()});
+  store->insert({"b2", {"a"}, json::object(), json::object()});
+  store->insert({"b3", {"a", "b"}, json::object(), json::object()});
+
+  // b1 twice: the second request finds the step claimed by the first; b3 at
+  // a step it is not at.
+  const auto claims = store->claim_all({{"b1", 0}, {"b2", 0}, {"b1", 0}, {"b3", 1}}, "w", lease);
+  REQUIRE(claims.size() == 4);
+  REQUIRE(claims[0]);
+  REQUIRE(claims[1]);
+  CHECK_FALSE(claims[2]);
+  CHECK_FALSE(claims[3]);
+  CHECK(store->find("b1")->lease_owner == "w");
+  CHECK(claims[0]->token == store->find("b1")->lease_token);
+  CHECK(claims[1]->token == store->find("b2")->lease_token);
+
+  // b1 advances, b2 (its last step) finishes, and a wrong token is fenced off.
+  const auto committed = store->commit_all({{"b1", 0, claims[0]->token, false},
+                                            {"b2", 0, claims[1]->token, true},
+                                            {"b3", 0, 12345, false}},
+                                           soon);
+  CHECK(committed == std::vector<bool>{true, true, false});
+  const auto b1 = store->find("b1");
+  CHECK(b1->step == 1);
+  CHECK_FALSE(b1->lease_owner);
+  CHECK(b1->lease_until);
+  CHECK(store->find("b2")->finished_at);
+  CHECK(store->find("b3")->step == 0);
+  CHECK(store->claim_all({}, "w", lease).empty());
+  CHECK(store->commit_all({}, soon).empty());
+}
+
 TEST_CASE("a reserved word in mixed case works as a table name (quoted per dialect)", "[store]") {
   test::ScratchTable table("Order");
   auto database = table.open(1);

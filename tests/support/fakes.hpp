@@ -203,7 +203,27 @@ class FakeProgramStore : public store::ProgramStore {
     rows_.at(run_id).until = Clock::now() - std::chrono::seconds(1);
   }
 
+  // Counted, then the base class's one-at-a-time loop (a fake has no transactions).
+  std::vector<std::optional<store::StepClaim>> claim_all(
+      const std::vector<store::ClaimRequest>& requests, const std::string& owner,
+      std::chrono::milliseconds lease) override {
+    ++claim_batches;
+    return ProgramStore::claim_all(requests, owner, lease);
+  }
+  std::vector<bool> commit_all(const std::vector<store::StepCommit>& commits,
+                               std::chrono::milliseconds expect_within) override {
+    ++commit_batches;
+    if (fail_next_commit) {
+      fail_next_commit = false;
+      throw store::StoreError("database is gone");
+    }
+    return ProgramStore::commit_all(commits, expect_within);
+  }
+
   bool fail_next_find = false;
+  bool fail_next_commit = false;
+  int claim_batches = 0;
+  int commit_batches = 0;
 
  private:
   struct Entry {
@@ -239,10 +259,15 @@ class FakePublisher : public amqp::MessagePublisher {
     if (fail) throw std::runtime_error("broker nacked the message");
     published.push_back({queue, std::string(body), properties});
   }
+  void publish_all(const std::vector<amqp::OutgoingMessage>& messages) override {
+    ++batches;
+    for (const auto& message : messages) publish(message.queue, message.body, message.properties);
+  }
   void declare(const amqp::QueueSpec& queue) override {
     if (fail) throw std::runtime_error("broker closed the channel");
     declared.push_back(queue);
   }
+  int batches = 0;  ///< publish_all calls
   std::vector<Published> published;
   std::vector<amqp::QueueSpec> declared;
   bool fail = false;

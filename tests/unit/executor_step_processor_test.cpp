@@ -594,3 +594,83 @@ TEST_CASE("when the delay queue cannot be used the step still retries, sooner") 
   CHECK(outcome.disposition == Disposition::retry);  // the standard retry queue
   CHECK(h.store.row("run-1").step_retry_count == 1);
 }
+
+TEST_CASE("a batch claims its steps together, commits them together, publishes at once") {
+  Harness h;
+  h.add("a");
+  h.add("b");
+  const std::string first = h.create({"a", "b"}, {}, {}, "run-1");
+  const std::string only = h.create({"a"}, {}, {}, "run-2");
+  const std::string third = h.create({"a", "b"}, {}, {}, "run-3");
+  auto processor = h.processor();
+  // run-1's message twice in one batch (a redelivered copy): the copy finds
+  // the step claimed by the first and is dropped.
+  const auto outcomes = processor.process_all({first, only, third, first});
+  REQUIRE(outcomes.size() == 4);
+  CHECK(outcomes[0].event == "job.finished");
+  CHECK(outcomes[1].event == "program.finished");
+  CHECK(outcomes[2].event == "job.finished");
+  CHECK(outcomes[3].event == "step.busy");
+  CHECK(h.ran == std::vector<std::string>{"a@0", "a@0", "a@0"});
+  CHECK(h.store.claim_batches == 1);
+  CHECK(h.store.commit_batches == 1);
+  CHECK(h.publisher.batches == 1);
+  REQUIRE(h.publisher.published.size() == 2);
+  CHECK(json::parse(h.publisher.published[0].body)["runId"] == "run-1");
+  CHECK(json::parse(h.publisher.published[1].body)["runId"] == "run-3");
+  CHECK(h.store.row("run-1").step == 1);
+  CHECK(h.store.row("run-2").finished_at.has_value());
+  CHECK(h.store.row("run-3").step == 1);
+}
+
+TEST_CASE("a failing job in a batch ends its own program only") {
+  Harness h;
+  h.add("ok");
+  h.add("broken", [](const json&, sdk::JobDataHandler&, sdk::JobContext&) {
+    throw std::runtime_error("disk full");
+  });
+  const std::string good = h.create({"ok", "ok"}, {}, {}, "run-good");
+  const std::string bad = h.create({"broken", "ok"}, {}, {}, "run-bad");
+  const auto outcomes = h.processor().process_all({bad, good});
+  CHECK(outcomes[0].event == "program.errored");
+  CHECK(outcomes[1].event == "job.finished");
+  CHECK(h.store.row("run-bad").error_message == "disk full");
+  CHECK(h.store.row("run-good").step == 1);
+  REQUIRE(h.publisher.published.size() == 1);
+  CHECK(json::parse(h.publisher.published[0].body)["runId"] == "run-good");
+}
+
+TEST_CASE("when a batch's commit fails, each of its steps is retried with its claim released") {
+  Harness h;
+  h.add("a");
+  const std::string one = h.create({"a", "a"}, {}, {}, "run-1");
+  const std::string two = h.create({"a", "a"}, {}, {}, "run-2");
+  h.store.fail_next_commit = true;
+  const auto outcomes = h.processor().process_all({one, two});
+  for (const auto& outcome : outcomes) {
+    CHECK(outcome.disposition == Disposition::retry);
+    CHECK(outcome.event == "step.infrastructure_error");
+  }
+  for (const char* run_id : {"run-1", "run-2"}) {
+    CHECK(h.store.row(run_id).step == 0);
+    CHECK_FALSE(h.store.row(run_id).lease_owner.has_value());
+  }
+  CHECK(h.publisher.published.empty());
+}
+
+TEST_CASE("when the next steps cannot be published, the committed steps are acked for the sweeper") {
+  Harness h;
+  h.add("a");
+  const std::string one = h.create({"a", "a"}, {}, {}, "run-1");
+  const std::string two = h.create({"a", "a"}, {}, {}, "run-2");
+  h.publisher.fail = true;
+  const auto outcomes = h.processor().process_all({one, two});
+  for (const auto& outcome : outcomes) {
+    CHECK(outcome.disposition == Disposition::ack);
+    CHECK(outcome.event == "step.publish_failed");
+  }
+  // Committed: the rows moved on and are expected within stale_after, after
+  // which the sweeper republishes their steps.
+  CHECK(h.store.row("run-1").step == 1);
+  CHECK(h.store.row("run-2").step == 1);
+}

@@ -19,6 +19,7 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <set>
 #include <limits>
 #include <vector>
 
@@ -302,19 +303,26 @@ PublishProperties properties_of(const amqp_basic_properties_t& props) {
   return out;
 }
 
-// What a publish is waiting for: the confirm of one delivery tag.
+// What publishes are waiting for: the confirms of their delivery tags.
 struct ConfirmWait {
-  std::uint64_t delivery_tag = 0;
-  bool acked = false;
+  std::set<std::uint64_t> outstanding;  // published, not yet confirmed
   bool nacked = false;
   std::optional<std::string> returned;  // reply code and text of a basic.return
 
-  bool covers(std::uint64_t tag, bool multiple) const {
-    // multiple=1 confirms every tag up to and including `tag` (0: all outstanding).
-    return tag == delivery_tag || (multiple && (tag == 0 || tag >= delivery_tag));
+  // multiple=1 confirms every tag up to and including `tag` (0: all outstanding).
+  void confirm(std::uint64_t tag, bool multiple, bool negative) {
+    bool covered = false;
+    if (multiple) {
+      const auto end = tag == 0 ? outstanding.end() : outstanding.upper_bound(tag);
+      covered = outstanding.begin() != end;
+      outstanding.erase(outstanding.begin(), end);
+    } else {
+      covered = outstanding.erase(tag) > 0;
+    }
+    if (negative && covered) nacked = true;
   }
+  bool done() const { return outstanding.empty(); }
 };
-
 }  // namespace
 
 struct Connection::State {
@@ -430,15 +438,12 @@ struct Connection::State {
       }
       case AMQP_BASIC_ACK_METHOD: {
         const auto* ack = static_cast<const amqp_basic_ack_t*>(method.decoded);
-        if (wait != nullptr && wait->covers(ack->delivery_tag, ack->multiple != 0))
-          wait->acked = true;
+        if (wait != nullptr) wait->confirm(ack->delivery_tag, ack->multiple != 0, false);
         return;
       }
       case AMQP_BASIC_NACK_METHOD: {
         const auto* nack = static_cast<const amqp_basic_nack_t*>(method.decoded);
-        if (wait != nullptr && wait->covers(nack->delivery_tag, nack->multiple != 0)) {
-          wait->nacked = true;
-        }
+        if (wait != nullptr) wait->confirm(nack->delivery_tag, nack->multiple != 0, true);
         return;
       }
       case AMQP_BASIC_RETURN_METHOD: {
@@ -448,7 +453,7 @@ struct Connection::State {
         amqp_message_t message{};
         read_content(frame.channel, message, doing);
         MessageGuard guard{&message};
-        // Only one publish is in flight at a time, so a return is for it.
+        // A return names no delivery tag: it fails the whole wait.
         if (wait != nullptr) wait->returned = std::move(reason);
         return;
       }
@@ -480,7 +485,7 @@ struct Connection::State {
 
   void wait_for_confirm(ConfirmWait& wait, const std::string& doing) {
     const auto deadline = Clock::now() + confirm_timeout;
-    while (!wait.acked && !wait.nacked) {
+    while (!wait.done()) {
       const auto remaining = deadline - Clock::now();
       if (remaining <= Clock::duration::zero()) {
         fail(doing, "no publisher confirm within " + std::to_string(confirm_timeout.count()) +
@@ -784,18 +789,11 @@ void Connection::requeue(std::uint64_t delivery_tag) {
   s.check_status(amqp_basic_reject(s.conn(), s.channel, delivery_tag, 1), doing);
 }
 
-void Connection::publish(const std::string& queue, std::string_view body,
-                         const PublishProperties& properties) {
-  State& s = *state_;
-  const std::string doing = "publishing to queue '" + queue + "'";
-  s.require_usable(doing);
-  if (!s.confirms_selected) {
-    amqp_confirm_select(s.conn(), s.channel);
-    s.check_reply(amqp_get_rpc_reply(s.conn()), "enabling publisher confirms");
-    s.confirms_selected = true;
-    s.next_publish_tag = 1;
-  }
+namespace {
 
+// Sends one message without waiting for its confirm; returns the status.
+int send(amqp_connection_state_t connection, amqp_channel_t channel, const std::string& queue,
+         std::string_view body, const PublishProperties& properties) {
   amqp_basic_properties_t props{};
   props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
   props.delivery_mode =
@@ -817,25 +815,64 @@ void Connection::publish(const std::string& queue, std::string_view body,
     props._flags |= AMQP_BASIC_HEADERS_FLAG;
     props.headers = amqp_table_t{static_cast<int>(headers.size()), headers.data()};
   }
-
   // Default exchange, routing key = queue; mandatory so an unroutable message
   // comes back as basic.return instead of vanishing.
-  s.check_status(amqp_basic_publish(s.conn(), s.channel, amqp_empty_bytes, bytes_of(queue), 1, 0,
-                                    &props, bytes_of(body)),
-                 doing);
+  return amqp_basic_publish(connection, channel, amqp_empty_bytes, bytes_of(queue), 1, 0, &props,
+                            bytes_of(body));
+}
+
+}  // namespace
+
+void Connection::publish(const std::string& queue, std::string_view body,
+                         const PublishProperties& properties) {
+  publish_all({OutgoingMessage{queue, std::string(body), properties}});
+}
+
+void Connection::publish_all(const std::vector<OutgoingMessage>& messages) {
+  if (messages.empty()) return;
+  State& s = *state_;
+  const std::string doing = messages.size() == 1
+                                ? "publishing to queue '" + messages.front().queue + "'"
+                                : "publishing " + std::to_string(messages.size()) + " messages";
+  s.require_usable(doing);
+  if (!s.confirms_selected) {
+    amqp_confirm_select(s.conn(), s.channel);
+    s.check_reply(amqp_get_rpc_reply(s.conn()), "enabling publisher confirms");
+    s.confirms_selected = true;
+    s.next_publish_tag = 1;
+  }
+  // All messages go out before the first confirm is awaited: the broker
+  // stores (and for durable queues syncs) them together.
   ConfirmWait wait;
-  wait.delivery_tag = s.next_publish_tag++;
+  for (const OutgoingMessage& message : messages) {
+    s.check_status(send(s.conn(), s.channel, message.queue, message.body, message.properties),
+                   doing);
+    wait.outstanding.insert(s.next_publish_tag++);
+  }
   s.wait_for_confirm(wait, doing);
   if (wait.nacked) {
     s.fail(doing, "the broker refused the message (basic.nack); it was not stored", false);
   }
   if (wait.returned) {
     // The broker acks a returned message too: the ack alone does not mean stored.
+    std::string queues;
+    for (const OutgoingMessage& message : messages) {
+      if (queues.find("'" + message.queue + "'") != std::string::npos) continue;
+      queues += (queues.empty() ? "'" : ", '") + message.queue + "'";
+    }
     s.fail(doing,
-           "no queue named '" + queue + "' took the message (" + *wait.returned +
+           "no queue named " + queues + " took the message (" + *wait.returned +
                "); does the queue exist?",
            false);
   }
+}
+
+int Connection::socket_fd() const noexcept { return amqp_get_sockfd(state_->conn()); }
+
+bool Connection::input_buffered() const noexcept {
+  const State& s = *state_;
+  return !s.pending.empty() || amqp_frames_enqueued(s.conn()) != 0 ||
+         amqp_data_in_buffer(s.conn()) != 0;
 }
 
 bool Connection::broken() const noexcept { return state_->broken; }
@@ -867,6 +904,26 @@ void ReconnectingPublisher::publish(const std::string& queue, std::string_view b
   // failed, this publishes a second copy.
   connection_ = std::make_unique<Connection>(settings_, name_);
   connection_->publish(queue, body, properties);
+}
+
+void ReconnectingPublisher::publish_all(const std::vector<OutgoingMessage>& messages) {
+  if (connection_ && connection_->broken()) connection_.reset();
+  if (!connection_) connection_ = std::make_unique<Connection>(settings_, name_);
+  try {
+    connection_->publish_all(messages);
+    return;
+  } catch (const AmqpError& error) {
+    if (!connection_->broken()) throw;
+    log::event(log::Level::warn, "amqp.reconnect",
+               "publisher connection broke; reconnecting once and publishing again",
+               {{"broker", settings_.describe()},
+                {"messages", static_cast<long long>(messages.size())},
+                {"error", error.what()}});
+  }
+  connection_.reset();
+  // At-least-once, as publish(): some of these may now be stored twice.
+  connection_ = std::make_unique<Connection>(settings_, name_);
+  connection_->publish_all(messages);
 }
 
 void ReconnectingPublisher::declare(const QueueSpec& queue) {

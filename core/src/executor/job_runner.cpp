@@ -1,10 +1,22 @@
 #include "program_executor/executor/job_runner.hpp"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <stdexcept>
 
 namespace program_executor::executor {
 
-JobRunner::JobRunner(Process process) : process_(std::move(process)) {
+JobRunner::JobRunner(Process process, std::size_t max_batch)
+    : process_(std::move(process)), max_batch_(std::max<std::size_t>(max_batch, 1)) {
+  wakeup_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wakeup_fd_ < 0) {
+    throw std::runtime_error(std::string("creating the job runner's eventfd: ") +
+                             std::strerror(errno));
+  }
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -15,61 +27,96 @@ JobRunner::~JobRunner() {
   }
   changed_.notify_all();
   thread_.join();
+  ::close(wakeup_fd_);
 }
 
-void JobRunner::submit(std::string body) {
+void JobRunner::submit(std::uint64_t delivery_tag, std::string body) {
   {
     std::lock_guard lock(mutex_);
-    if (busy_) throw std::logic_error("JobRunner::submit while a step is running");
-    busy_ = true;
-    output_.reset();
-    input_ = std::move(body);
+    queue_.push_back(Queued{delivery_tag, std::move(body)});
   }
   changed_.notify_all();
 }
 
-std::optional<StepOutcome> JobRunner::poll() {
-  std::lock_guard lock(mutex_);
-  if (busy_ || !output_) return std::nullopt;
-  std::optional<StepOutcome> result = std::move(output_);
-  output_.reset();
-  return result;
+std::vector<JobRunner::Finished> JobRunner::take_finished() {
+  std::vector<Finished> taken;
+  {
+    std::lock_guard lock(mutex_);
+    taken.swap(finished_);
+    std::uint64_t count = 0;
+    // Reset the eventfd under the lock, so a later outcome sets it again.
+    while (::read(wakeup_fd_, &count, sizeof count) > 0) {
+    }
+  }
+  return taken;
 }
 
-StepOutcome JobRunner::wait() {
-  std::unique_lock lock(mutex_);
-  changed_.wait(lock, [this] { return !busy_; });
-  StepOutcome result = output_.value_or(StepOutcome{Disposition::retry, "step.not_run"});
-  output_.reset();
-  return result;
+std::vector<std::uint64_t> JobRunner::take_unstarted() {
+  std::lock_guard lock(mutex_);
+  std::vector<std::uint64_t> tags;
+  for (const Queued& queued : queue_) tags.push_back(queued.delivery_tag);
+  queue_.clear();
+  return tags;
 }
 
-bool JobRunner::busy() const {
+bool JobRunner::idle() const {
   std::lock_guard lock(mutex_);
+  return !busy_ && queue_.empty();
+}
+
+std::size_t JobRunner::queued() const {
+  std::lock_guard lock(mutex_);
+  return queue_.size();
+}
+
+bool JobRunner::running(std::chrono::steady_clock::time_point* since) const {
+  std::lock_guard lock(mutex_);
+  if (busy_ && since != nullptr) *since = busy_since_;
   return busy_;
 }
 
+void JobRunner::wait_idle() {
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [this] { return !busy_ && queue_.empty(); });
+}
+
 void JobRunner::loop() {
+  // Batching pays off for short steps, whose cost is mostly the claim, the
+  // commit and the confirm. Steps whose jobs take longer run one at a time,
+  // so a slow job neither holds other claimed steps nor delays their commits.
+  constexpr auto slow_step = std::chrono::milliseconds(5);
+  std::size_t limit = max_batch_;
   std::unique_lock lock(mutex_);
   while (true) {
-    changed_.wait(lock, [this] { return quit_ || input_.has_value(); });
-    if (input_) {
-      std::string body = std::move(*input_);
-      input_.reset();
-      lock.unlock();
-      // StepProcessor::process never throws; this guards a future Process that might.
-      StepOutcome result{Disposition::retry, "step.runner_error"};
-      try {
-        result = process_(body);
-      } catch (...) {
-      }
-      lock.lock();
-      output_ = std::move(result);
-      busy_ = false;
-      changed_.notify_all();
-      continue;
-    }
+    changed_.wait(lock, [this] { return quit_ || !queue_.empty(); });
     if (quit_) return;
+    std::vector<std::uint64_t> tags;
+    std::vector<std::string> bodies;
+    while (!queue_.empty() && bodies.size() < limit) {
+      tags.push_back(queue_.front().delivery_tag);
+      bodies.push_back(std::move(queue_.front().body));
+      queue_.pop_front();
+    }
+    busy_ = true;
+    busy_since_ = std::chrono::steady_clock::now();
+    lock.unlock();
+    std::vector<StepOutcome> outcomes;
+    try {
+      outcomes = process_(bodies);
+    } catch (...) {
+      // StepProcessor::process_all never throws; this guards a Process that might.
+    }
+    outcomes.resize(bodies.size(), StepOutcome{Disposition::retry, "step.runner_error"});
+    const auto per_step = (std::chrono::steady_clock::now() - busy_since_) / bodies.size();
+    limit = per_step > slow_step ? 1 : max_batch_;
+    lock.lock();
+    for (std::size_t i = 0; i < tags.size(); ++i) {
+      finished_.emplace_back(tags[i], std::move(outcomes[i]));
+    }
+    busy_ = false;
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const ssize_t written = ::write(wakeup_fd_, &one, sizeof one);
+    changed_.notify_all();
   }
 }
 

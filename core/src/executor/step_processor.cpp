@@ -50,117 +50,172 @@ StepProcessor::StepProcessor(store::ProgramStore& store, const JobLibrary& jobs,
                settings_.stale_after) {}
 
 StepOutcome StepProcessor::process(std::string_view body) {
-  metrics_.step_started();
-  StepOutcome result = process_counted(body);
-  drop_hold();
-  metrics_.step_ended();
-  if (result.disposition == Disposition::retry) metrics_.step_retried();
-  if (result.event == "program.cancelled") metrics_.program_cancelled();
-  if (result.event == "step.duplicate" || result.event == "step.busy") metrics_.message_duplicate();
-  if (result.event == "message.parked") metrics_.message_parked();
-  return result;
+  return process_all({std::string(body)}).front();
+}
+
+std::vector<StepOutcome> StepProcessor::process_all(const std::vector<std::string>& bodies) {
+  std::vector<Step> steps(bodies.size());
+  for (std::size_t i = 0; i < bodies.size(); ++i) {
+    metrics_.step_started();
+    steps[i].body = bodies[i];
+    steps[i].outcome = examine(steps[i]);
+  }
+  claim_steps(steps);
+  for (Step& step : steps) {
+    if (!step.claim || step.outcome) continue;
+    try {
+      step.outcome = run_claimed(step.message, *step.row, *step.claim);
+    } catch (const std::exception& e) {
+      step.outcome = infrastructure_error(step, e.what());
+    }
+  }
+  commit_steps(steps);
+  drop_holds();
+
+  std::vector<StepOutcome> outcomes;
+  outcomes.reserve(steps.size());
+  for (Step& step : steps) {
+    StepOutcome result = step.outcome.value_or(StepOutcome{Disposition::retry, "step.not_run"});
+    metrics_.step_ended();
+    if (result.disposition == Disposition::retry) metrics_.step_retried();
+    if (result.event == "program.cancelled") metrics_.program_cancelled();
+    if (result.event == "step.duplicate" || result.event == "step.busy") metrics_.message_duplicate();
+    if (result.event == "message.parked") metrics_.message_parked();
+    outcomes.push_back(std::move(result));
+  }
+  return outcomes;
 }
 
 void StepProcessor::hold(const std::string& run_id, int step, std::int64_t token) {
   std::lock_guard lock(claim_mutex_);
-  claim_ = Claim{run_id, step, token, std::chrono::steady_clock::now()};
+  claims_.push_back(Claim{run_id, step, token, std::chrono::steady_clock::now()});
 }
 
-void StepProcessor::drop_hold() {
+void StepProcessor::drop_holds() {
   std::lock_guard lock(claim_mutex_);
-  claim_.reset();
+  claims_.clear();
 }
 
 void StepProcessor::renew_claim_if_due() {
-  std::optional<Claim> due;
+  std::vector<Claim> due;
   {
     std::lock_guard lock(claim_mutex_);
-    if (!claim_ || std::chrono::steady_clock::now() - claim_->renewed < settings_.lease / 3) return;
-    claim_->renewed = std::chrono::steady_clock::now();
-    due = claim_;
-  }
-  try {
-    if (!store_.renew(due->run_id, due->step, due->token, settings_.lease)) {
-      // Another worker took the step over (our lease ran out, e.g. while the
-      // database was unreachable): whatever this execution does, it can no
-      // longer commit.
-      log::event(Level::warn, "step.claim_lost", "another worker holds this step now",
-                 {{"run_id", due->run_id}, {"step", due->step}});
+    const auto now = std::chrono::steady_clock::now();
+    for (Claim& claim : claims_) {
+      if (now - claim.renewed < settings_.lease / 3) continue;
+      claim.renewed = now;
+      due.push_back(claim);
     }
-  } catch (const std::exception& e) {
-    log::event(Level::warn, "step.claim_renew_failed", e.what(),
-               {{"run_id", due->run_id}, {"step", due->step}});
+  }
+  for (const Claim& claim : due) {
+    try {
+      if (!store_.renew(claim.run_id, claim.step, claim.token, settings_.lease)) {
+        // Another worker took the step over (our lease ran out, e.g. while the
+        // database was unreachable): whatever this execution does, it can no
+        // longer commit.
+        log::event(Level::warn, "step.claim_lost", "another worker holds this step now",
+                   {{"run_id", claim.run_id}, {"step", claim.step}});
+      }
+    } catch (const std::exception& e) {
+      log::event(Level::warn, "step.claim_renew_failed", e.what(),
+                 {{"run_id", claim.run_id}, {"step", claim.step}});
+    }
   }
 }
 
-StepOutcome StepProcessor::process_counted(std::string_view body) {
-  StepMessage message;
+std::optional<StepOutcome> StepProcessor::examine(Step& step) {
   try {
-    message = parse_step_message(body, settings_.limits);
+    step.message = parse_step_message(step.body, settings_.limits);
   } catch (const InvalidMessage& e) {
-    return park(body, e.what());
+    return park(step.body, e.what());
   }
-  std::optional<store::StepClaim> claim;
-  int claimed_step = 0;
+  const StepMessage& message = step.message;
   try {
-    std::optional<store::ProgramRow> row = store_.find(message.run_id);
-    if (!row) return park(body, "no program with run id " + message.run_id);
+    std::optional<store::ProgramRow>& row = step.row;
+    row = store_.find(message.run_id);
+    if (!row) return park(step.body, "no program with run id " + message.run_id);
     // The step a message stands for follows from how many jobs it has left,
     // so messages in the original's shape need no extra field.
-    const int step = static_cast<int>(row->jobs.size()) - static_cast<int>(message.jobs.size());
-    if (step < 0) {
-      return park(body, "message has " + std::to_string(message.jobs.size()) +
-                            " jobs left but program " + message.run_id + " has only " +
-                            std::to_string(row->jobs.size()));
+    step.step = static_cast<int>(row->jobs.size()) - static_cast<int>(message.jobs.size());
+    if (step.step < 0) {
+      return park(step.body, "message has " + std::to_string(message.jobs.size()) +
+                                 " jobs left but program " + message.run_id + " has only " +
+                                 std::to_string(row->jobs.size()));
     }
     const auto give_up = std::chrono::steady_clock::now() + settings_.early_step_wait;
-    while (step > row->step && !row->ended() && std::chrono::steady_clock::now() < give_up) {
+    while (step.step > row->step && !row->ended() && std::chrono::steady_clock::now() < give_up) {
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
       row = store_.find(message.run_id);
-      if (!row) return park(body, "no program with run id " + message.run_id);
+      if (!row) return park(step.body, "no program with run id " + message.run_id);
     }
     if (row->errored_at) {
       // How an operator stops a program by hand: the next step is dropped.
       return outcome(Disposition::ack, "program.cancelled", Level::info, message, row->step,
                      row->error_message.value_or(""));
     }
-    if (step > row->step && !row->finished_at) {
-      return outcome(Disposition::retry, "step.early", Level::warn, message, step,
+    if (step.step > row->step && !row->finished_at) {
+      return outcome(Disposition::retry, "step.early", Level::warn, message, step.step,
                      "the program is still at step " + std::to_string(row->step) +
                          "; retrying once the previous step has committed");
     }
-    if (row->finished_at || step != row->step) {
-      return outcome(Disposition::ack, "step.duplicate", Level::warn, message, step,
+    if (row->finished_at || step.step != row->step) {
+      return outcome(Disposition::ack, "step.duplicate", Level::warn, message, step.step,
                      "the program is at step " + std::to_string(row->step) +
                          (row->finished_at ? " and finished" : "") +
                          "; this message is stale or duplicated and is dropped");
     }
-    claimed_step = step;
-    claim = store_.claim(message.run_id, step, settings_.owner, settings_.lease);
-    if (!claim) {
+    return std::nullopt;  // to be claimed
+  } catch (const std::exception& e) {
+    return infrastructure_error(step, e.what());
+  }
+}
+
+void StepProcessor::claim_steps(std::vector<Step>& steps) {
+  std::vector<store::ClaimRequest> requests;
+  std::vector<Step*> claiming;
+  for (Step& step : steps) {
+    if (step.outcome) continue;
+    requests.push_back(store::ClaimRequest{step.message.run_id, step.step});
+    claiming.push_back(&step);
+  }
+  if (requests.empty()) return;
+  std::vector<std::optional<store::StepClaim>> claims;
+  try {
+    // One transaction, one commit, for every step of the batch.
+    claims = store_.claim_all(requests, settings_.owner, settings_.lease);
+  } catch (const std::exception& e) {
+    for (Step* step : claiming) step->outcome = infrastructure_error(*step, e.what());
+    return;
+  }
+  for (std::size_t i = 0; i < claiming.size(); ++i) {
+    Step& step = *claiming[i];
+    if (!claims[i]) {
       // Another live worker runs this very step (this message is a copy, e.g.
       // republished by the sweeper). If that worker dies, its claim expires
       // and the sweeper republishes the step: dropping this copy loses nothing.
-      return outcome(Disposition::ack, "step.busy", Level::warn, message, step,
-                     "another worker holds this step; this copy is dropped");
+      step.outcome = outcome(Disposition::ack, "step.busy", Level::warn, step.message, step.step,
+                             "another worker holds this step; this copy is dropped");
+      continue;
     }
-    hold(message.run_id, step, claim->token);
-    PE_CRASH_POINT("after_claim");
-    return run_claimed(message, *row, *claim);
-  } catch (const std::exception& e) {
-    // Database or broker trouble: the job's own failures never get here. Try
-    // the step again after the retry delay instead of losing it.
-    log::event(Level::error, "step.infrastructure_error", e.what(), {{"run_id", message.run_id}});
-    if (claim) {
-      try {
-        store_.release(message.run_id, claimed_step, claim->token,
-                       settings_.retry_delay + settings_.stale_after);
-      } catch (const std::exception&) {
-        // The claim expires by itself; the sweeper then recovers the step.
-      }
-    }
-    return StepOutcome{Disposition::retry, "step.infrastructure_error"};
+    step.claim = claims[i];
+    hold(step.message.run_id, step.step, step.claim->token);
   }
+  PE_CRASH_POINT("after_claim");
+}
+
+StepOutcome StepProcessor::infrastructure_error(Step& step, const std::string& what) {
+  // Database or broker trouble: the job's own failures never get here. Try
+  // the step again after the retry delay instead of losing it.
+  log::event(Level::error, "step.infrastructure_error", what, {{"run_id", step.message.run_id}});
+  if (step.claim) {
+    try {
+      store_.release(step.message.run_id, step.step, step.claim->token,
+                     settings_.retry_delay + settings_.stale_after);
+    } catch (const std::exception&) {
+      // The claim expires by itself; the sweeper then recovers the step.
+    }
+  }
+  return StepOutcome{Disposition::retry, "step.infrastructure_error"};
 }
 
 StepOutcome StepProcessor::park(std::string_view body, const std::string& reason) {
@@ -181,8 +236,9 @@ StepOutcome StepProcessor::park(std::string_view body, const std::string& reason
   return StepOutcome{Disposition::ack, "message.parked"};
 }
 
-StepOutcome StepProcessor::run_claimed(const StepMessage& message, const store::ProgramRow& row,
-                                       const store::StepClaim& claim) {
+std::optional<StepOutcome> StepProcessor::run_claimed(const StepMessage& message,
+                                                      const store::ProgramRow& row,
+                                                      const store::StepClaim& claim) {
   const std::string& job_name = message.current_job();
   const int step = row.step;
   const std::int64_t token = claim.token;
@@ -204,7 +260,7 @@ StepOutcome StepProcessor::run_claimed(const StepMessage& message, const store::
     metrics_.job_executed(job_name, metrics::JobOutcome::skipped, 0.0);
     outcome(Disposition::ack, "job.skipped", Level::warn, message, step,
             "no job with this name is loaded; the step counts as done");
-    return commit_success(message, row, token);
+    return std::nullopt;  // committed with the batch
   }
 
   log::event(Level::info, "job.started", "",
@@ -286,7 +342,7 @@ StepOutcome StepProcessor::run_claimed(const StepMessage& message, const store::
   log::event(Level::info, "job.finished", "",
              {{"run_id", message.run_id}, {"job", job_name}, {"step", step},
               {"duration_ms", elapsed_ms(started)}});
-  return commit_success(message, row, token);
+  return std::nullopt;  // committed with the batch
 }
 
 StepOutcome StepProcessor::schedule_retry(const StepMessage& message,
@@ -321,43 +377,71 @@ StepOutcome StepProcessor::schedule_retry(const StepMessage& message,
   return StepOutcome{Disposition::ack, "job.retry"};
 }
 
-StepOutcome StepProcessor::commit_success(const StepMessage& message,
-                                          const store::ProgramRow& row, std::int64_t token) {
-  const int step = row.step;
-  const bool last = message.jobs.size() <= 1;
-  // Commit first, then publish: a crash in between leaves the row moved on
-  // and expected within stale_after; the sweeper then republishes the step.
+void StepProcessor::commit_steps(std::vector<Step>& steps) {
+  std::vector<store::StepCommit> commits;
+  std::vector<Step*> committing;
+  for (Step& step : steps) {
+    if (step.outcome || !step.claim) continue;
+    commits.push_back(store::StepCommit{step.message.run_id, step.step, step.claim->token,
+                                        step.message.jobs.size() <= 1});
+    committing.push_back(&step);
+  }
+  if (commits.empty()) return;
+  // Commit first, then publish: a crash in between leaves the rows moved on
+  // and expected within stale_after; the sweeper then republishes the steps.
   // The reverse order (the original's) forks the program on such a crash.
   PE_CRASH_POINT("before_commit");
-  const bool committed = last ? store_.finish(message.run_id, step, token)
-                              : store_.advance(message.run_id, step, token, settings_.stale_after);
-  if (!committed) {
-    return outcome(Disposition::ack, "step.superseded", Level::warn, message, step,
-                   "the program was cancelled, or another worker took this step over");
-  }
-  log::event(Level::debug, "step.committed", "",
-             {{"run_id", message.run_id}, {"step", step}, {"token", static_cast<long long>(token)}});
-  PE_CRASH_POINT("after_commit");
-  if (last) {
-    metrics_.program_finished();
-    log::event(Level::info, "program.finished", "",
-               {{"run_id", message.run_id}, {"steps", static_cast<long long>(row.jobs.size())}});
-    return StepOutcome{Disposition::ack, "program.finished"};
-  }
+  std::vector<bool> committed;
   try {
-    amqp::PublishProperties properties;
-    properties.persistent = settings_.persistent;
-    properties.timestamp = now_ms_since_epoch();
-    publisher_.publish(settings_.queue, next_step_body(message), properties);
+    committed = store_.commit_all(commits, settings_.stale_after);
   } catch (const std::exception& e) {
-    // The step is committed; the next one is overdue in stale_after and then
-    // republished by the sweeper. Redelivering this message would not help.
-    log::event(Level::error, "step.publish_failed", e.what(),
-               {{"run_id", message.run_id}, {"step", step + 1}});
-    return StepOutcome{Disposition::ack, "step.publish_failed"};
+    for (Step* step : committing) step->outcome = infrastructure_error(*step, e.what());
+    return;
+  }
+  std::vector<amqp::OutgoingMessage> next_steps;
+  std::vector<Step*> publishing;
+  for (std::size_t i = 0; i < committing.size(); ++i) {
+    Step& step = *committing[i];
+    const StepMessage& message = step.message;
+    if (!committed[i]) {
+      step.outcome = outcome(Disposition::ack, "step.superseded", Level::warn, message, step.step,
+                             "the program was cancelled, or another worker took this step over");
+      continue;
+    }
+    log::event(Level::debug, "step.committed", "",
+               {{"run_id", message.run_id},
+                {"step", step.step},
+                {"token", static_cast<long long>(step.claim->token)}});
+    if (commits[i].last) {
+      metrics_.program_finished();
+      log::event(Level::info, "program.finished", "",
+                 {{"run_id", message.run_id},
+                  {"steps", static_cast<long long>(step.row->jobs.size())}});
+      step.outcome = StepOutcome{Disposition::ack, "program.finished"};
+      continue;
+    }
+    amqp::OutgoingMessage next{settings_.queue, next_step_body(message), {}};
+    next.properties.persistent = settings_.persistent;
+    next.properties.timestamp = now_ms_since_epoch();
+    next_steps.push_back(std::move(next));
+    publishing.push_back(&step);
+  }
+  PE_CRASH_POINT("after_commit");
+  if (next_steps.empty()) return;
+  try {
+    publisher_.publish_all(next_steps);
+  } catch (const std::exception& e) {
+    // The steps are committed; the next ones are overdue in stale_after and
+    // then republished by the sweeper. Redelivering these would not help.
+    for (Step* step : publishing) {
+      log::event(Level::error, "step.publish_failed", e.what(),
+                 {{"run_id", step->message.run_id}, {"step", step->step + 1}});
+      step->outcome = StepOutcome{Disposition::ack, "step.publish_failed"};
+    }
+    return;
   }
   PE_CRASH_POINT("after_publish");
-  return StepOutcome{Disposition::ack, "job.finished"};
+  for (Step* step : publishing) step->outcome = StepOutcome{Disposition::ack, "job.finished"};
 }
 
 }  // namespace program_executor::executor

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
-#include <deque>
 #include <thread>
 
+#include <poll.h>
 #include <unistd.h>
 
 #include "program_executor/amqp/connection.hpp"
@@ -22,6 +22,11 @@ std::string worker_identity(int index) {
   ::gethostname(host, sizeof host - 1);
   return std::string(host) + ":" + std::to_string(::getpid()) + ":" + std::to_string(index);
 }
+
+// The longest the working loop sleeps, also while a job runs.
+constexpr auto loop_period = 200ms;
+// A batch running longer than this hands the deliveries queued behind it back.
+constexpr auto long_batch = 100ms;
 
 void mark(std::atomic<std::int64_t>& beat) {
   beat = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -76,14 +81,17 @@ void Worker::run() {
   processor_settings.quorum = settings_.topology.quorum();
   StepProcessor processor(store_, jobs_, publisher, processor_settings, stop_requested_,
                           metrics_);
-  JobRunner runner([&processor](const std::string& body) { return processor.process(body); });
+  // Half the prefetch per batch: the other half arrives while a batch runs,
+  // so the runner never waits for the broker between batches.
+  const std::size_t max_batch = static_cast<std::size_t>(std::max(1, settings_.prefetch / 2));
+  JobRunner runner(
+      [&processor](const std::vector<std::string>& bodies) { return processor.process_all(bodies); },
+      max_batch);
 
   auto backoff = 250ms;
   bool connected_before = false;
   while (!stop_requested_) {
     mark(beat_);
-    // Set while a delivery of the current connection is being processed.
-    std::optional<std::uint64_t> in_flight;
     try {
       amqp::Connection consumer(settings_.connection, name + " consumer");
       consumer.declare(settings_.topology);
@@ -95,60 +103,76 @@ void Worker::run() {
                  {{"worker", settings_.index}, {"queue", settings_.topology.main_queue()},
                   {"broker", settings_.connection.describe()}});
       backoff = 250ms;
-
-      std::deque<amqp::Delivery> pending;  // received, not started (at most prefetch)
-      bool cancelled = false;
-      while (true) {
-        mark(beat_);
-        if (stop_requested_ && !cancelled) {
-          consumer.cancel_consume();
-          for (const auto& delivery : pending) consumer.requeue(delivery.delivery_tag);
-          pending.clear();
-          cancelled = true;
-        }
-        if (in_flight) {
-          processor.renew_claim_if_due();
-          if (auto outcome = runner.poll()) {
-            apply(consumer, *in_flight, *outcome);
-            in_flight.reset();
-          }
-        }
-        if (!in_flight && !pending.empty()) {
-          in_flight = pending.front().delivery_tag;
-          runner.submit(std::move(pending.front().body));
-          pending.pop_front();
-        }
-        if (cancelled && !in_flight) break;
-        // Short waits while a job runs, so its outcome is applied promptly;
-        // every call also services the connection's heartbeats.
-        if (auto delivery = consumer.next_delivery(in_flight ? 5ms : 200ms)) {
-          if (cancelled) {
-            consumer.requeue(delivery->delivery_tag);
-          } else {
-            pending.push_back(std::move(*delivery));
-          }
-        }
-      }
+      serve(consumer, runner, processor);
       log::event(log::Level::info, "worker.stopped", "", {{"worker", settings_.index}});
       return;
     } catch (const amqp::AmqpError& e) {
       log::event(log::Level::error, "amqp.connection_lost", e.what(),
                  {{"worker", settings_.index}, {"retry_in_ms", static_cast<long long>(backoff.count())}});
     }
-    if (in_flight) {
-      // The broker redelivers this message once the connection is gone; when
-      // it comes back the step check recognises it if the step completed.
-      std::optional<StepOutcome> outcome;
-      while (!(outcome = runner.poll())) {
-        mark(beat_);
-        processor.renew_claim_if_due();
-        std::this_thread::sleep_for(20ms);
-      }
+    // Deliveries of the lost connection: the broker redelivers every one not
+    // acknowledged. Those not started are dropped here; the running batch
+    // finishes, and when its messages come back the step check recognises
+    // the steps that completed.
+    runner.take_unstarted();
+    while (!runner.idle()) {
+      mark(beat_);
+      processor.renew_claim_if_due();
+      std::this_thread::sleep_for(20ms);
+    }
+    for (const auto& [tag, outcome] : runner.take_finished()) {
       log::event(log::Level::warn, "step.ack_lost", "connection lost while the step ran",
-                 {{"worker", settings_.index}, {"outcome", outcome->event}});
+                 {{"worker", settings_.index}, {"outcome", outcome.event}});
     }
     interruptible_sleep(backoff, stop_requested_, beat_);
     backoff = std::min<std::chrono::milliseconds>(backoff * 2, 30s);
+  }
+}
+
+void Worker::serve(amqp::Connection& consumer, JobRunner& runner, StepProcessor& processor) {
+  bool cancelled = false;
+  bool throttled = false;  // prefetch lowered to 1 while a long batch runs
+  while (true) {
+    mark(beat_);
+    for (const auto& [tag, outcome] : runner.take_finished()) apply(consumer, tag, outcome);
+    if (stop_requested_ && !cancelled) {
+      consumer.cancel_consume();
+      for (const std::uint64_t tag : runner.take_unstarted()) consumer.requeue(tag);
+      cancelled = true;
+    }
+    processor.renew_claim_if_due();
+    // Fairness: deliveries queued behind a long-running job go back to the
+    // broker for idle workers, and this worker takes one at a time until the
+    // job ends; fast steps keep the whole prefetch window.
+    std::chrono::steady_clock::time_point since;
+    if (runner.running(&since) && std::chrono::steady_clock::now() - since > long_batch) {
+      if (!throttled && settings_.prefetch > 1 && !cancelled) {
+        consumer.set_prefetch(1);
+        throttled = true;
+      }
+      for (const std::uint64_t tag : runner.take_unstarted()) consumer.requeue(tag);
+    } else if (throttled && !runner.running()) {
+      consumer.set_prefetch(settings_.prefetch);
+      throttled = false;
+    }
+    if (cancelled && runner.idle()) {
+      for (const auto& [tag, outcome] : runner.take_finished()) apply(consumer, tag, outcome);
+      return;
+    }
+    // Wait for the broker or for finished steps, whichever comes first. The
+    // timeout keeps the loop (heartbeats, claim renewal, the watchdog's beat)
+    // turning while a job runs.
+    if (!consumer.input_buffered()) {
+      pollfd ready[2] = {{consumer.socket_fd(), POLLIN, 0}, {runner.wakeup_fd(), POLLIN, 0}};
+      ::poll(ready, 2, static_cast<int>(loop_period.count()));
+    }
+    while (auto delivery = consumer.next_delivery(0ms)) {
+      if (cancelled) {
+        consumer.requeue(delivery->delivery_tag);
+      } else {
+        runner.submit(delivery->delivery_tag, std::move(delivery->body));
+      }
+    }
   }
 }
 

@@ -60,10 +60,18 @@ std::vector<std::string> job_names(const std::string& text) {
   return names;
 }
 
-// Runs a prepared UPDATE and tells whether it matched a row.
-bool matched(soci::statement& statement) {
+// Runs a statement once and returns the number of rows it changed. Unlike
+// session.prepare, a one-time statement is not prepared on the server first
+// (PostgreSQL: no PREPARE and DEALLOCATE round trips around each execution).
+template <class... Bindings>
+long long affected(soci::session& session, const std::string& query, Bindings&&... bindings) {
+  soci::statement statement(session);
+  (statement.exchange(std::forward<Bindings>(bindings)), ...);
+  statement.alloc();
+  statement.prepare(query, soci::details::st_one_time_query);
+  statement.define_and_bind();
   statement.execute(true);
-  return statement.get_affected_rows() > 0;
+  return statement.get_affected_rows();
 }
 
 long long milliseconds(std::chrono::milliseconds duration) { return duration.count(); }
@@ -75,7 +83,28 @@ SqlProgramStore::SqlProgramStore(Database& database)
       dialect_(database.dialect()),
       table_(dialect_.quote(database.table())),
       now_(dialect_.now()),
-      running_(" AND finished_at IS NULL AND errored_at IS NULL") {}
+      running_(" AND finished_at IS NULL AND errored_at IS NULL") {
+  // The statements of every step, built once.
+  // (MySQL evaluates SET left to right: the crash count reads the old owner.)
+  claim_sql_ = "UPDATE " + table_ +
+               " SET step_crash_count = step_crash_count +"
+               " CASE WHEN lease_owner IS NOT NULL THEN 1 ELSE 0 END,"
+               " lease_owner = :owner, lease_token = lease_token + 1,"
+               " lease_until = " + later("lease") +
+               " WHERE run_id = :run_id AND step = :step" + running_ +
+               " AND (lease_owner IS NULL OR lease_until IS NULL OR lease_until < " + now_ + ")";
+  claim_read_sql_ = "SELECT lease_token, step_crash_count FROM " + table_ +
+                    " WHERE run_id = :run_id ORDER BY id LIMIT 1";
+  advance_sql_ = "UPDATE " + table_ +
+                 " SET step = step + 1, step_retry_count = 0,"
+                 " step_crash_count = 0, lease_owner = NULL,"
+                 " lease_until = " + later("expect") + ", updated_at = " + now_ +
+                 " WHERE run_id = :run_id AND step = :step AND lease_token = :token" + running_;
+  finish_sql_ = "UPDATE " + table_ + " SET finished_at = " + now_ +
+                ", step_retry_count = 0, lease_owner = NULL,"
+                " lease_until = NULL, updated_at = " + now_ +
+                " WHERE run_id = :run_id AND step = :step AND lease_token = :token" + running_;
+}
 
 std::string SqlProgramStore::later(const char* name) const { return dialect_.now_plus(name); }
 
@@ -87,8 +116,8 @@ void SqlProgramStore::insert(const NewProgram& program, std::chrono::millisecond
     const long long expect = milliseconds(expect_within);
     // Where we created the table, its unique run_id index refuses a duplicate;
     // the original's index is not unique, so the insert checks too.
-    soci::statement st =
-        (session.prepare << "INSERT INTO " + table_ +
+    const long long rows = affected(session,
+        "INSERT INTO " + table_ +
                                 " (run_id, jobs, step, step_retry_count, job_data, program_data,"
                                 " created_at, updated_at, lease_until) SELECT :run_id, " +
                                 dialect_.json_value("jobs") + ", 0, 0, " +
@@ -99,7 +128,7 @@ void SqlProgramStore::insert(const NewProgram& program, std::chrono::millisecond
                                 " WHERE run_id = :existing)",
          soci::use(program.run_id), soci::use(jobs), soci::use(job_data), soci::use(program_data),
          soci::use(expect), soci::use(program.run_id));
-    return matched(st);
+    return rows > 0;
   });
   if (!inserted) throw StoreError("a program with run id " + program.run_id + " exists already");
 }
@@ -154,32 +183,47 @@ std::optional<ProgramRow> SqlProgramStore::find(const std::string& run_id) {
 std::optional<StepClaim> SqlProgramStore::claim(const std::string& run_id, int step,
                                                 const std::string& owner,
                                                 std::chrono::milliseconds lease) {
-  return guarded(database_, "claiming a step", run_id, [&](soci::session& session) -> std::optional<StepClaim> {
+  return guarded(database_, "claiming a step", run_id, [&](soci::session& session) {
     WriteTransaction transaction(session, dialect_);
-    const long long lease_for = milliseconds(lease);
-    // An unreleased claim whose lease ran out means its worker died (or lost
-    // the database for longer than the lease): that is counted as a crash.
-    // (MySQL evaluates SET left to right: the count reads the old owner.)
-    soci::statement update =
-        (session.prepare << "UPDATE " + table_ +
-                                " SET step_crash_count = step_crash_count +"
-                                " CASE WHEN lease_owner IS NOT NULL THEN 1 ELSE 0 END,"
-                                " lease_owner = :owner, lease_token = lease_token + 1,"
-                                " lease_until = " + later("lease") +
-                                " WHERE run_id = :run_id AND step = :step" + running_ +
-                                " AND (lease_owner IS NULL OR lease_until IS NULL OR lease_until < " +
-                                now_ + ")",
-         soci::use(owner), soci::use(lease_for), soci::use(run_id), soci::use(step));
-    if (!matched(update)) return std::nullopt;
-    StepClaim claim;
-    long long token = 0;
-    session << "SELECT lease_token, step_crash_count FROM " + table_ +
-                   " WHERE run_id = :run_id ORDER BY id LIMIT 1",
-        soci::into(token), soci::into(claim.crashes), soci::use(run_id);
+    std::optional<StepClaim> claim = claim_in(session, run_id, step, owner, lease);
     transaction.commit();
-    claim.token = token;
     return claim;
   });
+}
+
+std::vector<std::optional<StepClaim>> SqlProgramStore::claim_all(
+    const std::vector<ClaimRequest>& requests, const std::string& owner,
+    std::chrono::milliseconds lease) {
+  if (requests.empty()) return {};
+  const std::string& first = requests.front().run_id;
+  return guarded(database_, "claiming steps", first, [&](soci::session& session) {
+    WriteTransaction transaction(session, dialect_);
+    std::vector<std::optional<StepClaim>> claims;
+    claims.reserve(requests.size());
+    for (const ClaimRequest& request : requests) {
+      claims.push_back(claim_in(session, request.run_id, request.step, owner, lease));
+    }
+    transaction.commit();
+    return claims;
+  });
+}
+
+std::optional<StepClaim> SqlProgramStore::claim_in(soci::session& session,
+                                                   const std::string& run_id, int step,
+                                                   const std::string& owner,
+                                                   std::chrono::milliseconds lease) {
+  const long long lease_for = milliseconds(lease);
+  // An unreleased claim whose lease ran out means its worker died (or lost
+  // the database for longer than the lease): that is counted as a crash.
+  if (affected(session, claim_sql_, soci::use(owner), soci::use(lease_for), soci::use(run_id),
+               soci::use(step)) == 0) {
+    return std::nullopt;
+  }
+  StepClaim claim;
+  long long token = 0;
+  session << claim_read_sql_, soci::into(token), soci::into(claim.crashes), soci::use(run_id);
+  claim.token = token;
+  return claim;
 }
 
 bool SqlProgramStore::renew(const std::string& run_id, int step, std::int64_t token,
@@ -187,14 +231,14 @@ bool SqlProgramStore::renew(const std::string& run_id, int step, std::int64_t to
   return guarded(database_, "renewing a claim", run_id, [&](soci::session& session) {
     const long long lease_for = milliseconds(lease);
     const long long fencing = token;
-    soci::statement st = (session.prepare << "UPDATE " + table_ + " SET lease_until = " +
+    const long long rows = affected(session, "UPDATE " + table_ + " SET lease_until = " +
                                                  later("lease") +
                                                  " WHERE run_id = :run_id AND step = :step AND"
                                                  " lease_token = :token AND lease_owner IS NOT NULL" +
                                                  running_,
                           soci::use(lease_for), soci::use(run_id), soci::use(step),
                           soci::use(fencing));
-    return matched(st);
+    return rows > 0;
   });
 }
 
@@ -203,46 +247,64 @@ bool SqlProgramStore::release(const std::string& run_id, int step, std::int64_t 
   return guarded(database_, "releasing a claim", run_id, [&](soci::session& session) {
     const long long expect = milliseconds(expect_within);
     const long long fencing = token;
-    soci::statement st = (session.prepare << "UPDATE " + table_ +
+    const long long rows = affected(session, "UPDATE " + table_ +
                                                  " SET lease_owner = NULL, lease_until = " +
                                                  later("expect") + ", updated_at = " + now_ +
                                                  " WHERE run_id = :run_id AND step = :step AND"
                                                  " lease_token = :token" + running_,
                           soci::use(expect), soci::use(run_id), soci::use(step),
                           soci::use(fencing));
-    return matched(st);
+    return rows > 0;
   });
 }
 
 bool SqlProgramStore::advance(const std::string& run_id, int step, std::int64_t token,
                               std::chrono::milliseconds expect_within) {
   return guarded(database_, "advancing a program", run_id, [&](soci::session& session) {
-    const long long expect = milliseconds(expect_within);
-    const long long fencing = token;
-    soci::statement st = (session.prepare << "UPDATE " + table_ +
-                                                 " SET step = step + 1, step_retry_count = 0,"
-                                                 " step_crash_count = 0, lease_owner = NULL,"
-                                                 " lease_until = " + later("expect") +
-                                                 ", updated_at = " + now_ +
-                                                 " WHERE run_id = :run_id AND step = :step AND"
-                                                 " lease_token = :token" + running_,
-                          soci::use(expect), soci::use(run_id), soci::use(step),
-                          soci::use(fencing));
-    return matched(st);
+    return commit_in(session, StepCommit{run_id, step, token, false}, expect_within);
   });
 }
 
 bool SqlProgramStore::finish(const std::string& run_id, int step, std::int64_t token) {
   return guarded(database_, "finishing a program", run_id, [&](soci::session& session) {
-    const long long fencing = token;
-    soci::statement st = (session.prepare << "UPDATE " + table_ + " SET finished_at = " + now_ +
-                                                 ", step_retry_count = 0, lease_owner = NULL,"
-                                                 " lease_until = NULL, updated_at = " + now_ +
-                                                 " WHERE run_id = :run_id AND step = :step AND"
-                                                 " lease_token = :token" + running_,
-                          soci::use(run_id), soci::use(step), soci::use(fencing));
-    return matched(st);
+    return commit_in(session, StepCommit{run_id, step, token, true}, {});
   });
+}
+
+std::vector<bool> SqlProgramStore::commit_all(const std::vector<StepCommit>& commits,
+                                              std::chrono::milliseconds expect_within) {
+  if (commits.empty()) return {};
+  if (commits.size() == 1) {
+    // Autocommit: one statement needs no BEGIN and COMMIT round trips.
+    return {commit_in_guarded(commits.front(), expect_within)};
+  }
+  return guarded(database_, "committing steps", commits.front().run_id, [&](soci::session& session) {
+    WriteTransaction transaction(session, dialect_);
+    std::vector<bool> matched;
+    matched.reserve(commits.size());
+    for (const StepCommit& commit : commits) matched.push_back(commit_in(session, commit, expect_within));
+    transaction.commit();
+    return matched;
+  });
+}
+
+bool SqlProgramStore::commit_in_guarded(const StepCommit& commit,
+                                        std::chrono::milliseconds expect_within) {
+  return guarded(database_, commit.last ? "finishing a program" : "advancing a program",
+                 commit.run_id,
+                 [&](soci::session& session) { return commit_in(session, commit, expect_within); });
+}
+
+bool SqlProgramStore::commit_in(soci::session& session, const StepCommit& commit,
+                                std::chrono::milliseconds expect_within) {
+  const long long fencing = commit.token;
+  if (commit.last) {
+    return affected(session, finish_sql_, soci::use(commit.run_id), soci::use(commit.step),
+                    soci::use(fencing)) > 0;
+  }
+  const long long expect = milliseconds(expect_within);
+  return affected(session, advance_sql_, soci::use(expect), soci::use(commit.run_id),
+                  soci::use(commit.step), soci::use(fencing)) > 0;
 }
 
 bool SqlProgramStore::record_retry(const std::string& run_id, int step, std::int64_t token,
@@ -252,7 +314,7 @@ bool SqlProgramStore::record_retry(const std::string& run_id, int step, std::int
     const std::string text = truncate_error_message(message);
     const long long expect = milliseconds(expect_within);
     const long long fencing = token;
-    soci::statement st = (session.prepare << "UPDATE " + table_ +
+    const long long rows = affected(session, "UPDATE " + table_ +
                                                  " SET step_retry_count = step_retry_count + 1,"
                                                  " error_message = :message, lease_owner = NULL,"
                                                  " lease_until = " + later("expect") +
@@ -261,7 +323,7 @@ bool SqlProgramStore::record_retry(const std::string& run_id, int step, std::int
                                                  " lease_token = :token" + running_,
                           soci::use(text), soci::use(expect), soci::use(run_id), soci::use(step),
                           soci::use(fencing));
-    return matched(st);
+    return rows > 0;
   });
 }
 
@@ -270,24 +332,24 @@ bool SqlProgramStore::fail(const std::string& run_id, int step, std::int64_t tok
   return guarded(database_, "failing a program", run_id, [&](soci::session& session) {
     const std::string text = truncate_error_message(message);
     const long long fencing = token;
-    soci::statement st = (session.prepare << "UPDATE " + table_ + " SET errored_at = " + now_ +
+    const long long rows = affected(session, "UPDATE " + table_ + " SET errored_at = " + now_ +
                                                  ", error_message = :message, lease_owner = NULL,"
                                                  " lease_until = NULL, updated_at = " + now_ +
                                                  " WHERE run_id = :run_id AND step = :step AND"
                                                  " lease_token = :token" + running_,
                           soci::use(text), soci::use(run_id), soci::use(step), soci::use(fencing));
-    return matched(st);
+    return rows > 0;
   });
 }
 
 bool SqlProgramStore::cancel(const std::string& run_id, std::string_view message) {
   return guarded(database_, "cancelling a program", run_id, [&](soci::session& session) {
     const std::string text = truncate_error_message(message);
-    soci::statement st = (session.prepare << "UPDATE " + table_ + " SET errored_at = " + now_ +
+    const long long rows = affected(session, "UPDATE " + table_ + " SET errored_at = " + now_ +
                                                  ", error_message = :message, updated_at = " +
                                                  now_ + " WHERE run_id = :run_id" + running_,
                           soci::use(text), soci::use(run_id));
-    return matched(st);
+    return rows > 0;
   });
 }
 
@@ -373,7 +435,7 @@ bool SqlProgramStore::begin_recovery(const std::string& run_id, int step, std::i
     // The same overdue condition as overdue(): of several sweepers, one wins.
     // An expired claim that was never released is a worker that died: counted
     // here, and cleared so the republished step can be claimed at once.
-    soci::statement st = (session.prepare << "UPDATE " + table_ +
+    const long long rows = affected(session, "UPDATE " + table_ +
                                                  " SET step_crash_count = step_crash_count +"
                                                  " CASE WHEN lease_owner IS NOT NULL THEN 1 ELSE 0 END,"
                                                  " lease_owner = NULL, lease_until = " +
@@ -385,7 +447,7 @@ bool SqlProgramStore::begin_recovery(const std::string& run_id, int step, std::i
                                                  later("before") + "))",
                           soci::use(expect), soci::use(run_id), soci::use(step), soci::use(fencing),
                           soci::use(before));
-    return matched(st);
+    return rows > 0;
   });
 }
 
@@ -439,7 +501,7 @@ bool SqlProgramStore::resume(const std::string& run_id, int from_step,
                              std::chrono::milliseconds expect_within) {
   return guarded(database_, "resuming a program", run_id, [&](soci::session& session) {
     const long long expect = milliseconds(expect_within);
-    soci::statement st = (session.prepare << "UPDATE " + table_ +
+    const long long rows = affected(session, "UPDATE " + table_ +
                                                  " SET errored_at = NULL, error_message = NULL,"
                                                  " step = :step, step_retry_count = 0,"
                                                  " step_crash_count = 0, lease_owner = NULL,"
@@ -448,7 +510,7 @@ bool SqlProgramStore::resume(const std::string& run_id, int from_step,
                                                  " WHERE run_id = :run_id AND errored_at IS NOT NULL"
                                                  " AND finished_at IS NULL",
                           soci::use(from_step), soci::use(expect), soci::use(run_id));
-    return matched(st);
+    return rows > 0;
   });
 }
 

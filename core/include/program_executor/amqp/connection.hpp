@@ -73,6 +73,15 @@ class Connection : public MessagePublisher {
   void publish(const std::string& queue, std::string_view body,
                const PublishProperties& properties) override;
 
+  /// All messages sent, then all confirms awaited together (see MessagePublisher).
+  void publish_all(const std::vector<OutgoingMessage>& messages) override;
+
+  /// The socket, to wait for input together with other descriptors (poll).
+  int socket_fd() const noexcept;
+  /// Whether input was already read from the socket and waits to be handled:
+  /// then next_delivery() has something without the socket being readable.
+  bool input_buffered() const noexcept;
+
   /// Whether the last failure left the connection unusable.
   bool broken() const noexcept;
 
@@ -90,6 +99,7 @@ class ReconnectingPublisher : public MessagePublisher {
   ~ReconnectingPublisher() override;
   void publish(const std::string& queue, std::string_view body,
                const PublishProperties& properties) override;
+  void publish_all(const std::vector<OutgoingMessage>& messages) override;
   void declare(const QueueSpec& queue) override;
 
  private:

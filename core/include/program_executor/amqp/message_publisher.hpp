@@ -18,6 +18,13 @@ struct PublishProperties {
   std::vector<std::pair<std::string, std::string>> headers;  ///< text headers
 };
 
+/// One message of a batch (MessagePublisher::publish_all).
+struct OutgoingMessage {
+  std::string queue;
+  std::string body;
+  PublishProperties properties;
+};
+
 /// Publishes to a queue through the default exchange and returns only once the
 /// broker confirmed it; throws AmqpError on a nack, a return (no such queue),
 /// a missing confirm or a broken connection. Never silently drops a message.
@@ -26,6 +33,13 @@ class MessagePublisher {
   virtual ~MessagePublisher() = default;
   virtual void publish(const std::string& queue, std::string_view body,
                        const PublishProperties& properties) = 0;
+  /// Publishes every message and returns once the broker confirmed them all;
+  /// throws AmqpError if any was refused, returned or not confirmed (then some
+  /// of the others may have been taken). The default publishes one at a time;
+  /// a connection overrides it to wait for all confirms at once.
+  virtual void publish_all(const std::vector<OutgoingMessage>& messages) {
+    for (const OutgoingMessage& message : messages) publish(message.queue, message.body, message.properties);
+  }
   /// Declares a queue before publishing to it (idempotent on the broker);
   /// throws AmqpError, QueueMismatchError when it exists with other settings.
   virtual void declare(const QueueSpec& queue) = 0;

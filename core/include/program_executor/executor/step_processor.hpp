@@ -10,6 +10,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "program_executor/amqp/message_publisher.hpp"
 #include "program_executor/executor/job_library.hpp"
@@ -71,8 +72,15 @@ class StepProcessor {
   /// the database's and the broker's, becomes an outcome.
   StepOutcome process(std::string_view body);
 
-  /// Extends the claim of the step in progress when a third of its lease has
-  /// passed. Called from the worker thread while the job runs on the job
+  /// Processes a batch of delivery bodies, each with process()'s semantics
+  /// and in order, but with one claim transaction for all their steps, one
+  /// commit transaction for the steps that succeeded, and the next steps
+  /// published together (one wait for all their confirms). One outcome per
+  /// body, in order. Never throws.
+  std::vector<StepOutcome> process_all(const std::vector<std::string>& bodies);
+
+  /// Extends the claims of the steps in progress when a third of their lease
+  /// has passed. Called from the worker thread while jobs run on the job
   /// thread; thread-safe.
   void renew_claim_if_due();
 
@@ -84,15 +92,31 @@ class StepProcessor {
     std::chrono::steady_clock::time_point renewed;
   };
 
-  StepOutcome process_counted(std::string_view body);
+  /// One delivery on its way through process_all().
+  struct Step {
+    std::string_view body;
+    StepMessage message;
+    std::optional<store::ProgramRow> row;
+    int step = 0;  ///< the step the message stands for
+    std::optional<store::StepClaim> claim;
+    /// Set once decided; a claimed step without one ran successfully and
+    /// waits for the batch's commit.
+    std::optional<StepOutcome> outcome;
+  };
+
+  /// Parses and checks a message against its row: an outcome if it is not
+  /// to be run (parked, cancelled, early, duplicate), nullopt to claim it.
+  std::optional<StepOutcome> examine(Step& step);
+  void claim_steps(std::vector<Step>& steps);
+  /// Runs the job; nullopt when it succeeded and the step is to be committed.
+  std::optional<StepOutcome> run_claimed(const StepMessage& message, const store::ProgramRow& row,
+                                         const store::StepClaim& claim);
+  void commit_steps(std::vector<Step>& steps);
+  StepOutcome infrastructure_error(Step& step, const std::string& what);
   StepOutcome park(std::string_view body, const std::string& reason);
-  StepOutcome run_claimed(const StepMessage& message, const store::ProgramRow& row,
-                          const store::StepClaim& claim);
-  StepOutcome commit_success(const StepMessage& message, const store::ProgramRow& row,
-                             std::int64_t token);
   StepOutcome schedule_retry(const StepMessage& message, std::chrono::milliseconds delay);
   void hold(const std::string& run_id, int step, std::int64_t token);
-  void drop_hold();
+  void drop_holds();
 
   store::ProgramStore& store_;
   const JobLibrary& jobs_;
@@ -102,7 +126,7 @@ class StepProcessor {
   metrics::Metrics& metrics_;
   ProgramCreator creator_;
   std::mutex claim_mutex_;
-  std::optional<Claim> claim_;  ///< the step in progress, for renewal
+  std::vector<Claim> claims_;  ///< the steps in progress, for renewal
   std::set<long long> declared_delays_;  ///< delay queues declared by this processor (ms)
 };
 

@@ -15,7 +15,13 @@
 #include "program_executor/plugin/job_registry.hpp"
 #include "program_executor/store/program_store.hpp"
 
+namespace program_executor::amqp {
+class Connection;
+}  // namespace program_executor::amqp
+
 namespace program_executor::executor {
+
+class JobRunner;
 
 struct WorkerSettings {
   int index = 0;  ///< shown in logs and in the broker's connection name
@@ -28,9 +34,13 @@ struct WorkerSettings {
   RetryPolicies retry;                           ///< see ProcessorSettings
 };
 
-/// Consumes the main queue and hands each delivery to a StepProcessor running
-/// on a job thread of its own, while this thread keeps servicing the consumer
-/// connection (heartbeats, buffered deliveries) however long the job runs.
+/// Consumes the main queue and hands the deliveries to a StepProcessor running
+/// on a job thread of its own (JobRunner: under load, up to prefetch/2 steps
+/// per batch, sharing one claim and one commit), while this thread keeps
+/// servicing the consumer connection (heartbeats, acks, buffered deliveries)
+/// however long the jobs run. While one batch runs longer than 100 ms the
+/// deliveries queued behind it go back to the broker and the prefetch drops to
+/// 1, so idle workers take them.
 /// rabbitmq-c connections are not thread-safe: the consumer connection is used
 /// only by run()'s thread, the publisher connection only by the job thread.
 class Worker {
@@ -48,6 +58,9 @@ class Worker {
   void run();
 
  private:
+  /// Consumes on one connection until stopped; throws AmqpError when it breaks.
+  void serve(amqp::Connection& consumer, JobRunner& runner, StepProcessor& processor);
+
   WorkerSettings settings_;
   store::ProgramStore& store_;
   const JobLibrary& jobs_;

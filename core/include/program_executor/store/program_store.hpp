@@ -28,6 +28,21 @@ struct StepClaim {
   int crashes = 0;         ///< claims of this step that ended without a release (worker died)
 };
 
+/// One step a worker wants to claim (ProgramStore::claim_all).
+struct ClaimRequest {
+  std::string run_id;
+  int step = 0;
+};
+
+/// One finished step to commit (ProgramStore::commit_all): advance() or, for
+/// the program's last step, finish().
+struct StepCommit {
+  std::string run_id;
+  int step = 0;
+  std::int64_t token = 0;
+  bool last = false;
+};
+
 /// A program whose progress is overdue: its lease (or its "expected by" time)
 /// passed `stale_after` ago, so its current step message may be lost.
 struct StaleProgram {
@@ -74,6 +89,13 @@ class ProgramStore {
                                          const std::string& owner,
                                          std::chrono::milliseconds lease) = 0;
 
+  /// claim() for each request, all in one transaction (one commit for the
+  /// batch). The result has one entry per request, in order. Throws
+  /// StoreError if the transaction fails; then no claim was taken.
+  virtual std::vector<std::optional<StepClaim>> claim_all(const std::vector<ClaimRequest>& requests,
+                                                          const std::string& owner,
+                                                          std::chrono::milliseconds lease);
+
   /// Extends a held claim to now + `lease`; false if it was lost.
   virtual bool renew(const std::string& run_id, int step, std::int64_t token,
                      std::chrono::milliseconds lease) = 0;
@@ -90,6 +112,12 @@ class ProgramStore {
 
   /// finished_at = now, step_retry_count = 0, if running at `step` under `token`.
   virtual bool finish(const std::string& run_id, int step, std::int64_t token) = 0;
+
+  /// advance() (or finish() for a last step) for each commit, all in one
+  /// transaction; one entry per commit saying whether its row matched. Throws
+  /// StoreError if the transaction fails; then nothing was committed.
+  virtual std::vector<bool> commit_all(const std::vector<StepCommit>& commits,
+                                       std::chrono::milliseconds expect_within);
 
   /// step_retry_count += 1, error_message = message, if running at `step`
   /// under `token`; the retry is expected within `expect_within`.

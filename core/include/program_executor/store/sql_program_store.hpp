@@ -5,6 +5,10 @@
 
 #include "program_executor/store/program_store.hpp"
 
+namespace soci {
+class session;
+}  // namespace soci
+
 namespace program_executor::store {
 
 class Database;
@@ -18,6 +22,9 @@ class SqlProgramStore : public ProgramStore {
   std::optional<ProgramRow> find(const std::string& run_id) override;
   std::optional<StepClaim> claim(const std::string& run_id, int step, const std::string& owner,
                                  std::chrono::milliseconds lease) override;
+  std::vector<std::optional<StepClaim>> claim_all(const std::vector<ClaimRequest>& requests,
+                                                  const std::string& owner,
+                                                  std::chrono::milliseconds lease) override;
   bool renew(const std::string& run_id, int step, std::int64_t token,
              std::chrono::milliseconds lease) override;
   bool release(const std::string& run_id, int step, std::int64_t token,
@@ -25,6 +32,8 @@ class SqlProgramStore : public ProgramStore {
   bool advance(const std::string& run_id, int step, std::int64_t token,
                std::chrono::milliseconds expect_within) override;
   bool finish(const std::string& run_id, int step, std::int64_t token) override;
+  std::vector<bool> commit_all(const std::vector<StepCommit>& commits,
+                               std::chrono::milliseconds expect_within) override;
   bool record_retry(const std::string& run_id, int step, std::int64_t token,
                     std::string_view message, std::chrono::milliseconds expect_within) override;
   bool fail(const std::string& run_id, int step, std::int64_t token,
@@ -48,8 +57,19 @@ class SqlProgramStore : public ProgramStore {
   std::string now_;      ///< SQL expression for the current UTC time
   std::string running_;  ///< " AND finished_at IS NULL AND errored_at IS NULL"
 
+  // Built once: run on every step.
+  std::string claim_sql_;
+  std::string claim_read_sql_;
+  std::string advance_sql_;
+  std::string finish_sql_;
+
   /// SQL for the current UTC time plus the milliseconds bound to `:name`.
   std::string later(const char* name) const;
+  std::optional<StepClaim> claim_in(soci::session& session, const std::string& run_id, int step,
+                                    const std::string& owner, std::chrono::milliseconds lease);
+  bool commit_in(soci::session& session, const StepCommit& commit,
+                 std::chrono::milliseconds expect_within);
+  bool commit_in_guarded(const StepCommit& commit, std::chrono::milliseconds expect_within);
 };
 
 }  // namespace program_executor::store

@@ -1,0 +1,30 @@
+#include "program_executor/store/program_store.hpp"
+
+namespace program_executor::store {
+
+// The defaults take one transaction per step; a store that can group them
+// (SqlProgramStore) overrides these to pay for one commit per batch.
+
+std::vector<std::optional<StepClaim>> ProgramStore::claim_all(
+    const std::vector<ClaimRequest>& requests, const std::string& owner,
+    std::chrono::milliseconds lease) {
+  std::vector<std::optional<StepClaim>> claims;
+  claims.reserve(requests.size());
+  for (const ClaimRequest& request : requests) {
+    claims.push_back(claim(request.run_id, request.step, owner, lease));
+  }
+  return claims;
+}
+
+std::vector<bool> ProgramStore::commit_all(const std::vector<StepCommit>& commits,
+                                           std::chrono::milliseconds expect_within) {
+  std::vector<bool> matched;
+  matched.reserve(commits.size());
+  for (const StepCommit& commit : commits) {
+    matched.push_back(commit.last ? finish(commit.run_id, commit.step, commit.token)
+                                  : advance(commit.run_id, commit.step, commit.token, expect_within));
+  }
+  return matched;
+}
+
+}  // namespace program_executor::store
