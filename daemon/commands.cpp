@@ -72,14 +72,18 @@ std::vector<std::string> exposure_problems(const config::Config& config,
   struct stat st {};
   if (::stat(config_path.c_str(), &st) == 0) {
     if (!config.secrets_in_file.empty() && (st.st_mode & S_IROTH) != 0) {
+      // The fix names the password file of each key that holds a password.
       std::string keys;
+      std::string files;
       for (const std::string& key : config.secrets_in_file) {
         keys += (keys.empty() ? "" : ", ") + key;
+        const std::string file = key.substr(0, key.find('.')) + ".password_file";
+        files += (files.empty() ? "" : " and ") + file;
       }
       problems.push_back(config_path + " holds a password (" + keys +
                          ") and is readable by every user (mode " + mode_text(st.st_mode) +
-                         "): chmod o-r it, or take the password from amqp.password_file, a "
-                         "systemd credential or an environment variable");
+                         "): chmod o-r it, or take the password from " + files +
+                         ", a systemd credential or an environment variable");
     }
     if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
       problems.push_back(config_path + " is writable by " +
@@ -96,6 +100,7 @@ std::vector<std::string> exposure_problems(const config::Config& config,
     }
   };
   readable_secret(config.amqp.password_file, "amqp.password_file");
+  readable_secret(config.database.password_file, "database.password_file");
   readable_secret(config.amqp.tls.key_file, "amqp.tls.key_file");
   return problems;
 }

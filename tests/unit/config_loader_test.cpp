@@ -260,8 +260,8 @@ TEST_CASE("unknown keys are errors listing the allowed keys", "[config][loader]"
         "test.yaml:3:5: amqp.tls.verify: unknown key; allowed keys here: ca_file, cert_file, key_file, verify_peer, "
         "verify_hostname");
   CHECK(error_of("database: {backend: sqlite3, pool_size: 4}\n") ==
-        "test.yaml:1:30: database.pool_size: unknown key; allowed keys here: backend, connection, table, "
-        "migrate, reconnect_timeout_seconds");
+        "test.yaml:1:30: database.pool_size: unknown key; allowed keys here: backend, connection, "
+        "password_file, table, migrate, reconnect_timeout_seconds");
 }
 
 TEST_CASE("values of the wrong type are errors at the value", "[config][loader]") {

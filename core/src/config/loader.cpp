@@ -12,6 +12,7 @@
 #include <system_error>
 
 #include "program_executor/config/config.hpp"
+#include "program_executor/config/database_password.hpp"
 #include "program_executor/config/schema.hpp"
 
 namespace program_executor::config {
@@ -265,6 +266,18 @@ Config load_string(std::string_view yaml, std::string_view source_name) {
   assign(values, "amqp.tls.verify_hostname", config.amqp.tls.verify_hostname);
   assign(values, "database.backend", config.database.backend);
   assign(values, "database.connection", config.database.connection);
+  assign(values, "database.password_file", config.database.password_file);
+  if (!config.database.password_file.empty()) {
+    // Both problems are placed at the key: the backend may be the default one.
+    try {
+      config.database.connection =
+          with_database_password(config.database.backend, config.database.connection,
+                                 read_secret_file(config.database.password_file));
+    } catch (const std::exception& problem) {
+      fail_at(source_name, given.at("database.password_file"), "database.password_file",
+              problem.what());
+    }
+  }
   assign(values, "database.table", config.database.table);
   assign(values, "database.migrate", config.database.migrate);
   assign(values, "database.reconnect_timeout_seconds", config.database.reconnect_timeout_seconds);

@@ -116,8 +116,19 @@ const std::vector<KeySpec>& schema() {
                "`host=... dbname=... user=... password=...` or a `postgresql://` URL; mysql "
                "`host=... db=... user=... password=...` or a `mysql://` URL; odbc an ODBC "
                "connection string (`DSN=...` or `DRIVER={...};SERVER=...`). It may hold a "
-               "password: take it from the environment with `${NAME}`.",
+               "password: take it from the environment with `${NAME}`, or leave it out and use "
+               "`database.password_file`.",
        .secret = true},
+      {.path = "database.password_file",
+       .type = ValueType::path,
+       .default_value = "",
+       .required = false,
+       .help = "File holding the database password (its whole content, less one final line "
+               "break), for the user named in `database.connection`; it replaces any password "
+               "written there. postgresql, mysql and odbc only (each in its own syntax: "
+               "`password='...'`, the userinfo of a URL, `PWD={...}`). With systemd credentials: "
+               "`${CREDENTIALS_DIRECTORY}/db-password` and `LoadCredential=db-password:FILE` in "
+               "the unit. Must be a regular file of at most 4096 bytes."},
       {.path = "database.table",
        .type = ValueType::sql_identifier,
        .default_value = "programs",

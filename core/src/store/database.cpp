@@ -97,14 +97,19 @@ std::string percent_decode(const std::string& text) {
   return out;
 }
 
-// name=value for SOCI's parameter parser: quoted when it holds a space.
+// name=value for SOCI's parameter parser: quoted when it holds a space,
+// a quote or a backslash.
 std::string soci_parameter(const std::string& name, const std::string& value) {
-  if (value.find('\'') != std::string::npos) {
-    throw StoreError("database.connection: the value of " + name +
-                     " must not contain a single quote");
+  // SOCI reads backslash escapes in quoted and plain values alike, so a
+  // backslash or quote is escaped and the value quoted.
+  const bool plain = !value.empty() && value.find_first_of(" \t\"'\\") == std::string::npos;
+  if (plain) return name + "=" + value;
+  std::string quoted = name + "='";
+  for (const char c : value) {
+    if (c == '\\' || c == '\'') quoted += '\\';
+    quoted += c;
   }
-  const bool plain = !value.empty() && value.find_first_of(" \t\"") == std::string::npos;
-  return name + "=" + (plain ? value : "'" + value + "'");
+  return quoted + "'";
 }
 
 // mysql://user:password@host:port/database?unix_socket=...&charset=...

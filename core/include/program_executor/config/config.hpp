@@ -42,7 +42,10 @@ struct AmqpSettings {
 
 struct DatabaseSettings {
   std::string backend = "sqlite3";  ///< sqlite3, postgresql, mysql or odbc
+  /// With database.password_file set, the file's password is already in here,
+  /// in the backend's syntax (config/database_password.hpp).
   std::string connection = "db=/var/lib/program-executor/programs.db";
+  std::string password_file;  ///< where the password came from; empty: from the connection
   std::string table = "programs";
   bool migrate = true;                 ///< apply missing schema migrations at start
   int reconnect_timeout_seconds = 10;  ///< how long one operation waits for a lost database

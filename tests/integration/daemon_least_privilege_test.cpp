@@ -1,0 +1,209 @@
+// The daemon and the CLI as a database user holding exactly the grants of
+// docs/security.md ("Least privilege"): the owner (PE_TEST_DATABASE_CONNECTION)
+// runs `program-executor migrate` and grants user pe_least of .ci/databases
+// SELECT, INSERT, UPDATE on the table, SELECT on its version table and, on
+// PostgreSQL, USAGE on the id sequence; programs then run end to end as
+// pe_least: several jobs, retries, failures, a job creating a program,
+// cancel, resume, the recovery sweeper, restarts with migrate true and false.
+// pe_least can neither delete nor create tables, so none of that needed DDL.
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "daemon_server_database.hpp"
+
+using namespace program_executor;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+json status_of(const fs::path& config, const std::string& run_id) {
+  const test::CommandResult status = test::cli(config, "status", {run_id, "--json"});
+  INFO(status.err);
+  REQUIRE(status.exit_code == 0);
+  return json::parse(status.out);
+}
+
+json wait_until_ended(const fs::path& config, const std::string& run_id) {
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  json row;
+  while (std::chrono::steady_clock::now() < deadline) {
+    row = status_of(config, run_id);
+    if (row["state"] != "running") return row;
+    std::this_thread::sleep_for(100ms);
+  }
+  FAIL("program " << run_id << " still running: " << row.dump());
+  return row;
+}
+
+std::string create(const fs::path& config, const std::string& jobs,
+                   const json& job_data = json::object()) {
+  const test::CommandResult result =
+      test::cli(config, "create", {"--jobs", jobs, "--job-data", job_data.dump()});
+  INFO(result.err);
+  REQUIRE(result.exit_code == 0);
+  return test::run_id_of(result);
+}
+
+// The documented grants (docs/security.md), issued by the owner.
+std::vector<std::string> minimal_grants(const store::Database& owner, const std::string& table) {
+  const auto& dialect = owner.dialect();
+  const std::string data = dialect.quote(table);
+  const std::string versions = dialect.quote(store::schema_version_table(table));
+  if (std::string(dialect.name()) == "mysql") {
+    return {"GRANT SELECT, INSERT, UPDATE ON " + data + " TO 'pe_least'@'127.0.0.1'",
+            "GRANT SELECT ON " + versions + " TO 'pe_least'@'127.0.0.1'"};
+  }
+  return {"GRANT SELECT, INSERT, UPDATE ON " + data + " TO pe_least",
+          "GRANT SELECT ON " + versions + " TO pe_least",
+          "GRANT USAGE ON SEQUENCE " + dialect.quote(table + "_id_seq") + " TO pe_least"};
+}
+
+// MariaDB keeps table grants after DROP TABLE: take them back first.
+void revoke_grants(const store::Database& owner, const std::string& table) noexcept {
+  if (std::string(owner.dialect().name()) != "mysql") return;  // PostgreSQL drops them with the table
+  try {
+    soci::session session(const_cast<store::Database&>(owner).pool());
+    for (const std::string& name : {table, store::schema_version_table(table)}) {
+      session << "REVOKE ALL PRIVILEGES ON " + owner.dialect().quote(name) +
+                     " FROM 'pe_least'@'127.0.0.1'";
+    }
+  } catch (const std::exception&) {
+  }
+}
+
+}  // namespace
+
+TEST_CASE("programs run end to end as a database user with data privileges only",
+          "[daemon][database][least-privilege]") {
+  const std::string backend = test::server_backend_name();
+  if (backend.empty()) {
+    SUCCEED("needs a server database (PE_TEST_DATABASE postgresql, mysql or odbc)");
+    return;
+  }
+  const auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  const auto least = test::per_backend_connection(backend, "LEAST");
+  if (!least) return;
+  const std::string owner_connection = test::env_text("PE_TEST_DATABASE_CONNECTION");
+  REQUIRE_FALSE(owner_connection.empty());
+
+  test::TemporaryDirectory dir;
+  test::DaemonConfig settings;
+  settings.amqp_url = *url;
+  settings.queue = test::unique_name("pe-it");
+  settings.backend = backend;
+  settings.table = test::unique_name("pe_it");
+  settings.connection = owner_connection;
+  const fs::path owner_config = dir.path() / "owner.yaml";
+  test::write_config(owner_config, settings);
+  config::DatabaseSettings owner_settings;
+  owner_settings.backend = backend;
+  owner_settings.connection = owner_connection;
+  owner_settings.table = settings.table;
+  settings.connection = *least;
+  settings.migrate = false;
+  const fs::path config = dir.path() / "least.yaml";
+  test::write_config(config, settings);
+  settings.migrate = true;
+  const fs::path config_migrate = dir.path() / "least-migrate.yaml";
+  test::write_config(config_migrate, settings);
+
+  // Before the owner migrates, pe_least can do nothing: no table to use, and
+  // no right to create one.
+  const test::CommandResult refused = test::cli(config_migrate, "migrate");
+  CHECK(refused.exit_code == 1);
+  WARN("migrate as pe_least (" << backend << "): " << refused.err);
+
+  const test::CommandResult migrate = test::cli(owner_config, "migrate");
+  INFO(migrate.err);
+  REQUIRE(migrate.exit_code == 0);
+  auto owner = std::make_unique<store::Database>(owner_settings, 1);
+  {
+    soci::session session(owner->pool());
+    for (const std::string& grant : minimal_grants(*owner, settings.table)) session << grant;
+  }
+
+  CHECK(test::cli(config, "migrate", {"--check"}).exit_code == 0);
+  {
+    auto daemon = std::make_unique<test::DaemonProcess>(config, dir.path() / "daemon-1.log");
+    REQUIRE(daemon->wait_for_log("\"daemon.started\"", 30s));
+    const std::string multi = create(config, "demo.log,demo.sleep,demo.count,demo.log",
+                                     {{"demo.sleep", {{"ms", 50}}}});
+    const std::string flaky = create(config, "demo.flaky,demo.log", {{"demo.flaky", {{"failures", 2}}}});
+    const std::string failing = create(config, "demo.log,demo.fail", {{"demo.fail", {{"message", "boom"}}}});
+    const std::string spawner = create(config, "demo.spawn", {{"demo.spawn", {{"jobs", {"demo.log"}}}}});
+    const std::string paged = create(config, "demo.paginate",
+                                     {{"demo.paginate", {{"pages", 3}, {"page_ms", 20}}}});
+    const std::string slow = create(config, "demo.sleep,demo.log", {{"demo.sleep", {{"ms", 500}}}});
+    const test::CommandResult cancel = test::cli(config, "cancel", {slow});
+    INFO(cancel.err);
+    CHECK(cancel.exit_code == 0);
+
+    json row = wait_until_ended(config, multi);
+    CHECK(row["state"] == "finished");
+    CHECK(row["step"] == 3);
+    row = wait_until_ended(config, flaky);
+    CHECK(row["state"] == "finished");
+    row = wait_until_ended(config, failing);
+    CHECK(row["state"] == "errored");
+    CHECK(row["error_message"] == "boom");
+    row = wait_until_ended(config, spawner);
+    CHECK(row["state"] == "finished");
+    const std::string spawned = row["job_data"]["demo.spawn"]["spawned_run_id"].get<std::string>();
+    CHECK(wait_until_ended(config, spawned)["state"] == "finished");
+    CHECK(wait_until_ended(config, paged)["state"] == "finished");
+    CHECK(wait_until_ended(config, slow)["state"] == "cancelled");
+
+    // The cancelled program resumes (an UPDATE and a publish) and finishes.
+    const test::CommandResult resume = test::cli(config, "resume", {slow});
+    INFO(resume.err);
+    CHECK(resume.exit_code == 0);
+    CHECK(wait_until_ended(config, slow)["state"] == "finished");
+
+    const test::CommandResult list = test::cli(config, "list", {"--json", "--limit", "50"});
+    INFO(list.err);
+    CHECK(list.exit_code == 0);
+    CHECK(json::parse(list.out).size() == 7);
+    CHECK(daemon->stop(SIGTERM, 30s) == 0);
+    // No statement was refused along the way (retried steps would hide it).
+    CHECK(daemon->count_in_log("denied") == 0);
+    CHECK(daemon->count_in_log("\"database.connection_lost\"") == 0);
+  }
+  {
+    // migrate: true with a current schema needs no DDL either.
+    test::DaemonProcess daemon(config_migrate, dir.path() / "daemon-2.log");
+    REQUIRE(daemon.wait_for_log("\"daemon.started\"", 30s));
+    const std::string run_id = create(config_migrate, "demo.log,demo.log");
+    CHECK(wait_until_ended(config_migrate, run_id)["state"] == "finished");
+    CHECK(daemon.stop(SIGTERM, 30s) == 0);
+  }
+
+  // The grants are really that small: no DELETE, no DDL.
+  {
+    config::DatabaseSettings least_settings = owner_settings;
+    least_settings.connection = *least;
+    least_settings.migrate = false;
+    store::Database restricted(least_settings, 1);
+    soci::session session(restricted.pool());
+    const std::string table = restricted.dialect().quote(settings.table);
+    CHECK_THROWS(session << "DELETE FROM " + table);
+    CHECK_THROWS(session << "ALTER TABLE " + table + " ADD COLUMN pe_extra INTEGER");
+    CHECK_THROWS(session << "CREATE TABLE " + restricted.dialect().quote(settings.table + "_x") +
+                                " (id INTEGER)");
+    CHECK_THROWS(session << "INSERT INTO " +
+                                restricted.dialect().quote(store::schema_version_table(settings.table)) +
+                                " (version, description) VALUES (99, 'x')");
+  }
+  revoke_grants(*owner, settings.table);
+  owner.reset();
+  test::drop_deployment(owner_settings, *url, settings.queue);
+}
