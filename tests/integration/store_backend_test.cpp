@@ -286,6 +286,18 @@ TEST_CASE("a batch of steps is claimed in one transaction and committed in anoth
   store->insert({"b2", {"a"}, json::object(), json::object()});
   store->insert({"b3", {"a", "b"}, json::object(), json::object()});
 
+  const auto rows = store->find_all({"b2", "missing", "b1", "b2"});
+  REQUIRE(rows.size() == 4);
+  REQUIRE(rows[0]);
+  CHECK(rows[0]->run_id == "b2");
+  CHECK(rows[0]->jobs == std::vector<std::string>{"a"});
+  CHECK_FALSE(rows[1]);
+  REQUIRE(rows[2]);
+  CHECK(rows[2]->jobs == std::vector<std::string>{"a", "b"});
+  CHECK(rows[2]->step == 0);
+  CHECK_FALSE(rows[2]->ended());
+  CHECK(rows[3]->id == rows[0]->id);
+
   // b1 twice: the second request finds the step claimed by the first; b3 at
   // a step it is not at.
   const auto claims = store->claim_all({{"b1", 0}, {"b2", 0}, {"b1", 0}, {"b3", 1}}, "w", lease);

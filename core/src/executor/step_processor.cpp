@@ -58,7 +58,15 @@ std::vector<StepOutcome> StepProcessor::process_all(const std::vector<std::strin
   for (std::size_t i = 0; i < bodies.size(); ++i) {
     metrics_.step_started();
     steps[i].body = bodies[i];
-    steps[i].outcome = examine(steps[i]);
+    try {
+      steps[i].message = parse_step_message(steps[i].body, settings_.limits);
+    } catch (const InvalidMessage& e) {
+      steps[i].outcome = park(steps[i].body, e.what());
+    }
+  }
+  read_rows(steps);
+  for (Step& step : steps) {
+    if (!step.outcome) step.outcome = examine(step);
   }
   claim_steps(steps);
   for (Step& step : steps) {
@@ -123,16 +131,27 @@ void StepProcessor::renew_claim_if_due() {
   }
 }
 
-std::optional<StepOutcome> StepProcessor::examine(Step& step) {
-  try {
-    step.message = parse_step_message(step.body, settings_.limits);
-  } catch (const InvalidMessage& e) {
-    return park(step.body, e.what());
+void StepProcessor::read_rows(std::vector<Step>& steps) {
+  std::vector<std::string> run_ids;
+  std::vector<Step*> reading;
+  for (Step& step : steps) {
+    if (step.outcome) continue;
+    run_ids.push_back(step.message.run_id);
+    reading.push_back(&step);
   }
+  if (run_ids.empty()) return;
+  try {
+    std::vector<std::optional<store::ProgramRow>> rows = store_.find_all(run_ids);
+    for (std::size_t i = 0; i < reading.size(); ++i) reading[i]->row = std::move(rows[i]);
+  } catch (const std::exception& e) {
+    for (Step* step : reading) step->outcome = infrastructure_error(*step, e.what());
+  }
+}
+
+std::optional<StepOutcome> StepProcessor::examine(Step& step) {
   const StepMessage& message = step.message;
   try {
     std::optional<store::ProgramRow>& row = step.row;
-    row = store_.find(message.run_id);
     if (!row) return park(step.body, "no program with run id " + message.run_id);
     // The step a message stands for follows from how many jobs it has left,
     // so messages in the original's shape need no extra field.

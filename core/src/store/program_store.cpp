@@ -5,6 +5,14 @@ namespace program_executor::store {
 // The defaults take one transaction per step; a store that can group them
 // (SqlProgramStore) overrides these to pay for one commit per batch.
 
+std::vector<std::optional<ProgramRow>> ProgramStore::find_all(
+    const std::vector<std::string>& run_ids) {
+  std::vector<std::optional<ProgramRow>> rows;
+  rows.reserve(run_ids.size());
+  for (const std::string& run_id : run_ids) rows.push_back(find(run_id));
+  return rows;
+}
+
 std::vector<std::optional<StepClaim>> ProgramStore::claim_all(
     const std::vector<ClaimRequest>& requests, const std::string& owner,
     std::chrono::milliseconds lease) {

@@ -1,6 +1,8 @@
 #include "program_executor/store/sql_program_store.hpp"
 
 #include <algorithm>
+#include <map>
+#include <set>
 
 #include <soci/soci.h>
 
@@ -76,6 +78,89 @@ long long affected(soci::session& session, const std::string& query, Bindings&&.
 
 long long milliseconds(std::chrono::milliseconds duration) { return duration.count(); }
 
+// Buffers for one row of the table, in the order of
+// SqlProgramStore::row_columns_; filled by each fetch of a bound statement.
+struct RowReader {
+  void bind(soci::statement& statement) {
+    statement.exchange(soci::into(id));
+    statement.exchange(soci::into(run_id));
+    statement.exchange(soci::into(jobs));
+    statement.exchange(soci::into(step, step_ind));
+    statement.exchange(soci::into(finished_at, finished_ind));
+    statement.exchange(soci::into(errored_at, errored_ind));
+    statement.exchange(soci::into(error_message, message_ind));
+    statement.exchange(soci::into(retries, retries_ind));
+    statement.exchange(soci::into(job_data, job_data_ind));
+    statement.exchange(soci::into(program_data, program_data_ind));
+    statement.exchange(soci::into(created_at, created_ind));
+    statement.exchange(soci::into(updated_at, updated_ind));
+    statement.exchange(soci::into(lease_owner, owner_ind));
+    statement.exchange(soci::into(token, token_ind));
+    statement.exchange(soci::into(lease_until, until_ind));
+    statement.exchange(soci::into(crashes, crashes_ind));
+  }
+
+  ProgramRow row() const {
+    const auto present = [](soci::indicator ind) { return ind != soci::i_null; };
+    ProgramRow row;
+    row.id = id;
+    row.run_id = run_id;
+    row.jobs = job_names(jobs);
+    row.step = present(step_ind) ? step : 0;
+    row.step_retry_count = present(retries_ind) ? retries : 0;
+    if (present(finished_ind)) row.finished_at = finished_at;
+    if (present(errored_ind)) row.errored_at = errored_at;
+    if (present(message_ind)) row.error_message = error_message;
+    row.job_data =
+        present(job_data_ind) ? parse_column(job_data, "job_data") : nlohmann::json::object();
+    row.program_data = present(program_data_ind) ? parse_column(program_data, "program_data")
+                                                 : nlohmann::json::object();
+    if (present(created_ind)) row.created_at = created_at;
+    if (present(updated_ind)) row.updated_at = updated_at;
+    if (present(owner_ind)) row.lease_owner = lease_owner;
+    row.lease_token = present(token_ind) ? token : 0;
+    if (present(until_ind)) row.lease_until = lease_until;
+    row.step_crash_count = present(crashes_ind) ? crashes : 0;
+    return row;
+  }
+
+  long long id = 0;
+  std::string run_id, jobs;
+  int step = 0;
+  std::string finished_at, errored_at, error_message;
+  int retries = 0;
+  std::string job_data, program_data, created_at, updated_at, lease_owner;
+  long long token = 0;
+  std::string lease_until;
+  int crashes = 0;
+  soci::indicator step_ind{}, finished_ind{}, errored_ind{}, message_ind{}, retries_ind{},
+      job_data_ind{}, program_data_ind{}, created_ind{}, updated_ind{}, owner_ind{}, token_ind{},
+      until_ind{}, crashes_ind{};
+};
+
+// ":<prefix>0, :<prefix>1, ..." for `count` parameters.
+std::string placeholders(const char* prefix, std::size_t count) {
+  std::string list;
+  for (std::size_t i = 0; i < count; ++i) {
+    if (i > 0) list += ", ";
+    list += ":" + std::string(prefix) + std::to_string(i);
+  }
+  return list;
+}
+
+// Runs a query once (not prepared on the server first) and calls `on_row`
+// after each row is fetched into the buffers that `bind` exchanged.
+template <class Bind, class OnRow>
+void for_each_row(soci::session& session, const std::string& query, Bind&& bind, OnRow&& on_row) {
+  soci::statement statement(session);
+  bind(statement);
+  statement.alloc();
+  statement.prepare(query, soci::details::st_one_time_query);
+  statement.define_and_bind();
+  statement.execute(false);
+  while (statement.fetch()) on_row();
+}
+
 }  // namespace
 
 SqlProgramStore::SqlProgramStore(Database& database)
@@ -83,27 +168,41 @@ SqlProgramStore::SqlProgramStore(Database& database)
       dialect_(database.dialect()),
       table_(dialect_.quote(database.table())),
       now_(dialect_.now()),
-      running_(" AND finished_at IS NULL AND errored_at IS NULL") {
+      running_(" AND finished_at IS NULL AND errored_at IS NULL"),
+      // UPDATE ... RETURNING (PostgreSQL; SQLite since 3.35) turns a batch into
+      // one statement; MySQL and MariaDB have no such UPDATE.
+      multi_row_(database.backend() == Backend::postgresql || database.backend() == Backend::sqlite3) {
   // The statements of every step, built once.
   // (MySQL evaluates SET left to right: the crash count reads the old owner.)
-  claim_sql_ = "UPDATE " + table_ +
-               " SET step_crash_count = step_crash_count +"
-               " CASE WHEN lease_owner IS NOT NULL THEN 1 ELSE 0 END,"
-               " lease_owner = :owner, lease_token = lease_token + 1,"
-               " lease_until = " + later("lease") +
-               " WHERE run_id = :run_id AND step = :step" + running_ +
-               " AND (lease_owner IS NULL OR lease_until IS NULL OR lease_until < " + now_ + ")";
+  claim_set_sql_ = "UPDATE " + table_ +
+                   " SET step_crash_count = step_crash_count +"
+                   " CASE WHEN lease_owner IS NOT NULL THEN 1 ELSE 0 END,"
+                   " lease_owner = :owner, lease_token = lease_token + 1,"
+                   " lease_until = " + later("lease");
+  claim_free_sql_ =
+      " AND (lease_owner IS NULL OR lease_until IS NULL OR lease_until < " + now_ + ")";
+  claim_sql_ = claim_set_sql_ + " WHERE run_id = :run_id AND step = :step" + running_ +
+               claim_free_sql_;
   claim_read_sql_ = "SELECT lease_token, step_crash_count FROM " + table_ +
                     " WHERE run_id = :run_id ORDER BY id LIMIT 1";
-  advance_sql_ = "UPDATE " + table_ +
-                 " SET step = step + 1, step_retry_count = 0,"
-                 " step_crash_count = 0, lease_owner = NULL,"
-                 " lease_until = " + later("expect") + ", updated_at = " + now_ +
-                 " WHERE run_id = :run_id AND step = :step AND lease_token = :token" + running_;
-  finish_sql_ = "UPDATE " + table_ + " SET finished_at = " + now_ +
-                ", step_retry_count = 0, lease_owner = NULL,"
-                " lease_until = NULL, updated_at = " + now_ +
-                " WHERE run_id = :run_id AND step = :step AND lease_token = :token" + running_;
+  advance_set_sql_ = "UPDATE " + table_ +
+                     " SET step = step + 1, step_retry_count = 0,"
+                     " step_crash_count = 0, lease_owner = NULL,"
+                     " lease_until = " + later("expect") + ", updated_at = " + now_;
+  advance_sql_ = advance_set_sql_ + " WHERE run_id = :run_id AND step = :step AND lease_token = :token" +
+                 running_;
+  finish_set_sql_ = "UPDATE " + table_ + " SET finished_at = " + now_ +
+                    ", step_retry_count = 0, lease_owner = NULL,"
+                    " lease_until = NULL, updated_at = " + now_;
+  finish_sql_ = finish_set_sql_ + " WHERE run_id = :run_id AND step = :step AND lease_token = :token" +
+                running_;
+  const Dialect& d = dialect_;
+  row_columns_ = "id, run_id, " + d.json_text("jobs") + ", step, " +
+                 d.timestamp_text("finished_at") + ", " + d.timestamp_text("errored_at") +
+                 ", error_message, step_retry_count, " + d.json_text("job_data") + ", " +
+                 d.json_text("program_data") + ", " + d.timestamp_text("created_at") + ", " +
+                 d.timestamp_text("updated_at") + ", lease_owner, lease_token, " +
+                 d.timestamp_text("lease_until") + ", step_crash_count";
 }
 
 std::string SqlProgramStore::later(const char* name) const { return dialect_.now_plus(name); }
@@ -135,54 +234,54 @@ void SqlProgramStore::insert(const NewProgram& program, std::chrono::millisecond
 
 std::optional<ProgramRow> SqlProgramStore::find(const std::string& run_id) {
   return guarded(database_, "reading a program", run_id, [&](soci::session& session) -> std::optional<ProgramRow> {
-    ProgramRow row;
-    std::string jobs, job_data, program_data, finished_at, errored_at, error_message, created_at,
-        updated_at, lease_owner, lease_until;
-    soci::indicator finished_ind{}, errored_ind{}, message_ind{}, job_data_ind{},
-        program_data_ind{}, created_ind{}, updated_ind{}, owner_ind{}, until_ind{};
-    int step = 0, retries = 0, crashes = 0;
-    long long token = 0;
-    soci::indicator step_ind{}, retries_ind{}, crashes_ind{}, token_ind{};
-    const Dialect& d = dialect_;
-    session << "SELECT id, run_id, " + d.json_text("jobs") + ", step, " +
-                   d.timestamp_text("finished_at") + ", " + d.timestamp_text("errored_at") +
-                   ", error_message, step_retry_count, " + d.json_text("job_data") + ", " +
-                   d.json_text("program_data") + ", " + d.timestamp_text("created_at") + ", " +
-                   d.timestamp_text("updated_at") + ", lease_owner, lease_token, " +
-                   d.timestamp_text("lease_until") + ", step_crash_count FROM " + table_ +
-                   " WHERE run_id = :run_id ORDER BY id LIMIT 1",
-        soci::into(row.id), soci::into(row.run_id), soci::into(jobs), soci::into(step, step_ind),
-        soci::into(finished_at, finished_ind), soci::into(errored_at, errored_ind),
-        soci::into(error_message, message_ind), soci::into(retries, retries_ind),
-        soci::into(job_data, job_data_ind), soci::into(program_data, program_data_ind),
-        soci::into(created_at, created_ind), soci::into(updated_at, updated_ind),
-        soci::into(lease_owner, owner_ind), soci::into(token, token_ind),
-        soci::into(lease_until, until_ind), soci::into(crashes, crashes_ind), soci::use(run_id);
-    if (!session.got_data()) return std::nullopt;
-    row.jobs = job_names(jobs);
-    row.step = step_ind == soci::i_null ? 0 : step;
-    row.step_retry_count = retries_ind == soci::i_null ? 0 : retries;
-    if (finished_ind != soci::i_null) row.finished_at = finished_at;
-    if (errored_ind != soci::i_null) row.errored_at = errored_at;
-    if (message_ind != soci::i_null) row.error_message = error_message;
-    row.job_data = job_data_ind == soci::i_null ? nlohmann::json::object()
-                                                : parse_column(job_data, "job_data");
-    row.program_data = program_data_ind == soci::i_null
-                           ? nlohmann::json::object()
-                           : parse_column(program_data, "program_data");
-    if (created_ind != soci::i_null) row.created_at = created_at;
-    if (updated_ind != soci::i_null) row.updated_at = updated_at;
-    if (owner_ind != soci::i_null) row.lease_owner = lease_owner;
-    row.lease_token = token_ind == soci::i_null ? 0 : token;
-    if (until_ind != soci::i_null) row.lease_until = lease_until;
-    row.step_crash_count = crashes_ind == soci::i_null ? 0 : crashes;
-    return row;
+    RowReader reader;
+    std::optional<ProgramRow> found;
+    for_each_row(
+        session,
+        "SELECT " + row_columns_ + " FROM " + table_ + " WHERE run_id = :run_id ORDER BY id LIMIT 1",
+        [&](soci::statement& statement) {
+          reader.bind(statement);
+          statement.exchange(soci::use(run_id));
+        },
+        [&] { found = reader.row(); });
+    return found;
+  });
+}
+
+std::vector<std::optional<ProgramRow>> SqlProgramStore::find_all(
+    const std::vector<std::string>& run_ids) {
+  if (run_ids.empty()) return {};
+  if (run_ids.size() == 1 || !multi_row_) return ProgramStore::find_all(run_ids);
+  return guarded(database_, "reading programs", run_ids.front(), [&](soci::session& session) {
+    // Tables taken over from program-executor-js may hold a run id more than
+    // once: the first (lowest id) counts, as in find().
+    RowReader reader;
+    std::map<std::string, ProgramRow> by_run_id;
+    for_each_row(
+        session,
+        "SELECT " + row_columns_ + " FROM " + table_ + " WHERE run_id IN (" +
+            placeholders("r", run_ids.size()) + ") ORDER BY id",
+        [&](soci::statement& statement) {
+          reader.bind(statement);
+          for (const std::string& run_id : run_ids) statement.exchange(soci::use(run_id));
+        },
+        [&] {
+          if (!by_run_id.count(reader.run_id)) by_run_id.emplace(reader.run_id, reader.row());
+        });
+    std::vector<std::optional<ProgramRow>> found;
+    found.reserve(run_ids.size());
+    for (const std::string& run_id : run_ids) {
+      auto it = by_run_id.find(run_id);
+      found.push_back(it == by_run_id.end() ? std::nullopt : std::optional<ProgramRow>(it->second));
+    }
+    return found;
   });
 }
 
 std::optional<StepClaim> SqlProgramStore::claim(const std::string& run_id, int step,
                                                 const std::string& owner,
                                                 std::chrono::milliseconds lease) {
+  if (multi_row_) return claim_all_returning({ClaimRequest{run_id, step}}, owner, lease).front();
   return guarded(database_, "claiming a step", run_id, [&](soci::session& session) {
     WriteTransaction transaction(session, dialect_);
     std::optional<StepClaim> claim = claim_in(session, run_id, step, owner, lease);
@@ -196,6 +295,7 @@ std::vector<std::optional<StepClaim>> SqlProgramStore::claim_all(
     std::chrono::milliseconds lease) {
   if (requests.empty()) return {};
   const std::string& first = requests.front().run_id;
+  if (multi_row_) return claim_all_returning(requests, owner, lease);
   return guarded(database_, "claiming steps", first, [&](soci::session& session) {
     WriteTransaction transaction(session, dialect_);
     std::vector<std::optional<StepClaim>> claims;
@@ -206,6 +306,60 @@ std::vector<std::optional<StepClaim>> SqlProgramStore::claim_all(
     transaction.commit();
     return claims;
   });
+}
+
+std::vector<std::optional<StepClaim>> SqlProgramStore::claim_all_returning(
+    const std::vector<ClaimRequest>& requests, const std::string& owner,
+    std::chrono::milliseconds lease) {
+  // One UPDATE ... RETURNING for the whole batch: a single statement, so
+  // atomic in autocommit, and one round trip. A run id asked for twice is
+  // claimed for its first request only (the second is a copy of the message).
+  std::vector<const ClaimRequest*> unique;
+  std::map<std::string, std::size_t> position;  // run id -> index in `unique`
+  for (const ClaimRequest& request : requests) {
+    if (position.emplace(request.run_id, unique.size()).second) unique.push_back(&request);
+  }
+  std::string which;
+  for (std::size_t i = 0; i < unique.size(); ++i) {
+    if (i > 0) which += " OR ";
+    which += "(run_id = :r" + std::to_string(i) + " AND step = :s" + std::to_string(i) + ")";
+  }
+  const long long lease_for = milliseconds(lease);
+  std::map<std::string, StepClaim> claimed;
+  guarded(database_, "claiming steps", requests.front().run_id, [&](soci::session& session) {
+    std::string run_id;
+    long long token = 0;
+    int crashes = 0;
+    for_each_row(
+        session,
+        claim_set_sql_ + " WHERE (" + which + ")" + running_ + claim_free_sql_ +
+            " RETURNING run_id, lease_token, step_crash_count",
+        [&](soci::statement& statement) {
+          statement.exchange(soci::into(run_id));
+          statement.exchange(soci::into(token));
+          statement.exchange(soci::into(crashes));
+          statement.exchange(soci::use(owner));
+          statement.exchange(soci::use(lease_for));
+          for (const ClaimRequest* request : unique) {
+            statement.exchange(soci::use(request->run_id));
+            statement.exchange(soci::use(request->step));
+          }
+        },
+        [&] { claimed.emplace(run_id, StepClaim{token, crashes}); });
+  });
+  std::vector<std::optional<StepClaim>> claims;
+  claims.reserve(requests.size());
+  std::map<std::string, bool> handed_out;
+  for (const ClaimRequest& request : requests) {
+    auto it = claimed.find(request.run_id);
+    if (it == claimed.end() || handed_out[request.run_id]) {
+      claims.emplace_back();
+      continue;
+    }
+    handed_out[request.run_id] = true;
+    claims.emplace_back(it->second);
+  }
+  return claims;
 }
 
 std::optional<StepClaim> SqlProgramStore::claim_in(soci::session& session,
@@ -278,6 +432,7 @@ std::vector<bool> SqlProgramStore::commit_all(const std::vector<StepCommit>& com
     // Autocommit: one statement needs no BEGIN and COMMIT round trips.
     return {commit_in_guarded(commits.front(), expect_within)};
   }
+  if (multi_row_) return commit_all_returning(commits, expect_within);
   return guarded(database_, "committing steps", commits.front().run_id, [&](soci::session& session) {
     WriteTransaction transaction(session, dialect_);
     std::vector<bool> matched;
@@ -286,6 +441,57 @@ std::vector<bool> SqlProgramStore::commit_all(const std::vector<StepCommit>& com
     transaction.commit();
     return matched;
   });
+}
+
+std::vector<bool> SqlProgramStore::commit_all_returning(const std::vector<StepCommit>& commits,
+                                                        std::chrono::milliseconds expect_within) {
+  // At most two statements (the steps that advance, the programs that
+  // finish), each one UPDATE ... RETURNING; a transaction only when both run,
+  // so the batch still costs one commit.
+  std::vector<const StepCommit*> advancing, finishing;
+  for (const StepCommit& commit : commits) (commit.last ? finishing : advancing).push_back(&commit);
+  const long long expect = milliseconds(expect_within);
+  std::set<std::string> matched;
+  const auto update = [&](soci::session& session, const std::string& set,
+                          const std::vector<const StepCommit*>& group, bool with_expect) {
+    if (group.empty()) return;
+    std::string which;
+    for (std::size_t i = 0; i < group.size(); ++i) {
+      const std::string n = std::to_string(i);
+      if (i > 0) which += " OR ";
+      which += "(run_id = :r" + n + " AND step = :s" + n + " AND lease_token = :t" + n + ")";
+    }
+    std::vector<long long> tokens(group.size());
+    for (std::size_t i = 0; i < group.size(); ++i) tokens[i] = group[i]->token;
+    std::string run_id;
+    for_each_row(
+        session, set + " WHERE (" + which + ")" + running_ + " RETURNING run_id",
+        [&](soci::statement& statement) {
+          statement.exchange(soci::into(run_id));
+          if (with_expect) statement.exchange(soci::use(expect));
+          for (std::size_t i = 0; i < group.size(); ++i) {
+            statement.exchange(soci::use(group[i]->run_id));
+            statement.exchange(soci::use(group[i]->step));
+            statement.exchange(soci::use(tokens[i]));
+          }
+        },
+        [&] { matched.insert(run_id); });
+  };
+  guarded(database_, "committing steps", commits.front().run_id, [&](soci::session& session) {
+    if (advancing.empty() || finishing.empty()) {
+      update(session, advance_set_sql_, advancing, true);
+      update(session, finish_set_sql_, finishing, false);
+      return;
+    }
+    WriteTransaction transaction(session, dialect_);
+    update(session, advance_set_sql_, advancing, true);
+    update(session, finish_set_sql_, finishing, false);
+    transaction.commit();
+  });
+  std::vector<bool> result;
+  result.reserve(commits.size());
+  for (const StepCommit& commit : commits) result.push_back(matched.count(commit.run_id) > 0);
+  return result;
 }
 
 bool SqlProgramStore::commit_in_guarded(const StepCommit& commit,

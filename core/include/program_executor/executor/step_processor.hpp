@@ -104,8 +104,10 @@ class StepProcessor {
     std::optional<StepOutcome> outcome;
   };
 
-  /// Parses and checks a message against its row: an outcome if it is not
-  /// to be run (parked, cancelled, early, duplicate), nullopt to claim it.
+  /// Reads the rows of the parsed messages (one query for the batch).
+  void read_rows(std::vector<Step>& steps);
+  /// Checks a message against its row: an outcome if it is not to be run
+  /// (parked, cancelled, early, duplicate), nullopt to claim it.
   std::optional<StepOutcome> examine(Step& step);
   void claim_steps(std::vector<Step>& steps);
   /// Runs the job; nullopt when it succeeded and the step is to be committed.

@@ -81,6 +81,9 @@ class ProgramStore {
   /// The row with this run id, if any.
   virtual std::optional<ProgramRow> find(const std::string& run_id) = 0;
 
+  /// find() for each run id, in order (one query where the store can).
+  virtual std::vector<std::optional<ProgramRow>> find_all(const std::vector<std::string>& run_ids);
+
   /// Claims `step` for `owner` until now + `lease`, if the program is running
   /// at that step and nobody holds an unexpired claim. Taking over an expired
   /// claim that was never released counts a crash. nullopt: someone else holds

@@ -20,6 +20,7 @@ class SqlProgramStore : public ProgramStore {
 
   void insert(const NewProgram& program, std::chrono::milliseconds expect_within) override;
   std::optional<ProgramRow> find(const std::string& run_id) override;
+  std::vector<std::optional<ProgramRow>> find_all(const std::vector<std::string>& run_ids) override;
   std::optional<StepClaim> claim(const std::string& run_id, int step, const std::string& owner,
                                  std::chrono::milliseconds lease) override;
   std::vector<std::optional<StepClaim>> claim_all(const std::vector<ClaimRequest>& requests,
@@ -57,7 +58,14 @@ class SqlProgramStore : public ProgramStore {
   std::string now_;      ///< SQL expression for the current UTC time
   std::string running_;  ///< " AND finished_at IS NULL AND errored_at IS NULL"
 
+  bool multi_row_;       ///< batches as single UPDATE ... RETURNING statements
+
   // Built once: run on every step.
+  std::string row_columns_;  ///< the columns RowBuffers reads, in its order
+  std::string claim_set_sql_;
+  std::string claim_free_sql_;
+  std::string advance_set_sql_;
+  std::string finish_set_sql_;
   std::string claim_sql_;
   std::string claim_read_sql_;
   std::string advance_sql_;
@@ -69,6 +77,11 @@ class SqlProgramStore : public ProgramStore {
                                     const std::string& owner, std::chrono::milliseconds lease);
   bool commit_in(soci::session& session, const StepCommit& commit,
                  std::chrono::milliseconds expect_within);
+  std::vector<std::optional<StepClaim>> claim_all_returning(const std::vector<ClaimRequest>& requests,
+                                                            const std::string& owner,
+                                                            std::chrono::milliseconds lease);
+  std::vector<bool> commit_all_returning(const std::vector<StepCommit>& commits,
+                                         std::chrono::milliseconds expect_within);
   bool commit_in_guarded(const StepCommit& commit, std::chrono::milliseconds expect_within);
 };
 
