@@ -360,6 +360,22 @@ TEST_CASE("two daemons on one queue run every step exactly once", "[daemon]") {
   CHECK(daemons_used.size() == 2);  // the work was shared
 }
 
+TEST_CASE("programs queued behind a long job go to the idle worker", "[daemon]") {
+  auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  Deployment deployment(*url);  // two workers, prefetch 32
+  auto daemon = deployment.start_daemon();
+  const std::string long_one = deployment.create("demo.sleep", {{"demo.sleep", {{"ms", 6000}}}});
+  REQUIRE(daemon->wait_for_log("\"job.started\"", 10s));
+  // Delivered round-robin: about half of these reach the busy worker first,
+  // which hands them back once its job has run for 100 ms.
+  std::vector<std::string> quick;
+  for (int i = 0; i < 6; ++i) quick.push_back(deployment.create("demo.log,demo.log"));
+  for (const auto& run_id : quick) CHECK(deployment.wait_until_ended(run_id)["state"] == "finished");
+  CHECK(deployment.status(long_one)["state"] == "running");
+  CHECK(deployment.wait_until_ended(long_one)["state"] == "finished");
+}
+
 TEST_CASE("SIGTERM lets the running job finish, then the daemon exits 0", "[daemon]") {
   auto url = test::amqp_url_or_skip();
   if (!url) return;

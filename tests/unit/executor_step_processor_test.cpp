@@ -603,6 +603,10 @@ TEST_CASE("a batch claims its steps together, commits them together, publishes a
   const std::string only = h.create({"a"}, {}, {}, "run-2");
   const std::string third = h.create({"a", "b"}, {}, {}, "run-3");
   auto processor = h.processor();
+  // A processor batches only jobs it has seen run fast.
+  processor.process(h.create({"a"}, {}, {}, "warm-up"));
+  h.ran.clear();
+  h.store.claim_batches = h.store.commit_batches = 0;
   // run-1's message twice in one batch (a redelivered copy): the copy finds
   // the step claimed by the first and is dropped.
   const auto outcomes = processor.process_all({first, only, third, first});
@@ -631,7 +635,11 @@ TEST_CASE("a failing job in a batch ends its own program only") {
   });
   const std::string good = h.create({"ok", "ok"}, {}, {}, "run-good");
   const std::string bad = h.create({"broken", "ok"}, {}, {}, "run-bad");
-  const auto outcomes = h.processor().process_all({bad, good});
+  auto processor = h.processor();
+  processor.process(h.create({"broken"}, {}, {}, "warm-up-1"));
+  processor.process(h.create({"ok"}, {}, {}, "warm-up-2"));
+  h.publisher.published.clear();
+  const auto outcomes = processor.process_all({bad, good});
   CHECK(outcomes[0].event == "program.errored");
   CHECK(outcomes[1].event == "job.finished");
   CHECK(h.store.row("run-bad").error_message == "disk full");
@@ -645,8 +653,10 @@ TEST_CASE("when a batch's commit fails, each of its steps is retried with its cl
   h.add("a");
   const std::string one = h.create({"a", "a"}, {}, {}, "run-1");
   const std::string two = h.create({"a", "a"}, {}, {}, "run-2");
+  auto processor = h.processor();
+  processor.process(h.create({"a"}, {}, {}, "warm-up"));
   h.store.fail_next_commit = true;
-  const auto outcomes = h.processor().process_all({one, two});
+  const auto outcomes = processor.process_all({one, two});
   for (const auto& outcome : outcomes) {
     CHECK(outcome.disposition == Disposition::retry);
     CHECK(outcome.event == "step.infrastructure_error");
@@ -663,8 +673,10 @@ TEST_CASE("when the next steps cannot be published, the committed steps are acke
   h.add("a");
   const std::string one = h.create({"a", "a"}, {}, {}, "run-1");
   const std::string two = h.create({"a", "a"}, {}, {}, "run-2");
+  auto processor = h.processor();
+  processor.process(h.create({"a"}, {}, {}, "warm-up"));
   h.publisher.fail = true;
-  const auto outcomes = h.processor().process_all({one, two});
+  const auto outcomes = processor.process_all({one, two});
   for (const auto& outcome : outcomes) {
     CHECK(outcome.disposition == Disposition::ack);
     CHECK(outcome.event == "step.publish_failed");
@@ -673,4 +685,45 @@ TEST_CASE("when the next steps cannot be published, the committed steps are acke
   // which the sweeper republishes their steps.
   CHECK(h.store.row("run-1").step == 1);
   CHECK(h.store.row("run-2").step == 1);
+}
+
+TEST_CASE("in a batch, fast steps commit first; of the slow ones one runs, the others go back") {
+  Harness h;
+  h.add("fast");
+  h.add("slow", [](const json&, sdk::JobDataHandler&, sdk::JobContext&) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  });
+  auto processor = h.processor();
+  processor.process(h.create({"fast"}, {}, {}, "warm-up"));
+  const std::string slow_one = h.create({"slow", "fast"}, {}, {}, "slow-1");
+  const std::string slow_two = h.create({"slow", "fast"}, {}, {}, "slow-2");
+  const std::string never_seen = h.create({"new", "fast"}, {}, {}, "unknown");
+  const std::string fast = h.create({"fast", "fast"}, {}, {}, "fast-1");
+  h.ran.clear();
+  h.publisher.published.clear();
+  const auto outcomes = processor.process_all({slow_one, slow_two, never_seen, fast});
+  CHECK(outcomes[0].event == "job.finished");
+  // A job this processor has not run yet counts as slow until it has.
+  for (const std::size_t i : {1, 2}) {
+    CHECK(outcomes[i].disposition == Disposition::requeue);
+    CHECK(outcomes[i].event == "step.handed_back");
+  }
+  CHECK(outcomes[3].event == "job.finished");
+  CHECK(h.ran == std::vector<std::string>{"fast@0", "slow@0"});
+  // The fast step's next step went out before the slow job ran.
+  REQUIRE(h.publisher.published.size() == 2);
+  CHECK(json::parse(h.publisher.published[0].body)["runId"] == "fast-1");
+  CHECK(json::parse(h.publisher.published[1].body)["runId"] == "slow-1");
+  // Handed back before any claim: nothing about them changed.
+  CHECK(h.store.row("slow-2").lease_token == 0);
+  CHECK(h.store.row("unknown").lease_token == 0);
+  CHECK(h.store.row("slow-2").step == 0);
+
+  // Once it ran fast, a job is batched; a slow job stays singled out.
+  processor.process(h.create({"new"}, {}, {}, "warm-up-new"));
+  const auto again = processor.process_all(
+      {h.create({"new"}, {}, {}, "n1"), h.create({"new"}, {}, {}, "n2"), slow_two});
+  CHECK(again[0].event == "program.finished");
+  CHECK(again[1].event == "program.finished");
+  CHECK(again[2].event == "job.finished");
 }

@@ -68,15 +68,12 @@ std::vector<StepOutcome> StepProcessor::process_all(const std::vector<std::strin
   for (Step& step : steps) {
     if (!step.outcome) step.outcome = examine(step);
   }
+  hand_back_slow(steps);
   claim_steps(steps);
-  for (Step& step : steps) {
-    if (!step.claim || step.outcome) continue;
-    try {
-      step.outcome = run_claimed(step.message, *step.row, *step.claim);
-    } catch (const std::exception& e) {
-      step.outcome = infrastructure_error(step, e.what());
-    }
-  }
+  // Fast steps commit (and their next steps go out) before a slow job starts.
+  run_steps(steps, false);
+  commit_steps(steps);
+  run_steps(steps, true);
   commit_steps(steps);
   drop_holds();
 
@@ -92,6 +89,43 @@ std::vector<StepOutcome> StepProcessor::process_all(const std::vector<std::strin
     outcomes.push_back(std::move(result));
   }
   return outcomes;
+}
+
+bool StepProcessor::slow(const std::string& job) const {
+  constexpr double slow_ms = 5.0;
+  const auto it = job_ms_.find(job);
+  return it == job_ms_.end() || it->second > slow_ms;
+}
+
+void StepProcessor::hand_back_slow(std::vector<Step>& steps) {
+  if (steps.size() < 2) return;
+  bool kept = false;
+  for (Step& step : steps) {
+    if (step.outcome || !slow(step.message.current_job())) continue;
+    if (!kept) {
+      kept = true;
+      continue;
+    }
+    step.outcome = StepOutcome{Disposition::requeue, "step.handed_back"};
+  }
+}
+
+void StepProcessor::run_steps(std::vector<Step>& steps, bool slow_ones) {
+  for (Step& step : steps) {
+    if (!step.claim || step.outcome || step.ran) continue;
+    const std::string& job = step.message.current_job();
+    if (slow(job) != slow_ones) continue;
+    const auto started = std::chrono::steady_clock::now();
+    try {
+      step.outcome = run_claimed(step.message, *step.row, *step.claim);
+      step.ran = !step.outcome;
+    } catch (const std::exception& e) {
+      step.outcome = infrastructure_error(step, e.what());
+    }
+    const double ms = elapsed_ms(started);
+    auto [it, first] = job_ms_.emplace(job, ms);
+    if (!first) it->second = 0.8 * it->second + 0.2 * ms;
+  }
 }
 
 void StepProcessor::hold(const std::string& run_id, int step, std::int64_t token) {
@@ -400,7 +434,7 @@ void StepProcessor::commit_steps(std::vector<Step>& steps) {
   std::vector<store::StepCommit> commits;
   std::vector<Step*> committing;
   for (Step& step : steps) {
-    if (step.outcome || !step.claim) continue;
+    if (step.outcome || !step.claim || !step.ran) continue;
     commits.push_back(store::StepCommit{step.message.run_id, step.step, step.claim->token,
                                         step.message.jobs.size() <= 1});
     committing.push_back(&step);

@@ -46,10 +46,16 @@ void interruptible_sleep(std::chrono::milliseconds duration, const std::atomic<b
 }
 
 void apply(amqp::Connection& consumer, std::uint64_t tag, const StepOutcome& outcome) {
-  if (outcome.disposition == Disposition::ack) {
-    consumer.ack(tag);
-  } else {
-    consumer.dead_letter(tag);
+  switch (outcome.disposition) {
+    case Disposition::ack:
+      consumer.ack(tag);
+      return;
+    case Disposition::retry:
+      consumer.dead_letter(tag);
+      return;
+    case Disposition::requeue:
+      consumer.requeue(tag);
+      return;
   }
 }
 

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -26,6 +27,7 @@ namespace program_executor::executor {
 enum class Disposition {
   ack,    ///< done with it (success, permanent failure, cancelled, duplicate, parked)
   retry,  ///< nack without requeue: the broker dead-letters it to the retry queue
+  requeue,  ///< not run: back to the queue for another worker (reject with requeue)
 };
 
 struct StepOutcome {
@@ -72,11 +74,13 @@ class StepProcessor {
   /// the database's and the broker's, becomes an outcome.
   StepOutcome process(std::string_view body);
 
-  /// Processes a batch of delivery bodies, each with process()'s semantics
-  /// and in order, but with one claim transaction for all their steps, one
-  /// commit transaction for the steps that succeeded, and the next steps
-  /// published together (one wait for all their confirms). One outcome per
-  /// body, in order. Never throws.
+  /// Processes a batch of delivery bodies, each with process()'s semantics,
+  /// but with one query reading their rows, one claim for all their steps,
+  /// one commit for the steps that succeeded, and the next steps published
+  /// together (one wait for all their confirms). Steps of fast jobs run (and
+  /// commit) first; of the steps of slow jobs (a recent run over 5 ms, or
+  /// not run yet by this processor) one runs and the others are handed back
+  /// (Disposition::requeue). One outcome per body, in order. Never throws.
   std::vector<StepOutcome> process_all(const std::vector<std::string>& bodies);
 
   /// Extends the claims of the steps in progress when a third of their lease
@@ -99,8 +103,8 @@ class StepProcessor {
     std::optional<store::ProgramRow> row;
     int step = 0;  ///< the step the message stands for
     std::optional<store::StepClaim> claim;
-    /// Set once decided; a claimed step without one ran successfully and
-    /// waits for the batch's commit.
+    bool ran = false;  ///< the job succeeded; the step waits for its commit
+    /// Set once decided.
     std::optional<StepOutcome> outcome;
   };
 
@@ -109,6 +113,12 @@ class StepProcessor {
   /// Checks a message against its row: an outcome if it is not to be run
   /// (parked, cancelled, early, duplicate), nullopt to claim it.
   std::optional<StepOutcome> examine(Step& step);
+  /// Keeps at most one step of a slow job (or of a job not seen yet) in the
+  /// batch and hands the others back to the broker: steps that wait behind a
+  /// slow job belong to idle workers.
+  void hand_back_slow(std::vector<Step>& steps);
+  bool slow(const std::string& job) const;
+  void run_steps(std::vector<Step>& steps, bool slow_ones);
   void claim_steps(std::vector<Step>& steps);
   /// Runs the job; nullopt when it succeeded and the step is to be committed.
   std::optional<StepOutcome> run_claimed(const StepMessage& message, const store::ProgramRow& row,
@@ -130,6 +140,8 @@ class StepProcessor {
   std::mutex claim_mutex_;
   std::vector<Claim> claims_;  ///< the steps in progress, for renewal
   std::set<long long> declared_delays_;  ///< delay queues declared by this processor (ms)
+  /// Recent run time per job name (ms, moving average), to tell slow jobs.
+  std::map<std::string, double> job_ms_;
 };
 
 }  // namespace program_executor::executor
