@@ -75,7 +75,9 @@ const std::vector<KeySpec>& schema() {
        .default_value = "0",
        .required = false,
        .help = "Quorum queues only: the broker dead-letters a message delivered this many times "
-               "(a backstop behind `recovery.max_crashes`); `0`: no limit.",
+               "(a backstop behind `recovery.max_crashes`; the message comes back through the "
+               "retry queue); `0`: no limit. Messages handed back from behind a slow job count "
+               "as deliveries too: keep it well above `recovery.max_crashes`.",
        .min = 0,
        .max = 1000000},
       {.path = "amqp.tls.ca_file",
