@@ -18,6 +18,15 @@ class SleepJob final : public sdk::Job {
                sdk::JobContext& context) override;
 };
 
+/// demo.noop: does nothing (no job data, no log): a step that costs only the
+/// daemon's own work, for tests/bench.
+class NoopJob final : public sdk::Job {
+ public:
+  explicit NoopJob(const nlohmann::json& program_data);
+  void execute(const nlohmann::json& message, sdk::JobDataHandler& job_data,
+               sdk::JobContext& context) override;
+};
+
 /// demo.log: logs the program data through the context (info level).
 class LogJob final : public sdk::Job {
  public:

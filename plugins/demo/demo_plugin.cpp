@@ -6,6 +6,7 @@ namespace {
 
 void register_jobs(sdk::Registrar& registrar) {
   sdk::add_job<SleepJob>(registrar, "demo.sleep");
+  sdk::add_job<NoopJob>(registrar, "demo.noop");
   sdk::add_job<LogJob>(registrar, "demo.log");
   sdk::add_job<CountJob>(registrar, "demo.count");
   sdk::add_job<FailJob>(registrar, "demo.fail");

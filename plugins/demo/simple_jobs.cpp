@@ -1,4 +1,4 @@
-// The jobs whose whole behaviour is one outcome: sleep, log, fail, ignore.
+// The jobs whose whole behaviour is one outcome: sleep, nothing, log, fail, ignore.
 #include <chrono>
 #include <stdexcept>
 #include <thread>
@@ -26,6 +26,10 @@ void SleepJob::execute(const nlohmann::json&, sdk::JobDataHandler& job_data,
     throw sdk::RetryableError("demo.sleep interrupted by shutdown");
   }
 }
+
+NoopJob::NoopJob(const nlohmann::json&) {}
+
+void NoopJob::execute(const nlohmann::json&, sdk::JobDataHandler&, sdk::JobContext&) {}
 
 LogJob::LogJob(const nlohmann::json& program_data) : program_data_(program_data) {}
 

@@ -352,7 +352,7 @@ TEST_CASE("the operator's commands: list, resume, jobs, version, with --json", "
   CHECK_THAT(cli({"resume", "no-such-run"}).err, Catch::Contains("no program with run id no-such-run"));
 
   const json jobs = json::parse(cli({"jobs", "--json"}).out);
-  REQUIRE(jobs.size() == 8);
+  REQUIRE(jobs.size() == 9);
   CHECK(jobs[0]["job"] == "demo.count");
   CHECK_THAT(jobs[0]["plugin"].get<std::string>(), Catch::EndsWith("demo.so"));
   CHECK_THAT(cli({"jobs"}).out, Catch::Contains("demo.paginate"));
@@ -365,7 +365,7 @@ TEST_CASE("the operator's commands: list, resume, jobs, version, with --json", "
   CHECK(checked["ok"] == false);
   REQUIRE(checked["problems"].size() == 1);
   CHECK_THAT(checked["problems"][0].get<std::string>(), Catch::Contains("holds a password (amqp.url)"));
-  CHECK(checked["jobs"].size() == 8);
+  CHECK(checked["jobs"].size() == 9);
   const json schema = json::parse(cli({"migrate", "--check", "--json"}).out);
   CHECK(schema["current"] == true);
   CHECK(schema["version"] == schema["latest"]);

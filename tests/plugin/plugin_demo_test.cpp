@@ -47,7 +47,7 @@ using Clock = std::chrono::steady_clock;
 
 }  // namespace
 
-TEST_CASE("the demo plugin registers its eight jobs", "[plugin][demo]") {
+TEST_CASE("the demo plugin registers its nine jobs", "[plugin][demo]") {
   const JobRegistry registry = load_demo();
   std::vector<std::string> names;
   for (const auto& job : registry.jobs()) {
@@ -55,7 +55,7 @@ TEST_CASE("the demo plugin registers its eight jobs", "[plugin][demo]") {
     CHECK(job.plugin_file == demo_plugin.string());
   }
   CHECK(names == std::vector<std::string>{"demo.count", "demo.fail", "demo.flaky", "demo.ignorable", "demo.log",
-                                          "demo.paginate", "demo.sleep", "demo.spawn"});
+                                          "demo.noop", "demo.paginate", "demo.sleep", "demo.spawn"});
 }
 
 TEST_CASE("demo.sleep sleeps for ms, and gives way to a shutdown if interruptible",

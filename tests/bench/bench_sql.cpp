@@ -1,0 +1,238 @@
+#include "bench_sql.hpp"
+
+#include <soci/soci.h>
+
+#include <algorithm>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "amqp_link.hpp"
+#include "program_executor/executor/program_creator.hpp"
+#include "program_executor/store/dialect.hpp"
+#include "program_executor/store/migrations.hpp"
+
+namespace program_executor::bench {
+namespace {
+
+constexpr long long fill_chunk = 100000;
+constexpr int insert_chunk = 1000;
+// Longer than any bench run: a program waiting in the backlog must not look
+// overdue to the recovery sweeper, which would republish its step.
+constexpr long long expect_within_ms = 3600LL * 1000;
+
+config::DatabaseSettings settings_of(const std::string& backend, const std::string& connection,
+                                     const std::string& table) {
+  config::DatabaseSettings settings;
+  settings.backend = backend;
+  settings.connection = connection;
+  settings.table = table;
+  settings.migrate = true;
+  return settings;
+}
+
+// A write transaction on a leased session: rolled back unless committed.
+class WriteTransaction {
+ public:
+  WriteTransaction(soci::session& session, const store::Dialect& dialect)
+      : session_(session), dialect_(dialect) {
+    dialect_.begin_write(session_);
+  }
+  ~WriteTransaction() {
+    if (open_) {
+      try {
+        dialect_.rollback(session_);
+      } catch (const std::exception&) {
+        // The session is being abandoned anyway; the error that got us here matters.
+      }
+    }
+  }
+  WriteTransaction(const WriteTransaction&) = delete;
+  WriteTransaction& operator=(const WriteTransaction&) = delete;
+  void commit() {
+    dialect_.commit(session_);
+    open_ = false;
+  }
+
+ private:
+  soci::session& session_;
+  const store::Dialect& dialect_;
+  bool open_ = true;
+};
+
+}  // namespace
+
+BenchTable::BenchTable(const std::string& backend, const std::string& connection,
+                       const std::string& table, std::size_t pool_size)
+    : table_(table),
+      database_(std::make_unique<store::Database>(settings_of(backend, connection, table), pool_size)) {}
+
+BenchTable::~BenchTable() {
+  try {
+    drop();
+  } catch (const std::exception& e) {
+    std::cerr << "pe-bench: could not drop table " << table_ << ": " << e.what() << "\n";
+  }
+}
+
+std::string BenchTable::quoted() const { return database_->dialect().quote(table_); }
+
+void BenchTable::create() {
+  created_ = true;  // even half created, it must be dropped
+  database_->migrate();
+}
+
+void BenchTable::drop() {
+  if (!created_) return;
+  store::SessionLease lease(*database_);
+  const store::Dialect& dialect = database_->dialect();
+  lease.session() << "DROP TABLE IF EXISTS " + dialect.quote(table_);
+  lease.session() << "DROP TABLE IF EXISTS " + dialect.quote(store::schema_version_table(table_));
+  created_ = false;
+}
+
+void BenchTable::fill_finished(long long rows) {
+  const store::Dialect& dialect = database_->dialect();
+  const std::string dialect_name(dialect.name());
+  const std::string now = dialect.now();
+  const std::string columns =
+      " (run_id, jobs, step, step_retry_count, job_data, program_data, finished_at, created_at, "
+      "updated_at) ";
+  const std::string jobs = R"(["demo.noop"])";
+  store::SessionLease lease(*database_);
+  soci::session& session = lease.session();
+  for (long long lo = 1; lo <= rows; lo += fill_chunk) {
+    long long hi = std::min(rows, lo + fill_chunk - 1);
+    if (dialect_name == "postgresql") {
+      session << "INSERT INTO " + quoted() + columns + "SELECT 'filler-' || g, " +
+                     dialect.json_value("jobs") + ", 0, 0, CAST('{}' AS jsonb), CAST('{}' AS jsonb), " +
+                     now + ", " + now + ", " + now +
+                     " FROM generate_series(CAST(:lo AS bigint), CAST(:hi AS bigint)) AS g",
+          soci::use(jobs, "jobs"), soci::use(lo, "lo"), soci::use(hi, "hi");
+    } else if (dialect_name == "mysql") {
+      // MariaDB's sequence engine: seq_1_to_N is a table of the numbers 1..N.
+      session << "INSERT INTO " + quoted() + columns + "SELECT CONCAT('filler-', seq), :jobs, 0, 0, "
+                     "'{}', '{}', " + now + ", " + now + ", " + now + " FROM seq_" +
+                     std::to_string(lo) + "_to_" + std::to_string(hi),
+          soci::use(jobs, "jobs");
+    } else {
+      session << "WITH RECURSIVE g(x) AS (SELECT :lo UNION ALL SELECT x + 1 FROM g WHERE x < :hi) "
+                 "INSERT INTO " + quoted() + columns + "SELECT 'filler-' || x, :jobs, 0, 0, '{}', '{}', " +
+                     now + ", " + now + ", " + now + " FROM g",
+          soci::use(lo, "lo"), soci::use(hi, "hi"), soci::use(jobs, "jobs");
+    }
+  }
+  // Statistics as a table that grew over time would have them.
+  if (dialect_name == "postgresql") session << "ANALYZE " + quoted();
+  if (dialect_name == "mysql") session << "ANALYZE TABLE " + quoted();
+}
+
+std::vector<std::string> BenchTable::insert_programs(int count, const std::vector<std::string>& jobs) {
+  const store::Dialect& dialect = database_->dialect();
+  const std::string jobs_text = nlohmann::json(jobs).dump();
+  const std::string empty = "{}";
+  const long long expect = expect_within_ms;
+  std::string run_id;
+  store::SessionLease lease(*database_);
+  soci::session& session = lease.session();
+  soci::statement insert =
+      (session.prepare << "INSERT INTO " + quoted() +
+                              " (run_id, jobs, step, step_retry_count, job_data, program_data, "
+                              "created_at, updated_at, lease_until) VALUES (:run_id, " +
+                              dialect.json_value("jobs") + ", 0, 0, " + dialect.json_value("job_data") +
+                              ", " + dialect.json_value("program_data") + ", " + dialect.now() + ", " +
+                              dialect.now() + ", " + dialect.now_plus("expect") + ")",
+       soci::use(run_id, "run_id"), soci::use(jobs_text, "jobs"), soci::use(empty, "job_data"),
+       soci::use(empty, "program_data"), soci::use(expect, "expect"));
+  std::vector<std::string> run_ids;
+  run_ids.reserve(static_cast<std::size_t>(count));
+  for (int done = 0; done < count;) {
+    WriteTransaction transaction(session, dialect);
+    for (int i = 0; i < insert_chunk && done < count; ++i, ++done) {
+      run_id = executor::new_run_id();
+      insert.execute(true);
+      run_ids.push_back(run_id);
+    }
+    transaction.commit();
+  }
+  return run_ids;
+}
+
+std::int64_t BenchTable::max_id() {
+  store::SessionLease lease(*database_);
+  long long id = 0;
+  lease.session() << "SELECT COALESCE(MAX(id), 0) FROM " + quoted(), soci::into(id);
+  return id;
+}
+
+BenchTable::Ended BenchTable::ended_after(std::int64_t after) {
+  store::SessionLease lease(*database_);
+  long long from = after;
+  Ended ended;
+  lease.session() << "SELECT COUNT(*) FROM " + quoted() + " WHERE id > :after AND finished_at IS NOT NULL",
+      soci::into(ended.finished), soci::use(from, "after");
+  lease.session() << "SELECT COUNT(*) FROM " + quoted() + " WHERE id > :after AND errored_at IS NOT NULL",
+      soci::into(ended.errored), soci::use(from, "after");
+  return ended;
+}
+
+// ---- EndWatcher ---------------------------------------------------------------
+
+struct EndWatcher::State {
+  store::SessionLease lease;
+  long long low = 0;    ///< every program with id <= low has ended
+  long long found = 0;
+  soci::statement first_running;
+
+  State(BenchTable& table, std::int64_t after)
+      : lease(table.database()),
+        low(after),
+        first_running((lease.session().prepare << "SELECT id FROM " + table.quoted() +
+                                                       " WHERE id > :low AND finished_at IS NULL AND "
+                                                       "errored_at IS NULL ORDER BY id LIMIT 1",
+                       soci::into(found), soci::use(low, "low"))) {}
+};
+
+EndWatcher::EndWatcher(BenchTable& table, std::int64_t after)
+    : state_(std::make_unique<State>(table, after)) {}
+
+EndWatcher::~EndWatcher() = default;
+
+bool EndWatcher::all_ended() {
+  state_->first_running.execute(true);
+  if (!state_->first_running.got_data()) return true;
+  state_->low = state_->found - 1;
+  // Step past the only row: SQLite ends the statement's read transaction only
+  // then; left open between polls it would hold back the daemon's checkpoints.
+  state_->first_running.fetch();
+  return false;
+}
+
+// ---- FinishPoller -------------------------------------------------------------
+
+struct FinishPoller::State {
+  store::SessionLease lease;
+  std::string run_id;
+  long long count = 0;
+  soci::statement query;
+
+  explicit State(BenchTable& table)
+      : lease(table.database()),
+        query((lease.session().prepare << "SELECT COUNT(*) FROM " + table.quoted() +
+                                              " WHERE run_id = :run_id AND finished_at IS NOT NULL",
+               soci::into(count), soci::use(run_id, "run_id"))) {}
+};
+
+FinishPoller::FinishPoller(BenchTable& table) : state_(std::make_unique<State>(table)) {}
+
+FinishPoller::~FinishPoller() = default;
+
+bool FinishPoller::finished(const std::string& run_id) {
+  state_->run_id = run_id;
+  state_->query.execute(true);
+  const bool finished = state_->count > 0;
+  state_->query.fetch();  // ends the read transaction on SQLite (see EndWatcher)
+  return finished;
+}
+
+}  // namespace program_executor::bench

@@ -1,0 +1,92 @@
+// The bench's SQL around a programs table: created with the daemon's own
+// migrations (so the floor's table has the same columns and indexes as the
+// daemon's), filled in bulk, watched until every program ended, dropped.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "program_executor/store/database.hpp"
+
+namespace program_executor::bench {
+
+class BenchTable {
+ public:
+  /// Opens `pool_size` sessions on the database; creates nothing yet.
+  BenchTable(const std::string& backend, const std::string& connection, const std::string& table,
+             std::size_t pool_size);
+  /// Drops the table unless keep() was called.
+  ~BenchTable();
+  BenchTable(const BenchTable&) = delete;
+  BenchTable& operator=(const BenchTable&) = delete;
+
+  store::Database& database() noexcept { return *database_; }
+  const std::string& name() const noexcept { return table_; }
+  /// The table name quoted for SQL.
+  std::string quoted() const;
+
+  /// Creates the table (and its schema version table) as the daemon would.
+  void create();
+  /// DROP TABLE of both; safe to call twice.
+  void drop();
+
+  /// `rows` finished filler programs, inserted by the server itself in
+  /// chunks (generate_series, a recursive CTE, MariaDB's sequence engine).
+  void fill_finished(long long rows);
+
+  /// Inserts `count` running programs of `jobs` at step 0 (one transaction
+  /// per 1000 rows), expected to move within an hour so that the recovery
+  /// sweeper leaves the backlog alone. Returns their run ids, in id order.
+  std::vector<std::string> insert_programs(int count, const std::vector<std::string>& jobs);
+
+  /// Highest id so far (0 when empty).
+  std::int64_t max_id();
+  /// Programs with id > `after` that ended: finished and errored.
+  struct Ended {
+    long long finished = 0;
+    long long errored = 0;
+  };
+  Ended ended_after(std::int64_t after);
+
+ private:
+  std::string table_;
+  std::unique_ptr<store::Database> database_;
+  bool created_ = false;
+};
+
+/// Finds out cheaply, many times a second, whether every program with
+/// id > `after` has ended: keeps a low-water mark (the lowest id still
+/// running), so each poll reads only a few rows through the primary key
+/// even in a table of millions of rows.
+class EndWatcher {
+ public:
+  EndWatcher(BenchTable& table, std::int64_t after);
+  ~EndWatcher();
+  EndWatcher(const EndWatcher&) = delete;
+  EndWatcher& operator=(const EndWatcher&) = delete;
+
+  bool all_ended();
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+/// Polls one program by run id until it has finished (latency samples).
+class FinishPoller {
+ public:
+  explicit FinishPoller(BenchTable& table);
+  ~FinishPoller();
+  FinishPoller(const FinishPoller&) = delete;
+  FinishPoller& operator=(const FinishPoller&) = delete;
+
+  bool finished(const std::string& run_id);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace program_executor::bench

@@ -1,0 +1,348 @@
+// pe-bench: the daemon's steps per second beside the floor that the broker and
+// the database allow, in one run (issue 6; docs/performance.md). A benchmark,
+// not a test: it prints figures, and fails only when something does not work.
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "amqp_link.hpp"
+#include "bench_sql.hpp"
+#include "daemon_run.hpp"
+#include "floor.hpp"
+#include "program_executor/amqp/connection.hpp"
+#include "program_executor/executor/step_message.hpp"
+#include "program_executor/log/logger.hpp"
+#include "report.hpp"
+
+namespace program_executor::bench {
+namespace {
+
+struct Options {
+  std::string backend = "sqlite3";
+  std::string connection;
+  std::string amqp_url;
+  std::string daemon = PE_BENCH_DAEMON_PATH;
+  std::string plugins = PE_BENCH_PLUGIN_DIR;
+  int workers = 2;
+  int processes = 1;
+  std::optional<int> prefetch;
+  int programs = 1000;
+  int jobs = 5;
+  int latency_samples = 200;
+  std::string table_rows;
+  int rss_workers = 4;
+  bool skip_floor = false;
+  bool json = false;
+  std::string log_level = "warn";
+  int timeout_seconds = 600;
+  int repeat = 1;
+  std::string work_dir;
+};
+
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? value : fallback;
+}
+
+std::vector<long long> parse_sizes(const std::string& text) {
+  std::vector<long long> sizes;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) {
+    if (item.empty()) continue;
+    std::size_t used = 0;
+    const long long size = std::stoll(item, &used);
+    if (used != item.size() || size <= 0) throw CLI::ValidationError("--table-rows", "not a positive number: " + item);
+    sizes.push_back(size);
+  }
+  return sizes;
+}
+
+// Removes the bench's own scratch directory, unless a failure left logs worth reading.
+class WorkDir {
+ public:
+  explicit WorkDir(const std::string& requested) {
+    if (!requested.empty()) {
+      path_ = requested;
+      std::filesystem::create_directories(path_);
+      return;
+    }
+    std::string pattern = (std::filesystem::temp_directory_path() / "pe-bench-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) throw BenchError("cannot create a temporary directory");
+    path_ = pattern;
+    owned_ = true;
+  }
+  ~WorkDir() {
+    if (!owned_) return;
+    if (keep_) {
+      std::cerr << "pe-bench: kept " << path_ << " (daemon configs and logs)\n";
+      return;
+    }
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  WorkDir(const WorkDir&) = delete;
+  WorkDir& operator=(const WorkDir&) = delete;
+  const std::filesystem::path& path() const noexcept { return path_; }
+  void keep() noexcept { keep_ = true; }
+
+ private:
+  std::filesystem::path path_;
+  bool owned_ = false;
+  bool keep_ = false;
+};
+
+FloorRun measure_floor(const Options& options, const amqp::ConnectionSettings& broker, bool pipelined) {
+  const std::string table_name = unique_name();
+  std::string queue = "pe-bench-floor-" + table_name.substr(std::string("pe_bench_").size());
+  std::replace(queue.begin(), queue.end(), '_', '-');
+  BenchTable table(options.backend, options.connection, table_name, static_cast<std::size_t>(options.workers) + 1);
+  table.create();
+  struct QueueGuard {
+    const amqp::ConnectionSettings& broker;
+    const std::string& queue;
+    ~QueueGuard() {
+      try {
+        amqp::Connection(broker, "pe-bench cleanup").delete_queue(queue);
+      } catch (const std::exception& e) {
+        std::cerr << "pe-bench: could not delete queue " << queue << ": " << e.what() << "\n";
+      }
+    }
+  } queue_guard{broker, queue};
+
+  const std::vector<std::string> jobs(static_cast<std::size_t>(options.jobs), "demo.noop");
+  const std::vector<std::string> run_ids = table.insert_programs(options.programs, jobs);
+  {
+    AmqpLink publisher(broker);
+    publisher.declare_durable(queue);
+    publisher.enable_confirms();
+    for (std::size_t i = 0; i < run_ids.size(); ++i) {
+      publisher.publish(queue, executor::first_step_body(run_ids[i], jobs, nlohmann::json::object()));
+      if (i % 1000 == 999) publisher.wait_confirms();
+    }
+    publisher.wait_confirms();
+  }
+
+  FloorSettings settings;
+  settings.broker = broker;
+  settings.queue = queue;
+  settings.threads = options.workers;
+  settings.programs = options.programs;
+  settings.jobs = options.jobs;
+  settings.pipelined = pipelined;
+  settings.prefetch = options.prefetch.value_or(1);
+  FloorRun run;
+  run.threads = options.workers;
+  run.prefetch = pipelined ? settings.batch : settings.prefetch;
+  run.batch = pipelined ? settings.batch : 0;
+  run.load_before = load_average();
+  run.result = run_floor(settings, table);
+  run.load_after = load_average();
+  const BenchTable::Ended ended = table.ended_after(0);
+  if (ended.finished != options.programs) {
+    throw BenchError(fmt::format("floor: {} of {} programs finished", ended.finished, options.programs));
+  }
+  return run;
+}
+
+// Runs a measurement `repeat` times and keeps the run of median steps/s, with
+// every run's steps/s in `repeats`, so a figure taken on a shared machine
+// comes with its spread.
+template <class Result, class Measure>
+Result median_of(int repeat, Measure measure) {
+  std::vector<Result> runs;
+  for (int i = 0; i < repeat; ++i) runs.push_back(measure(i));
+  std::vector<double> rates;
+  for (const auto& run : runs) rates.push_back(run.steps_per_second());
+  std::sort(runs.begin(), runs.end(),
+            [](const Result& a, const Result& b) { return a.steps_per_second() < b.steps_per_second(); });
+  Result median = runs[runs.size() / 2];
+  median.repeats = rates;
+  return median;
+}
+
+int run(const Options& options) {
+  log::configure(log::Level::warn, log::Format::text);
+  WorkDir work(options.work_dir);
+  try {
+    Options resolved = options;
+    if (resolved.connection.empty()) {
+      if (resolved.backend == "sqlite3") {
+        resolved.connection = "db=" + (work.path() / "bench.db").string();
+      } else if (resolved.backend == "postgresql") {
+        resolved.connection = env_or("PE_TEST_POSTGRESQL_CONNECTION", "");
+      } else if (resolved.backend == "mysql") {
+        resolved.connection = env_or("PE_TEST_MYSQL_CONNECTION", "");
+      }
+      if (resolved.connection.empty()) {
+        throw BenchError("--connection is required for " + resolved.backend +
+                         " (or PE_TEST_POSTGRESQL_CONNECTION / PE_TEST_MYSQL_CONNECTION)");
+      }
+    }
+    const amqp::ConnectionSettings broker = amqp::parse_url(resolved.amqp_url, {}, 0);
+    if (!std::filesystem::exists(resolved.daemon)) throw BenchError("no daemon at " + resolved.daemon);
+    if (!std::filesystem::exists(std::filesystem::path(resolved.plugins) / "demo.so")) {
+      throw BenchError("no demo.so in " + resolved.plugins);
+    }
+    const std::vector<long long> sizes = parse_sizes(resolved.table_rows);
+
+    BenchReport report;
+    report.backend = resolved.backend;
+    report.broker = broker.describe();
+    report.programs = resolved.programs;
+    report.jobs = resolved.jobs;
+    report.workers = resolved.workers;
+    report.processes = resolved.processes;
+    report.prefetch = resolved.prefetch;
+    report.log_level = resolved.log_level;
+    report.load_at_start = load_average();
+    report.repeat = resolved.repeat;
+    const auto say = [](const std::string& what) { std::cerr << "pe-bench: " << what << "\n"; };
+
+    if (!resolved.skip_floor) {
+      say("floor, one message at a time...");
+      report.floor_unpipelined = median_of<FloorRun>(resolved.repeat, [&](int) {
+        return measure_floor(resolved, broker, false);
+      });
+      say(fmt::format("  {:.0f} steps/s", report.floor_unpipelined->result.steps_per_second()));
+      say("floor, pipelined...");
+      report.floor_pipelined = median_of<FloorRun>(resolved.repeat, [&](int) {
+        return measure_floor(resolved, broker, true);
+      });
+      say(fmt::format("  {:.0f} steps/s", report.floor_pipelined->result.steps_per_second()));
+    }
+
+    DaemonPlan plan;
+    plan.daemon = resolved.daemon;
+    plan.plugins = resolved.plugins;
+    plan.amqp_url = resolved.amqp_url;
+    plan.backend = resolved.backend;
+    plan.connection = resolved.connection;
+    plan.log_level = resolved.log_level;
+    plan.prefetch = resolved.prefetch;
+    plan.work_dir = work.path();
+    plan.timeout = std::chrono::seconds(resolved.timeout_seconds);
+
+    DaemonRunSpec spec;
+    spec.workers = resolved.workers;
+    spec.processes = resolved.processes;
+    spec.programs = resolved.programs;
+    spec.jobs = resolved.jobs;
+    spec.label = fmt::format("daemon, {} process{} x {} workers", spec.processes, spec.processes == 1 ? "" : "es",
+                             spec.workers);
+    spec.latency_samples = resolved.latency_samples;
+    say(spec.label + (spec.latency_samples > 0 ? ", then latency..." : "..."));
+    // The latency samples are taken after the first run only.
+    std::vector<double> latency, create_latency;
+    report.daemon = median_of<DaemonRunResult>(resolved.repeat, [&](int i) {
+      DaemonRunSpec once = spec;
+      if (i > 0) once.latency_samples = 0;
+      DaemonRunResult result = run_daemon(plan, once);
+      if (i == 0) {
+        latency = result.latency_ms;
+        create_latency = result.create_latency_ms;
+      }
+      return result;
+    });
+    report.daemon->latency_ms = latency;
+    report.daemon->create_latency_ms = create_latency;
+    say(fmt::format("  {:.0f} steps/s", report.daemon->steps_per_second()));
+
+    if (resolved.rss_workers > 0 && !(resolved.workers == resolved.rss_workers && resolved.processes == 1)) {
+      DaemonRunSpec rss = spec;
+      rss.workers = resolved.rss_workers;
+      rss.processes = 1;
+      rss.latency_samples = 0;
+      rss.label = fmt::format("daemon, 1 process x {} workers", rss.workers);
+      say(rss.label + "...");
+      report.daemon_rss = median_of<DaemonRunResult>(resolved.repeat, [&](int) { return run_daemon(plan, rss); });
+      say(fmt::format("  {:.0f} steps/s", report.daemon_rss->steps_per_second()));
+    }
+
+    for (long long size : sizes) {
+      DaemonRunSpec sized = spec;
+      sized.latency_samples = 0;
+      sized.filler_rows = size;
+      sized.label = fmt::format("daemon, {}x{}, {} rows in table", spec.processes, spec.workers, size);
+      say(sized.label + "...");
+      report.table_sizes.push_back(
+          median_of<DaemonRunResult>(resolved.repeat, [&](int) { return run_daemon(plan, sized); }));
+      say(fmt::format("  {:.0f} steps/s", report.table_sizes.back().steps_per_second()));
+    }
+
+    if (resolved.json) {
+      print_table(std::cerr, report);  // people still read the run; scripts read stdout
+      std::cout << to_json(report).dump(2) << "\n";
+    } else {
+      print_table(std::cout, report);
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    work.keep();
+    std::cerr << "pe-bench: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace
+}  // namespace program_executor::bench
+
+int main(int argc, char** argv) {
+  using program_executor::bench::Options;
+  Options options;
+  options.amqp_url = program_executor::bench::env_or("PE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/");
+  CLI::App app{"pe-bench: the daemon's steps/s, latency, CPU and memory beside the floor the broker and the\n"
+               "database allow, on one backend (docs/performance.md)."};
+  app.add_option("--backend", options.backend, "Database backend")
+      ->check(CLI::IsMember({"sqlite3", "postgresql", "mysql"}))
+      ->capture_default_str();
+  app.add_option("--connection", options.connection,
+                 "SOCI connection string (default: a temporary SQLite file; for postgresql and mysql "
+                 "PE_TEST_POSTGRESQL_CONNECTION / PE_TEST_MYSQL_CONNECTION)");
+  app.add_option("--amqp-url", options.amqp_url, "Broker (default: PE_TEST_AMQP_URL or the local guest)")
+      ->capture_default_str();
+  app.add_option("--daemon", options.daemon, "program-executor binary")->capture_default_str();
+  app.add_option("--plugins", options.plugins, "Plugin directory holding demo.so")->capture_default_str();
+  app.add_option("--workers", options.workers, "Worker threads per daemon process, and floor threads")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  app.add_option("--processes", options.processes, "Daemon processes")->check(CLI::Range(1, 64))->capture_default_str();
+  app.add_option("--prefetch", options.prefetch,
+                 "amqp.prefetch of the daemon and of the unpipelined floor (default: the daemon's, 32; the floor 1)")
+      ->check(CLI::Range(1, 1000));
+  app.add_option("--programs", options.programs, "Programs per throughput run")
+      ->check(CLI::Range(1, 10000000))
+      ->capture_default_str();
+  app.add_option("--jobs", options.jobs, "demo.noop jobs per program")->check(CLI::Range(1, 1000))->capture_default_str();
+  app.add_option("--latency-samples", options.latency_samples,
+                 "1-job programs created one at a time on the idle daemon (0: none)")
+      ->check(CLI::Range(0, 1000000))
+      ->capture_default_str();
+  app.add_option("--table-rows", options.table_rows,
+                 "Comma separated table sizes, e.g. 100000,1000000: one more daemon run per size, on a table "
+                 "prefilled with that many finished rows");
+  app.add_option("--rss-workers", options.rss_workers,
+                 "Workers of the extra 1-process run for the RSS target (0: skip)")
+      ->check(CLI::Range(0, 256))
+      ->capture_default_str();
+  app.add_flag("--skip-floor", options.skip_floor, "Do not measure the floor");
+  app.add_flag("--json", options.json, "Print the results as JSON on stdout (the table goes to stderr)");
+  app.add_option("--log-level", options.log_level, "The daemon's log.level")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
+      ->capture_default_str();
+  app.add_option("--timeout", options.timeout_seconds, "Seconds one run may take")
+      ->check(CLI::Range(1, 86400))
+      ->capture_default_str();
+  app.add_option("--repeat", options.repeat,
+                 "Runs of each throughput measurement; the median is reported, with the spread")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  app.add_option("--work-dir", options.work_dir,
+                 "Directory for the daemon configs and logs (default: a temporary one, removed unless a run fails)");
+  CLI11_PARSE(app, argc, argv);
+  return program_executor::bench::run(options);
+}

@@ -1,0 +1,226 @@
+#include "report.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <thread>
+
+#include <fmt/format.h>
+
+namespace program_executor::bench {
+namespace {
+
+struct Target {
+  std::string name;
+  double value = 0;
+  std::string unit;
+  std::string goal;
+  bool met = false;
+};
+
+const DaemonRunResult* rss_run(const BenchReport& report) {
+  if (report.daemon_rss) return &*report.daemon_rss;
+  if (report.daemon && report.daemon->workers == 4 && report.daemon->processes == 1) return &*report.daemon;
+  return nullptr;
+}
+
+// Issue 6's targets for what this run measured. They are stated for
+// PostgreSQL (SQLite: throughput only), 2 workers, programs of 5 jobs.
+std::vector<Target> targets(const BenchReport& report) {
+  std::vector<Target> found;
+  if (!report.daemon) return found;
+  const DaemonRunResult& daemon = *report.daemon;
+  if (report.backend == "postgresql") {
+    if (report.floor_pipelined) {
+      const double ratio = 100.0 * daemon.steps_per_second() / report.floor_pipelined->result.steps_per_second();
+      found.push_back({"daemon / pipelined floor", ratio, "%", ">= 70 %", ratio >= 70});
+    }
+    found.push_back({"daemon steps/s", daemon.steps_per_second(), "steps/s", ">= 6000", daemon.steps_per_second() >= 6000});
+    if (!daemon.latency_ms.empty()) {
+      const double p50 = percentile(daemon.latency_ms, 50);
+      const double p99 = percentile(daemon.latency_ms, 99);
+      found.push_back({"1-job latency p50", p50, "ms", "<= 2 ms", p50 <= 2});
+      found.push_back({"1-job latency p99", p99, "ms", "<= 5 ms", p99 <= 5});
+    }
+    if (const DaemonRunResult* rss = rss_run(report)) {
+      const double mb = static_cast<double>(rss->peak_rss_kb) / 1024.0;
+      found.push_back({"peak RSS, 4 workers", mb, "MB", "<= 25 MB", mb <= 25});
+    }
+    if (report.table_sizes.size() >= 2) {
+      const double small = report.table_sizes.front().steps_per_second();
+      const double large = report.table_sizes.back().steps_per_second();
+      const double change = small > 0 ? 100.0 * (large - small) / small : 0;
+      found.push_back({fmt::format("steps/s at {} rows vs {} rows", report.table_sizes.back().filler_rows,
+                                   report.table_sizes.front().filler_rows),
+                       change, "%", "within 15 %", std::abs(change) <= 15});
+    }
+  } else if (report.backend == "sqlite3") {
+    found.push_back({"daemon steps/s", daemon.steps_per_second(), "steps/s", ">= 5000", daemon.steps_per_second() >= 5000});
+  }
+  return found;
+}
+
+std::string spread(const std::vector<double>& repeats) {
+  if (repeats.size() < 2) return "";
+  const auto [low, high] = std::minmax_element(repeats.begin(), repeats.end());
+  return fmt::format("{:.0f}-{:.0f}", *low, *high);
+}
+
+std::string load_text(double before, double after) { return fmt::format("{:.2f}-{:.2f}", before, after); }
+
+std::string mb(long long kb) { return kb > 0 ? fmt::format("{:.1f} MB", static_cast<double>(kb) / 1024.0) : ""; }
+
+nlohmann::json daemon_json(const DaemonRunResult& run) {
+  nlohmann::json json = {{"label", run.label},
+                         {"workers", run.workers},
+                         {"processes", run.processes},
+                         {"filler_rows", run.filler_rows},
+                         {"programs", run.programs},
+                         {"steps", run.steps},
+                         {"seconds", run.seconds},
+                         {"steps_per_second", run.steps_per_second()},
+                         {"programs_per_second", run.programs_per_second()},
+                         {"cpu_seconds", run.cpu_seconds},
+                         {"cpu_us_per_step", run.cpu_us_per_step()},
+                         {"peak_rss_kb", run.peak_rss_kb},
+                         {"startup_seconds", run.startup_seconds},
+                         {"load_average", {run.load_before, run.load_after}},
+                         {"repeats_steps_per_second", run.repeats}};
+  if (!run.latency_ms.empty()) {
+    json["latency"] = {{"samples", run.latency_ms.size()},
+                       {"p50_ms", percentile(run.latency_ms, 50)},
+                       {"p99_ms", percentile(run.latency_ms, 99)},
+                       {"max_ms", percentile(run.latency_ms, 100)},
+                       {"with_insert_p50_ms", percentile(run.create_latency_ms, 50)},
+                       {"with_insert_p99_ms", percentile(run.create_latency_ms, 99)}};
+  }
+  return json;
+}
+
+nlohmann::json floor_json(const FloorRun& run) {
+  return {{"threads", run.threads},
+          {"prefetch", run.prefetch},
+          {"batch", run.batch},
+          {"steps", run.result.steps},
+          {"seconds", run.result.seconds},
+          {"steps_per_second", run.result.steps_per_second()},
+          {"load_average", {run.load_before, run.load_after}},
+          {"repeats_steps_per_second", run.repeats}};
+}
+
+}  // namespace
+
+double percentile(std::vector<double> values, double percent) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  const auto rank = static_cast<std::size_t>(std::ceil(percent / 100.0 * static_cast<double>(values.size())));
+  return values[std::clamp<std::size_t>(rank, 1, values.size()) - 1];
+}
+
+void print_table(std::ostream& out, const BenchReport& report) {
+  out << fmt::format("pe-bench: backend {}, broker {}\n", report.backend, report.broker)
+      << fmt::format("  {} programs x {} demo.noop jobs, durable queue, persistent messages, daemon log level {}, "
+                     "prefetch {}\n",
+                     report.programs, report.jobs, report.log_level,
+                     report.prefetch ? std::to_string(*report.prefetch) : "default (32)")
+      << fmt::format("  load average (1 min) at start {:.2f}, {} cores{}\n\n", report.load_at_start,
+                     std::thread::hardware_concurrency(),
+                     report.repeat > 1 ? fmt::format("; each throughput figure the median of {} runs", report.repeat)
+                                       : "");
+
+  const bool repeated = report.repeat > 1;
+  const auto row = [&out, repeated](const std::string& what, const std::string& threads, double steps,
+                                    const std::vector<double>& repeats, const std::string& programs,
+                                    const std::string& ratio, const std::string& cpu, const std::string& rss,
+                                    double seconds, const std::string& load) {
+    out << fmt::format("{:<38} {:>7} {:>9.0f}", what, threads, steps);
+    if (repeated) out << fmt::format(" {:>13}", spread(repeats));
+    out << fmt::format(" {:>10} {:>8} {:>9} {:>9} {:>7.2f} {:>11}\n", programs, ratio, cpu, rss, seconds, load);
+  };
+  out << fmt::format("{:<38} {:>7} {:>9}", "run", "threads", "steps/s");
+  if (repeated) out << fmt::format(" {:>13}", "min-max");
+  out << fmt::format(" {:>10} {:>8} {:>9} {:>9} {:>7} {:>11}\n", "programs/s", "vs floor", "CPU/step", "peak RSS",
+                     "seconds", "load 1m");
+  if (report.floor_unpipelined) {
+    const FloorRun& f = *report.floor_unpipelined;
+    row(fmt::format("floor, each message alone (prefetch {})", f.prefetch), std::to_string(f.threads),
+        f.result.steps_per_second(), f.repeats, "", "", "", "", f.result.seconds, load_text(f.load_before, f.load_after));
+  }
+  if (report.floor_pipelined) {
+    const FloorRun& f = *report.floor_pipelined;
+    row(fmt::format("floor, pipelined (batches of <= {})", f.batch), std::to_string(f.threads),
+        f.result.steps_per_second(), f.repeats, "", "", "", "", f.result.seconds, load_text(f.load_before, f.load_after));
+  }
+  const auto daemon_row = [&](const DaemonRunResult& run) {
+    std::string ratio;
+    if (report.floor_pipelined && report.floor_pipelined->result.steps_per_second() > 0) {
+      ratio = fmt::format("{:.1f} %", 100.0 * run.steps_per_second() / report.floor_pipelined->result.steps_per_second());
+    }
+    row(run.label, fmt::format("{}x{}", run.processes, run.workers), run.steps_per_second(), run.repeats,
+        fmt::format("{:.0f}", run.programs_per_second()), ratio, fmt::format("{:.0f} us", run.cpu_us_per_step()),
+        mb(run.peak_rss_kb), run.seconds, load_text(run.load_before, run.load_after));
+  };
+  if (report.daemon) daemon_row(*report.daemon);
+  if (report.daemon_rss) daemon_row(*report.daemon_rss);
+  for (const auto& run : report.table_sizes) daemon_row(run);
+  out << "(threads: floor threads, or daemon processes x workers; vs floor: daemon / pipelined floor; CPU/step: the\n"
+         " daemon's utime+stime over the run / steps; peak RSS: highest VmHWM of one daemon process)\n";
+
+  if (report.daemon && !report.daemon->latency_ms.empty()) {
+    const DaemonRunResult& d = *report.daemon;
+    out << fmt::format(
+        "\n1-job program on the idle daemon, {} samples one at a time, first step published -> finished:\n"
+        "  p50 {:.2f} ms, p99 {:.2f} ms, max {:.2f} ms   (from before the row's insert: p50 {:.2f} ms, p99 {:.2f} ms;\n"
+        "  finished_at seen by polling the row every 0.1 ms)\n",
+        d.latency_ms.size(), percentile(d.latency_ms, 50), percentile(d.latency_ms, 99), percentile(d.latency_ms, 100),
+        percentile(d.create_latency_ms, 50), percentile(d.create_latency_ms, 99));
+  }
+  if (report.table_sizes.size() >= 2) {
+    const double base = report.table_sizes.front().steps_per_second();
+    out << "\nsteps/s by table size:";
+    for (const auto& run : report.table_sizes) {
+      out << fmt::format("  {} rows: {:.0f} ({:+.1f} %)", run.filler_rows, run.steps_per_second(),
+                         base > 0 ? 100.0 * (run.steps_per_second() - base) / base : 0.0);
+    }
+    out << "\n";
+  }
+  const auto checked = targets(report);
+  if (!checked.empty()) {
+    out << "\ntargets of issue 6 (stated for 2 workers, 1 process, programs of 5 jobs):\n";
+    for (const auto& t : checked) {
+      out << fmt::format("  {:<40} {:>10.1f} {:<8} goal {:<12} {}\n", t.name, t.value, t.unit, t.goal,
+                         t.met ? "met" : "NOT MET");
+    }
+  }
+}
+
+nlohmann::json to_json(const BenchReport& report) {
+  nlohmann::json json = {{"backend", report.backend},
+                         {"broker", report.broker},
+                         {"programs", report.programs},
+                         {"jobs", report.jobs},
+                         {"workers", report.workers},
+                         {"processes", report.processes},
+                         {"prefetch", report.prefetch ? nlohmann::json(*report.prefetch) : nlohmann::json()},
+                         {"log_level", report.log_level},
+                         {"repeat", report.repeat},
+                         {"load_average_at_start", report.load_at_start}};
+  if (report.floor_unpipelined) json["floor"]["unpipelined"] = floor_json(*report.floor_unpipelined);
+  if (report.floor_pipelined) json["floor"]["pipelined"] = floor_json(*report.floor_pipelined);
+  if (report.daemon) {
+    json["daemon"] = daemon_json(*report.daemon);
+    if (report.floor_pipelined && report.floor_pipelined->result.steps_per_second() > 0) {
+      json["daemon"]["ratio_to_pipelined_floor"] =
+          report.daemon->steps_per_second() / report.floor_pipelined->result.steps_per_second();
+    }
+  }
+  if (report.daemon_rss) json["daemon_4_workers"] = daemon_json(*report.daemon_rss);
+  json["table_sizes"] = nlohmann::json::array();
+  for (const auto& run : report.table_sizes) json["table_sizes"].push_back(daemon_json(run));
+  json["targets"] = nlohmann::json::array();
+  for (const auto& t : targets(report)) {
+    json["targets"].push_back({{"name", t.name}, {"value", t.value}, {"unit", t.unit}, {"goal", t.goal}, {"met", t.met}});
+  }
+  return json;
+}
+
+}  // namespace program_executor::bench

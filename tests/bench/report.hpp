@@ -1,0 +1,51 @@
+// What one pe-bench run found: printed as a table for people, as JSON for
+// scripts, with the targets of issue 6 checked beside the figures.
+#pragma once
+
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "daemon_run.hpp"
+#include "floor.hpp"
+
+namespace program_executor::bench {
+
+struct FloorRun {
+  FloorResult result;
+  int threads = 0;
+  int prefetch = 0;
+  int batch = 0;  ///< 0: one message at a time
+  double load_before = 0, load_after = 0;
+  std::vector<double> repeats;  ///< steps/s of every run (--repeat), this one the median
+  double steps_per_second() const { return result.steps_per_second(); }
+};
+
+struct BenchReport {
+  std::string backend;
+  std::string broker;  ///< without the password
+  int programs = 0;
+  int jobs = 0;
+  int workers = 0;
+  int processes = 0;
+  std::optional<int> prefetch;
+  std::string log_level;
+  int repeat = 1;
+  double load_at_start = 0;
+  std::optional<FloorRun> floor_unpipelined;
+  std::optional<FloorRun> floor_pipelined;
+  std::optional<DaemonRunResult> daemon;      ///< W workers x P processes, with the latency samples
+  std::optional<DaemonRunResult> daemon_rss;  ///< 4 workers, 1 process (the RSS target)
+  std::vector<DaemonRunResult> table_sizes;   ///< one per --table-rows size
+};
+
+/// The value below which `percent` % of `values` lie (nearest rank); 0 if empty.
+double percentile(std::vector<double> values, double percent);
+
+void print_table(std::ostream& out, const BenchReport& report);
+nlohmann::json to_json(const BenchReport& report);
+
+}  // namespace program_executor::bench
