@@ -312,7 +312,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--processes", options.processes, "Daemon processes")->check(CLI::Range(1, 64))->capture_default_str();
   app.add_option("--prefetch", options.prefetch,
-                 "amqp.prefetch of the daemon and of the unpipelined floor (default: the daemon's, 32; the floor 1)")
+                 "amqp.prefetch of the daemon and of the unpipelined floor (default: the daemon's, 64; the floor 1)")
       ->check(CLI::Range(1, 1000));
   app.add_option("--programs", options.programs, "Programs per throughput run")
       ->check(CLI::Range(1, 10000000))

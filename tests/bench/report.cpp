@@ -121,7 +121,7 @@ void print_table(std::ostream& out, const BenchReport& report) {
       << fmt::format("  {} programs x {} demo.noop jobs, durable queue, persistent messages, daemon log level {}, "
                      "prefetch {}\n",
                      report.programs, report.jobs, report.log_level,
-                     report.prefetch ? std::to_string(*report.prefetch) : "default (32)")
+                     report.prefetch ? std::to_string(*report.prefetch) : "default (64)")
       << fmt::format("  load average (1 min) at start {:.2f}, {} cores{}\n\n", report.load_at_start,
                      std::thread::hardware_concurrency(),
                      report.repeat > 1 ? fmt::format("; each throughput figure the median of {} runs", report.repeat)

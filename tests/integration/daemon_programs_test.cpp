@@ -363,7 +363,7 @@ TEST_CASE("two daemons on one queue run every step exactly once", "[daemon]") {
 TEST_CASE("programs queued behind a long job go to the idle worker", "[daemon]") {
   auto url = test::amqp_url_or_skip();
   if (!url) return;
-  Deployment deployment(*url);  // two workers, prefetch 32
+  Deployment deployment(*url);  // two workers, prefetch 64 by default
   auto daemon = deployment.start_daemon();
   const std::string long_one = deployment.create("demo.sleep", {{"demo.sleep", {{"ms", 6000}}}});
   REQUIRE(daemon->wait_for_log("\"job.started\"", 10s));

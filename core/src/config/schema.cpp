@@ -47,7 +47,7 @@ const std::vector<KeySpec>& schema() {
                "durable (RabbitMQ refuses to re-declare a queue with another durability)."},
       {.path = "amqp.prefetch",
        .type = ValueType::integer,
-       .default_value = "32",
+       .default_value = "64",
        .required = false,
        .help = "Unacknowledged messages the broker hands to each worker at a time. A worker "
                "runs up to half of them as one batch, with one claim and one commit for all "

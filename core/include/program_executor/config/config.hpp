@@ -33,7 +33,7 @@ struct AmqpSettings {
   std::string password_file;  ///< where the password came from; empty: from the URL itself
   std::string queue = "program-executor";
   bool durable = true;         ///< durable queues and persistent messages
-  int prefetch = 32;           ///< unacknowledged messages per worker (half of them per batch)
+  int prefetch = 64;           ///< unacknowledged messages per worker (half of them per batch)
   int heartbeat_seconds = 30;  ///< 0 disables heartbeats
   std::string queue_type = "classic";  ///< classic or quorum
   int delivery_limit = 0;      ///< quorum only: the broker's redelivery cap, 0 none
