@@ -9,6 +9,8 @@
 #include <initializer_list>
 #include <vector>
 
+#include "program_executor/config/percent_encoding.hpp"
+
 namespace program_executor::config {
 namespace {
 
@@ -89,23 +91,6 @@ std::string with_key_value_password(std::string_view text, std::string_view pass
   return out;
 }
 
-// Everything but RFC 3986 unreserved characters, which libpq and the store's
-// mysql:// parser both decode in the userinfo.
-std::string percent_encode(std::string_view text) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out;
-  for (const char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (std::isalnum(byte) != 0 || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += c;
-    } else {
-      out += '%';
-      out += hex[byte >> 4];
-      out += hex[byte & 0x0F];
-    }
-  }
-  return out;
-}
 
 // `url` with the password in its userinfo (the user kept, or none) and
 // without query parameters named `drop`, which would compete with it.

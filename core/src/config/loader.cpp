@@ -13,6 +13,7 @@
 
 #include "program_executor/config/config.hpp"
 #include "program_executor/config/database_password.hpp"
+#include "program_executor/config/percent_encoding.hpp"
 #include "program_executor/config/schema.hpp"
 
 namespace program_executor::config {
@@ -109,23 +110,6 @@ std::string read_secret_file(const std::string& path) {
   return text;
 }
 
-// Percent-encodes everything but RFC 3986 unreserved characters, as
-// amqp_parse_url decodes the userinfo.
-std::string percent_encode(std::string_view text) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out;
-  for (const char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (std::isalnum(byte) != 0 || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += c;
-    } else {
-      out += '%';
-      out += hex[byte >> 4];
-      out += hex[byte & 0x0F];
-    }
-  }
-  return out;
-}
 
 // `url` with its password set to `password`: the user is kept (guest, as
 // rabbitmq-c's default, when the URL names none), any password replaced.
