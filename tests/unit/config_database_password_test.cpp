@@ -10,12 +10,15 @@
 
 #include "program_executor/config/config.hpp"
 #include "program_executor/config/database_password.hpp"
+#include "support/scoped_env.hpp"
 #include "support/test_environment.hpp"
 
 namespace cfg = program_executor::config;
 using program_executor::test::TemporaryDirectory;
 
 namespace {
+
+using program_executor::test::ScopedEnv;
 
 // Every character the syntaxes below treat specially.
 const std::string nasty = R"(a b'c\d"e}f{g;h@i:j/k%l?m#n=o&p)";
@@ -35,26 +38,6 @@ std::string error_of(std::string_view yaml) {
   return "(no error)";
 }
 
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    ::setenv(name, value, 1);
-  }
-  ~ScopedEnv() {
-    if (old_) {
-      ::setenv(name_.c_str(), old_->c_str(), 1);
-    } else {
-      ::unsetenv(name_.c_str());
-    }
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  std::string name_;
-  std::optional<std::string> old_;
-};
 
 // libpq's (and SOCI mysql's) reading of one quoted or bare value starting at
 // `i`: what the server will receive as the password.

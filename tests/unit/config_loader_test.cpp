@@ -10,12 +10,15 @@
 
 #include "program_executor/config/config.hpp"
 #include "program_executor/config/schema.hpp"
+#include "support/scoped_env.hpp"
 #include "support/test_environment.hpp"
 
 namespace cfg = program_executor::config;
 using program_executor::test::TemporaryDirectory;
 
 namespace {
+
+using program_executor::test::ScopedEnv;
 
 // The message load_string() throws for `yaml`, or "(no error)".
 std::string error_of(std::string_view yaml) {
@@ -34,31 +37,6 @@ std::string default_plugin_dir() {
   return {};
 }
 
-// Sets an environment variable for one test and restores the previous state.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    if (value != nullptr) {
-      ::setenv(name, value, 1);
-    } else {
-      ::unsetenv(name);
-    }
-  }
-  ~ScopedEnv() {
-    if (old_) {
-      ::setenv(name_.c_str(), old_->c_str(), 1);
-    } else {
-      ::unsetenv(name_.c_str());
-    }
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  std::string name_;
-  std::optional<std::string> old_;
-};
 
 std::string repeat(std::string_view text, int times) {
   std::string out;

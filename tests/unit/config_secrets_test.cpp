@@ -12,12 +12,15 @@
 #include <catch2/catch.hpp>
 
 #include "program_executor/config/config.hpp"
+#include "support/scoped_env.hpp"
 #include "support/test_environment.hpp"
 
 namespace cfg = program_executor::config;
 using program_executor::test::TemporaryDirectory;
 
 namespace {
+
+using program_executor::test::ScopedEnv;
 
 constexpr const char* secret = "s3cr3t-FROM-file";
 
@@ -36,30 +39,6 @@ void write(const std::filesystem::path& path, const std::string& text) {
   REQUIRE(out.good());
 }
 
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    if (value != nullptr) {
-      ::setenv(name, value, 1);
-    } else {
-      ::unsetenv(name);
-    }
-  }
-  ~ScopedEnv() {
-    if (old_) {
-      ::setenv(name_.c_str(), old_->c_str(), 1);
-    } else {
-      ::unsetenv(name_.c_str());
-    }
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  std::string name_;
-  std::optional<std::string> old_;
-};
 
 }  // namespace
 
