@@ -326,6 +326,65 @@ TEST_CASE("a batch of steps is claimed in one transaction and committed in anoth
   CHECK(store->commit_all({}, soon).empty());
 }
 
+TEST_CASE("a step is claimed on its message's word, with its row, where the database can", "[store]") {
+  test::ScratchTable table;
+  auto database = table.open();
+  database->ensure_schema();
+  auto store = database->program_store();
+  store->insert({"u1", {"a", "b", "c"}, json{{"p", 1}}, json{{"a", {{"n", 1}}}}});
+  store->insert({"u2", {"a"}, json::object(), json::object()});
+  store->insert({"u3", {"a", "b"}, json::object(), json::object()});
+  store->insert({"u4", {"a"}, json::object(), json::object()});
+  store->insert({"u5", {"a"}, json::object(), json::object()});
+  CHECK(store->advance("u1", 0, claim_token(*store, "u1", 0), soon));  // u1 at step 1
+  CHECK(store->finish("u4", 0, claim_token(*store, "u4", 0)));         // u4 finished
+  const std::int64_t held = claim_token(*store, "u5", 0, "other");     // u5 held by another worker
+  const std::int64_t u1_token = store->find("u1")->lease_token;
+
+  // u1 with 2 jobs left: step 1 (its step); u2 twice (a copy); u3 with 1 job
+  // left: step 1 (it is at 0); a run id that does not exist; u4 ended; u5 held.
+  const auto claimed = store->claim_unread(
+      {{"u1", 2}, {"u2", 1}, {"u2", 1}, {"u3", 1}, {"missing", 1}, {"u4", 1}, {"u5", 1}}, "w", lease);
+  REQUIRE(claimed.size() == 7);
+  const std::string backend = test::test_backend();
+  if (backend == "mysql" || backend == "odbc") {
+    // No UPDATE ... RETURNING here: nothing is claimed this way, and the
+    // caller reads the rows and claims with claim_all.
+    for (const auto& c : claimed) CHECK_FALSE(c);
+    CHECK_FALSE(store->find("u1")->lease_owner);
+    return;
+  }
+  REQUIRE(claimed[0]);
+  const store::ProgramRow& u1 = claimed[0]->row;
+  CHECK(u1.run_id == "u1");
+  CHECK(u1.id == store->find("u1")->id);
+  CHECK(u1.jobs == std::vector<std::string>{"a", "b", "c"});
+  CHECK(u1.step == 1);
+  CHECK(u1.lease_owner == "w");
+  CHECK(claimed[0]->claim.token == u1_token + 1);
+  CHECK(u1.lease_token == claimed[0]->claim.token);
+  CHECK(claimed[0]->claim.crashes == 0);
+  CHECK(u1.job_data == json::object());  // not read: jobs read it through the store
+  CHECK_THAT(u1.created_at, Catch::Matchers::Matches(iso_utc));
+  REQUIRE(claimed[1]);
+  CHECK(claimed[1]->row.step == 0);
+  CHECK_FALSE(claimed[2]);
+  for (std::size_t i = 3; i < claimed.size(); ++i) CHECK_FALSE(claimed[i]);
+
+  // What the claim wrote is what find() sees; the others are untouched.
+  const auto row = store->find("u1");
+  CHECK(row->lease_owner == "w");
+  CHECK(row->lease_token == claimed[0]->claim.token);
+  CHECK(row->job_data == json{{"a", {{"n", 1}}}});
+  CHECK_FALSE(store->find("u3")->lease_owner);
+  CHECK(store->find("u5")->lease_owner == "other");
+  CHECK(store->find("u5")->lease_token == held);
+  // The claim fences like any other: its token commits, the old one does not.
+  CHECK_FALSE(store->advance("u1", 1, u1_token, soon));
+  CHECK(store->advance("u1", 1, claimed[0]->claim.token, soon));
+  CHECK(store->claim_unread({}, "w", lease).empty());
+}
+
 TEST_CASE("a reserved word in mixed case works as a table name (quoted per dialect)", "[store]") {
   test::ScratchTable table("Order");
   auto database = table.open(1);

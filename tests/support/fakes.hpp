@@ -5,6 +5,7 @@
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -210,6 +211,32 @@ class FakeProgramStore : public store::ProgramStore {
     ++claim_batches;
     return ProgramStore::claim_all(requests, owner, lease);
   }
+  // Counted, then the base class's loop over find().
+  std::vector<std::optional<store::ProgramRow>> find_all(const std::vector<std::string>& run_ids) override {
+    ++read_batches;
+    return ProgramStore::find_all(run_ids);
+  }
+  // Counted as a claim batch; claims through claim() where the message's step
+  // is the row's, as SqlProgramStore does in one statement.
+  std::vector<std::optional<store::ClaimedRow>> claim_unread(
+      const std::vector<store::UnreadClaim>& requests, const std::string& owner,
+      std::chrono::milliseconds lease) override {
+    std::vector<std::optional<store::ClaimedRow>> claimed(requests.size());
+    if (!claim_unread_enabled) return claimed;
+    ++claim_batches;
+    std::set<std::string> seen;
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+      const std::optional<store::ProgramRow> row = find(requests[i].run_id);  // may fail (fail_next_find)
+      if (!row || !seen.insert(row->run_id).second) continue;
+      const int step = static_cast<int>(row->jobs.size()) - requests[i].jobs_left;
+      if (row->ended() || row->step != step) continue;
+      if (const std::optional<store::StepClaim> taken = claim(row->run_id, step, owner, lease)) {
+        claimed[i] = store::ClaimedRow{*find(row->run_id), *taken};
+        claimed[i]->row.job_data = claimed[i]->row.program_data = nlohmann::json::object();
+      }
+    }
+    return claimed;
+  }
   std::vector<bool> commit_all(const std::vector<store::StepCommit>& commits,
                                std::chrono::milliseconds expect_within) override {
     ++commit_batches;
@@ -220,8 +247,10 @@ class FakeProgramStore : public store::ProgramStore {
     return ProgramStore::commit_all(commits, expect_within);
   }
 
-  bool fail_next_find = false;
+  bool fail_next_find = false;  ///< the next read of a row fails (find, or claim_unread)
   bool fail_next_commit = false;
+  bool claim_unread_enabled = true;  ///< false: claim_unread claims nothing, as the base class
+  int read_batches = 0;
   int claim_batches = 0;
   int commit_batches = 0;
 

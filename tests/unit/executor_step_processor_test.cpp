@@ -90,6 +90,41 @@ TEST_CASE("a successful step that is not the last publishes the next step and ad
   CHECK(h.ran == std::vector<std::string>{"a@0"});
 }
 
+TEST_CASE("a step is claimed without a read first; a message the claim does not match is read") {
+  Harness h;
+  h.add("a");
+  h.add("b");
+  const std::string first = h.create({"a", "b"});
+  auto processor = h.processor();
+  CHECK(processor.process(first).event == "job.finished");
+  CHECK(h.store.read_batches == 0);
+  CHECK(h.store.claim_batches == 1);
+  // The same message again: the program is past that step, which the claim
+  // cannot tell from any other miss; the read can.
+  CHECK(processor.process(first).event == "step.duplicate");
+  CHECK(h.store.read_batches == 1);
+  CHECK(processor.process(R"({"jobs":["a"],"runId":"nobody","programData":{}})").event ==
+        "message.parked");
+  CHECK(h.store.read_batches == 2);
+  CHECK(processor.process(h.publisher.published.at(0).body).event == "program.finished");
+  CHECK(h.store.read_batches == 2);
+  CHECK(h.ran == std::vector<std::string>{"a@0", "b@1"});
+}
+
+TEST_CASE("where the store claims nothing unread (MySQL), every step reads its row, then claims it") {
+  Harness h;
+  h.store.claim_unread_enabled = false;
+  h.add("a");
+  h.add("b");
+  auto processor = h.processor();
+  CHECK(processor.process(h.create({"a", "b"})).event == "job.finished");
+  CHECK(processor.process(h.publisher.published.at(0).body).event == "program.finished");
+  CHECK(processor.process(h.publisher.published.at(0).body).event == "step.duplicate");
+  CHECK(h.store.read_batches == 3);
+  CHECK(h.store.claim_batches == 2);
+  CHECK(h.ran == std::vector<std::string>{"a@0", "b@1"});
+}
+
 TEST_CASE("the last step finishes the program and publishes nothing") {
   Harness h;
   h.add("a");

@@ -1,6 +1,7 @@
 #include "program_executor/executor/step_processor.hpp"
 
 #include <chrono>
+#include <map>
 #include <random>
 #include <thread>
 
@@ -64,9 +65,10 @@ std::vector<StepOutcome> StepProcessor::process_all(const std::vector<std::strin
       steps[i].outcome = park(steps[i].body, e.what());
     }
   }
+  claim_unread(steps);
   read_rows(steps);
   for (Step& step : steps) {
-    if (!step.outcome) step.outcome = examine(step);
+    if (!step.outcome && !step.claim) step.outcome = examine(step);
   }
   hand_back_slow(steps);
   claim_steps(steps);
@@ -101,7 +103,7 @@ void StepProcessor::hand_back_slow(std::vector<Step>& steps) {
   if (steps.size() < 2) return;
   bool kept = false;
   for (Step& step : steps) {
-    if (step.outcome || !slow(step.message.current_job())) continue;
+    if (step.outcome || step.claim || !slow(step.message.current_job())) continue;
     if (!kept) {
       kept = true;
       continue;
@@ -165,11 +167,53 @@ void StepProcessor::renew_claim_if_due() {
   }
 }
 
+void StepProcessor::claim_unread(std::vector<Step>& steps) {
+  // Steps of slow jobs in a batch of several wait for hand_back_slow, which
+  // needs their rows read first; every other step is claimed on its message's
+  // word, and only those not claimed so are read and examined.
+  std::vector<store::UnreadClaim> requests;
+  std::vector<Step*> claiming;
+  for (Step& step : steps) {
+    if (step.outcome || (steps.size() > 1 && slow(step.message.current_job()))) continue;
+    requests.push_back(store::UnreadClaim{step.message.run_id, static_cast<int>(step.message.jobs.size())});
+    claiming.push_back(&step);
+  }
+  if (requests.empty()) return;
+  std::vector<std::optional<store::ClaimedRow>> claimed;
+  try {
+    claimed = store_.claim_unread(requests, settings_.owner, settings_.lease);
+  } catch (const std::exception& e) {
+    for (Step* step : claiming) step->outcome = infrastructure_error(*step, e.what());
+    return;
+  }
+  std::map<std::string_view, const Step*> claimed_runs;
+  for (std::size_t i = 0; i < claiming.size(); ++i) {
+    if (!claimed[i]) continue;
+    Step& step = *claiming[i];
+    step.row = std::move(claimed[i]->row);
+    step.step = step.row->step;
+    step.claim = claimed[i]->claim;
+    hold(step.message.run_id, step.step, step.claim->token);
+    claimed_runs.emplace(step.message.run_id, &step);
+  }
+  if (claimed_runs.empty()) return;
+  for (Step* step : claiming) {
+    if (step->claim) continue;
+    const auto it = claimed_runs.find(step->message.run_id);
+    if (it != claimed_runs.end() && it->second->message.jobs.size() == step->message.jobs.size()) {
+      // A copy of a message claimed in this very batch (e.g. redelivered).
+      step->step = it->second->step;
+      step->outcome = busy(*step);
+    }
+  }
+  PE_CRASH_POINT("after_claim");
+}
+
 void StepProcessor::read_rows(std::vector<Step>& steps) {
   std::vector<std::string> run_ids;
   std::vector<Step*> reading;
   for (Step& step : steps) {
-    if (step.outcome) continue;
+    if (step.outcome || step.claim) continue;
     run_ids.push_back(step.message.run_id);
     reading.push_back(&step);
   }
@@ -227,7 +271,7 @@ void StepProcessor::claim_steps(std::vector<Step>& steps) {
   std::vector<store::ClaimRequest> requests;
   std::vector<Step*> claiming;
   for (Step& step : steps) {
-    if (step.outcome) continue;
+    if (step.outcome || step.claim) continue;
     requests.push_back(store::ClaimRequest{step.message.run_id, step.step});
     claiming.push_back(&step);
   }
@@ -243,17 +287,21 @@ void StepProcessor::claim_steps(std::vector<Step>& steps) {
   for (std::size_t i = 0; i < claiming.size(); ++i) {
     Step& step = *claiming[i];
     if (!claims[i]) {
-      // Another live worker runs this very step (this message is a copy, e.g.
-      // republished by the sweeper). If that worker dies, its claim expires
-      // and the sweeper republishes the step: dropping this copy loses nothing.
-      step.outcome = outcome(Disposition::ack, "step.busy", Level::warn, step.message, step.step,
-                             "another worker holds this step; this copy is dropped");
+      step.outcome = busy(step);
       continue;
     }
     step.claim = claims[i];
     hold(step.message.run_id, step.step, step.claim->token);
   }
   PE_CRASH_POINT("after_claim");
+}
+
+StepOutcome StepProcessor::busy(const Step& step) {
+  // Another live worker runs this very step (this message is a copy, e.g.
+  // republished by the sweeper). If that worker dies, its claim expires and
+  // the sweeper republishes the step: dropping this copy loses nothing.
+  return outcome(Disposition::ack, "step.busy", Level::warn, step.message, step.step,
+                 "another worker holds this step; this copy is dropped");
 }
 
 StepOutcome StepProcessor::infrastructure_error(Step& step, const std::string& what) {

@@ -60,7 +60,19 @@ class SqliteDialect final : public Dialect {
                    column, " / 1000.0, 'unixepoch') ELSE strftime(", sqlite_utc, ", ", column,
                    ") END"});
   }
-  std::string json_text(std::string_view column) const override { return std::string(column); }
+  // An expression, not the bare column: for a column whose declared type it
+  // does not know (the original's "json"), SOCI's SQLite backend runs the
+  // statement once to look at a value, then resets and runs it again, which
+  // would apply an UPDATE ... RETURNING twice.
+  std::string json_text(std::string_view column) const override {
+    return concat({"CAST(", column, " AS TEXT)"});
+  }
+  // json_array_length fails the statement on text that is not JSON (and
+  // gives 0 for JSON that is no array, which no step matches: steps start at 0
+  // and a message has at least one job left).
+  std::string json_array_length(std::string_view column) const override {
+    return concat({"CASE WHEN json_valid(", column, ") THEN json_array_length(", column, ") END"});
+  }
   std::string json_value(std::string_view parameter) const override {
     return concat({":", parameter});
   }
@@ -149,6 +161,12 @@ class PostgresDialect final : public Dialect {
   // CAST rather than "::": SOCI's ODBC backend would take ":text" for a parameter.
   std::string json_text(std::string_view column) const override {
     return concat({"CAST(", column, " AS text)"});
+  }
+  // CAST to json serves json, jsonb (ours) and text columns alike; CASE keeps
+  // json_array_length from failing the statement on a row that holds no array.
+  std::string json_array_length(std::string_view column) const override {
+    return concat({"CASE WHEN json_typeof(CAST(", column, " AS json)) = 'array' THEN json_array_length(CAST(",
+                   column, " AS json)) END"});
   }
   // Explicit, because psqlODBC sends parameters as varchar, which PostgreSQL
   // does not assign to jsonb implicitly.

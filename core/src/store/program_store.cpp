@@ -24,6 +24,12 @@ std::vector<std::optional<StepClaim>> ProgramStore::claim_all(
   return claims;
 }
 
+std::vector<std::optional<ClaimedRow>> ProgramStore::claim_unread(
+    const std::vector<UnreadClaim>& requests, const std::string& /*owner*/,
+    std::chrono::milliseconds /*lease*/) {
+  return std::vector<std::optional<ClaimedRow>>(requests.size());
+}
+
 std::vector<bool> ProgramStore::commit_all(const std::vector<StepCommit>& commits,
                                            std::chrono::milliseconds expect_within) {
   std::vector<bool> matched;

@@ -171,7 +171,8 @@ SqlProgramStore::SqlProgramStore(Database& database)
       running_(" AND finished_at IS NULL AND errored_at IS NULL"),
       // UPDATE ... RETURNING (PostgreSQL; SQLite since 3.35) turns a batch into
       // one statement; MySQL and MariaDB have no such UPDATE.
-      multi_row_(database.backend() == Backend::postgresql || database.backend() == Backend::sqlite3) {
+      multi_row_(database.backend() == Backend::postgresql || database.backend() == Backend::sqlite3),
+      jobs_count_(multi_row_ ? dialect_.json_array_length("jobs") : std::string()) {
   // The statements of every step, built once.
   // (MySQL evaluates SET left to right: the crash count reads the old owner.)
   claim_set_sql_ = "UPDATE " + table_ +
@@ -197,12 +198,15 @@ SqlProgramStore::SqlProgramStore(Database& database)
   finish_sql_ = finish_set_sql_ + " WHERE run_id = :run_id AND step = :step AND lease_token = :token" +
                 running_;
   const Dialect& d = dialect_;
-  row_columns_ = "id, run_id, " + d.json_text("jobs") + ", step, " +
-                 d.timestamp_text("finished_at") + ", " + d.timestamp_text("errored_at") +
-                 ", error_message, step_retry_count, " + d.json_text("job_data") + ", " +
-                 d.json_text("program_data") + ", " + d.timestamp_text("created_at") + ", " +
-                 d.timestamp_text("updated_at") + ", lease_owner, lease_token, " +
-                 d.timestamp_text("lease_until") + ", step_crash_count";
+  const auto columns = [&](const std::string& job_data, const std::string& program_data) {
+    return "id, run_id, " + d.json_text("jobs") + ", step, " + d.timestamp_text("finished_at") +
+           ", " + d.timestamp_text("errored_at") + ", error_message, step_retry_count, " +
+           job_data + ", " + program_data + ", " + d.timestamp_text("created_at") + ", " +
+           d.timestamp_text("updated_at") + ", lease_owner, lease_token, " +
+           d.timestamp_text("lease_until") + ", step_crash_count";
+  };
+  row_columns_ = columns(d.json_text("job_data"), d.json_text("program_data"));
+  claimed_columns_ = columns("NULL", "NULL");
 }
 
 std::string SqlProgramStore::later(const char* name) const { return dialect_.now_plus(name); }
@@ -360,6 +364,59 @@ std::vector<std::optional<StepClaim>> SqlProgramStore::claim_all_returning(
     claims.emplace_back(it->second);
   }
   return claims;
+}
+
+std::vector<std::optional<ClaimedRow>> SqlProgramStore::claim_unread(
+    const std::vector<UnreadClaim>& requests, const std::string& owner,
+    std::chrono::milliseconds lease) {
+  std::vector<std::optional<ClaimedRow>> claimed(requests.size());
+  if (requests.empty() || jobs_count_.empty()) return claimed;
+  // The claim of claim_all_returning, with the step computed from the job
+  // list and the whole row returned: no read before it. A step message names
+  // the jobs left, so its step is the job count minus those.
+  std::vector<const UnreadClaim*> unique;
+  std::map<std::string, std::size_t> position;  // run id -> index in `unique`
+  for (const UnreadClaim& request : requests) {
+    if (position.emplace(request.run_id, unique.size()).second) unique.push_back(&request);
+  }
+  std::string which;
+  for (std::size_t i = 0; i < unique.size(); ++i) {
+    const std::string n = std::to_string(i);
+    if (i > 0) which += " OR ";
+    which += "(run_id = :r" + n + " AND step = " + jobs_count_ + " - :l" + n + ")";
+  }
+  const long long lease_for = milliseconds(lease);
+  // Tables taken over from program-executor-js may hold a run id more than
+  // once: the lowest id counts, as in find().
+  std::map<std::string, ProgramRow> rows;
+  guarded(database_, "claiming steps", requests.front().run_id, [&](soci::session& session) {
+    RowReader reader;
+    for_each_row(
+        session,
+        claim_set_sql_ + " WHERE (" + which + ")" + running_ + claim_free_sql_ + " RETURNING " +
+            claimed_columns_,
+        [&](soci::statement& statement) {
+          reader.bind(statement);
+          statement.exchange(soci::use(owner));
+          statement.exchange(soci::use(lease_for));
+          for (const UnreadClaim* request : unique) {
+            statement.exchange(soci::use(request->run_id));
+            statement.exchange(soci::use(request->jobs_left));
+          }
+        },
+        [&] {
+          auto [it, first] = rows.emplace(reader.run_id, ProgramRow{});
+          if (first || reader.id < it->second.id) it->second = reader.row();
+        });
+  });
+  std::set<std::string> handed_out;
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    auto it = rows.find(requests[i].run_id);
+    if (it == rows.end() || !handed_out.insert(it->first).second) continue;
+    const ProgramRow& row = it->second;
+    claimed[i] = ClaimedRow{row, StepClaim{row.lease_token, row.step_crash_count}};
+  }
+  return claimed;
 }
 
 std::optional<StepClaim> SqlProgramStore::claim_in(soci::session& session,

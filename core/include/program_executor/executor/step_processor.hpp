@@ -108,7 +108,10 @@ class StepProcessor {
     std::optional<StepOutcome> outcome;
   };
 
-  /// Reads the rows of the parsed messages (one query for the batch).
+  /// Claims the steps the messages stand for without reading their rows
+  /// first (one statement for the batch): the usual case of a step.
+  void claim_unread(std::vector<Step>& steps);
+  /// Reads the rows of the parsed messages not claimed yet (one query).
   void read_rows(std::vector<Step>& steps);
   /// Checks a message against its row: an outcome if it is not to be run
   /// (parked, cancelled, early, duplicate), nullopt to claim it.
@@ -124,6 +127,8 @@ class StepProcessor {
   std::optional<StepOutcome> run_claimed(const StepMessage& message, const store::ProgramRow& row,
                                          const store::StepClaim& claim);
   void commit_steps(std::vector<Step>& steps);
+  /// The outcome of a copy of a step someone holds: dropped.
+  StepOutcome busy(const Step& step);
   StepOutcome infrastructure_error(Step& step, const std::string& what);
   StepOutcome park(std::string_view body, const std::string& reason);
   StepOutcome schedule_retry(const StepMessage& message, std::chrono::milliseconds delay);

@@ -37,6 +37,10 @@ class Dialect {
 
   /// A JSON column read back as text.
   virtual std::string json_text(std::string_view column) const = 0;
+  /// The length of the JSON array in `column`, NULL when it holds no valid
+  /// array; empty when the dialect has no such expression (the store then
+  /// reads a row before claiming its step).
+  virtual std::string json_array_length(std::string_view /*column*/) const { return ""; }
   /// The JSON text bound to `:parameter`, as written into a JSON column.
   virtual std::string json_value(std::string_view parameter) const = 0;
 

@@ -34,6 +34,22 @@ struct ClaimRequest {
   int step = 0;
 };
 
+/// A step to claim on its message's word, before its row was read
+/// (ProgramStore::claim_unread): the step `jobs_left` jobs before the end of
+/// the program's job list, as a step message in the original's shape says.
+struct UnreadClaim {
+  std::string run_id;
+  int jobs_left = 0;
+};
+
+/// A claim with the row as the claim left it, but for job_data and
+/// program_data, which are not read (empty objects): the step's message
+/// carries the program data, and a job reads its data through the store.
+struct ClaimedRow {
+  ProgramRow row;
+  StepClaim claim;
+};
+
 /// One finished step to commit (ProgramStore::commit_all): advance() or, for
 /// the program's last step, finish().
 struct StepCommit {
@@ -98,6 +114,18 @@ class ProgramStore {
   virtual std::vector<std::optional<StepClaim>> claim_all(const std::vector<ClaimRequest>& requests,
                                                           const std::string& owner,
                                                           std::chrono::milliseconds lease);
+
+  /// For each request, claims the step its message stands for, if the program
+  /// is running at that step and nobody holds an unexpired claim, and returns
+  /// the row: the common case of a step in one round trip, with no read
+  /// before it. nullopt means "not claimed here", for any reason; the caller
+  /// then reads the row and decides (a message early, stale or for a missing
+  /// program, or a step someone else holds). A run id asked for twice is
+  /// claimed for its first request only. Throws StoreError if the statement
+  /// fails; then no claim was taken. The default claims nothing.
+  virtual std::vector<std::optional<ClaimedRow>> claim_unread(const std::vector<UnreadClaim>& requests,
+                                                              const std::string& owner,
+                                                              std::chrono::milliseconds lease);
 
   /// Extends a held claim to now + `lease`; false if it was lost.
   virtual bool renew(const std::string& run_id, int step, std::int64_t token,

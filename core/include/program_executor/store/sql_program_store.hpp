@@ -26,6 +26,9 @@ class SqlProgramStore : public ProgramStore {
   std::vector<std::optional<StepClaim>> claim_all(const std::vector<ClaimRequest>& requests,
                                                   const std::string& owner,
                                                   std::chrono::milliseconds lease) override;
+  std::vector<std::optional<ClaimedRow>> claim_unread(const std::vector<UnreadClaim>& requests,
+                                                      const std::string& owner,
+                                                      std::chrono::milliseconds lease) override;
   bool renew(const std::string& run_id, int step, std::int64_t token,
              std::chrono::milliseconds lease) override;
   bool release(const std::string& run_id, int step, std::int64_t token,
@@ -59,9 +62,11 @@ class SqlProgramStore : public ProgramStore {
   std::string running_;  ///< " AND finished_at IS NULL AND errored_at IS NULL"
 
   bool multi_row_;       ///< batches as single UPDATE ... RETURNING statements
+  std::string jobs_count_;  ///< SQL: the length of the jobs array; empty: claim_unread claims nothing
 
   // Built once: run on every step.
-  std::string row_columns_;  ///< the columns RowBuffers reads, in its order
+  std::string row_columns_;  ///< the columns RowReader reads, in its order
+  std::string claimed_columns_;  ///< the same without job_data and program_data (NULL)
   std::string claim_set_sql_;
   std::string claim_free_sql_;
   std::string advance_set_sql_;
