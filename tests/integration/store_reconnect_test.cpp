@@ -98,6 +98,43 @@ TEST_CASE("a killed connection fails the operation in progress, and the next one
   }
 }
 
+TEST_CASE("statements kept on a killed connection are dropped with it and prepared again",
+          "[store][reconnect]") {
+  if (skip_on_sqlite()) return;
+  test::ScratchTable table;
+  auto database = table.open(1);
+  database->ensure_schema();
+  auto store = database->program_store();
+  store->insert({"p", {"a", "b", "c"}, json::object(), json::object()});
+  // A step's claim as the daemon takes it: on the message's word (a statement
+  // kept on the session, where the database can), else by step.
+  const auto claim = [&](int step) {
+    const auto unread = store->claim_unread({{"p", 3 - step}}, "w", 30s).front();
+    return unread ? unread->claim.token : store->claim("p", step, "w", 30s).value().token;
+  };
+  const auto commit = [&](int step, std::int64_t token) {
+    return store->commit_all({{"p", step, token, step == 2}}, 1min) == std::vector<bool>{true};
+  };
+  const auto kill_our_connection = [&] {
+    Killer killer(table);
+    store::SessionLease lease(*database);
+    return killer.kill(connection_id(*database, lease.session()));
+  };
+  CHECK(commit(0, claim(0)));  // both statements kept on the session
+
+  REQUIRE(kill_our_connection());
+  CHECK_THROWS_WITH(claim(1), Catch::Contains("connection lost"));
+  // Re-established (the old connection's statements went before it did), and
+  // the same statements are prepared again on the new one.
+  CHECK(commit(1, claim(1)));
+
+  const std::int64_t token = claim(2);
+  REQUIRE(kill_our_connection());
+  CHECK_THROWS_WITH(commit(2, token), Catch::Contains("connection lost"));
+  CHECK(commit(2, token));  // the claim outlived the connection
+  CHECK(store->find("p")->finished_at);
+}
+
 TEST_CASE("a connection killed inside a transaction leaves the row as it was", "[store][reconnect]") {
   if (skip_on_sqlite()) return;
   test::ScratchTable table;
@@ -201,7 +238,11 @@ TEST_CASE("concurrent steps survive killed connections: every failure is a Store
             note_connection();
             auto row = store->find(run_id);
             if (row->finished_at) break;
-            auto claim = store->claim(run_id, row->step, "w" + std::to_string(t), 30s);
+            // The daemon's way: on the message's word first (a statement
+            // kept on the connection, where the database can), then by step.
+            const std::string worker = "w" + std::to_string(t);
+            const auto unread = store->claim_unread({{run_id, 3 - row->step}}, worker, 30s).front();
+            auto claim = unread ? std::optional(unread->claim) : store->claim(run_id, row->step, worker, 30s);
             if (!claim) {
               // Our own claim from an attempt whose answer was lost: take it back.
               store->release(run_id, row->step, row->lease_token, 1s);
@@ -211,11 +252,7 @@ TEST_CASE("concurrent steps survive killed connections: every failure is a Store
               return json{{"n", c.value("n", 0) + 1}};
             });
             std::this_thread::sleep_for(10ms);  // the job
-            if (row->step + 1 < 3) {
-              store->advance(run_id, row->step, claim->token, 1min);
-            } else {
-              store->finish(run_id, row->step, claim->token);
-            }
+            store->commit_all({{run_id, row->step, claim->token, row->step + 1 == 3}}, 1min);
           } catch (const store::StoreError&) {
             std::this_thread::sleep_for(5ms);
           } catch (...) {

@@ -257,6 +257,8 @@ void Database::reconnect(soci::session& session, Slot& slot) {
   const auto deadline = std::chrono::steady_clock::now() + reconnect_timeout_;
   auto delay = std::chrono::milliseconds(100);
   std::string last_error;
+  // Statements prepared on the old connection must go before it does.
+  slot.kept.clear();
   for (int attempt = 1;; ++attempt) {
     try {
       session.reconnect();
@@ -313,6 +315,12 @@ void SessionLease::mark_lost() noexcept {
              "the operation failed; the session is re-established on next use",
              {{"backend", to_string(database_.backend_)}});
 }
+
+std::shared_ptr<void>& SessionLease::kept(const std::string& key) {
+  return database_.slots_[position_].kept[key];
+}
+
+void SessionLease::drop_kept() noexcept { database_.slots_[position_].kept.clear(); }
 
 bool SessionLease::connection_lost() noexcept {
   bool connected = false;

@@ -12,14 +12,18 @@
 
 namespace program_executor::store::detail {
 
+/// guarded() for work that needs the lease itself (its kept statements).
 template <class F>
-auto guarded(Database& database, std::string_view what, std::string_view run_id, F&& work)
-    -> decltype(work(std::declval<soci::session&>())) {
+auto guarded_lease(Database& database, std::string_view what, std::string_view run_id, F&& work)
+    -> decltype(work(std::declval<SessionLease&>())) {
   SessionLease lease(database);
   try {
-    return work(lease.session());
+    return work(lease);
   } catch (const soci::soci_error& e) {
     // Any transaction of `work` has been rolled back by now (RAII guards).
+    // A statement that failed may be in any state: the session's kept
+    // statements are prepared again when next needed.
+    lease.drop_kept();
     bool lost = e.get_error_category() == soci::soci_error::connection_error;
     if (lost) {
       lease.mark_lost();
@@ -31,6 +35,13 @@ auto guarded(Database& database, std::string_view what, std::string_view run_id,
     if (lost) message += " (connection lost; re-established on next use)";
     throw StoreError(message + ": " + e.what());
   }
+}
+
+template <class F>
+auto guarded(Database& database, std::string_view what, std::string_view run_id, F&& work)
+    -> decltype(work(std::declval<soci::session&>())) {
+  return guarded_lease(database, what, run_id,
+                       [&](SessionLease& lease) { return work(lease.session()); });
 }
 
 }  // namespace program_executor::store::detail

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <set>
 
 #include <soci/soci.h>
@@ -14,6 +15,7 @@ namespace program_executor::store {
 namespace {
 
 using detail::guarded;
+using detail::guarded_lease;
 
 // A write transaction in the dialect's way, rolled back unless committed
 // (also when the connection is gone: the rollback's own error is dropped).
@@ -161,6 +163,60 @@ void for_each_row(soci::session& session, const std::string& query, Bind&& bind,
   while (statement.fetch()) on_row();
 }
 
+// The statement kept on `lease`'s session under its SQL text, prepared there
+// (T's constructor) the first time: PostgreSQL parses and plans it once per
+// connection instead of on every step, SQLite compiles it once.
+template <class T, class... Args>
+T& kept(SessionLease& lease, const std::string& query, Args&&... args) {
+  std::shared_ptr<void>& slot = lease.kept(query);
+  if (!slot) slot = std::make_shared<T>(lease.session(), query, std::forward<Args>(args)...);
+  return *static_cast<T*>(slot.get());
+}
+
+void prepare_kept(soci::statement& statement, const std::string& query) {
+  statement.alloc();
+  statement.prepare(query, soci::details::st_repeatable_query);
+  statement.define_and_bind();
+}
+
+// SqlProgramStore::claim_unread for `count` run ids, with its buffers (the
+// statement refers to them, so it is declared last: destroyed first).
+struct ClaimUnreadStatement {
+  ClaimUnreadStatement(soci::session& session, const std::string& query, std::size_t count)
+      : run_ids(count), jobs_left(count), statement(session) {
+    reader.bind(statement);
+    statement.exchange(soci::use(owner));
+    statement.exchange(soci::use(lease));
+    for (std::size_t i = 0; i < count; ++i) {
+      statement.exchange(soci::use(run_ids[i]));
+      statement.exchange(soci::use(jobs_left[i]));
+    }
+    prepare_kept(statement, query);
+  }
+  RowReader reader;
+  std::string owner;
+  long long lease = 0;
+  std::vector<std::string> run_ids;  // sized once: the statement holds their addresses
+  std::vector<int> jobs_left;
+  soci::statement statement;
+};
+
+// SqlProgramStore::advance_sql_ or finish_sql_ for one step.
+struct CommitStatement {
+  CommitStatement(soci::session& session, const std::string& query, bool with_expect) : statement(session) {
+    if (with_expect) statement.exchange(soci::use(expect));
+    statement.exchange(soci::use(run_id));
+    statement.exchange(soci::use(step));
+    statement.exchange(soci::use(token));
+    prepare_kept(statement, query);
+  }
+  long long expect = 0;
+  std::string run_id;
+  int step = 0;
+  long long token = 0;
+  soci::statement statement;
+};
+
 }  // namespace
 
 SqlProgramStore::SqlProgramStore(Database& database)
@@ -172,7 +228,8 @@ SqlProgramStore::SqlProgramStore(Database& database)
       // UPDATE ... RETURNING (PostgreSQL; SQLite since 3.35) turns a batch into
       // one statement; MySQL and MariaDB have no such UPDATE.
       multi_row_(database.backend() == Backend::postgresql || database.backend() == Backend::sqlite3),
-      jobs_count_(multi_row_ ? dialect_.json_array_length("jobs") : std::string()) {
+      jobs_count_(multi_row_ ? dialect_.json_array_length("jobs") : std::string()),
+      keep_statements_(multi_row_) {
   // The statements of every step, built once.
   // (MySQL evaluates SET left to right: the crash count reads the old owner.)
   claim_set_sql_ = "UPDATE " + table_ +
@@ -389,25 +446,22 @@ std::vector<std::optional<ClaimedRow>> SqlProgramStore::claim_unread(
   // Tables taken over from program-executor-js may hold a run id more than
   // once: the lowest id counts, as in find().
   std::map<std::string, ProgramRow> rows;
-  guarded(database_, "claiming steps", requests.front().run_id, [&](soci::session& session) {
-    RowReader reader;
-    for_each_row(
-        session,
-        claim_set_sql_ + " WHERE (" + which + ")" + running_ + claim_free_sql_ + " RETURNING " +
-            claimed_columns_,
-        [&](soci::statement& statement) {
-          reader.bind(statement);
-          statement.exchange(soci::use(owner));
-          statement.exchange(soci::use(lease_for));
-          for (const UnreadClaim* request : unique) {
-            statement.exchange(soci::use(request->run_id));
-            statement.exchange(soci::use(request->jobs_left));
-          }
-        },
-        [&] {
-          auto [it, first] = rows.emplace(reader.run_id, ProgramRow{});
-          if (first || reader.id < it->second.id) it->second = reader.row();
-        });
+  const std::string query = claim_set_sql_ + " WHERE (" + which + ")" + running_ + claim_free_sql_ +
+                            " RETURNING " + claimed_columns_;
+  guarded_lease(database_, "claiming steps", requests.front().run_id, [&](SessionLease& session) {
+    auto& claim = kept<ClaimUnreadStatement>(session, query, unique.size());
+    claim.owner = owner;
+    claim.lease = lease_for;
+    for (std::size_t i = 0; i < unique.size(); ++i) {
+      claim.run_ids[i] = unique[i]->run_id;
+      claim.jobs_left[i] = unique[i]->jobs_left;
+    }
+    claim.statement.execute(false);
+    while (claim.statement.fetch()) {
+      const RowReader& reader = claim.reader;
+      auto [it, first] = rows.emplace(reader.run_id, ProgramRow{});
+      if (first || reader.id < it->second.id) it->second = reader.row();
+    }
   });
   std::set<std::string> handed_out;
   for (std::size_t i = 0; i < requests.size(); ++i) {
@@ -553,9 +607,18 @@ std::vector<bool> SqlProgramStore::commit_all_returning(const std::vector<StepCo
 
 bool SqlProgramStore::commit_in_guarded(const StepCommit& commit,
                                         std::chrono::milliseconds expect_within) {
-  return guarded(database_, commit.last ? "finishing a program" : "advancing a program",
-                 commit.run_id,
-                 [&](soci::session& session) { return commit_in(session, commit, expect_within); });
+  return guarded_lease(database_, commit.last ? "finishing a program" : "advancing a program",
+                       commit.run_id, [&](SessionLease& session) {
+                         if (!keep_statements_) return commit_in(session.session(), commit, expect_within);
+                         const std::string& query = commit.last ? finish_sql_ : advance_sql_;
+                         auto& statement = kept<CommitStatement>(session, query, !commit.last);
+                         statement.expect = milliseconds(expect_within);
+                         statement.run_id = commit.run_id;
+                         statement.step = commit.step;
+                         statement.token = commit.token;
+                         statement.statement.execute(true);
+                         return statement.statement.get_affected_rows() > 0;
+                       });
 }
 
 bool SqlProgramStore::commit_in(soci::session& session, const StepCommit& commit,

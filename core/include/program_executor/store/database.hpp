@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -80,6 +81,8 @@ class Database {
   struct Slot {
     bool lost = false;                ///< connection gone: re-establish before use
     std::uint64_t checked_epoch = 0;  ///< loss_epoch_ when last known good
+    /// SessionLease::kept(); cleared before the session reconnects.
+    std::map<std::string, std::shared_ptr<void>> kept;
   };
 
   void open_session(soci::session& session);
@@ -119,6 +122,15 @@ class SessionLease {
   bool connection_lost() noexcept;
   /// The same, when the error already said the connection is gone.
   void mark_lost() noexcept;
+
+  /// An object kept with this pooled session, by key, for as long as its
+  /// connection lasts (empty until set): statements prepared once on the
+  /// connection and run again on every step. Dropped before the session
+  /// reconnects (a SOCI statement refers to the connection it was prepared
+  /// on) and by drop_kept().
+  std::shared_ptr<void>& kept(const std::string& key);
+  /// Drops every kept object of this session, e.g. after a failed statement.
+  void drop_kept() noexcept;
 
  private:
   Database& database_;

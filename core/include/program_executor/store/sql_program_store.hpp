@@ -63,6 +63,9 @@ class SqlProgramStore : public ProgramStore {
 
   bool multi_row_;       ///< batches as single UPDATE ... RETURNING statements
   std::string jobs_count_;  ///< SQL: the length of the jobs array; empty: claim_unread claims nothing
+  /// The statements of every step are prepared once per session and kept
+  /// (PostgreSQL, SQLite; SOCI's MySQL backend prepares on the client only).
+  bool keep_statements_;
 
   // Built once: run on every step.
   std::string row_columns_;  ///< the columns RowReader reads, in its order
