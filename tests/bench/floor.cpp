@@ -43,13 +43,18 @@ struct Shared {
   bool over() const { return failed || done >= target; }
 };
 
+// "Still running" as the daemon writes it: COALESCE keeps PostgreSQL from
+// scanning the partial overdue index (every running program) instead of the
+// run_id index on a table without statistics (see SqlProgramStore).
+constexpr const char* running = " AND COALESCE(finished_at, errored_at) IS NULL";
+
 // One thread's statements, prepared once on its own session. The read is the
 // row's current step; the updates are conditional on it, as the daemon's are.
 class StepStatements {
  public:
   StepStatements(soci::session& session, const store::Dialect& dialect, const std::string& table)
       : read_((session.prepare << "SELECT step FROM " + table +
-                                      " WHERE run_id = :run_id AND finished_at IS NULL AND errored_at IS NULL",
+                                      " WHERE run_id = :run_id" + running,
                soci::into(step_), soci::use(run_id_, "run_id"))),
         advance_((session.prepare << "UPDATE " + table + " SET step = step + 1, updated_at = " +
                                          dialect.now() + " WHERE run_id = :run_id AND step = :step",
@@ -125,7 +130,7 @@ class BatchStatements {
         sql += i ? ", :k" : ":k";
         sql += std::to_string(i);
       }
-      sql += ") AND finished_at IS NULL AND errored_at IS NULL";
+      sql += std::string(")") + running;
       auto prepared = (session_.prepare << sql, soci::into(read_ids_), soci::into(read_steps_));
       for (std::size_t i = 0; i < n; ++i) prepared, soci::use(read_keys_[i], parameter('k', i));
       return std::make_unique<soci::statement>(prepared);

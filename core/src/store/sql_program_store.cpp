@@ -224,7 +224,11 @@ SqlProgramStore::SqlProgramStore(Database& database)
       dialect_(database.dialect()),
       table_(dialect_.quote(database.table())),
       now_(dialect_.now()),
-      running_(" AND finished_at IS NULL AND errored_at IS NULL"),
+      // Not "finished_at IS NULL AND errored_at IS NULL", which is the
+      // predicate of the partial overdue index: on a table without
+      // statistics yet, PostgreSQL then scans that index (every running
+      // program) instead of finding the one row by run_id.
+      running_(" AND COALESCE(finished_at, errored_at) IS NULL"),
       // UPDATE ... RETURNING (PostgreSQL; SQLite since 3.35) turns a batch into
       // one statement; MySQL and MariaDB have no such UPDATE.
       multi_row_(database.backend() == Backend::postgresql || database.backend() == Backend::sqlite3),

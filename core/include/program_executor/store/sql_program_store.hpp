@@ -59,7 +59,7 @@ class SqlProgramStore : public ProgramStore {
   const Dialect& dialect_;
   std::string table_;    ///< already quoted
   std::string now_;      ///< SQL expression for the current UTC time
-  std::string running_;  ///< " AND finished_at IS NULL AND errored_at IS NULL"
+  std::string running_;  ///< " AND" the program neither finished nor errored
 
   bool multi_row_;       ///< batches as single UPDATE ... RETURNING statements
   std::string jobs_count_;  ///< SQL: the length of the jobs array; empty: claim_unread claims nothing
