@@ -163,6 +163,18 @@ void for_each_row(soci::session& session, const std::string& query, Bind&& bind,
   while (statement.fetch()) on_row();
 }
 
+// The requests whose run id no earlier request has, in order: a batch claims
+// a run id for its first request only (a second one is a copy of a message).
+template <class Request>
+std::vector<const Request*> first_per_run_id(const std::vector<Request>& requests) {
+  std::vector<const Request*> unique;
+  std::set<std::string_view> seen;
+  for (const Request& request : requests) {
+    if (seen.insert(request.run_id).second) unique.push_back(&request);
+  }
+  return unique;
+}
+
 // The statement kept on `lease`'s session under its SQL text, prepared there
 // (T's constructor) the first time: PostgreSQL parses and plans it once per
 // connection instead of on every step, SQLite compiles it once.
@@ -379,11 +391,7 @@ std::vector<std::optional<StepClaim>> SqlProgramStore::claim_all_returning(
   // One UPDATE ... RETURNING for the whole batch: a single statement, so
   // atomic in autocommit, and one round trip. A run id asked for twice is
   // claimed for its first request only (the second is a copy of the message).
-  std::vector<const ClaimRequest*> unique;
-  std::map<std::string, std::size_t> position;  // run id -> index in `unique`
-  for (const ClaimRequest& request : requests) {
-    if (position.emplace(request.run_id, unique.size()).second) unique.push_back(&request);
-  }
+  const std::vector<const ClaimRequest*> unique = first_per_run_id(requests);
   std::string which;
   for (std::size_t i = 0; i < unique.size(); ++i) {
     if (i > 0) which += " OR ";
@@ -435,11 +443,7 @@ std::vector<std::optional<ClaimedRow>> SqlProgramStore::claim_unread(
   // The claim of claim_all_returning, with the step computed from the job
   // list and the whole row returned: no read before it. A step message names
   // the jobs left, so its step is the job count minus those.
-  std::vector<const UnreadClaim*> unique;
-  std::map<std::string, std::size_t> position;  // run id -> index in `unique`
-  for (const UnreadClaim& request : requests) {
-    if (position.emplace(request.run_id, unique.size()).second) unique.push_back(&request);
-  }
+  const std::vector<const UnreadClaim*> unique = first_per_run_id(requests);
   std::string which;
   for (std::size_t i = 0; i < unique.size(); ++i) {
     const std::string n = std::to_string(i);
