@@ -365,7 +365,10 @@ TEST_CASE("programs queued behind a long job go to the idle worker", "[daemon]")
   if (!url) return;
   Deployment deployment(*url);  // two workers, prefetch 64 by default
   auto daemon = deployment.start_daemon();
-  const std::string long_one = deployment.create("demo.sleep", {{"demo.sleep", {{"ms", 6000}}}});
+  // Long enough that the quick programs (12 steps, 6 `create` commands) end
+  // first however loaded the machine is (CI runs suites side by side; 6 s once
+  // proved too short there).
+  const std::string long_one = deployment.create("demo.sleep", {{"demo.sleep", {{"ms", 20000}}}});
   REQUIRE(daemon->wait_for_log("\"job.started\"", 10s));
   // Delivered round-robin: about half of these reach the busy worker first,
   // which hands them back once its job has run for 100 ms.
