@@ -25,34 +25,6 @@ using nlohmann::json;
 
 namespace {
 
-json status_of(const fs::path& config, const std::string& run_id) {
-  const test::CommandResult status = test::cli(config, "status", {run_id, "--json"});
-  INFO(status.err);
-  REQUIRE(status.exit_code == 0);
-  return json::parse(status.out);
-}
-
-json wait_until_ended(const fs::path& config, const std::string& run_id) {
-  const auto deadline = std::chrono::steady_clock::now() + 60s;
-  json row;
-  while (std::chrono::steady_clock::now() < deadline) {
-    row = status_of(config, run_id);
-    if (row["state"] != "running") return row;
-    std::this_thread::sleep_for(100ms);
-  }
-  FAIL("program " << run_id << " still running: " << row.dump());
-  return row;
-}
-
-std::string create(const fs::path& config, const std::string& jobs,
-                   const json& job_data = json::object()) {
-  const test::CommandResult result =
-      test::cli(config, "create", {"--jobs", jobs, "--job-data", job_data.dump()});
-  INFO(result.err);
-  REQUIRE(result.exit_code == 0);
-  return test::run_id_of(result);
-}
-
 // The documented grants (docs/security.md), issued by the owner.
 std::vector<std::string> minimal_grants(const store::Database& owner, const std::string& table) {
   const auto& dialect = owner.dialect();
@@ -136,38 +108,38 @@ TEST_CASE("programs run end to end as a database user with data privileges only"
   {
     auto daemon = std::make_unique<test::DaemonProcess>(config, dir.path() / "daemon-1.log");
     REQUIRE(daemon->wait_for_log("\"daemon.started\"", 30s));
-    const std::string multi = create(config, "demo.log,demo.sleep,demo.count,demo.log",
+    const std::string multi = test::create_program(config, "demo.log,demo.sleep,demo.count,demo.log",
                                      {{"demo.sleep", {{"ms", 50}}}});
-    const std::string flaky = create(config, "demo.flaky,demo.log", {{"demo.flaky", {{"failures", 2}}}});
-    const std::string failing = create(config, "demo.log,demo.fail", {{"demo.fail", {{"message", "boom"}}}});
-    const std::string spawner = create(config, "demo.spawn", {{"demo.spawn", {{"jobs", {"demo.log"}}}}});
-    const std::string paged = create(config, "demo.paginate",
+    const std::string flaky = test::create_program(config, "demo.flaky,demo.log", {{"demo.flaky", {{"failures", 2}}}});
+    const std::string failing = test::create_program(config, "demo.log,demo.fail", {{"demo.fail", {{"message", "boom"}}}});
+    const std::string spawner = test::create_program(config, "demo.spawn", {{"demo.spawn", {{"jobs", {"demo.log"}}}}});
+    const std::string paged = test::create_program(config, "demo.paginate",
                                      {{"demo.paginate", {{"pages", 3}, {"page_ms", 20}}}});
-    const std::string slow = create(config, "demo.sleep,demo.log", {{"demo.sleep", {{"ms", 500}}}});
+    const std::string slow = test::create_program(config, "demo.sleep,demo.log", {{"demo.sleep", {{"ms", 500}}}});
     const test::CommandResult cancel = test::cli(config, "cancel", {slow});
     INFO(cancel.err);
     CHECK(cancel.exit_code == 0);
 
-    json row = wait_until_ended(config, multi);
+    json row = test::wait_until_ended(config, multi);
     CHECK(row["state"] == "finished");
     CHECK(row["step"] == 3);
-    row = wait_until_ended(config, flaky);
+    row = test::wait_until_ended(config, flaky);
     CHECK(row["state"] == "finished");
-    row = wait_until_ended(config, failing);
+    row = test::wait_until_ended(config, failing);
     CHECK(row["state"] == "errored");
     CHECK(row["error_message"] == "boom");
-    row = wait_until_ended(config, spawner);
+    row = test::wait_until_ended(config, spawner);
     CHECK(row["state"] == "finished");
     const std::string spawned = row["job_data"]["demo.spawn"]["spawned_run_id"].get<std::string>();
-    CHECK(wait_until_ended(config, spawned)["state"] == "finished");
-    CHECK(wait_until_ended(config, paged)["state"] == "finished");
-    CHECK(wait_until_ended(config, slow)["state"] == "cancelled");
+    CHECK(test::wait_until_ended(config, spawned)["state"] == "finished");
+    CHECK(test::wait_until_ended(config, paged)["state"] == "finished");
+    CHECK(test::wait_until_ended(config, slow)["state"] == "cancelled");
 
     // The cancelled program resumes (an UPDATE and a publish) and finishes.
     const test::CommandResult resume = test::cli(config, "resume", {slow});
     INFO(resume.err);
     CHECK(resume.exit_code == 0);
-    CHECK(wait_until_ended(config, slow)["state"] == "finished");
+    CHECK(test::wait_until_ended(config, slow)["state"] == "finished");
 
     const test::CommandResult list = test::cli(config, "list", {"--json", "--limit", "50"});
     INFO(list.err);
@@ -182,8 +154,8 @@ TEST_CASE("programs run end to end as a database user with data privileges only"
     // migrate: true with a current schema needs no DDL either.
     test::DaemonProcess daemon(config_migrate, dir.path() / "daemon-2.log");
     REQUIRE(daemon.wait_for_log("\"daemon.started\"", 30s));
-    const std::string run_id = create(config_migrate, "demo.log,demo.log");
-    CHECK(wait_until_ended(config_migrate, run_id)["state"] == "finished");
+    const std::string run_id = test::create_program(config_migrate, "demo.log,demo.log");
+    CHECK(test::wait_until_ended(config_migrate, run_id)["state"] == "finished");
     CHECK(daemon.stop(SIGTERM, 30s) == 0);
   }
 

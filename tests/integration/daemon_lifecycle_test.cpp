@@ -12,6 +12,7 @@
 
 #include "program_executor/amqp/connection.hpp"
 #include "support/process.hpp"
+#include "support/program_cli.hpp"
 #include "support/test_environment.hpp"
 
 using namespace program_executor;
@@ -58,26 +59,9 @@ class PluginDeployment {
     fs::rename(staging, plugins_ / name);
   }
 
-  std::string create(const std::string& jobs) {
-    auto result = test::run_command(
-        {PE_DAEMON_PATH, "create", "-c", config_path().string(), "--jobs", jobs});
-    INFO(result.err);
-    REQUIRE(result.exit_code == 0);
-    return result.out.substr(0, 36);
-  }
+  std::string create(const std::string& jobs) { return test::create_program(config_path(), jobs); }
 
-  json wait_until_ended(const std::string& run_id) {
-    for (int i = 0; i < 300; ++i) {
-      auto result = test::run_command(
-          {PE_DAEMON_PATH, "status", "-c", config_path().string(), run_id, "--json"});
-      REQUIRE(result.exit_code == 0);
-      json row = json::parse(result.out);
-      if (row["state"] != "running") return row;
-      std::this_thread::sleep_for(100ms);
-    }
-    FAIL("program " << run_id << " did not end");
-    return {};
-  }
+  json wait_until_ended(const std::string& run_id) { return test::wait_until_ended(config_path(), run_id); }
 
   fs::path config_path() const { return dir_.path() / "config.yaml"; }
   fs::path log_path(const std::string& name) const { return dir_.path() / name; }

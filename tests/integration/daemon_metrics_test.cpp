@@ -15,6 +15,7 @@
 
 #include "program_executor/amqp/connection.hpp"
 #include "support/process.hpp"
+#include "support/program_cli.hpp"
 #include "support/test_environment.hpp"
 
 using namespace program_executor;
@@ -129,39 +130,21 @@ class Deployment {
     return daemon;
   }
 
+  // {"command", args...}: `program-executor command -c <config> args...`.
   test::CommandResult cli(std::vector<std::string> args) {
-    args.insert(args.begin(), {PE_DAEMON_PATH});
-    args.insert(args.begin() + 2, {"-c", config_.string()});
-    return test::run_command(args);
+    const std::string command = args.front();
+    args.erase(args.begin());
+    return test::cli(config_, command, std::move(args));
   }
 
   std::string create(const std::string& jobs, const json& job_data = json::object()) {
-    auto result = cli({"create", "--jobs", jobs, "--job-data", job_data.dump()});
-    INFO(result.err);
-    REQUIRE(result.exit_code == 0);
-    std::string run_id = result.out;
-    while (!run_id.empty() && (run_id.back() == '\n' || run_id.back() == '\r')) run_id.pop_back();
-    REQUIRE(run_id.size() == 36);
-    return run_id;
+    return test::create_program(config_, jobs, job_data);
   }
 
-  json status(const std::string& run_id) {
-    auto result = cli({"status", run_id, "--json"});
-    INFO(result.err);
-    REQUIRE(result.exit_code == 0);
-    return json::parse(result.out);
-  }
+  json status(const std::string& run_id) { return test::program_status(config_, run_id); }
 
   json wait_until_ended(const std::string& run_id, std::chrono::seconds timeout = 60s) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    json row;
-    while (std::chrono::steady_clock::now() < deadline) {
-      row = status(run_id);
-      if (row["state"] != "running") return row;
-      std::this_thread::sleep_for(100ms);
-    }
-    FAIL("program " << run_id << " still running after timeout: " << row.dump());
-    return row;
+    return test::wait_until_ended(config_, run_id, timeout);
   }
 
   const std::string& queue() const { return queue_; }

@@ -16,6 +16,7 @@
 
 #include "program_executor/amqp/connection.hpp"
 #include "support/process.hpp"
+#include "support/program_cli.hpp"
 #include "support/test_environment.hpp"
 
 using namespace program_executor;
@@ -66,10 +67,11 @@ class SecretDeployment {
         << "  format: json\n";
   }
 
+  // {"command", args...}: `program-executor command -c <config> args...`.
   test::CommandResult cli(std::vector<std::string> args) const {
-    args.insert(args.begin(), {PE_DAEMON_PATH});
-    args.insert(args.begin() + 2, {"-c", config_.string()});
-    return test::run_command(args);
+    const std::string command = args.front();
+    args.erase(args.begin());
+    return test::cli(config_, command, std::move(args));
   }
 
   const fs::path& config() const { return config_; }

@@ -19,6 +19,7 @@
 #include "program_executor/store/database.hpp"
 #include "program_executor/store/dialect.hpp"
 #include "support/process.hpp"
+#include "support/program_cli.hpp"
 #include "support/test_environment.hpp"
 
 namespace program_executor::test {
@@ -101,13 +102,6 @@ inline void write_config(const std::filesystem::path& path, const DaemonConfig& 
   REQUIRE(out.good());
 }
 
-/// `program-executor <command> -c <config> <args...>`.
-inline CommandResult cli(const std::filesystem::path& config, const std::string& command,
-                         std::vector<std::string> args = {}) {
-  args.insert(args.begin(), {PE_DAEMON_PATH, command, "-c", config.string()});
-  return run_command(args);
-}
-
 /// Drops the table of a test and its version table, as the owner; deletes its queues.
 inline void drop_deployment(const config::DatabaseSettings& owner, const std::string& amqp_url,
                             const std::string& queue) noexcept {
@@ -126,13 +120,6 @@ inline void drop_deployment(const config::DatabaseSettings& owner, const std::st
     }
   } catch (const std::exception&) {
   }
-}
-
-/// The run id `create` printed.
-inline std::string run_id_of(const CommandResult& create) {
-  std::string run_id = create.out;
-  while (!run_id.empty() && (run_id.back() == '\n' || run_id.back() == '\r')) run_id.pop_back();
-  return run_id;
 }
 
 }  // namespace program_executor::test
