@@ -185,8 +185,12 @@ TEST_CASE("the daemon counts programs, jobs, retries and parked messages on /met
   auto daemon = deployment.start_daemon();
   CHECK(daemon->count_in_log("http://" + listen + "/metrics") == 1);  // metrics.listening
 
-  // Up before any work, every counter at zero.
-  std::string text = http_get(port, "/metrics");
+  // Up, and once the cancelled program's step is dropped (the daemon takes it
+  // at once), nothing finished and nothing in flight.
+  std::string text = scrape_until(port, [](const std::string& t) {
+    return sample(t, "program_executor_programs_cancelled_total") == 1 &&
+           sample(t, "program_executor_steps_in_flight") == 0;
+  });
   CHECK(sample(text, "program_executor_programs_finished_total") == 0);
   CHECK(sample(text, "program_executor_steps_in_flight") == 0);
 
