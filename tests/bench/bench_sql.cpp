@@ -11,6 +11,7 @@
 #include "program_executor/executor/program_creator.hpp"
 #include "program_executor/store/dialect.hpp"
 #include "program_executor/store/migrations.hpp"
+#include "program_executor/store/write_transaction.hpp"
 
 namespace program_executor::bench {
 namespace {
@@ -30,35 +31,6 @@ config::DatabaseSettings settings_of(const std::string& backend, const std::stri
   settings.migrate = true;
   return settings;
 }
-
-// A write transaction on a leased session: rolled back unless committed.
-class WriteTransaction {
- public:
-  WriteTransaction(soci::session& session, const store::Dialect& dialect)
-      : session_(session), dialect_(dialect) {
-    dialect_.begin_write(session_);
-  }
-  ~WriteTransaction() {
-    if (open_) {
-      try {
-        dialect_.rollback(session_);
-      } catch (const std::exception&) {
-        // The session is being abandoned anyway; the error that got us here matters.
-      }
-    }
-  }
-  WriteTransaction(const WriteTransaction&) = delete;
-  WriteTransaction& operator=(const WriteTransaction&) = delete;
-  void commit() {
-    dialect_.commit(session_);
-    open_ = false;
-  }
-
- private:
-  soci::session& session_;
-  const store::Dialect& dialect_;
-  bool open_ = true;
-};
 
 }  // namespace
 
@@ -147,7 +119,7 @@ std::vector<std::string> BenchTable::insert_programs(int count, const std::vecto
   std::vector<std::string> run_ids;
   run_ids.reserve(static_cast<std::size_t>(count));
   for (int done = 0; done < count;) {
-    WriteTransaction transaction(session, dialect);
+    store::WriteTransaction transaction(session, dialect);
     for (int i = 0; i < insert_chunk && done < count; ++i, ++done) {
       run_id = executor::new_run_id();
       insert.execute(true);

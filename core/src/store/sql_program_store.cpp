@@ -10,42 +10,13 @@
 #include "guarded.hpp"
 #include "program_executor/store/database.hpp"
 #include "program_executor/store/dialect.hpp"
+#include "program_executor/store/write_transaction.hpp"
 
 namespace program_executor::store {
 namespace {
 
 using detail::guarded;
 using detail::guarded_lease;
-
-// A write transaction in the dialect's way, rolled back unless committed
-// (also when the connection is gone: the rollback's own error is dropped).
-class WriteTransaction {
- public:
-  WriteTransaction(soci::session& session, const Dialect& dialect)
-      : session_(session), dialect_(dialect) {
-    dialect_.begin_write(session_);
-  }
-  ~WriteTransaction() {
-    if (!committed_) {
-      try {
-        dialect_.rollback(session_);
-      } catch (...) {
-        // Nothing more to do: the session is returned to the pool either way.
-      }
-    }
-  }
-  WriteTransaction(const WriteTransaction&) = delete;
-  WriteTransaction& operator=(const WriteTransaction&) = delete;
-  void commit() {
-    dialect_.commit(session_);
-    committed_ = true;
-  }
-
- private:
-  soci::session& session_;
-  const Dialect& dialect_;
-  bool committed_ = false;
-};
 
 nlohmann::json parse_column(const std::string& text, const char* column) {
   if (text.empty()) return nlohmann::json::object();
