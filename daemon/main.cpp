@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "commands.hpp"
+#include "run_step_command.hpp"
 
 int main(int argc, char** argv) {
   using namespace program_executor::daemon;
@@ -102,12 +103,17 @@ int main(int argc, char** argv) {
   auto* version = app.add_subcommand("version", "Print the version and the plugin ABI version");
   add_json(version);
 
+  // Started by the daemon to run one step alone (docs/guarantees.md, "Crashes"); not listed.
+  auto* run_step = app.add_subcommand("run-step", "Run one step in an isolated process")->group("");
+  add_config(run_step);
+
   CLI11_PARSE(app, argc, argv);
 
   // The broker socket may close under us; that is an error to report, not a signal to die of.
   std::signal(SIGPIPE, SIG_IGN);
 
   if (*run) return run_daemon(common);
+  if (*run_step) return run_isolated_step_command(common.config_path);
   if (*create) return create_program(common, create_options);
   if (*status) return show_status(common, run_id);
   if (*list) return list_programs(common, list_options);

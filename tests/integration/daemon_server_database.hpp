@@ -67,6 +67,32 @@ inline std::string yaml_quoted(const std::string& text) {
   return quoted + "'";
 }
 
+/// The suite's database for one test (PE_TEST_DATABASE, default sqlite3: a
+/// file in `dir`), with a table of the test's own. A configured server that
+/// cannot be reached fails the test.
+inline config::DatabaseSettings suite_database(const std::filesystem::path& dir) {
+  config::DatabaseSettings settings;
+  const char* backend = std::getenv("PE_TEST_DATABASE");
+  settings.backend = backend != nullptr && *backend != '\0' ? backend : "sqlite3";
+  settings.table = unique_name("pe_it");
+  if (settings.backend == "sqlite3") {
+    settings.connection = "db=" + (dir / "programs.db").string();
+    return settings;
+  }
+  const char* connection = std::getenv("PE_TEST_DATABASE_CONNECTION");
+  if (connection == nullptr || *connection == '\0') {
+    FAIL("PE_TEST_DATABASE=" << settings.backend
+                             << " needs PE_TEST_DATABASE_CONNECTION (see .ci/databases)");
+  }
+  settings.connection = connection;
+  try {
+    store::Database probe(settings, 1);
+  } catch (const std::exception& e) {
+    FAIL("the configured test database (" << settings.backend << ") is unreachable: " << e.what());
+  }
+  return settings;
+}
+
 struct DaemonConfig {
   std::string amqp_url;
   std::string queue;
@@ -76,6 +102,8 @@ struct DaemonConfig {
   std::string table;
   bool migrate = true;
   int workers = 2;
+  std::string plugin_dir = PE_DEMO_PLUGIN_DIR;
+  std::string extra_yaml;  ///< more top-level sections, written as is
 };
 
 inline void write_config(const std::filesystem::path& path, const DaemonConfig& config) {
@@ -91,14 +119,15 @@ inline void write_config(const std::filesystem::path& path, const DaemonConfig& 
   out << "  table: " << config.table << "\n"
       << "  migrate: " << (config.migrate ? "true" : "false") << "\n"
       << "plugins:\n"
-      << "  directory: " << PE_DEMO_PLUGIN_DIR << "\n"
+      << "  directory: " << config.plugin_dir << "\n"
       << "workers: " << config.workers << "\n"
       << "shutdown_grace_seconds: 10\n"
       << "log:\n"
       << "  level: debug\n"
       << "  format: json\n"
       << "metrics:\n"
-      << "  listen: \"\"\n";
+      << "  listen: \"\"\n"
+      << config.extra_yaml;
   REQUIRE(out.good());
 }
 

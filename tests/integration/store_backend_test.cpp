@@ -113,9 +113,111 @@ TEST_CASE("every state change, claim and fence works on the configured backend, 
   CHECK_FALSE(store->advance("r2", 0, r2, soon));  // an errored program never moves again
 
   store->insert({"r3", {"a", "b"}, json::object(), json::object()});
+  const auto r3 = claim_token(*store, "r3", 0);
   CHECK(store->cancel("r3", "cancelled by hand"));
-  CHECK(store->find("r3")->error_message == "cancelled by hand");
+  row = store->find("r3");
+  CHECK(row->error_message == "cancelled by hand");
+  CHECK(row->state() == "cancelled");
+  CHECK(row->cancelled_at);
+  CHECK_FALSE(row->lease_owner);  // an ended row keeps no claim
+  CHECK_FALSE(row->lease_until);
   CHECK_FALSE(store->claim("r3", 0, "test", lease));
+  // The job still running when the cancel came can change nothing more.
+  CHECK_THROWS_AS(store->update_job_data("r3", "a", r3, [](const json&) { return json{{"x", 1}}; }),
+                  store::ProgramEnded);
+  CHECK_FALSE(store->find("r3")->job_data.contains("a"));
+}
+
+TEST_CASE("state comes from the timestamps, never from the message, and messages keep 255 characters",
+          "[store]") {
+  test::ScratchTable table;
+  auto database = table.open();
+  database->ensure_schema();
+  auto store = database->program_store();
+  store->insert({"failed", {"a"}, json::object(), json::object()});
+  CHECK(store->fail("failed", 0, claim_token(*store, "failed", 0), "cancelled"));
+  store->insert({"cancelled", {"a"}, json::object(), json::object()});
+  CHECK(store->cancel("cancelled", "cancelled"));
+  CHECK(store->find("failed")->state() == "errored");
+  CHECK(store->find("cancelled")->state() == "cancelled");
+  const auto errored = store->list({"errored", {}, 10, 0});
+  REQUIRE(errored.size() == 1);
+  CHECK(errored[0].run_id == "failed");
+  const auto cancelled = store->list({"cancelled", {}, 10, 0});
+  REQUIRE(cancelled.size() == 1);
+  CHECK(cancelled[0].run_id == "cancelled");
+  // 300 characters of two and three bytes: 255 of them are kept, on every backend.
+  std::string long_text;
+  for (int i = 0; i < 300; ++i) long_text += i % 2 ? "€" : "é";
+  store->insert({"long", {"a"}, json::object(), json::object()});
+  CHECK(store->fail("long", 0, claim_token(*store, "long", 0), long_text));
+  const std::string kept = *store->find("long")->error_message;
+  CHECK(kept == long_text.substr(0, 128 * 2 + 127 * 3));
+}
+
+TEST_CASE("a claim the row refused is dropped, and a crash running alone is counted apart", "[store]") {
+  test::ScratchTable table;
+  auto database = table.open();
+  database->ensure_schema();
+  auto store = database->program_store();
+  store->insert({"p", {"a", "b"}, json::object(), json::object()});
+  const auto token = claim_token(*store, "p", 0);
+  CHECK(store->record_isolated_crash("p", 0, token, "killed by signal 6", soon));
+  auto row = store->find("p");
+  CHECK(row->step_crash_count == 1);
+  CHECK(row->step_isolated_crash_count == 1);
+  CHECK(row->error_message == "killed by signal 6");
+  CHECK_FALSE(row->lease_owner);
+  const auto again = store->claim("p", 0, "test", lease);  // released: claimed at once
+  REQUIRE(again);
+  CHECK(again->crashes == 1);
+  CHECK(again->isolated_crashes == 1);
+  // A worker without claims (program-executor-js's) moves the row on under
+  // our claim: the claim is dropped, not left to block the next step.
+  {
+    soci::session session(database->pool());
+    session << "UPDATE " + database->dialect().quote(table.name()) + " SET step = 1 WHERE run_id = 'p'";
+  }
+  CHECK_FALSE(store->advance("p", 0, again->token, soon));
+  store->drop_claim("p", again->token);
+  row = store->find("p");
+  CHECK_FALSE(row->lease_owner);
+  CHECK(row->lease_until);  // still expected to move
+  CHECK(store->claim("p", 1, "test", lease));
+  // Moving on clears both counters.
+  store->insert({"q", {"a", "b"}, json::object(), json::object()});
+  const auto q = claim_token(*store, "q", 0);
+  CHECK(store->record_isolated_crash("q", 0, q, "crash", soon));
+  const auto q2 = claim_token(*store, "q", 0);
+  CHECK(store->advance("q", 0, q2, soon));
+  CHECK(store->find("q")->step_isolated_crash_count == 0);
+  CHECK(store->find("q")->step_crash_count == 0);
+}
+
+TEST_CASE("unclaimed steps wait longer before recovery, and old programs are left alone", "[store]") {
+  test::ScratchTable table;
+  auto database = table.open();
+  database->ensure_schema();
+  auto store = database->program_store();
+  store->insert({"released", {"a"}, json::object(), json::object()}, 1ms);  // expected at once
+  store->insert({"crashed", {"a"}, json::object(), json::object()}, 10min);
+  REQUIRE(store->claim("crashed", 0, "dead", 1ms));  // its worker died at once
+  std::this_thread::sleep_for(1500ms);
+  store::RecoveryWindow patient(1ms);
+  patient.unclaimed_after = 10min;  // e.g. program-executor-js workers share the table
+  auto overdue = store->overdue(patient, 10);
+  REQUIRE(overdue.size() == 1);
+  CHECK(overdue[0].run_id == "crashed");  // an expired claim is not waited for
+  CHECK_FALSE(store->begin_recovery("released", 0, 0, patient, soon));
+  overdue = store->overdue(store::RecoveryWindow(1ms), 10);
+  CHECK(overdue.size() == 2);
+  // Programs that last moved before max_age are neither recovered nor lost
+  // from sight: they are counted.
+  store::RecoveryWindow recent(1ms);
+  recent.max_age = 1ms;
+  CHECK(store->overdue(recent, 10).empty());
+  CHECK(store->count_abandoned(recent) == 2);
+  CHECK(store->count_abandoned(store::RecoveryWindow(1ms)) == 0);  // no limit
 }
 
 TEST_CASE("timestamps read back as UTC whatever the session's time zone", "[store]") {
@@ -252,15 +354,15 @@ TEST_CASE("overdue programs are found, and of two sweepers one begins the recove
   const auto held = claim_token(*store, "claimed", 0);  // a live claim: not overdue
   (void)held;
   std::this_thread::sleep_for(50ms);
-  const auto overdue = store->overdue(10s, 10);
+  const auto overdue = store->overdue(store::RecoveryWindow(10s), 10);
   REQUIRE(overdue.size() == 1);
   CHECK(overdue[0].run_id == "late");
   CHECK(overdue[0].step == 0);
   CHECK(overdue[0].jobs == std::vector<std::string>{"a", "b"});
   CHECK(overdue[0].program_data == json{{"k", "v"}});
-  CHECK(store->begin_recovery("late", 0, overdue[0].token, 10s, 1min));
-  CHECK_FALSE(store->begin_recovery("late", 0, overdue[0].token, 10s, 1min));
-  CHECK(store->overdue(10s, 10).empty());
+  CHECK(store->begin_recovery("late", 0, overdue[0].token, store::RecoveryWindow(10s), 1min));
+  CHECK_FALSE(store->begin_recovery("late", 0, overdue[0].token, store::RecoveryWindow(10s), 1min));
+  CHECK(store->overdue(store::RecoveryWindow(10s), 10).empty());
 }
 
 TEST_CASE("an expired claim that was never released counts as a crash", "[store]") {

@@ -107,21 +107,21 @@ TEST_CASE("an expired claim is taken over as a crash, and overdue programs are r
   store->insert({"r", {"a", "b"}, {{"k", "v"}}, json::object()}, 0ms);
   std::this_thread::sleep_for(5ms);
   // Expected at once and not claimed: overdue.
-  auto overdue = store->overdue(60s, 10);
+  auto overdue = store->overdue(store::RecoveryWindow(60s), 10);
   REQUIRE(overdue.size() == 1);
   CHECK(overdue[0].run_id == "r");
   CHECK(overdue[0].step == 0);
   CHECK(overdue[0].jobs == std::vector<std::string>{"a", "b"});
   CHECK(overdue[0].program_data == json{{"k", "v"}});
-  CHECK(store->begin_recovery("r", 0, overdue[0].token, 60s, 60s));
-  CHECK_FALSE(store->begin_recovery("r", 0, overdue[0].token, 60s, 60s));  // one sweeper wins
-  CHECK(store->overdue(60s, 10).empty());
+  CHECK(store->begin_recovery("r", 0, overdue[0].token, store::RecoveryWindow(60s), 60s));
+  CHECK_FALSE(store->begin_recovery("r", 0, overdue[0].token, store::RecoveryWindow(60s), 60s));  // one sweeper wins
+  CHECK(store->overdue(store::RecoveryWindow(60s), 10).empty());
 
   // A worker claims with a short lease and dies.
   auto dead = store->claim("r", 0, "dead", 1ms);
   REQUIRE(dead);
   std::this_thread::sleep_for(20ms);
-  CHECK(store->overdue(60s, 10).size() == 1);  // its lease ran out
+  CHECK(store->overdue(store::RecoveryWindow(60s), 10).size() == 1);  // its lease ran out
   CHECK_FALSE(store->renew("r", 0, dead->token + 1, 30s));
   auto next = store->claim("r", 0, "alive", 30s);
   REQUIRE(next);

@@ -58,7 +58,8 @@ class FakeProgramStore : public store::ProgramStore {
     e.row.lease_owner = owner;
     ++e.row.lease_token;
     e.until = Clock::now() + lease;
-    return store::StepClaim{e.row.lease_token, e.row.step_crash_count};
+    return store::StepClaim{e.row.lease_token, e.row.step_crash_count,
+                            e.row.step_isolated_crash_count};
   }
   bool renew(const std::string& run_id, int step, std::int64_t token,
              std::chrono::milliseconds lease) override {
@@ -82,6 +83,7 @@ class FakeProgramStore : public store::ProgramStore {
       ++e.row.step;
       e.row.step_retry_count = 0;
       e.row.step_crash_count = 0;
+      e.row.step_isolated_crash_count = 0;
       e.row.lease_owner.reset();
       e.until = Clock::now() + expect_within;
       return true;
@@ -106,6 +108,25 @@ class FakeProgramStore : public store::ProgramStore {
       return true;
     });
   }
+  bool record_isolated_crash(const std::string& run_id, int step, std::int64_t token,
+                             std::string_view message,
+                             std::chrono::milliseconds expect_within) override {
+    return update(run_id, step, token, [&](Entry& e) {
+      ++e.row.step_crash_count;
+      ++e.row.step_isolated_crash_count;
+      e.row.error_message = std::string(message);
+      e.row.lease_owner.reset();
+      e.until = Clock::now() + expect_within;
+      return true;
+    });
+  }
+  void drop_claim(const std::string& run_id, std::int64_t token) override {
+    std::lock_guard lock(mutex_);
+    auto it = rows_.find(run_id);
+    if (it == rows_.end() || it->second.row.lease_token != token) return;
+    it->second.row.lease_owner.reset();
+    if (it->second.row.ended()) it->second.until.reset();
+  }
   bool fail(const std::string& run_id, int step, std::int64_t token,
             std::string_view message) override {
     return update(run_id, step, token, [&](Entry& e) {
@@ -120,8 +141,10 @@ class FakeProgramStore : public store::ProgramStore {
     std::lock_guard lock(mutex_);
     auto it = rows_.find(run_id);
     if (it == rows_.end() || it->second.row.ended()) return false;
-    it->second.row.errored_at = "now";
+    it->second.row.errored_at = it->second.row.cancelled_at = "now";
     it->second.row.error_message = std::string(message);
+    it->second.row.lease_owner.reset();
+    it->second.until.reset();
     return true;
   }
   nlohmann::json update_job_data(
@@ -131,6 +154,7 @@ class FakeProgramStore : public store::ProgramStore {
     auto it = rows_.find(run_id);
     if (it == rows_.end()) throw store::StoreError("no program with run id " + run_id);
     if (it->second.row.lease_token != token) throw store::StoreError("the claim was lost");
+    if (it->second.row.ended()) throw store::ProgramEnded("the program was cancelled");
     auto& all = it->second.row.job_data;
     nlohmann::json current = all.contains(job_name) ? all[job_name] : nlohmann::json::object();
     all[job_name] = modify(current);
@@ -142,14 +166,7 @@ class FakeProgramStore : public store::ProgramStore {
     for (const auto& [id, e] : rows_) {
       const auto& row = e.row;
       if (filter.job && std::find(row.jobs.begin(), row.jobs.end(), *filter.job) == row.jobs.end()) continue;
-      if (filter.state) {
-        const bool cancelled = row.errored_at && row.error_message == "cancelled";
-        const std::string state = row.finished_at ? "finished"
-                                  : cancelled     ? "cancelled"
-                                  : row.errored_at ? "errored"
-                                                   : "running";
-        if (state != *filter.state) continue;
-      }
+      if (filter.state && row.state() != *filter.state) continue;
       found.push_back(row);
     }
     std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.id > b.id; });
@@ -163,15 +180,17 @@ class FakeProgramStore : public store::ProgramStore {
     if (it == rows_.end() || !it->second.row.errored_at || it->second.row.finished_at) return false;
     auto& row = it->second.row;
     row.errored_at.reset();
+    row.cancelled_at.reset();
     row.error_message.reset();
     row.step = from_step;
     row.step_retry_count = 0;
     row.step_crash_count = 0;
+    row.step_isolated_crash_count = 0;
     row.lease_owner.reset();
     it->second.until = Clock::now() + expect_within;
     return true;
   }
-  std::vector<store::StaleProgram> overdue(std::chrono::milliseconds, int limit) override {
+  std::vector<store::StaleProgram> overdue(const store::RecoveryWindow&, int limit) override {
     std::lock_guard lock(mutex_);
     std::vector<store::StaleProgram> found;
     for (auto& [id, e] : rows_) {
@@ -182,8 +201,9 @@ class FakeProgramStore : public store::ProgramStore {
     }
     return found;
   }
+  long long count_abandoned(const store::RecoveryWindow&) override { return 0; }
   bool begin_recovery(const std::string& run_id, int step, std::int64_t token,
-                      std::chrono::milliseconds, std::chrono::milliseconds expect_within) override {
+                      const store::RecoveryWindow&, std::chrono::milliseconds expect_within) override {
     return update(run_id, step, token, [&](Entry& e) {
       if (!e.until || *e.until >= Clock::now()) return false;
       if (e.row.lease_owner) ++e.row.step_crash_count;

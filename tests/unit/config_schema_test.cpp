@@ -104,9 +104,11 @@ TEST_CASE("the expected keys exist with the documented types and limits", "[conf
     return *it;
   };
   // 18 + amqp.password_file and database.password_file (security) + metrics.listen (ops)
-  // + 4 recovery.* (step protocol) + amqp.queue_type and amqp.delivery_limit (quorum queues)
-  // + 5 retry.* and 5 retry.jobs.*.*
-  CHECK(cfg::schema().size() == 39);
+  // + 6 recovery.* (step protocol, unclaimed steps, old programs) + amqp.queue_type and
+  // amqp.delivery_limit (quorum queues) + 5 retry.* and 5 retry.jobs.*.*
+  CHECK(cfg::schema().size() == 41);
+  CHECK(find("recovery.unclaimed_after_seconds").default_value == "0");  // as stale_after
+  CHECK(find("recovery.max_age_hours").default_value == "168");
   CHECK(find("retry.jobs.*.max_attempts").default_value.empty());  // inherits retry.max_attempts
   CHECK(find("retry.max_attempts").default_value == "0");           // forever, as the original
   CHECK(find("amqp.queue_type").choices == std::vector<std::string_view>{"classic", "quorum"});

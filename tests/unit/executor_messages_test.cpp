@@ -106,7 +106,9 @@ TEST_CASE("status tells running, finished, errored and cancelled apart") {
   CHECK_THAT(text, Catch::Contains("retries       2"));
   row.errored_at = "t";
   CHECK(executor::program_state(row) == "errored");
-  row.error_message = "cancelled";
+  row.error_message = "cancelled";  // a job's failure, whatever its text
+  CHECK(executor::program_state(row) == "errored");
+  row.cancelled_at = "t";
   CHECK(executor::program_state(row) == "cancelled");
   row.errored_at.reset();
   row.finished_at = "t";
@@ -120,13 +122,18 @@ TEST_CASE("status tells running, finished, errored and cancelled apart") {
   }
 }
 
-TEST_CASE("error messages are cut to 255 bytes without splitting a character") {
+TEST_CASE("error messages are cut to 255 characters, whole UTF-8 sequences only") {
   CHECK(store::truncate_error_message("short") == "short");
   const std::string long_ascii(300, 'x');
   CHECK(store::truncate_error_message(long_ascii).size() == 255);
+  // As varchar(255) counts on PostgreSQL and MySQL (utf8mb4): characters.
   std::string accents;
-  for (int i = 0; i < 200; ++i) accents += "é";  // 2 bytes each
-  const std::string cut = store::truncate_error_message(accents);
-  CHECK(cut.size() == 254);
+  for (int i = 0; i < 200; ++i) accents += "é";  // 2 bytes each: kept whole
+  CHECK(store::truncate_error_message(accents) == accents);
+  std::string mixed;
+  for (int i = 0; i < 300; ++i) mixed += i % 2 ? "€" : "a";  // 3 bytes and 1
+  const std::string cut = store::truncate_error_message(mixed);
+  CHECK(cut.size() == 128 * 1 + 127 * 3);  // 255 characters
+  CHECK(cut == mixed.substr(0, cut.size()));
   CHECK(json(cut).dump().size() > 0);  // still valid UTF-8
 }

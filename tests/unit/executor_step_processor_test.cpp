@@ -47,11 +47,22 @@ struct Harness {
              plugin::JobOrigin{"test", nullptr});
   }
 
-  // The processor sees the jobs added so far.
-  executor::StepProcessor processor(executor::ProcessorSettings settings = {"q", "q-parked", true,
-                                                                           {}}) {
+  // The processor sees the jobs added so far. A job counts as fast once it
+  // ran, however loaded the machine (the fairness tests set the real line).
+  static executor::ProcessorSettings settings_for_tests() {
+    executor::ProcessorSettings settings{"q", "q-parked", true, {}};
+    settings.slow_job_ms = 60000;
+    return settings;
+  }
+  executor::StepProcessor processor(executor::ProcessorSettings settings = settings_for_tests()) {
     library = std::make_unique<executor::JobLibrary>(jobs);
     return executor::StepProcessor(store, *library, publisher, std::move(settings), stop);
+  }
+  // The same, running steps with a crash on record through `isolation`.
+  executor::StepProcessor isolating(executor::StepIsolation& isolation) {
+    library = std::make_unique<executor::JobLibrary>(jobs);
+    return executor::StepProcessor(store, *library, publisher, settings_for_tests(), stop,
+                                   metrics::no_metrics(), &isolation);
   }
   std::unique_ptr<executor::JobLibrary> library;
 
@@ -282,16 +293,32 @@ TEST_CASE("a cancelled program drops its next step without running it") {
   CHECK(h.ran.empty());
 }
 
-TEST_CASE("a program cancelled while its step runs is not moved on") {
+TEST_CASE("a program cancelled while its step runs is not moved on, nor its job data written") {
   Harness h;
-  h.add("a", [&](auto&, auto&, auto&) { h.store.cancel("run-1", "cancelled"); });
+  h.add("a", [&](auto&, sdk::JobDataHandler& data, auto&) {
+    h.store.cancel("run-1", "cancelled");
+    data.merge({{"after", "cancel"}});  // refused: the job ends here
+  });
   h.add("b");
   auto outcome = h.processor().process(h.create({"a", "b"}));
   CHECK(outcome.disposition == Disposition::ack);
-  CHECK(outcome.event == "step.superseded");
+  CHECK(outcome.event == "step.cancelled");
   const auto row = h.store.row("run-1");
   CHECK(row.step == 0);
-  CHECK(row.error_message == "cancelled");
+  CHECK(row.state() == "cancelled");
+  CHECK_FALSE(row.job_data.contains("a"));
+  CHECK_FALSE(row.lease_owner.has_value());  // an ended row keeps no claim
+  CHECK(h.publisher.published.empty());
+}
+
+TEST_CASE("a job failing with the message \"cancelled\" errors its program; it is not a cancel") {
+  Harness h;
+  h.add("a", [](auto&, auto&, auto&) { throw std::runtime_error("cancelled"); });
+  CHECK(h.processor().process(h.create({"a"})).event == "program.errored");
+  const auto row = h.store.row("run-1");
+  CHECK(row.state() == "errored");
+  CHECK(h.store.list(store::ProgramFilter{"errored", {}, 20, 0}).size() == 1);
+  CHECK(h.store.list(store::ProgramFilter{"cancelled", {}, 20, 0}).empty());
 }
 
 TEST_CASE("a stale or duplicated message never runs a step twice or forks the program") {
@@ -525,7 +552,7 @@ TEST_CASE("a step is committed before its successor is published; a lost publish
   h.publisher.fail = false;
   h.store.expire("run-1");
   executor::RecoverySweeper sweeper(h.store, h.publisher,
-                                    executor::SweeperSettings{"q", true, std::chrono::seconds(60)});
+                                    executor::SweeperSettings{"q", true, std::chrono::milliseconds(60000)});
   CHECK(sweeper.sweep() == 1);
   CHECK(sweeper.sweep() == 0);
   REQUIRE(h.publisher.published.size() == 1);
@@ -540,7 +567,7 @@ TEST_CASE("the sweeper leaves moving programs alone") {
   h.add("a");
   h.create({"a"});
   executor::RecoverySweeper sweeper(h.store, h.publisher,
-                                    executor::SweeperSettings{"q", true, std::chrono::seconds(60)});
+                                    executor::SweeperSettings{"q", true, std::chrono::milliseconds(60000)});
   CHECK(sweeper.sweep() == 0);  // expected within a minute: not overdue yet
   CHECK(h.publisher.published.empty());
 }
@@ -728,7 +755,9 @@ TEST_CASE("in a batch, fast steps commit first; of the slow ones one runs, the o
   h.add("slow", [](const json&, sdk::JobDataHandler&, sdk::JobContext&) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   });
-  auto processor = h.processor();
+  executor::ProcessorSettings settings{"q", "q-parked", true, {}};
+  settings.slow_job_ms = 5.0;  // the daemon's line; "fast" runs well under it
+  auto processor = h.processor(settings);
   processor.process(h.create({"fast"}, {}, {}, "warm-up"));
   const std::string slow_one = h.create({"slow", "fast"}, {}, {}, "slow-1");
   const std::string slow_two = h.create({"slow", "fast"}, {}, {}, "slow-2");
@@ -761,4 +790,124 @@ TEST_CASE("in a batch, fast steps commit first; of the slow ones one runs, the o
   CHECK(again[0].event == "program.finished");
   CHECK(again[1].event == "program.finished");
   CHECK(again[2].event == "job.finished");
+}
+
+TEST_CASE("a job that turns slow or fast while its batch runs leaves no claimed step unrun") {
+  // Issue 17: whether a job is slow follows a moving average that moves while
+  // the batch runs. Steps re-classified halfway were skipped by both passes
+  // and went back to the broker with their claims held; their only message
+  // then came back as a "busy" copy and was dropped until the sweeper came.
+  Harness h;
+  h.add("j", [](const json& message, sdk::JobDataHandler&, sdk::JobContext&) {
+    // The first step of the batch takes long enough to make the job slow
+    // (a moving average of at least 0.2 * 50 ms); the others take no time,
+    // so the average falls back under the line a few steps later.
+    if (message["runId"] == "r0") std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  });
+  executor::ProcessorSettings settings{"q", "q-parked", true, {}};
+  settings.slow_job_ms = 5.0;  // the daemon's line
+  auto processor = h.processor(settings);
+  // j runs fast, so the batch is claimed at once (on a machine too loaded for
+  // that, the batch hands back what it does not run: the checks hold too).
+  for (int i = 0; i < 10; ++i) processor.process(h.create({"j"}, {}, {}, "warm-up-" + std::to_string(i)));
+  std::vector<std::string> bodies;
+  for (int i = 0; i < 20; ++i) bodies.push_back(h.create({"j", "j"}, {}, {}, "r" + std::to_string(i)));
+  h.ran.clear();
+  const auto outcomes = processor.process_all(bodies);
+  REQUIRE(outcomes.size() == 20);
+  std::size_t finished = 0;
+  for (std::size_t i = 0; i < outcomes.size(); ++i) {
+    INFO("step of r" << i << ": " << outcomes[i].event);
+    const auto row = h.store.row("r" + std::to_string(i));
+    // Run and committed, or handed back before any claim; never sent back
+    // with a claim held.
+    if (outcomes[i].event == "job.finished") {
+      ++finished;
+      CHECK(row.step == 1);
+    } else {
+      CHECK(outcomes[i].event == "step.handed_back");
+      CHECK(row.lease_token == 0);
+    }
+    CHECK_FALSE(row.lease_owner.has_value());
+  }
+  CHECK(finished >= 1);
+  CHECK(h.ran.size() == finished);
+  // Every next step went out, and each is claimed at once when it comes back.
+  REQUIRE(h.publisher.published.size() == finished);
+  const auto next = processor.process(h.publisher.published.back().body);
+  CHECK(next.event == "program.finished");
+}
+
+namespace {
+
+// Runs "isolated" steps in this process and records them; can play a crash.
+class FakeIsolation : public executor::StepIsolation {
+ public:
+  executor::JobResult run(const executor::IsolatedStep& step, const std::atomic<bool>&) override {
+    runs.push_back(step);
+    if (crash) return {executor::JobResult::Kind::crashed, "the isolated process running the job was killed by signal 11"};
+    return {executor::JobResult::Kind::succeeded, ""};
+  }
+  std::vector<executor::IsolatedStep> runs;
+  bool crash = false;
+};
+
+// A worker process holding the step died: its claim expired unreleased.
+void die_holding(Harness& h, const std::string& run_id, int step) {
+  REQUIRE(h.store.claim(run_id, step, "dead:1:0", std::chrono::seconds(30)));
+  h.store.expire(run_id);
+}
+
+}  // namespace
+
+TEST_CASE("a step that was in a process that died runs isolated until it moves on") {
+  Harness h;
+  h.add("innocent");
+  FakeIsolation isolation;
+  const std::string body = h.create({"innocent", "innocent"});
+  auto processor = h.isolating(isolation);
+  // Its neighbour killed the process five times: more than max_crashes (3),
+  // but none of those deaths is this step's doing.
+  for (int i = 0; i < 5; ++i) die_holding(h, "run-1", 0);
+  CHECK(processor.process(body).event == "job.finished");
+  REQUIRE(isolation.runs.size() == 1);
+  CHECK(isolation.runs[0].step == 0);
+  CHECK(isolation.runs[0].token == h.store.row("run-1").lease_token);
+  CHECK(nlohmann::json::parse(isolation.runs[0].body)["runId"] == "run-1");
+  CHECK(h.ran.empty());  // not in this process
+  const auto row = h.store.row("run-1");
+  CHECK(row.step == 1);
+  CHECK(row.step_crash_count == 0);
+  // Moved on: the next step runs in the worker again.
+  CHECK(processor.process(h.publisher.published.at(0).body).event == "program.finished");
+  CHECK(isolation.runs.size() == 1);
+  CHECK(h.ran == std::vector<std::string>{"innocent@1"});
+}
+
+TEST_CASE("a step that crashes running alone is retried, and after max_crashes stops its program") {
+  Harness h;
+  h.add("poison");
+  FakeIsolation isolation;
+  isolation.crash = true;
+  const std::string body = h.create({"poison"});
+  auto processor = h.isolating(isolation);
+  die_holding(h, "run-1", 0);  // the first death, shared with whatever ran beside it
+  for (int crash = 1; crash <= 2; ++crash) {
+    const auto outcome = processor.process(body);
+    CHECK(outcome.disposition == Disposition::retry);
+    CHECK(outcome.event == "job.crashed");
+    const auto row = h.store.row("run-1");
+    CHECK(row.step_isolated_crash_count == crash);
+    CHECK_FALSE(row.errored_at);
+    CHECK_FALSE(row.lease_owner);  // released: the retry is claimed at once
+    CHECK_THAT(*row.error_message, Catch::Contains("signal 11"));
+  }
+  const auto outcome = processor.process(body);
+  CHECK(outcome.event == "program.errored");
+  const auto row = h.store.row("run-1");
+  CHECK(row.state() == "errored");
+  CHECK_THAT(*row.error_message, Catch::Contains("crash 3 of 3 running alone") &&
+                                     Catch::Contains("the program is stopped"));
+  CHECK(isolation.runs.size() == 3);
+  CHECK(h.ran.empty());
 }

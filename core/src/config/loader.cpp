@@ -277,6 +277,10 @@ Config load_string(std::string_view yaml, std::string_view source_name) {
   };
   assign_seconds("recovery.lease_seconds", config.recovery.lease);
   assign_seconds("recovery.stale_after_seconds", config.recovery.stale_after);
+  assign_seconds("recovery.unclaimed_after_seconds", config.recovery.unclaimed_after);
+  int max_age_hours = static_cast<int>(config.recovery.max_age.count());
+  assign(values, "recovery.max_age_hours", max_age_hours);
+  config.recovery.max_age = std::chrono::hours(max_age_hours);
   assign_seconds("recovery.sweep_interval_seconds", config.recovery.sweep_interval);
   assign(values, "recovery.max_crashes", config.recovery.max_crashes);
   const auto assign_policy = [&](const std::string& prefix, RetryPolicySettings& policy) {

@@ -267,6 +267,25 @@ const std::vector<KeySpec>& schema() {
                "republished by the recovery sweeper. Bounds the recovery time after a crash.",
        .min = 1,
        .max = 86400},
+      {.path = "recovery.unclaimed_after_seconds",
+       .type = ValueType::integer,
+       .default_value = "0",
+       .required = false,
+       .help = "How long a step nobody claimed may be overdue before the sweeper republishes it "
+               "(a lost message); `0`: `recovery.stale_after_seconds`. program-executor-js workers "
+               "take no claim, so in a deployment shared with them a step they run looks "
+               "unclaimed: set this above their longest job there, or it runs twice.",
+       .min = 0,
+       .max = 604800},
+      {.path = "recovery.max_age_hours",
+       .type = ValueType::integer,
+       .default_value = "168",
+       .required = false,
+       .help = "Running programs that stopped moving longer ago than this are not republished "
+               "(taking over an old table must not revive abandoned work); they are counted in "
+               "the log (`recovery.abandoned`) and can be resumed by hand. `0`: no limit.",
+       .min = 0,
+       .max = 876000},
       {.path = "recovery.sweep_interval_seconds",
        .type = ValueType::integer,
        .default_value = "5",
@@ -278,8 +297,10 @@ const std::vector<KeySpec>& schema() {
        .type = ValueType::integer,
        .default_value = "3",
        .required = false,
-       .help = "A step whose worker died this many times (segfault, abort, out of memory) errors "
-               "its program instead of crashing workers forever.",
+       .help = "A step whose process died this many times while it ran alone (segfault, abort, "
+               "out of memory) errors its program instead of crashing workers forever. A step "
+               "that was in a process that died runs alone, isolated, until it moves on, so only "
+               "the job that crashes is stopped (docs/guarantees.md).",
        .min = 1,
        .max = 1000},
       {.path = "log.level",

@@ -6,13 +6,7 @@
 
 namespace program_executor::executor {
 
-std::string program_state(const store::ProgramRow& row) {
-  if (row.finished_at) return "finished";
-  if (row.errored_at) {
-    return row.error_message.value_or("") == cancelled_message ? "cancelled" : "errored";
-  }
-  return "running";
-}
+std::string program_state(const store::ProgramRow& row) { return row.state(); }
 
 std::string format_status(const store::ProgramRow& row) {
   const std::string state = program_state(row);

@@ -10,13 +10,28 @@ RecoverySweeper::RecoverySweeper(store::ProgramStore& store, amqp::MessagePublis
     : store_(store), publisher_(publisher), settings_(std::move(settings)), metrics_(metrics) {}
 
 int RecoverySweeper::sweep() {
+  if (!abandoned_counted_) {
+    // Once per daemon: taking over an old table must not silently revive
+    // (nor silently ignore) work abandoned long ago.
+    if (const long long abandoned = store_.count_abandoned(settings_.window)) {
+      log::event(log::Level::warn, "recovery.abandoned",
+                 "running programs that stopped moving longer ago than recovery.max_age_hours are "
+                 "not republished; resume them by hand or raise the limit",
+                 {{"programs", abandoned},
+                  {"max_age_hours",
+                   static_cast<long long>(std::chrono::duration_cast<std::chrono::hours>(
+                                              settings_.window.max_age)
+                                              .count())}});
+    }
+    abandoned_counted_ = true;
+  }
   int recovered = 0;
-  for (const store::StaleProgram& program : store_.overdue(settings_.stale_after, settings_.batch)) {
+  for (const store::StaleProgram& program : store_.overdue(settings_.window, settings_.batch)) {
     if (program.step < 0 || program.step >= static_cast<int>(program.jobs.size())) continue;
     // Claim the recovery first: of several daemons sweeping, one republishes.
     // If we die before publishing, the program is overdue again later.
-    if (!store_.begin_recovery(program.run_id, program.step, program.token, settings_.stale_after,
-                               settings_.stale_after)) {
+    if (!store_.begin_recovery(program.run_id, program.step, program.token, settings_.window,
+                               settings_.window.stale_after)) {
       continue;
     }
     const std::vector<std::string> remaining(program.jobs.begin() + program.step, program.jobs.end());

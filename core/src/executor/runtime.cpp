@@ -1,5 +1,6 @@
 #include "program_executor/executor/runtime.hpp"
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -84,9 +85,12 @@ Runtime::~Runtime() {
 void Runtime::sweep_until_stopped() {
   const auto connection = amqp::parse_url(config_.amqp.url, config_.amqp.tls, 0);
   amqp::ReconnectingPublisher publisher(connection, "program-executor recovery");
+  store::RecoveryWindow window(config_.recovery.stale_after);
+  if (config_.recovery.unclaimed_after.count() > 0) window.unclaimed_after = config_.recovery.unclaimed_after;
+  window.max_age = config_.recovery.max_age;
   RecoverySweeper sweeper(*store_, publisher,
-                          SweeperSettings{config_.amqp.queue, config_.amqp.durable,
-                                          config_.recovery.stale_after, 200});
+                          SweeperSettings{config_.amqp.queue, config_.amqp.durable, window, 200},
+                          *metrics_);
   // Spread the daemons' sweeps apart; each pass is cheap when nothing is overdue.
   auto next = std::chrono::steady_clock::now() + config_.recovery.sweep_interval;
   while (!stop_requested_) {
@@ -116,7 +120,8 @@ void Runtime::start() {
                             config_.recovery.lease,
                             config_.recovery.stale_after,
                             config_.recovery.max_crashes,
-                            RetryPolicies::from(config_.retry)};
+                            RetryPolicies::from(config_.retry),
+                            isolation_command()};
     {
       std::lock_guard lock(mutex_);
       ++running_;
@@ -136,6 +141,20 @@ void Runtime::start() {
   }
   sweeper_ = std::thread([this] { sweep_until_stopped(); });
   log::event(log::Level::info, "daemon.started", "", {{"workers", config_.workers}});
+}
+
+std::vector<std::string> Runtime::isolation_command() const {
+  // This very program, reading the daemon's configuration file: a step's
+  // isolated process runs the same plugins against the same database.
+  std::error_code error;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", error);
+  if (error || config_.source.empty()) {
+    log::event(log::Level::warn, "isolation.unavailable",
+               "steps with a crash on record will run in the worker process",
+               {{"reason", error ? error.message() : std::string("no configuration file")}});
+    return {};
+  }
+  return {self.string(), "run-step", "-c", std::filesystem::absolute(config_.source).string()};
 }
 
 void Runtime::request_stop() { stop_requested_ = true; }

@@ -7,9 +7,9 @@
 
 #include "program_executor/executor/crash_point.hpp"
 #include "program_executor/executor/job_data_handler.hpp"
+#include "program_executor/executor/job_execution.hpp"
 #include "program_executor/executor/step_job_context.hpp"
 #include "program_executor/log/logger.hpp"
-#include "program_executor/sdk/errors.hpp"
 
 namespace program_executor::executor {
 namespace {
@@ -40,13 +40,14 @@ std::int64_t now_ms_since_epoch() {
 StepProcessor::StepProcessor(store::ProgramStore& store, const JobLibrary& jobs,
                              amqp::MessagePublisher& publisher, ProcessorSettings settings,
                              const std::atomic<bool>& stop_requested,
-                             metrics::Metrics& metrics)
+                             metrics::Metrics& metrics, StepIsolation* isolation)
     : store_(store),
       jobs_(jobs),
       publisher_(publisher),
       settings_(std::move(settings)),
       stop_requested_(stop_requested),
       metrics_(metrics),
+      isolation_(isolation),
       creator_(store, publisher, settings_.queue, settings_.persistent, metrics,
                settings_.stale_after) {}
 
@@ -65,7 +66,14 @@ std::vector<StepOutcome> StepProcessor::process_all(const std::vector<std::strin
       steps[i].outcome = park(steps[i].body, e.what());
     }
   }
-  claim_unread(steps);
+  // Whether a step's job is slow is decided once, here, for the whole batch:
+  // job_ms_ moves while the batch runs, and a step re-classified halfway
+  // would be skipped by both passes below with its claim still held.
+  const bool batch = steps.size() > 1;
+  for (Step& step : steps) {
+    if (!step.outcome) step.slow = slow(step.message.current_job());
+  }
+  claim_unread(steps, batch);
   read_rows(steps);
   for (Step& step : steps) {
     if (!step.outcome && !step.claim) step.outcome = examine(step);
@@ -77,6 +85,7 @@ std::vector<StepOutcome> StepProcessor::process_all(const std::vector<std::strin
   commit_steps(steps);
   run_steps(steps, true);
   commit_steps(steps);
+  release_unrun(steps);
   drop_holds();
 
   std::vector<StepOutcome> outcomes;
@@ -94,16 +103,15 @@ std::vector<StepOutcome> StepProcessor::process_all(const std::vector<std::strin
 }
 
 bool StepProcessor::slow(const std::string& job) const {
-  constexpr double slow_ms = 5.0;
   const auto it = job_ms_.find(job);
-  return it == job_ms_.end() || it->second > slow_ms;
+  return it == job_ms_.end() || it->second > settings_.slow_job_ms;
 }
 
 void StepProcessor::hand_back_slow(std::vector<Step>& steps) {
   if (steps.size() < 2) return;
   bool kept = false;
   for (Step& step : steps) {
-    if (step.outcome || step.claim || !slow(step.message.current_job())) continue;
+    if (step.outcome || step.claim || !step.slow) continue;
     if (!kept) {
       kept = true;
       continue;
@@ -114,9 +122,8 @@ void StepProcessor::hand_back_slow(std::vector<Step>& steps) {
 
 void StepProcessor::run_steps(std::vector<Step>& steps, bool slow_ones) {
   for (Step& step : steps) {
-    if (!step.claim || step.outcome || step.ran) continue;
+    if (!step.claim || step.outcome || step.ran || step.slow != slow_ones) continue;
     const std::string& job = step.message.current_job();
-    if (slow(job) != slow_ones) continue;
     const auto started = std::chrono::steady_clock::now();
     try {
       step.outcome = run_claimed(step.message, *step.row, *step.claim);
@@ -130,9 +137,47 @@ void StepProcessor::run_steps(std::vector<Step>& steps, bool slow_ones) {
   }
 }
 
+void StepProcessor::release_unrun(std::vector<Step>& steps) {
+  // Every claimed step has an outcome by now (each ran in exactly one of the
+  // two passes). Should one not, its message must not go back to the broker
+  // with the claim held: the copy would find the step "busy" and be dropped,
+  // and the program would wait for the sweeper.
+  for (Step& step : steps) {
+    if (step.outcome || !step.claim) continue;
+    step.outcome = infrastructure_error(step, "step " + std::to_string(step.step) +
+                                                  " was claimed but neither run nor committed");
+  }
+}
+
 void StepProcessor::hold(const std::string& run_id, int step, std::int64_t token) {
   std::lock_guard lock(claim_mutex_);
   claims_.push_back(Claim{run_id, step, token, std::chrono::steady_clock::now()});
+}
+
+void StepProcessor::unhold(const std::string& run_id) {
+  std::lock_guard lock(claim_mutex_);
+  std::erase_if(claims_, [&](const Claim& claim) { return claim.run_id == run_id; });
+}
+
+void StepProcessor::explain_lost_claim(const Claim& claim) {
+  const std::optional<store::ProgramRow> row = store_.find(claim.run_id);
+  if (row && row->cancelled_at) {
+    // The job runs on; its changes are refused and its outcome not committed.
+    log::event(Level::info, "step.cancelled_while_running",
+               "the program was cancelled; the running job's outcome will not be written",
+               {{"run_id", claim.run_id}, {"step", claim.step}});
+  } else if (row && row->lease_token != claim.token) {
+    // Our lease ran out (e.g. while the database was unreachable) and another
+    // worker took the step: whatever this execution does, it cannot commit.
+    log::event(Level::warn, "step.claim_lost", "another worker holds this step now",
+               {{"run_id", claim.run_id}, {"step", claim.step}});
+  } else if (row && !row->ended() && row->step != claim.step) {
+    log::event(Level::warn, "step.moved_while_running",
+               "the program moved on while this step ran (a worker that takes no claim, such as "
+               "program-executor-js's, ran it too)",
+               {{"run_id", claim.run_id}, {"step", claim.step}});
+  }
+  // Otherwise the step ended meanwhile (finished, errored, released): nothing was lost.
 }
 
 void StepProcessor::drop_holds() {
@@ -154,11 +199,8 @@ void StepProcessor::renew_claim_if_due() {
   for (const Claim& claim : due) {
     try {
       if (!store_.renew(claim.run_id, claim.step, claim.token, settings_.lease)) {
-        // Another worker took the step over (our lease ran out, e.g. while the
-        // database was unreachable): whatever this execution does, it can no
-        // longer commit.
-        log::event(Level::warn, "step.claim_lost", "another worker holds this step now",
-                   {{"run_id", claim.run_id}, {"step", claim.step}});
+        unhold(claim.run_id);
+        explain_lost_claim(claim);
       }
     } catch (const std::exception& e) {
       log::event(Level::warn, "step.claim_renew_failed", e.what(),
@@ -167,14 +209,14 @@ void StepProcessor::renew_claim_if_due() {
   }
 }
 
-void StepProcessor::claim_unread(std::vector<Step>& steps) {
+void StepProcessor::claim_unread(std::vector<Step>& steps, bool batch) {
   // Steps of slow jobs in a batch of several wait for hand_back_slow, which
   // needs their rows read first; every other step is claimed on its message's
   // word, and only those not claimed so are read and examined.
   std::vector<store::UnreadClaim> requests;
   std::vector<Step*> claiming;
   for (Step& step : steps) {
-    if (step.outcome || (steps.size() > 1 && slow(step.message.current_job()))) continue;
+    if (step.outcome || (batch && step.slow)) continue;
     requests.push_back(store::UnreadClaim{step.message.run_id, static_cast<int>(step.message.jobs.size())});
     claiming.push_back(&step);
   }
@@ -343,20 +385,22 @@ std::optional<StepOutcome> StepProcessor::run_claimed(const StepMessage& message
   const std::string& job_name = message.current_job();
   const int step = row.step;
   const std::int64_t token = claim.token;
-  const auto retry_expected = settings_.retry_delay + settings_.stale_after;
 
-  if (claim.crashes >= settings_.max_crashes) {
+  // Only crashes the step caused alone count against it; without isolation
+  // (tests, tools) every death of a process holding it does.
+  const int crashes = isolation_ ? claim.isolated_crashes : claim.crashes;
+  if (crashes >= settings_.max_crashes) {
     // The job kills its worker (segfault, abort, out of memory): stop the loop.
     const std::string why = "job " + job_name + ": the worker running it died " +
-                            std::to_string(claim.crashes) +
-                            " times (crash loop); the program is stopped";
+                            std::to_string(crashes) + " times" +
+                            (isolation_ ? " running alone in an isolated process" : "") +
+                            " (crash loop); the program is stopped";
     if (store_.fail(message.run_id, step, token, why)) metrics_.program_errored();
     return outcome(Disposition::ack, "program.errored", Level::error, message, step, why);
   }
 
   // A snapshot for the whole step: a reload meanwhile affects the next steps.
   const std::shared_ptr<const plugin::JobRegistry> jobs = jobs_.current();
-  const auto started = std::chrono::steady_clock::now();
   if (!jobs->contains(job_name)) {
     metrics_.job_executed(job_name, metrics::JobOutcome::skipped, 0.0);
     outcome(Disposition::ack, "job.skipped", Level::warn, message, step,
@@ -364,86 +408,152 @@ std::optional<StepOutcome> StepProcessor::run_claimed(const StepMessage& message
     return std::nullopt;  // committed with the batch
   }
 
-  log::event(Level::info, "job.started", "",
+  // A step that was in a process when it died runs alone until it moves on:
+  // if it is what kills processes, only its own isolated process dies.
+  const bool isolated = isolation_ != nullptr && claim.crashes > 0;
+  const auto started = std::chrono::steady_clock::now();
+  log::event(Level::info, "job.started", isolated ? "isolated: it was in a process that died" : "",
              {{"run_id", message.run_id}, {"job", job_name}, {"step", step},
-              {"attempt", row.step_retry_count + 1}, {"token", static_cast<long long>(token)}});
-  StoreJobDataHandler job_data(store_, message.run_id, job_name, token, started);
-  StepJobContext context(creator_, message.run_id, job_name, step, row.step_retry_count + 1,
-                         stop_requested_);
-  std::optional<std::string> failure;  // set when the job failed permanently
-  try {
-    std::shared_ptr<sdk::Job> job = jobs->create(job_name, message.program_data());
-    job->execute(message.body, job_data, context);
-    PE_CRASH_POINT("after_job");
-  } catch (const sdk::ExecutionTimeExceeded&) {
-    // A cooperative yield: neither counted nor recorded, resumed later.
-    metrics_.job_executed(job_name, metrics::JobOutcome::yield, elapsed_ms(started) / 1000);
-    store_.release(message.run_id, step, token, retry_expected);
-    log::event(Level::info, "job.yield", "execution time exceeded; resuming later",
-               {{"run_id", message.run_id}, {"job", job_name}, {"step", step},
-                {"duration_ms", elapsed_ms(started)}});
-    return StepOutcome{Disposition::retry, "job.yield"};
-  } catch (const sdk::RetryableError& e) {
-    metrics_.job_executed(job_name, metrics::JobOutcome::retry, elapsed_ms(started) / 1000);
-    const RetryPolicy& policy = settings_.retry.for_job(job_name);
-    const int attempts = row.step_retry_count + 1;  // this failure included
-    if (policy.exhausted(attempts)) {
-      const std::string why = "job " + job_name + " failed " + std::to_string(attempts) +
-                              " times, its retry limit; last error: " + e.what();
-      if (!store_.fail(message.run_id, step, token, why)) {
-        return outcome(Disposition::ack, "step.superseded", Level::warn, message, step,
-                       "the program was cancelled, or another worker took this step over");
+              {"attempt", row.step_retry_count + 1}, {"token", static_cast<long long>(token)},
+              {"isolated", isolated}});
+  JobResult result;
+  if (isolated) {
+    result = isolation_->run(
+        IsolatedStep{message.body.dump(), step, row.step_retry_count + 1, token}, stop_requested_);
+  } else {
+    StoreJobDataHandler job_data(store_, message.run_id, job_name, token, started);
+    StepJobContext context(creator_, message.run_id, job_name, step, row.step_retry_count + 1,
+                           stop_requested_);
+    result = execute_job(*jobs, message, job_data, context);
+  }
+  return settle(message, row, claim, result, elapsed_ms(started));
+}
+
+std::optional<StepOutcome> StepProcessor::settle(const StepMessage& message,
+                                                 const store::ProgramRow& row,
+                                                 const store::StepClaim& claim,
+                                                 const JobResult& result, double ms) {
+  using Kind = JobResult::Kind;
+  const std::string& job_name = message.current_job();
+  const int step = row.step;
+  const std::int64_t token = claim.token;
+  const auto retry_expected = settings_.retry_delay + settings_.stale_after;
+  const auto executed = [&](metrics::JobOutcome kind) { metrics_.job_executed(job_name, kind, ms / 1000); };
+  // The row refused the outcome: say why, and leave no claim behind.
+  const auto superseded = [&] { return this->superseded(message, step, token); };
+  switch (result.kind) {
+    case Kind::succeeded:
+      executed(metrics::JobOutcome::success);
+      log::event(Level::info, "job.finished", "",
+                 {{"run_id", message.run_id}, {"job", job_name}, {"step", step}, {"duration_ms", ms}});
+      return std::nullopt;  // committed with the batch
+    case Kind::yielded:
+      // A cooperative yield: neither counted nor recorded, resumed later.
+      executed(metrics::JobOutcome::yield);
+      unhold(message.run_id);
+      if (!store_.release(message.run_id, step, token, retry_expected)) return superseded();
+      log::event(Level::info, "job.yield", "execution time exceeded; resuming later",
+                 {{"run_id", message.run_id}, {"job", job_name}, {"step", step}, {"duration_ms", ms}});
+      return StepOutcome{Disposition::retry, "job.yield"};
+    case Kind::retryable: {
+      executed(metrics::JobOutcome::retry);
+      unhold(message.run_id);
+      const RetryPolicy& policy = settings_.retry.for_job(job_name);
+      const int attempts = row.step_retry_count + 1;  // this failure included
+      if (policy.exhausted(attempts)) {
+        const std::string why = "job " + job_name + " failed " + std::to_string(attempts) +
+                                " times, its retry limit; last error: " + result.message;
+        if (!store_.fail(message.run_id, step, token, why)) return superseded();
+        metrics_.program_errored();
+        return outcome(Disposition::ack, "program.errored", Level::error, message, step, why);
       }
+      thread_local std::mt19937_64 random{std::random_device{}()};
+      std::uniform_real_distribution<double> draw(0.0, 1.0);
+      const auto delay = policy.queue_delay(attempts, draw(random), draw(random));
+      if (!store_.record_retry(message.run_id, step, token, result.message,
+                               delay + settings_.stale_after)) {
+        return superseded();
+      }
+      log::event(Level::warn, "job.retry", result.message,
+                 {{"run_id", message.run_id}, {"job", job_name}, {"step", step},
+                  {"retry_count", attempts}, {"delay_ms", static_cast<long long>(delay.count())},
+                  {"duration_ms", ms}});
+      return schedule_retry(message, delay);
+    }
+    case Kind::ignorable:
+      // Ends the program like any failure, but it is expected: info, not error.
+      executed(metrics::JobOutcome::ignorable);
+      unhold(message.run_id);
+      if (!store_.fail(message.run_id, step, token, result.message)) return superseded();
       metrics_.program_errored();
-      return outcome(Disposition::ack, "program.errored", Level::error, message, step, why);
+      return outcome(Disposition::ack, "program.errored", Level::info, message, step,
+                     "ignorable: " + result.message);
+    case Kind::failed:
+      executed(metrics::JobOutcome::failed);
+      unhold(message.run_id);
+      if (!store_.fail(message.run_id, step, token, result.message)) return superseded();
+      metrics_.program_errored();
+      log::event(Level::error, "program.errored", result.message,
+                 {{"run_id", message.run_id}, {"job", job_name}, {"step", step},
+                  {"duration_ms", ms}, {"body", message.body.dump()}});
+      return StepOutcome{Disposition::ack, "program.errored"};
+    case Kind::cancelled:
+      executed(metrics::JobOutcome::failed);
+      unhold(message.run_id);
+      return superseded();
+    case Kind::infrastructure:
+      throw store::StoreError(result.message);  // the bookkeeping failed, not the job: retried
+    case Kind::crashed: {
+      executed(metrics::JobOutcome::failed);
+      unhold(message.run_id);
+      const int crashes = claim.isolated_crashes + 1;
+      const std::string why = "job " + job_name + ": " + result.message + " (crash " +
+                              std::to_string(crashes) + " of " +
+                              std::to_string(settings_.max_crashes) + " running alone)";
+      if (crashes >= settings_.max_crashes) {
+        const std::string stopped = why + "; the program is stopped";
+        if (!store_.fail(message.run_id, step, token, stopped)) return superseded();
+        metrics_.program_errored();
+        return outcome(Disposition::ack, "program.errored", Level::error, message, step, stopped);
+      }
+      if (!store_.record_isolated_crash(message.run_id, step, token, why, retry_expected)) {
+        return superseded();
+      }
+      return outcome(Disposition::retry, "job.crashed", Level::error, message, step, why);
     }
-    thread_local std::mt19937_64 random{std::random_device{}()};
-    std::uniform_real_distribution<double> draw(0.0, 1.0);
-    const auto delay = policy.queue_delay(attempts, draw(random), draw(random));
-    if (!store_.record_retry(message.run_id, step, token, e.what(),
-                             delay + settings_.stale_after)) {
-      return outcome(Disposition::ack, "step.superseded", Level::warn, message, step,
-                     "the program was cancelled, or another worker took this step over");
-    }
-    log::event(Level::warn, "job.retry", e.what(),
-               {{"run_id", message.run_id}, {"job", job_name}, {"step", step},
-                {"retry_count", attempts}, {"delay_ms", static_cast<long long>(delay.count())},
-                {"duration_ms", elapsed_ms(started)}});
-    return schedule_retry(message, delay);
-  } catch (const sdk::IgnorableError& e) {
-    // Ends the program like any failure, but it is expected: info, not error.
-    metrics_.job_executed(job_name, metrics::JobOutcome::ignorable, elapsed_ms(started) / 1000);
-    if (!store_.fail(message.run_id, step, token, e.what())) {
-      return outcome(Disposition::ack, "step.superseded", Level::warn, message, step,
-                     "the program was cancelled, or another worker took this step over");
-    }
-    metrics_.program_errored();
-    return outcome(Disposition::ack, "program.errored", Level::info, message, step,
-                   std::string("ignorable: ") + e.what());
-  } catch (const store::StoreError&) {
-    throw;  // the bookkeeping failed, not the job: retried by process()
-  } catch (const std::exception& e) {
-    failure = e.what();
-  } catch (...) {
-    failure = "unknown exception (not derived from std::exception)";
   }
-  if (failure) {
-    metrics_.job_executed(job_name, metrics::JobOutcome::failed, elapsed_ms(started) / 1000);
-    if (!store_.fail(message.run_id, step, token, *failure)) {
-      return outcome(Disposition::ack, "step.superseded", Level::warn, message, step,
-                     "the program was cancelled, or another worker took this step over");
-    }
-    metrics_.program_errored();
-    log::event(Level::error, "program.errored", *failure,
-               {{"run_id", message.run_id}, {"job", job_name}, {"step", step},
-                {"duration_ms", elapsed_ms(started)}, {"body", message.body.dump()}});
-    return StepOutcome{Disposition::ack, "program.errored"};
+  throw std::logic_error("unhandled job result");
+}
+
+StepOutcome StepProcessor::superseded(const StepMessage& message, int step, std::int64_t token) {
+  unhold(message.run_id);
+  std::optional<store::ProgramRow> row;
+  try {
+    store_.drop_claim(message.run_id, token);
+    row = store_.find(message.run_id);
+  } catch (const std::exception&) {
+    // The claim expires by itself; the explanation below is then general.
   }
-  metrics_.job_executed(job_name, metrics::JobOutcome::success, elapsed_ms(started) / 1000);
-  log::event(Level::info, "job.finished", "",
-             {{"run_id", message.run_id}, {"job", job_name}, {"step", step},
-              {"duration_ms", elapsed_ms(started)}});
-  return std::nullopt;  // committed with the batch
+  if (row && row->cancelled_at) {
+    metrics_.program_cancelled();
+    return outcome(Disposition::ack, "step.cancelled", Level::info, message, step,
+                   "the program was cancelled while the job ran; nothing after the cancel is "
+                   "written and the program stays cancelled");
+  }
+  if (row && row->ended()) {
+    return outcome(Disposition::ack, "step.superseded", Level::warn, message, step,
+                   "the program ended while the job ran (as " + row->state() +
+                       "); this step's outcome is not written");
+  }
+  if (row && row->step != step) {
+    return outcome(Disposition::ack, "step.superseded", Level::warn, message, step,
+                   "the program moved on to step " + std::to_string(row->step) +
+                       " while the job ran (a worker that takes no claim, such as "
+                       "program-executor-js's, ran this step too); this outcome is dropped");
+  }
+  return outcome(Disposition::ack, "step.superseded", Level::warn, message, step,
+                 "another worker took this step over (this worker's claim ran out); its "
+                 "outcome is dropped");
 }
 
 StepOutcome StepProcessor::schedule_retry(const StepMessage& message,
@@ -505,10 +615,10 @@ void StepProcessor::commit_steps(std::vector<Step>& steps) {
     Step& step = *committing[i];
     const StepMessage& message = step.message;
     if (!committed[i]) {
-      step.outcome = outcome(Disposition::ack, "step.superseded", Level::warn, message, step.step,
-                             "the program was cancelled, or another worker took this step over");
+      step.outcome = superseded(message, step.step, step.claim->token);
       continue;
     }
+    unhold(message.run_id);
     log::event(Level::debug, "step.committed", "",
                {{"run_id", message.run_id},
                 {"step", step.step},

@@ -85,8 +85,12 @@ void Worker::run() {
   processor_settings.max_crashes = settings_.max_crashes;
   processor_settings.retry = settings_.retry;
   processor_settings.quorum = settings_.topology.quorum();
+  std::unique_ptr<ProcessIsolation> isolation;
+  if (!settings_.isolation_command.empty()) {
+    isolation = std::make_unique<ProcessIsolation>(settings_.isolation_command);
+  }
   StepProcessor processor(store_, jobs_, publisher, processor_settings, stop_requested_,
-                          metrics_);
+                          metrics_, isolation.get());
   // Half the prefetch per batch: the other half arrives while a batch runs,
   // so the runner never waits for the broker between batches.
   const std::size_t max_batch = static_cast<std::size_t>(std::max(1, settings_.prefetch / 2));

@@ -37,6 +37,18 @@ ALTER TABLE {table} ADD COLUMN lease_until datetime(3) NULL;
 ALTER TABLE {table} ADD COLUMN step_crash_count int NOT NULL DEFAULT 0;
 CREATE INDEX {overdue_index} ON {table} (finished_at, errored_at, lease_until);
 )pe_sql"},
+      {"mysql", "003_crash_attribution.sql", R"pe_sql(-- Version 3: what a program's state and its crash counter cannot be inferred from.
+-- step_isolated_crash_count: crashes of the current step while it ran alone in
+-- an isolated worker process (only these stop a program as a crash loop;
+-- step_crash_count counts every death of a process that held the step,
+-- including deaths some other job caused).
+-- cancelled_at: set by `program-executor cancel`, so a job failing with the
+-- message "cancelled" is not taken for a cancel. Rows cancelled before this
+-- version are recognised once, here, by the message the cancel wrote.
+ALTER TABLE {table} ADD COLUMN step_isolated_crash_count int NOT NULL DEFAULT 0;
+ALTER TABLE {table} ADD COLUMN cancelled_at datetime(3) NULL;
+UPDATE {table} SET cancelled_at = errored_at WHERE cancelled_at IS NULL AND errored_at IS NOT NULL AND error_message = 'cancelled';
+)pe_sql"},
       {"postgresql", "001_create_table.sql", R"pe_sql(-- Version 1: the bookkeeping table exactly as program-executor-js creates it
 -- on PostgreSQL, except that the run_id index is unique.
 -- Runs only when the table does not exist; an existing table is adopted as version 1.
@@ -68,6 +80,18 @@ ALTER TABLE {table} ADD COLUMN lease_until timestamptz NULL;
 ALTER TABLE {table} ADD COLUMN step_crash_count integer NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS {overdue_index} ON {table} (lease_until) WHERE finished_at IS NULL AND errored_at IS NULL;
 )pe_sql"},
+      {"postgresql", "003_crash_attribution.sql", R"pe_sql(-- Version 3: what a program's state and its crash counter cannot be inferred from.
+-- step_isolated_crash_count: crashes of the current step while it ran alone in
+-- an isolated worker process (only these stop a program as a crash loop;
+-- step_crash_count counts every death of a process that held the step,
+-- including deaths some other job caused).
+-- cancelled_at: set by `program-executor cancel`, so a job failing with the
+-- message "cancelled" is not taken for a cancel. Rows cancelled before this
+-- version are recognised once, here, by the message the cancel wrote.
+ALTER TABLE {table} ADD COLUMN step_isolated_crash_count integer NOT NULL DEFAULT 0;
+ALTER TABLE {table} ADD COLUMN cancelled_at timestamptz NULL;
+UPDATE {table} SET cancelled_at = errored_at WHERE cancelled_at IS NULL AND errored_at IS NOT NULL AND error_message = 'cancelled';
+)pe_sql"},
       {"sqlite3", "001_create_table.sql", R"pe_sql(-- Version 1: the bookkeeping table, with program-executor-js's columns.
 -- Runs only when the table does not exist; an existing table is adopted as version 1.
 -- Timestamps are UTC ISO 8601 text ("2024-05-01T12:00:00.000Z").
@@ -97,6 +121,18 @@ ALTER TABLE {table} ADD COLUMN lease_token BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE {table} ADD COLUMN lease_until TIMESTAMP NULL;
 ALTER TABLE {table} ADD COLUMN step_crash_count INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS {overdue_index} ON {table} (lease_until) WHERE finished_at IS NULL AND errored_at IS NULL;
+)pe_sql"},
+      {"sqlite3", "003_crash_attribution.sql", R"pe_sql(-- Version 3: what a program's state and its crash counter cannot be inferred from.
+-- step_isolated_crash_count: crashes of the current step while it ran alone in
+-- an isolated worker process (only these stop a program as a crash loop;
+-- step_crash_count counts every death of a process that held the step,
+-- including deaths some other job caused).
+-- cancelled_at: set by `program-executor cancel`, so a job failing with the
+-- message "cancelled" is not taken for a cancel. Rows cancelled before this
+-- version are recognised once, here, by the message the cancel wrote.
+ALTER TABLE {table} ADD COLUMN step_isolated_crash_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE {table} ADD COLUMN cancelled_at TIMESTAMP NULL;
+UPDATE {table} SET cancelled_at = errored_at WHERE cancelled_at IS NULL AND errored_at IS NOT NULL AND error_message = 'cancelled';
 )pe_sql"},
   };
   return files;

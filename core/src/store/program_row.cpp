@@ -23,16 +23,28 @@ nlohmann::json ProgramRow::to_json() const {
       {"lease_token", lease_token},
       {"lease_until", nullable(lease_until)},
       {"step_crash_count", step_crash_count},
+      {"step_isolated_crash_count", step_isolated_crash_count},
+      {"cancelled_at", nullable(cancelled_at)},
   };
 }
 
+std::string ProgramRow::state() const {
+  if (finished_at) return "finished";
+  if (cancelled_at) return "cancelled";
+  if (errored_at) return "errored";
+  return "running";
+}
+
 std::string truncate_error_message(std::string_view message) {
-  constexpr std::size_t limit = 255;
-  if (message.size() <= limit) return std::string(message);
-  std::size_t cut = limit;
-  // Never split a UTF-8 sequence: back up over continuation bytes (10xxxxxx).
-  while (cut > 0 && (static_cast<unsigned char>(message[cut]) & 0xC0) == 0x80) --cut;
-  return std::string(message.substr(0, cut));
+  constexpr std::size_t limit = 255;  // characters
+  std::size_t characters = 0;
+  for (std::size_t i = 0; i < message.size(); ++i) {
+    // A character starts at every byte that is not a continuation (10xxxxxx).
+    if ((static_cast<unsigned char>(message[i]) & 0xC0) == 0x80) continue;
+    if (characters == limit) return std::string(message.substr(0, i));
+    ++characters;
+  }
+  return std::string(message);
 }
 
 }  // namespace program_executor::store

@@ -71,6 +71,8 @@ struct RowReader {
     statement.exchange(soci::into(token, token_ind));
     statement.exchange(soci::into(lease_until, until_ind));
     statement.exchange(soci::into(crashes, crashes_ind));
+    statement.exchange(soci::into(isolated_crashes, isolated_ind));
+    statement.exchange(soci::into(cancelled_at, cancelled_ind));
   }
 
   ProgramRow row() const {
@@ -94,6 +96,8 @@ struct RowReader {
     row.lease_token = present(token_ind) ? token : 0;
     if (present(until_ind)) row.lease_until = lease_until;
     row.step_crash_count = present(crashes_ind) ? crashes : 0;
+    row.step_isolated_crash_count = present(isolated_ind) ? isolated_crashes : 0;
+    if (present(cancelled_ind)) row.cancelled_at = cancelled_at;
     return row;
   }
 
@@ -106,9 +110,11 @@ struct RowReader {
   long long token = 0;
   std::string lease_until;
   int crashes = 0;
+  int isolated_crashes = 0;
+  std::string cancelled_at;
   soci::indicator step_ind{}, finished_ind{}, errored_ind{}, message_ind{}, retries_ind{},
       job_data_ind{}, program_data_ind{}, created_ind{}, updated_ind{}, owner_ind{}, token_ind{},
-      until_ind{}, crashes_ind{};
+      until_ind{}, crashes_ind{}, isolated_ind{}, cancelled_ind{};
 };
 
 // ":<prefix>0, :<prefix>1, ..." for `count` parameters.
@@ -228,11 +234,11 @@ SqlProgramStore::SqlProgramStore(Database& database)
       " AND (lease_owner IS NULL OR lease_until IS NULL OR lease_until < " + now_ + ")";
   claim_sql_ = claim_set_sql_ + " WHERE run_id = :run_id AND step = :step" + running_ +
                claim_free_sql_;
-  claim_read_sql_ = "SELECT lease_token, step_crash_count FROM " + table_ +
+  claim_read_sql_ = "SELECT lease_token, step_crash_count, step_isolated_crash_count FROM " + table_ +
                     " WHERE run_id = :run_id ORDER BY id LIMIT 1";
   advance_set_sql_ = "UPDATE " + table_ +
                      " SET step = step + 1, step_retry_count = 0,"
-                     " step_crash_count = 0, lease_owner = NULL,"
+                     " step_crash_count = 0, step_isolated_crash_count = 0, lease_owner = NULL,"
                      " lease_until = " + later("expect") + ", updated_at = " + now_;
   advance_sql_ = advance_set_sql_ + " WHERE run_id = :run_id AND step = :step AND lease_token = :token" +
                  running_;
@@ -247,7 +253,8 @@ SqlProgramStore::SqlProgramStore(Database& database)
            ", " + d.timestamp_text("errored_at") + ", error_message, step_retry_count, " +
            job_data + ", " + program_data + ", " + d.timestamp_text("created_at") + ", " +
            d.timestamp_text("updated_at") + ", lease_owner, lease_token, " +
-           d.timestamp_text("lease_until") + ", step_crash_count";
+           d.timestamp_text("lease_until") + ", step_crash_count, step_isolated_crash_count, " +
+           d.timestamp_text("cancelled_at");
   };
   row_columns_ = columns(d.json_text("job_data"), d.json_text("program_data"));
   claimed_columns_ = columns("NULL", "NULL");
@@ -374,14 +381,16 @@ std::vector<std::optional<StepClaim>> SqlProgramStore::claim_all_returning(
     std::string run_id;
     long long token = 0;
     int crashes = 0;
+    int isolated_crashes = 0;
     for_each_row(
         session,
         claim_set_sql_ + " WHERE (" + which + ")" + running_ + claim_free_sql_ +
-            " RETURNING run_id, lease_token, step_crash_count",
+            " RETURNING run_id, lease_token, step_crash_count, step_isolated_crash_count",
         [&](soci::statement& statement) {
           statement.exchange(soci::into(run_id));
           statement.exchange(soci::into(token));
           statement.exchange(soci::into(crashes));
+          statement.exchange(soci::into(isolated_crashes));
           statement.exchange(soci::use(owner));
           statement.exchange(soci::use(lease_for));
           for (const ClaimRequest* request : unique) {
@@ -389,7 +398,7 @@ std::vector<std::optional<StepClaim>> SqlProgramStore::claim_all_returning(
             statement.exchange(soci::use(request->step));
           }
         },
-        [&] { claimed.emplace(run_id, StepClaim{token, crashes}); });
+        [&] { claimed.emplace(run_id, StepClaim{token, crashes, isolated_crashes}); });
   });
   std::vector<std::optional<StepClaim>> claims;
   claims.reserve(requests.size());
@@ -447,7 +456,8 @@ std::vector<std::optional<ClaimedRow>> SqlProgramStore::claim_unread(
     auto it = rows.find(requests[i].run_id);
     if (it == rows.end() || !handed_out.insert(it->first).second) continue;
     const ProgramRow& row = it->second;
-    claimed[i] = ClaimedRow{row, StepClaim{row.lease_token, row.step_crash_count}};
+    claimed[i] = ClaimedRow{
+        row, StepClaim{row.lease_token, row.step_crash_count, row.step_isolated_crash_count}};
   }
   return claimed;
 }
@@ -465,7 +475,8 @@ std::optional<StepClaim> SqlProgramStore::claim_in(soci::session& session,
   }
   StepClaim claim;
   long long token = 0;
-  session << claim_read_sql_, soci::into(token), soci::into(claim.crashes), soci::use(run_id);
+  session << claim_read_sql_, soci::into(token), soci::into(claim.crashes),
+      soci::into(claim.isolated_crashes), soci::use(run_id);
   claim.token = token;
   return claim;
 }
@@ -632,6 +643,40 @@ bool SqlProgramStore::record_retry(const std::string& run_id, int step, std::int
   });
 }
 
+bool SqlProgramStore::record_isolated_crash(const std::string& run_id, int step,
+                                            std::int64_t token, std::string_view message,
+                                            std::chrono::milliseconds expect_within) {
+  return guarded(database_, "recording a crash", run_id, [&](soci::session& session) {
+    const std::string text = truncate_error_message(message);
+    const long long expect = milliseconds(expect_within);
+    const long long fencing = token;
+    const long long rows = affected(session, "UPDATE " + table_ +
+                                                 " SET step_crash_count = step_crash_count + 1,"
+                                                 " step_isolated_crash_count = step_isolated_crash_count + 1,"
+                                                 " error_message = :message, lease_owner = NULL,"
+                                                 " lease_until = " + later("expect") +
+                                                 ", updated_at = " + now_ +
+                                                 " WHERE run_id = :run_id AND step = :step AND"
+                                                 " lease_token = :token" + running_,
+                          soci::use(text), soci::use(expect), soci::use(run_id), soci::use(step),
+                          soci::use(fencing));
+    return rows > 0;
+  });
+}
+
+void SqlProgramStore::drop_claim(const std::string& run_id, std::int64_t token) {
+  guarded(database_, "dropping a claim", run_id, [&](soci::session& session) {
+    const long long fencing = token;
+    // An ended row keeps no lease at all; a running one keeps the time by
+    // which it is expected to move.
+    affected(session, "UPDATE " + table_ +
+                          " SET lease_owner = NULL, lease_until = CASE WHEN"
+                          " COALESCE(finished_at, errored_at) IS NULL THEN lease_until ELSE NULL END"
+                          " WHERE run_id = :run_id AND lease_token = :token AND lease_owner IS NOT NULL",
+             soci::use(run_id), soci::use(fencing));
+  });
+}
+
 bool SqlProgramStore::fail(const std::string& run_id, int step, std::int64_t token,
                            std::string_view message) {
   return guarded(database_, "failing a program", run_id, [&](soci::session& session) {
@@ -650,8 +695,12 @@ bool SqlProgramStore::fail(const std::string& run_id, int step, std::int64_t tok
 bool SqlProgramStore::cancel(const std::string& run_id, std::string_view message) {
   return guarded(database_, "cancelling a program", run_id, [&](soci::session& session) {
     const std::string text = truncate_error_message(message);
+    // The claim is cleared with it: its holder's next renewal fails, it
+    // sees the cancel and stops the step without committing it.
     const long long rows = affected(session, "UPDATE " + table_ + " SET errored_at = " + now_ +
-                                                 ", error_message = :message, updated_at = " +
+                                                 ", cancelled_at = " + now_ +
+                                                 ", error_message = :message, lease_owner = NULL,"
+                                                 " lease_until = NULL, updated_at = " +
                                                  now_ + " WHERE run_id = :run_id" + running_,
                           soci::use(text), soci::use(run_id));
     return rows > 0;
@@ -668,13 +717,20 @@ nlohmann::json SqlProgramStore::update_job_data(
     soci::indicator ind{};
     long long current_token = 0;
     soci::indicator token_ind{};
+    std::string ended;
+    soci::indicator ended_ind{};
     // FOR UPDATE (SQLite: the write transaction) holds the row until commit,
     // so two read-modify-writes of one row never lose an update.
-    session << "SELECT id, " + dialect_.json_text("job_data") + ", lease_token FROM " + table_ +
+    session << "SELECT id, " + dialect_.json_text("job_data") + ", lease_token, " +
+                   dialect_.timestamp_text("COALESCE(finished_at, errored_at)") + " FROM " + table_ +
                    " WHERE run_id = :run_id ORDER BY id LIMIT 1" + dialect_.lock_rows(),
         soci::into(id), soci::into(text, ind), soci::into(current_token, token_ind),
-        soci::use(run_id);
+        soci::into(ended, ended_ind), soci::use(run_id);
     if (!session.got_data()) throw StoreError("no program with run id " + run_id);
+    if (ended_ind != soci::i_null) {
+      throw ProgramEnded("program " + run_id + " ended (was cancelled) while job " + job_name +
+                         " ran; its job data is not written");
+    }
     if (token_ind == soci::i_null) current_token = 0;
     if (current_token != token) {
       throw StoreError("the claim on program " + run_id +
@@ -696,25 +752,64 @@ nlohmann::json SqlProgramStore::update_job_data(
   });
 }
 
-std::vector<StaleProgram> SqlProgramStore::overdue(std::chrono::milliseconds stale_after,
-                                                   int limit) {
+std::string SqlProgramStore::overdue_sql() const {
+  // A claim that ran out (its worker died); a step this daemon released or
+  // moved on, past the time it was expected to move by (plus, where it may be
+  // running on a worker that takes no claim, the longer wait for unclaimed
+  // steps); a row this daemon never touched, not updated for that long.
+  return " AND ((lease_owner IS NOT NULL AND lease_until < " + now_ +
+         ") OR (lease_owner IS NULL AND lease_until IS NOT NULL AND lease_until < " +
+         later("unclaimed") + ") OR (lease_until IS NULL AND updated_at < " + later("never") +
+         "))";
+}
+
+std::string SqlProgramStore::recent_sql(bool limited) const {
+  if (!limited) return "";
+  // lease_until moves with every claim renewal, so a long job counts as moving.
+  return " AND COALESCE(lease_until, updated_at) > " + later("max_age");
+}
+
+namespace {
+
+// The bound values of SqlProgramStore::overdue_sql() and recent_sql().
+struct WindowValues {
+  explicit WindowValues(const RecoveryWindow& window)
+      : unclaimed(-std::max<long long>(0, (window.unclaimed_after - window.stale_after).count())),
+        never(-std::max(window.unclaimed_after, window.stale_after).count()),
+        max_age(-window.max_age.count()),
+        limited(window.max_age.count() > 0) {}
+  long long unclaimed;
+  long long never;
+  long long max_age;
+  bool limited;
+};
+
+}  // namespace
+
+std::vector<StaleProgram> SqlProgramStore::overdue(const RecoveryWindow& window, int limit) {
   return guarded(database_, "looking for overdue programs", "", [&](soci::session& session) {
-    const long long before = -milliseconds(stale_after);
+    WindowValues values(window);
     std::vector<StaleProgram> found;
     std::string run_id, jobs, program_data;
     int step = 0;
     long long token = 0;
     soci::indicator step_ind{}, token_ind{}, data_ind{};
-    soci::statement st =
-        (session.prepare << "SELECT run_id, step, lease_token, " + dialect_.json_text("jobs") +
-                                ", " + dialect_.json_text("program_data") + " FROM " + table_ +
-                                " WHERE finished_at IS NULL AND errored_at IS NULL AND"
-                                " ((lease_until IS NOT NULL AND lease_until < " + now_ +
-                                ") OR (lease_until IS NULL AND updated_at < " + later("before") +
-                                ")) ORDER BY updated_at LIMIT :limit",
-         soci::into(run_id), soci::into(step, step_ind), soci::into(token, token_ind),
-         soci::into(jobs), soci::into(program_data, data_ind), soci::use(before),
-         soci::use(limit));
+    soci::statement st(session);
+    st.exchange(soci::into(run_id));
+    st.exchange(soci::into(step, step_ind));
+    st.exchange(soci::into(token, token_ind));
+    st.exchange(soci::into(jobs));
+    st.exchange(soci::into(program_data, data_ind));
+    st.exchange(soci::use(values.unclaimed));
+    st.exchange(soci::use(values.never));
+    if (values.limited) st.exchange(soci::use(values.max_age));
+    st.exchange(soci::use(limit));
+    st.alloc();
+    st.prepare("SELECT run_id, step, lease_token, " + dialect_.json_text("jobs") + ", " +
+               dialect_.json_text("program_data") + " FROM " + table_ +
+               " WHERE finished_at IS NULL AND errored_at IS NULL" + overdue_sql() +
+               recent_sql(values.limited) + " ORDER BY updated_at LIMIT :limit");
+    st.define_and_bind();
     st.execute();
     while (st.fetch()) {
       StaleProgram program;
@@ -730,12 +825,26 @@ std::vector<StaleProgram> SqlProgramStore::overdue(std::chrono::milliseconds sta
   });
 }
 
+long long SqlProgramStore::count_abandoned(const RecoveryWindow& window) {
+  WindowValues values(window);
+  if (!values.limited) return 0;
+  return guarded(database_, "counting abandoned programs", "", [&](soci::session& session) {
+    long long count = 0;
+    session << "SELECT COUNT(*) FROM " + table_ +
+                   " WHERE finished_at IS NULL AND errored_at IS NULL" + overdue_sql() +
+                   " AND COALESCE(lease_until, updated_at) <= " + later("max_age"),
+        soci::into(count), soci::use(values.unclaimed), soci::use(values.never),
+        soci::use(values.max_age);
+    return count;
+  });
+}
+
 bool SqlProgramStore::begin_recovery(const std::string& run_id, int step, std::int64_t token,
-                                     std::chrono::milliseconds stale_after,
+                                     const RecoveryWindow& window,
                                      std::chrono::milliseconds expect_within) {
   return guarded(database_, "recovering a program", run_id, [&](soci::session& session) {
+    WindowValues values(window);
     const long long expect = milliseconds(expect_within);
-    const long long before = -milliseconds(stale_after);
     const long long fencing = token;
     // The same overdue condition as overdue(): of several sweepers, one wins.
     // An expired claim that was never released is a worker that died: counted
@@ -746,12 +855,9 @@ bool SqlProgramStore::begin_recovery(const std::string& run_id, int step, std::i
                                                  " lease_owner = NULL, lease_until = " +
                                                  later("expect") +
                                                  " WHERE run_id = :run_id AND step = :step AND"
-                                                 " lease_token = :token" + running_ +
-                                                 " AND ((lease_until IS NOT NULL AND lease_until < " +
-                                                 now_ + ") OR (lease_until IS NULL AND updated_at < " +
-                                                 later("before") + "))",
+                                                 " lease_token = :token" + running_ + overdue_sql(),
                           soci::use(expect), soci::use(run_id), soci::use(step), soci::use(fencing),
-                          soci::use(before));
+                          soci::use(values.unclaimed), soci::use(values.never));
     return rows > 0;
   });
 }
@@ -767,9 +873,9 @@ std::vector<ProgramRow> SqlProgramStore::list(const ProgramFilter& filter) {
           } else if (state == "finished") {
             where += " AND finished_at IS NOT NULL";
           } else if (state == "errored") {
-            where += " AND errored_at IS NOT NULL AND (error_message IS NULL OR error_message <> 'cancelled')";
+            where += " AND errored_at IS NOT NULL AND cancelled_at IS NULL AND finished_at IS NULL";
           } else if (state == "cancelled") {
-            where += " AND errored_at IS NOT NULL AND error_message = 'cancelled'";
+            where += " AND cancelled_at IS NOT NULL AND finished_at IS NULL";
           } else {
             throw StoreError("unknown state '" + state +
                              "' (expected running, finished, errored or cancelled)");
@@ -807,9 +913,11 @@ bool SqlProgramStore::resume(const std::string& run_id, int from_step,
   return guarded(database_, "resuming a program", run_id, [&](soci::session& session) {
     const long long expect = milliseconds(expect_within);
     const long long rows = affected(session, "UPDATE " + table_ +
-                                                 " SET errored_at = NULL, error_message = NULL,"
+                                                 " SET errored_at = NULL, cancelled_at = NULL,"
+                                                 " error_message = NULL,"
                                                  " step = :step, step_retry_count = 0,"
-                                                 " step_crash_count = 0, lease_owner = NULL,"
+                                                 " step_crash_count = 0, step_isolated_crash_count = 0,"
+                                                 " lease_owner = NULL,"
                                                  " lease_until = " + later("expect") +
                                                  ", updated_at = " + now_ +
                                                  " WHERE run_id = :run_id AND errored_at IS NOT NULL"

@@ -84,6 +84,8 @@ struct RetrySettings {
 struct RecoverySettings {
   std::chrono::seconds lease{30};
   std::chrono::seconds stale_after{60};
+  std::chrono::seconds unclaimed_after{0};  ///< 0: stale_after
+  std::chrono::hours max_age{168};          ///< 0: no limit
   std::chrono::seconds sweep_interval{5};
   int max_crashes = 3;
 };

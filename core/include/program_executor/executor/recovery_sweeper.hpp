@@ -12,7 +12,9 @@ namespace program_executor::executor {
 struct SweeperSettings {
   std::string queue;
   bool persistent = true;
-  std::chrono::milliseconds stale_after{60000};
+  /// Which programs count as overdue (stale_after, the longer wait for steps
+  /// nobody claimed, the age past which programs are left alone).
+  store::RecoveryWindow window{std::chrono::milliseconds(60000)};
   int batch = 200;  ///< programs recovered per sweep at most
 };
 
@@ -29,6 +31,8 @@ class RecoverySweeper {
 
   /// One pass; returns how many programs were republished. Throws on
   /// database or broker failure (the caller logs and tries again later).
+  /// The first pass also logs how many overdue programs are older than the
+  /// window's max_age and left alone (recovery.abandoned).
   int sweep();
 
  private:
@@ -36,6 +40,7 @@ class RecoverySweeper {
   amqp::MessagePublisher& publisher_;
   SweeperSettings settings_;
   metrics::Metrics& metrics_;
+  bool abandoned_counted_ = false;
 };
 
 }  // namespace program_executor::executor

@@ -49,6 +49,9 @@ class Runtime {
   std::shared_ptr<const plugin::JobRegistry> jobs() const { return jobs_->current(); }
 
  private:
+  /// The command that runs one step in an isolated process; empty if unknown.
+  std::vector<std::string> isolation_command() const;
+
   config::Config config_;
   std::unique_ptr<JobLibrary> jobs_;
   std::unique_ptr<store::Database> database_;

@@ -14,9 +14,11 @@
 #include <vector>
 
 #include "program_executor/amqp/message_publisher.hpp"
+#include "program_executor/executor/job_execution.hpp"
 #include "program_executor/executor/job_library.hpp"
 #include "program_executor/executor/program_creator.hpp"
 #include "program_executor/executor/retry_policy.hpp"
+#include "program_executor/executor/step_isolation.hpp"
 #include "program_executor/executor/step_message.hpp"
 #include "program_executor/metrics/metrics.hpp"
 #include "program_executor/store/program_store.hpp"
@@ -58,17 +60,26 @@ struct ProcessorSettings {
   RetryPolicies retry{};
   /// Whether the deployment's queues are quorum queues (delay queues match).
   bool quorum = false;
-  /// After this many workers died running one step, the program is errored.
+  /// A job whose recent runs took longer than this (moving average), or that
+  /// this processor has not run yet, is slow: in a batch, its steps run after
+  /// the fast ones commit, and all but one go back to the queue.
+  double slow_job_ms = 5.0;
+  /// After a step crashed this many times running alone in an isolated
+  /// process (without isolation: after this many workers died running it),
+  /// its program is errored.
   int max_crashes = 3;
 };
 
 class StepProcessor {
  public:
   /// `stop_requested` is exposed to jobs (JobContext::stop_requested).
+  /// `isolation` runs the steps that have a crash on record (step_isolation.hpp);
+  /// without it they run here like any other.
   StepProcessor(store::ProgramStore& store, const JobLibrary& jobs,
                 amqp::MessagePublisher& publisher, ProcessorSettings settings,
                 const std::atomic<bool>& stop_requested,
-                metrics::Metrics& metrics = metrics::no_metrics());
+                metrics::Metrics& metrics = metrics::no_metrics(),
+                StepIsolation* isolation = nullptr);
 
   /// Processes one delivery body. Never throws: every failure, including
   /// the database's and the broker's, becomes an outcome.
@@ -104,13 +115,15 @@ class StepProcessor {
     int step = 0;  ///< the step the message stands for
     std::optional<store::StepClaim> claim;
     bool ran = false;  ///< the job succeeded; the step waits for its commit
+    /// Its job counted as slow when the batch began (decided once per batch).
+    bool slow = false;
     /// Set once decided.
     std::optional<StepOutcome> outcome;
   };
 
   /// Claims the steps the messages stand for without reading their rows
   /// first (one statement for the batch): the usual case of a step.
-  void claim_unread(std::vector<Step>& steps);
+  void claim_unread(std::vector<Step>& steps, bool batch);
   /// Reads the rows of the parsed messages not claimed yet (one query).
   void read_rows(std::vector<Step>& steps);
   /// Checks a message against its row: an outcome if it is not to be run
@@ -123,17 +136,30 @@ class StepProcessor {
   bool slow(const std::string& job) const;
   void run_steps(std::vector<Step>& steps, bool slow_ones);
   void claim_steps(std::vector<Step>& steps);
-  /// Runs the job; nullopt when it succeeded and the step is to be committed.
+  /// Runs the job (isolated if the step has a crash on record); nullopt when
+  /// it succeeded and the step is to be committed.
   std::optional<StepOutcome> run_claimed(const StepMessage& message, const store::ProgramRow& row,
                                          const store::StepClaim& claim);
+  /// Books how the job ended (retry, yield, failure, crash); nullopt to commit.
+  std::optional<StepOutcome> settle(const StepMessage& message, const store::ProgramRow& row,
+                                    const store::StepClaim& claim, const JobResult& result,
+                                    double ms);
+  /// The row refused the step's outcome: drops the claim and says why.
+  StepOutcome superseded(const StepMessage& message, int step, std::int64_t token);
   void commit_steps(std::vector<Step>& steps);
+  /// Releases the claim of any step that ended the batch without an outcome.
+  void release_unrun(std::vector<Step>& steps);
   /// The outcome of a copy of a step someone holds: dropped.
   StepOutcome busy(const Step& step);
   StepOutcome infrastructure_error(Step& step, const std::string& what);
   StepOutcome park(std::string_view body, const std::string& reason);
   StepOutcome schedule_retry(const StepMessage& message, std::chrono::milliseconds delay);
   void hold(const std::string& run_id, int step, std::int64_t token);
+  /// The step of `run_id` ended here: its claim is renewed no more.
+  void unhold(const std::string& run_id);
   void drop_holds();
+  /// Logs why a renewal failed (a cancel, a takeover, a worker without claims).
+  void explain_lost_claim(const Claim& claim);
 
   store::ProgramStore& store_;
   const JobLibrary& jobs_;
@@ -141,6 +167,7 @@ class StepProcessor {
   ProcessorSettings settings_;
   const std::atomic<bool>& stop_requested_;
   metrics::Metrics& metrics_;
+  StepIsolation* isolation_;
   ProgramCreator creator_;
   std::mutex claim_mutex_;
   std::vector<Claim> claims_;  ///< the steps in progress, for renewal

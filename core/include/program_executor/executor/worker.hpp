@@ -32,6 +32,9 @@ struct WorkerSettings {
   std::chrono::milliseconds stale_after{60000};  ///< see ProcessorSettings
   int max_crashes = 3;                           ///< see ProcessorSettings
   RetryPolicies retry;                           ///< see ProcessorSettings
+  /// The command running one step in an isolated process (ProcessIsolation);
+  /// empty: steps with a crash on record run in the worker like any other.
+  std::vector<std::string> isolation_command;
 };
 
 /// Consumes the main queue and hands the deliveries to a StepProcessor running

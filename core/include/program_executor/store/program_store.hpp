@@ -20,12 +20,22 @@ class StoreError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// The program ended (cancelled) while one of its steps ran: the step's
+/// holder may change nothing more (update_job_data).
+class ProgramEnded : public StoreError {
+ public:
+  using StoreError::StoreError;
+};
+
 /// A worker's claim on one step of one program (see docs/architecture.md,
 /// "The step protocol"). Only the holder of the latest claim may change the
 /// step: every state change names the claim's fencing token.
 struct StepClaim {
   std::int64_t token = 0;  ///< fencing token, +1 on every claim of the row
-  int crashes = 0;         ///< claims of this step that ended without a release (worker died)
+  int crashes = 0;         ///< claims of this step that ended without a release (a process died)
+  /// Of those, the deaths of an isolated worker process running this step
+  /// alone: the step's own doing.
+  int isolated_crashes = 0;
 };
 
 /// One step a worker wants to claim (ProgramStore::claim_all).
@@ -67,6 +77,22 @@ struct StaleProgram {
   std::int64_t token = 0;
   std::vector<std::string> jobs;
   nlohmann::json program_data;
+};
+
+/// When the recovery sweeper republishes a running program's step.
+struct RecoveryWindow {
+  RecoveryWindow(std::chrono::milliseconds stale) : stale_after(stale), unclaimed_after(stale) {}
+  /// A claimed step whose claim ran out (its worker died) this long ago, or a
+  /// step released by this daemon this long after it was expected to move.
+  std::chrono::milliseconds stale_after;
+  /// A step nobody claimed (lease_owner NULL) this long after it was expected
+  /// to move, or, on a row this daemon never touched, since it was updated: in
+  /// a deployment shared with program-executor-js (which takes no claim) such
+  /// a step may be running on a JS worker, so the wait is longer there.
+  std::chrono::milliseconds unclaimed_after;
+  /// Programs that last moved longer ago than this are left alone (taking over
+  /// an old table must not revive abandoned work); 0: no limit.
+  std::chrono::milliseconds max_age{0};
 };
 
 /// Which programs `list` returns: newest first, a page at a time.
@@ -155,16 +181,31 @@ class ProgramStore {
   virtual bool record_retry(const std::string& run_id, int step, std::int64_t token,
                             std::string_view message, std::chrono::milliseconds expect_within) = 0;
 
+  /// The isolated worker process running the step under `token` died: both
+  /// crash counters += 1, error_message = message, the claim released; the
+  /// step is expected again within `expect_within`.
+  virtual bool record_isolated_crash(const std::string& run_id, int step, std::int64_t token,
+                                     std::string_view message,
+                                     std::chrono::milliseconds expect_within) = 0;
+
+  /// Clears the claim `token` still holds on the row, whatever its step and
+  /// state, after the row refused the step's outcome (the program was
+  /// cancelled, or moved on by a worker that takes no claim, as
+  /// program-executor-js's): no claim outlives the step it was taken for.
+  virtual void drop_claim(const std::string& run_id, std::int64_t token) = 0;
+
   /// errored_at = now, error_message = message, if running at `step` under `token`.
   virtual bool fail(const std::string& run_id, int step, std::int64_t token,
                     std::string_view message) = 0;
 
-  /// errored_at = now, error_message = message, if still running (any step, any claim).
+  /// errored_at = cancelled_at = now, error_message = message, no claim, if
+  /// still running (any step, any claim).
   virtual bool cancel(const std::string& run_id, std::string_view message) = 0;
 
   /// Atomically replaces job_data[job_name] with modify(current value or {}),
   /// and returns the new value, if the claim `token` still holds the row.
-  /// Throws StoreError if the run id is unknown or the claim was lost.
+  /// Throws ProgramEnded if the program was cancelled meanwhile, StoreError
+  /// if the run id is unknown or the claim was lost.
   virtual nlohmann::json update_job_data(
       const std::string& run_id, const std::string& job_name, std::int64_t token,
       const std::function<nlohmann::json(const nlohmann::json&)>& modify) = 0;
@@ -179,16 +220,19 @@ class ProgramStore {
   virtual bool resume(const std::string& run_id, int from_step,
                       std::chrono::milliseconds expect_within) = 0;
 
-  /// Running programs that are overdue: not claimed and expected to have
-  /// moved (lease_until, or for rows without one updated_at + stale_after)
-  /// before now. At most `limit`, oldest first.
-  virtual std::vector<StaleProgram> overdue(std::chrono::milliseconds stale_after, int limit) = 0;
+  /// Running programs that are overdue (see RecoveryWindow). At most
+  /// `limit`, oldest first.
+  virtual std::vector<StaleProgram> overdue(const RecoveryWindow& window, int limit) = 0;
+
+  /// Running programs that would be overdue but last moved before
+  /// window.max_age: left alone, counted for the log.
+  virtual long long count_abandoned(const RecoveryWindow& window) = 0;
 
   /// Marks an overdue program as being recovered: expected within
   /// `expect_within` from now, if it is still overdue at `step` and `token`.
   /// Only the caller that gets true republishes its step.
   virtual bool begin_recovery(const std::string& run_id, int step, std::int64_t token,
-                              std::chrono::milliseconds stale_after,
+                              const RecoveryWindow& window,
                               std::chrono::milliseconds expect_within) = 0;
 };
 

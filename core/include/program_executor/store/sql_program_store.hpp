@@ -40,6 +40,10 @@ class SqlProgramStore : public ProgramStore {
                                std::chrono::milliseconds expect_within) override;
   bool record_retry(const std::string& run_id, int step, std::int64_t token,
                     std::string_view message, std::chrono::milliseconds expect_within) override;
+  bool record_isolated_crash(const std::string& run_id, int step, std::int64_t token,
+                             std::string_view message,
+                             std::chrono::milliseconds expect_within) override;
+  void drop_claim(const std::string& run_id, std::int64_t token) override;
   bool fail(const std::string& run_id, int step, std::int64_t token,
             std::string_view message) override;
   bool cancel(const std::string& run_id, std::string_view message) override;
@@ -49,9 +53,10 @@ class SqlProgramStore : public ProgramStore {
   std::vector<ProgramRow> list(const ProgramFilter& filter) override;
   bool resume(const std::string& run_id, int from_step,
               std::chrono::milliseconds expect_within) override;
-  std::vector<StaleProgram> overdue(std::chrono::milliseconds stale_after, int limit) override;
+  std::vector<StaleProgram> overdue(const RecoveryWindow& window, int limit) override;
+  long long count_abandoned(const RecoveryWindow& window) override;
   bool begin_recovery(const std::string& run_id, int step, std::int64_t token,
-                      std::chrono::milliseconds stale_after,
+                      const RecoveryWindow& window,
                       std::chrono::milliseconds expect_within) override;
 
  private:
@@ -81,6 +86,11 @@ class SqlProgramStore : public ProgramStore {
 
   /// SQL for the current UTC time plus the milliseconds bound to `:name`.
   std::string later(const char* name) const;
+  /// The overdue condition (RecoveryWindow), binding :claimed, :unclaimed,
+  /// :never_claimed, in that order.
+  std::string overdue_sql() const;
+  /// " AND" the program moved within :max_age ms (when `limited`).
+  std::string recent_sql(bool limited) const;
   std::optional<StepClaim> claim_in(soci::session& session, const std::string& run_id, int step,
                                     const std::string& owner, std::chrono::milliseconds lease);
   bool commit_in(soci::session& session, const StepCommit& commit,
