@@ -50,14 +50,22 @@ install(FILES ${pe_cli_docs}/program-executor.bash-completion
 install(FILES ${pe_cli_docs}/_program-executor
         DESTINATION ${CMAKE_INSTALL_DATADIR}/zsh/vendor-completions)
 
-# copyright and the Debian changelog, in each package's doc directory.
+# copyright and the Debian changelog, in each package's doc directory (a
+# version without a Debian revision makes the package native: changelog.gz).
+# Its newest entry must be this version: a version bump without an entry
+# fails here rather than shipping a changelog about another version.
+file(STRINGS ${PROJECT_SOURCE_DIR}/cmake/debian/changelog pe_changelog_top LIMIT_COUNT 1)
+if(NOT pe_changelog_top MATCHES "^program-executor \\(${PROJECT_VERSION}\\) ")
+  message(FATAL_ERROR "cmake/debian/changelog starts with '${pe_changelog_top}': add an entry "
+                      "for version ${PROJECT_VERSION}")
+endif()
 add_custom_command(
-  OUTPUT ${PROJECT_BINARY_DIR}/debian/changelog.Debian.gz
+  OUTPUT ${PROJECT_BINARY_DIR}/debian/changelog.gz
   COMMAND ${CMAKE_COMMAND} -E make_directory ${PROJECT_BINARY_DIR}/debian
   COMMAND ${PE_GZIP} -9nc ${PROJECT_SOURCE_DIR}/cmake/debian/changelog
-          > ${PROJECT_BINARY_DIR}/debian/changelog.Debian.gz
+          > ${PROJECT_BINARY_DIR}/debian/changelog.gz
   DEPENDS ${PROJECT_SOURCE_DIR}/cmake/debian/changelog)
-add_custom_target(pe_debian_changelog ALL DEPENDS ${PROJECT_BINARY_DIR}/debian/changelog.Debian.gz)
+add_custom_target(pe_debian_changelog ALL DEPENDS ${PROJECT_BINARY_DIR}/debian/changelog.gz)
 foreach(component daemon sdk)
   if(component STREQUAL sdk)
     set(doc_dir ${CMAKE_INSTALL_DATADIR}/doc/program-executor-dev)
@@ -65,7 +73,7 @@ foreach(component daemon sdk)
     set(doc_dir ${CMAKE_INSTALL_DOCDIR})
   endif()
   install(FILES ${PROJECT_SOURCE_DIR}/cmake/debian/copyright
-                ${PROJECT_BINARY_DIR}/debian/changelog.Debian.gz
+                ${PROJECT_BINARY_DIR}/debian/changelog.gz
           DESTINATION ${doc_dir} COMPONENT ${component})
 endforeach()
 
