@@ -97,7 +97,11 @@ set(CPACK_PACKAGE_NAME program-executor)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_VENDOR "program-executor")
 set(CPACK_PACKAGE_CONTACT "program-executor maintainers <maintainers@program-executor.invalid>")
-set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "${PROJECT_DESCRIPTION}")
+# Each package's description below starts with its own synopsis. CPackDeb
+# puts CPACK_PACKAGE_DESCRIPTION_SUMMARY (by default the project's
+# DESCRIPTION) above it unless the summary is CPack's placeholder, so the
+# placeholder it is: it appears nowhere in the packages.
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "${CPACK_PACKAGE_NAME} built using CMake")
 set(CPACK_PACKAGING_INSTALL_PREFIX ${CMAKE_INSTALL_PREFIX})
 set(CPACK_STRIP_FILES ON)
 
@@ -114,11 +118,11 @@ set(CPACK_DEBIAN_DAEMON_PACKAGE_NAME program-executor)
 set(CPACK_DEBIAN_DAEMON_PACKAGE_SECTION misc)
 string(CONCAT CPACK_DEBIAN_DAEMON_DESCRIPTION
     "${PROJECT_DESCRIPTION}\n"
-    "A daemon, run by systemd, that executes programs (ordered lists of named jobs\n"
-    "loaded from .so plugins) consumed from RabbitMQ, keeping each program's progress\n"
-    "in an SQL table (SQLite, PostgreSQL, MySQL/MariaDB). Compatible with\n"
-    "program-executor-js deployments. Includes a demo plugin; the plugin SDK is in\n"
-    "program-executor-dev.")
+    "A daemon, run by systemd, that executes programs (ordered lists of named\n"
+    "jobs loaded from .so plugins) consumed from RabbitMQ, keeping each\n"
+    "program's progress in an SQL table (SQLite, PostgreSQL, MySQL/MariaDB).\n"
+    "Compatible with program-executor-js deployments. Includes a demo plugin;\n"
+    "the plugin SDK is in program-executor-dev.")
 # Libraries linked by the binary are found by dpkg-shlibdeps. The SOCI
 # backends are dlopen()ed by the name in database.backend, so it cannot see
 # them: SQLite (the packaged config's backend) is a dependency, the server
