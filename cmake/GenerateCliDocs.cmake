@@ -199,8 +199,8 @@ endfunction()
 set(zsh "#compdef program-executor
 # zsh completion for program-executor; generated from its --help texts by
 # cmake/GenerateCliDocs.cmake.
-local -a commands
-commands=(
+local -a subcommands
+subcommands=(
 ")
 foreach(name ${commands})
   pe_zsh_quote(summary "${summary_${name}}")
@@ -208,7 +208,7 @@ foreach(name ${commands})
 endforeach()
 string(APPEND zsh ")
 if (( CURRENT == 2 )); then
-  _describe -t commands 'program-executor command' commands
+  _describe -t commands 'program-executor command' subcommands
   return
 fi
 case \$words[2] in
