@@ -134,6 +134,33 @@ int run_daemon(const CommonOptions& options) {
     pthread_sigmask(SIG_BLOCK, &handled, nullptr);
 
     executor::Runtime runtime(config);
+    // A broker that is not up yet (a host still booting) is waited for, each
+    // attempt logged as amqp.waiting, instead of exiting: READY follows the
+    // connection, and SIGTERM or SIGINT end the wait. systemd's
+    // TimeoutStartSec= bounds it under the unit.
+    int received = 0;
+    const bool connected = runtime.connect_broker([&](std::chrono::milliseconds delay) {
+      sd_notifyf(0, "STATUS=waiting for the broker, next attempt in %lld ms",
+                 static_cast<long long>(delay.count()));
+      const auto until = std::chrono::steady_clock::now() + delay;
+      while (true) {
+        const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
+            until - std::chrono::steady_clock::now());
+        if (left.count() <= 0) return true;
+        timespec timeout{};
+        timeout.tv_sec = static_cast<time_t>(left.count() / 1000000000);
+        timeout.tv_nsec = static_cast<long>(left.count() % 1000000000);
+        received = sigtimedwait(&handled, nullptr, &timeout);
+        if (received == SIGTERM || received == SIGINT) return false;
+        // SIGHUP: nothing to reload before the start; keep waiting.
+      }
+    });
+    if (!connected) {
+      log::event(log::Level::info, "daemon.stopped", "stopped while waiting for the broker",
+                 {{"signal", received == SIGTERM ? "SIGTERM" : "SIGINT"}});
+      return 0;
+    }
+    sd_notify(0, "STATUS=");
     runtime.start();
     // Plugins are loaded, the database and the broker answered: tell systemd
     // (every sd_notify is a no-op when not started by systemd with Type=notify).
@@ -147,7 +174,6 @@ int run_daemon(const CommonOptions& options) {
                                : std::chrono::microseconds(std::chrono::seconds(1));
     const auto max_beat_age = std::max(std::chrono::duration_cast<std::chrono::milliseconds>(tick),
                                        std::chrono::milliseconds(2000));
-    int received = 0;
     while (true) {
       timespec timeout{};
       timeout.tv_sec = static_cast<time_t>(tick.count() / 1000000);

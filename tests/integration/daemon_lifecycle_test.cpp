@@ -13,6 +13,7 @@
 #include "program_executor/amqp/connection.hpp"
 #include "support/process.hpp"
 #include "support/program_cli.hpp"
+#include "support/tcp_forwarder.hpp"
 #include "support/test_environment.hpp"
 
 using namespace program_executor;
@@ -134,6 +135,72 @@ TEST_CASE("the daemon tells systemd it is ready, pings the watchdog, reloads and
   ::kill(daemon.pid(), SIGTERM);
   CHECK(notify.wait_for("STOPPING=1", 5s));
   CHECK(daemon.stop(SIGTERM, 20s) == 0);
+}
+
+namespace {
+
+// The test broker's URL with its host and port replaced by 127.0.0.1:`port`.
+std::string url_through(const amqp::ConnectionSettings& broker, int port) {
+  return "amqp://" + broker.user + ":" + broker.password + "@127.0.0.1:" + std::to_string(port) +
+         (broker.vhost == "/" ? "/" : "/" + broker.vhost);
+}
+
+bool any_contains(const std::vector<std::string>& messages, const std::string& text) {
+  for (const auto& message : messages) {
+    if (message.find(text) != std::string::npos) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("a broker that comes up late is waited for: READY once connected, then programs run",
+          "[daemon][systemd][startup]") {
+  auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  const auto broker = amqp::parse_url(*url, {}, 0);
+  // Refuses connections until listen(), then forwards them to the test broker.
+  test::TcpForwarder late_broker(broker.host, broker.port);
+  PluginDeployment deployment(url_through(broker, late_broker.port()));
+  deployment.install_plugin(demo_plugin, "demo.so");
+  NotifySocket notify(deployment.log_path("notify.sock"));
+  test::DaemonProcess daemon(deployment.config_path(), deployment.log_path("daemon.log"),
+                             {{"NOTIFY_SOCKET", deployment.log_path("notify.sock").string()}});
+
+  // Each refused attempt is logged, and systemd hears why the start takes long.
+  REQUIRE(daemon.wait_for_log("\"amqp.waiting\"", 30s, 2));
+  CHECK(notify.wait_for("STATUS=waiting for the broker", 10s));
+  CHECK(daemon.running());
+  CHECK_FALSE(any_contains(notify.seen, "READY=1"));
+  CHECK(daemon.count_in_log("\"daemon.started\"") == 0);
+
+  late_broker.listen();
+  CHECK(notify.wait_for("READY=1", 60s));
+  REQUIRE(daemon.wait_for_log("\"daemon.started\"", 30s));
+  CHECK(daemon.count_in_log("\"amqp.ready\"") == 1);
+  const std::string run_id = deployment.create("demo.count");
+  const json row = deployment.wait_until_ended(run_id);
+  CHECK(row["state"] == "finished");
+  CHECK(row["job_data"]["demo.count"]["runs"] == 1);
+  CHECK(daemon.stop(SIGTERM, 20s) == 0);
+}
+
+TEST_CASE("SIGTERM while waiting for the broker stops the daemon cleanly, never READY",
+          "[daemon][systemd][startup]") {
+  auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  const auto broker = amqp::parse_url(*url, {}, 0);
+  test::TcpForwarder absent_broker(broker.host, broker.port);  // never listens
+  PluginDeployment deployment(url_through(broker, absent_broker.port()));
+  deployment.install_plugin(demo_plugin, "demo.so");
+  NotifySocket notify(deployment.log_path("notify.sock"));
+  test::DaemonProcess daemon(deployment.config_path(), deployment.log_path("daemon.log"),
+                             {{"NOTIFY_SOCKET", deployment.log_path("notify.sock").string()}});
+  REQUIRE(daemon.wait_for_log("\"amqp.waiting\"", 30s));
+  CHECK(daemon.stop(SIGTERM, 20s) == 0);
+  CHECK(daemon.count_in_log("\"daemon.stopped\"") == 1);
+  notify.wait_for("READY=1", 500ms);  // collect what was sent
+  CHECK_FALSE(any_contains(notify.seen, "READY=1"));
 }
 
 TEST_CASE("SIGHUP loads new plugins for the next steps; a bad reload keeps the running set",

@@ -205,11 +205,13 @@ TEST_CASE("a plugin built out of tree against the installed SDK loads and runs",
   CHECK(exported_symbols(plugin_file) ==
         std::set<std::string>{"program_executor_abi", "program_executor_register"});
 
-  // INSTALL puts it in the daemon's default plugin directory.
+  // INSTALL puts it in the plugin directory of the prefix the SDK was
+  // installed to (PROGRAM_EXECUTOR_PLUGIN_DIR follows a relocated install).
   const fs::path stage = temp.path() / "stage";
   cmake({"-E", "env", "DESTDIR=" + stage.string(), PE_SDK_TEST_CMAKE, "--install",
          build.string()});
-  CHECK(fs::is_regular_file(fs::path(stage.string() + PE_SDK_TEST_PLUGIN_DIR) / "my_jobs.so"));
+  CHECK(fs::is_regular_file(fs::path(stage.string() + prefix.string()) / PE_SDK_TEST_PLUGIN_SUBDIR /
+                            "my_jobs.so"));
 
   JobRegistry registry;
   program_executor::plugin::load_plugin(plugin_file, registry);

@@ -566,7 +566,13 @@ Connection::Connection(const ConnectionSettings& settings, std::string_view name
           tls_failure(settings, ca_file, opened, std::chrono::seconds{2});
       if (!reason.empty()) cause += ": " + reason;
     }
-    s.fail(settings.tls ? "connecting (TLS)" : "connecting", cause);
+    const std::string doing = settings.tls ? "connecting (TLS)" : "connecting";
+    if (opened == AMQP_STATUS_SOCKET_ERROR || opened == AMQP_STATUS_TIMEOUT ||
+        opened == AMQP_STATUS_HOSTNAME_RESOLUTION_FAILED) {
+      s.broken = true;
+      throw BrokerUnreachableError(doing + " on " + s.where + ": " + cause);
+    }
+    s.fail(doing, cause);
   }
 
   timeval handshake_tv = to_timeval(connect_timeout);

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "program_executor/amqp/connection.hpp"
+#include "program_executor/amqp/startup_wait.hpp"
 #include "program_executor/executor/recovery_sweeper.hpp"
 #include "program_executor/executor/worker.hpp"
 #include "program_executor/log/logger.hpp"
@@ -65,13 +66,22 @@ Runtime::Runtime(const config::Config& config) : config_(config) {
   store_ = database_->program_store();
   log::event(log::Level::info, "database.ready", "",
              {{"backend", config_.database.backend}, {"table", config_.database.table}});
+}
+
+bool Runtime::connect_broker(const amqp::StartupPause& pause) {
   const auto settings = amqp::parse_url(config_.amqp.url, config_.amqp.tls,
                                         config_.amqp.heartbeat_seconds);
-  amqp::Connection probe(settings, "program-executor startup");
-  probe.declare(amqp::QueueTopology::from(config_.amqp));
+  const int attempts = amqp::retry_while_unreachable(
+      [&] {
+        amqp::Connection probe(settings, "program-executor startup");
+        probe.declare(amqp::QueueTopology::from(config_.amqp));
+      },
+      amqp::StartupBackoff{}, pause);
+  if (attempts == 0) return false;
   log::event(log::Level::info, "amqp.ready", "",
              {{"broker", settings.describe()}, {"queue", config_.amqp.queue},
-              {"durable", config_.amqp.durable}});
+              {"durable", config_.amqp.durable}, {"attempts", attempts}});
+  return true;
 }
 
 Runtime::~Runtime() {

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "program_executor/amqp/startup_wait.hpp"
 #include "program_executor/config/config.hpp"
 #include "program_executor/executor/job_library.hpp"
 #include "program_executor/metrics/metrics.hpp"
@@ -20,10 +21,16 @@ namespace program_executor::executor {
 class Runtime {
  public:
   /// Loads every plugin, opens the database and creates the table if missing,
-  /// and declares the queues once, so a bad plugin, an unreachable service or
-  /// a queue declared with other arguments fails here with a precise message
-  /// (PluginLoadError, StoreError, AmqpError) before any work is taken.
+  /// so a bad plugin or an unreachable database fails here with a precise
+  /// message (PluginLoadError, StoreError) before any work is taken.
   explicit Runtime(const config::Config& config);
+
+  /// Connects to the broker and declares the queues once, before start(). A
+  /// broker that cannot be reached (not up yet) is retried with backoff,
+  /// `pause` waiting between attempts (amqp::retry_while_unreachable); false
+  /// when `pause` asked to stop first. A broker that answers and refuses
+  /// (login, TLS, a queue declared with other arguments) throws AmqpError.
+  bool connect_broker(const amqp::StartupPause& pause);
   /// Stops the workers if still running and joins them.
   ~Runtime();
 
