@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon_server_database.hpp"
+#include "support/job_gate.hpp"
 
 using namespace program_executor;
 using namespace std::chrono_literals;
@@ -75,6 +76,7 @@ TEST_CASE("programs run end to end as a database user with data privileges only"
   settings.backend = backend;
   settings.table = test::unique_name("pe_it");
   settings.connection = owner_connection;
+  settings.plugin_dir = test::demo_and_gate_plugin_dir();  // demo.* and fixture.gate
   const fs::path owner_config = dir.path() / "owner.yaml";
   test::write_config(owner_config, settings);
   config::DatabaseSettings owner_settings;
@@ -115,10 +117,14 @@ TEST_CASE("programs run end to end as a database user with data privileges only"
     const std::string spawner = test::create_program(config, "demo.spawn", {{"demo.spawn", {{"jobs", {"demo.log"}}}}});
     const std::string paged = test::create_program(config, "demo.paginate",
                                      {{"demo.paginate", {{"pages", 3}, {"page_ms", 20}}}});
-    const std::string slow = test::create_program(config, "demo.sleep,demo.log", {{"demo.sleep", {{"ms", 500}}}});
+    // Its first step runs until it has been cancelled, however slow the machine.
+    const test::JobGate gate;
+    const std::string slow = test::create_program(config, "fixture.gate,demo.log", gate.job_data());
+    REQUIRE(daemon->wait_for_log("\"job.started\",\"job\":\"fixture.gate\"", 60s));
     const test::CommandResult cancel = test::cli(config, "cancel", {slow});
     INFO(cancel.err);
     CHECK(cancel.exit_code == 0);
+    gate.open();
 
     json row = test::wait_until_ended(config, multi);
     CHECK(row["state"] == "finished");
@@ -134,6 +140,10 @@ TEST_CASE("programs run end to end as a database user with data privileges only"
     CHECK(test::wait_until_ended(config, spawned)["state"] == "finished");
     CHECK(test::wait_until_ended(config, paged)["state"] == "finished");
     CHECK(test::wait_until_ended(config, slow)["state"] == "cancelled");
+    // The cancelled step has ended (its commit found the program cancelled)
+    // before the program is resumed, so the resumed step is not a copy of a
+    // running one.
+    REQUIRE(daemon->wait_for_log("\"job.finished\",\"job\":\"fixture.gate\"", 60s));
 
     // The cancelled program resumes (an UPDATE and a publish) and finishes.
     const test::CommandResult resume = test::cli(config, "resume", {slow});

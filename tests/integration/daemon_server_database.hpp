@@ -76,6 +76,7 @@ struct DaemonConfig {
   std::string table;
   bool migrate = true;
   int workers = 2;
+  std::string plugin_dir = PE_DEMO_PLUGIN_DIR;
 };
 
 inline void write_config(const std::filesystem::path& path, const DaemonConfig& config) {
@@ -91,7 +92,7 @@ inline void write_config(const std::filesystem::path& path, const DaemonConfig& 
   out << "  table: " << config.table << "\n"
       << "  migrate: " << (config.migrate ? "true" : "false") << "\n"
       << "plugins:\n"
-      << "  directory: " << PE_DEMO_PLUGIN_DIR << "\n"
+      << "  directory: " << config.plugin_dir << "\n"
       << "workers: " << config.workers << "\n"
       << "shutdown_grace_seconds: 10\n"
       << "log:\n"
