@@ -148,8 +148,8 @@ double percentile(std::vector<double> values, double percent) {
 
 void print_table(std::ostream& out, const BenchReport& report) {
   out << fmt::format("pe-bench: backend {}, broker {}\n", report.backend, report.broker)
-      << fmt::format("  {} programs x {} demo.noop jobs, durable queue, persistent messages, daemon log level {}, "
-                     "prefetch {}\n",
+      << fmt::format("  {} programs x {} jobs (demo.noop, unless a run names its demo.sleep), queued before each "
+                     "daemon starts,\n  durable queue, persistent messages, daemon log level {}, prefetch {}\n",
                      report.programs, report.jobs, report.log_level,
                      report.prefetch ? std::to_string(*report.prefetch) : "default (64)")
       << fmt::format("  load average (1 min) at start {:.2f}, {} cores{}\n\n", report.load_at_start,

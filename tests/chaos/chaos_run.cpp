@@ -1355,7 +1355,8 @@ int report(const Options& options, const Deployment& d, const Daemons& daemons, 
   std::vector<std::string> skipped;
   for (const auto& [id, p] : w.programs) {
     if (p.state != "finished") continue;
-    for (int s = 0; s < options.steps; ++s) {
+    const int steps = p.innocent ? options.innocent_steps : options.steps;
+    for (int s = 0; s < steps; ++s) {
       if (completed.count({id, s}) == 0) skipped.push_back(fmt::format("{} step {}", id, s));
     }
   }
