@@ -1317,8 +1317,9 @@ int report(const Options& options, const Deployment& d, const Daemons& daemons, 
     // crash counter stopped (or an innocent one stopped by anything) shared a
     // process with the poison and was blamed for its crashes.
     report.check("innocent programs errored 0", innocent_list.empty(),
-                 fmt::format("{} of {} innocent + {} other{}", innocent_list.size(), options.innocent,
-                             options.programs, innocent_list.empty() ? "" : " e.g. " + first_few(innocent_list)));
+                 fmt::format("{} (of {} innocent and {} other non-poison programs){}", innocent_list.size(),
+                             options.innocent, options.programs,
+                             innocent_list.empty() ? "" : " e.g. " + first_few(innocent_list)));
   }
   doc["counts"]["innocent"] = options.innocent;
   doc["counts"]["innocent_errored"] = innocent_list.size();
