@@ -99,10 +99,12 @@ void BenchTable::fill_finished(long long rows) {
   if (dialect_name == "mysql") session << "ANALYZE TABLE " + quoted();
 }
 
-std::vector<std::string> BenchTable::insert_programs(int count, const std::vector<std::string>& jobs) {
+std::vector<std::string> BenchTable::insert_programs(int count, const std::vector<std::string>& jobs,
+                                                     const std::function<std::string(int)>& job_data) {
   const store::Dialect& dialect = database_->dialect();
   const std::string jobs_text = nlohmann::json(jobs).dump();
   const std::string empty = "{}";
+  std::string data = empty;
   const long long expect = expect_within_ms;
   std::string run_id;
   store::SessionLease lease(*database_);
@@ -114,7 +116,7 @@ std::vector<std::string> BenchTable::insert_programs(int count, const std::vecto
                               dialect.json_value("jobs") + ", 0, 0, " + dialect.json_value("job_data") +
                               ", " + dialect.json_value("program_data") + ", " + dialect.now() + ", " +
                               dialect.now() + ", " + dialect.now_plus("expect") + ")",
-       soci::use(run_id, "run_id"), soci::use(jobs_text, "jobs"), soci::use(empty, "job_data"),
+       soci::use(run_id, "run_id"), soci::use(jobs_text, "jobs"), soci::use(data, "job_data"),
        soci::use(empty, "program_data"), soci::use(expect, "expect"));
   std::vector<std::string> run_ids;
   run_ids.reserve(static_cast<std::size_t>(count));
@@ -122,6 +124,7 @@ std::vector<std::string> BenchTable::insert_programs(int count, const std::vecto
     store::WriteTransaction transaction(session, dialect);
     for (int i = 0; i < insert_chunk && done < count; ++i, ++done) {
       run_id = executor::new_run_id();
+      if (job_data) data = job_data(done);
       insert.execute(true);
       run_ids.push_back(run_id);
     }

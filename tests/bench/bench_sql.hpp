@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,8 +39,10 @@ class BenchTable {
 
   /// Inserts `count` running programs of `jobs` at step 0 (one transaction
   /// per 1000 rows), expected to move within an hour so that the recovery
-  /// sweeper leaves the backlog alone. Returns their run ids, in id order.
-  std::vector<std::string> insert_programs(int count, const std::vector<std::string>& jobs);
+  /// sweeper leaves the backlog alone. Program i gets the job data
+  /// `job_data(i)` (JSON text; none given: "{}"). Returns their run ids, in id order.
+  std::vector<std::string> insert_programs(int count, const std::vector<std::string>& jobs,
+                                           const std::function<std::string(int)>& job_data = {});
 
   /// Highest id so far (0 when empty).
   std::int64_t max_id();

@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "amqp_link.hpp"
+#include "analysis.hpp"
 #include "bench_sql.hpp"
 #include "program_executor/amqp/connection.hpp"
 #include "program_executor/executor/program_creator.hpp"
@@ -173,7 +174,8 @@ std::filesystem::path write_config(const DaemonPlan& plan, const std::string& qu
       << "  stale_after_seconds: 3600\n"
       << "log:\n"
       << "  level: " << plan.log_level << "\n"
-      << "  format: text\n"
+      // JSON lines: the bench reads the job events back (tests/chaos/analysis.hpp).
+      << "  format: json\n"
       // P processes share one config: no two can listen on one port.
       << "metrics:\n"
       << "  listen: \"\"\n";
@@ -202,6 +204,29 @@ class QueueCleanup {
   amqp::QueueTopology topology_;
 };
 
+// program.recovered events and the gaps between steps, from the daemons' logs.
+void read_logs(const std::vector<std::unique_ptr<Process>>& processes, const std::string& log_level,
+               DaemonRunResult& result) {
+  std::vector<chaos::LogEvent> events;
+  for (const auto& process : processes) {
+    std::ifstream in(process->log());
+    for (std::string line; std::getline(in, line);) {
+      if (auto event = chaos::parse_log_line(line)) events.push_back(std::move(*event));
+    }
+  }
+  result.recovered = static_cast<int>(
+      std::count_if(events.begin(), events.end(), [](const auto& e) { return e.event == "program.recovered"; }));
+  result.gaps_logged = log_level == "trace" || log_level == "debug" || log_level == "info";
+  if (!result.gaps_logged) return;
+  const std::vector<chaos::StepGap> gaps = chaos::step_gaps(chaos::spans_from_events(events));
+  result.gaps_measured = static_cast<long long>(gaps.size());
+  if (const auto longest = chaos::longest_gap(gaps)) {
+    result.longest_gap_seconds = longest->seconds();
+    result.longest_gap_run_id = longest->run_id;
+    result.longest_gap_step = longest->step;
+  }
+}
+
 std::string logs_of(const std::vector<std::unique_ptr<Process>>& processes) {
   std::string text;
   for (const auto& process : processes) {
@@ -219,6 +244,25 @@ void require_running(std::vector<std::unique_ptr<Process>>& processes) {
 }
 
 }  // namespace
+
+std::string JobMix::job_data(int index) const {
+  if (!sleeps()) return "{}";
+  const int ms = slow_every > 0 && index % slow_every == slow_every - 1 ? slow_ms : std::max(job_ms, 0);
+  return nlohmann::json{{"demo.sleep", {{"ms", ms}}}}.dump();
+}
+
+double JobMix::mean_ms() const {
+  if (!sleeps()) return 0;
+  const double base = std::max(job_ms, 0);
+  return slow_every > 0 ? (base * (slow_every - 1) + slow_ms) / slow_every : base;
+}
+
+std::string JobMix::describe() const {
+  if (!sleeps()) return "demo.noop";
+  std::string text = fmt::format("demo.sleep {} ms", std::max(job_ms, 0));
+  if (slow_every > 0) text += fmt::format(", every {}th {} ms", slow_every, slow_ms);
+  return text;
+}
 
 double load_average() {
   std::ifstream in("/proc/loadavg");
@@ -239,6 +283,7 @@ DaemonRunResult run_daemon(const DaemonPlan& plan, const DaemonRunSpec& spec) {
   result.processes = spec.processes;
   result.filler_rows = spec.filler_rows;
   result.programs = spec.programs;
+  result.mix = spec.mix;
   result.steps = static_cast<long long>(spec.programs) * spec.jobs;
 
   const std::string table_name = unique_name();
@@ -266,9 +311,10 @@ DaemonRunResult run_daemon(const DaemonPlan& plan, const DaemonRunSpec& spec) {
 
   // Programs created before the daemon starts: the queue holds every first step.
   const std::int64_t first_id = table.max_id();
-  const std::vector<std::string> jobs(static_cast<std::size_t>(spec.jobs), "demo.noop");
+  const std::vector<std::string> jobs(static_cast<std::size_t>(spec.jobs), spec.mix.job());
   {
-    const std::vector<std::string> run_ids = table.insert_programs(spec.programs, jobs);
+    const std::vector<std::string> run_ids =
+        table.insert_programs(spec.programs, jobs, [&](int i) { return spec.mix.job_data(i); });
     AmqpLink publisher(broker);
     publisher.enable_confirms();
     for (std::size_t i = 0; i < run_ids.size(); ++i) {
@@ -399,6 +445,7 @@ DaemonRunResult run_daemon(const DaemonPlan& plan, const DaemonRunSpec& spec) {
                 << tail(process->log(), 10);
     }
   }
+  read_logs(processes, plan.log_level, result);
   return result;
 }
 

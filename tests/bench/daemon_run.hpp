@@ -20,10 +20,29 @@ struct DaemonPlan {
   std::string amqp_url;
   std::string backend;
   std::string connection;
-  std::string log_level = "warn";
+  /// info or lower: every step's job.started and job.finished are logged, and
+  /// the gaps between steps measured from them; the log format is JSON.
+  std::string log_level = "info";
   std::optional<int> prefetch;  ///< unset: the daemon's default
   std::filesystem::path work_dir;  ///< configs and logs
   std::chrono::seconds timeout{600};
+};
+
+/// What the programs' jobs do: demo.noop (the daemon's own cost only), or
+/// demo.sleep for `job_ms`, with every `slow_every`-th program sleeping
+/// `slow_ms` instead (issue 17's mix of jobs either side of the 5 ms line).
+struct JobMix {
+  int job_ms = -1;     ///< < 0: demo.noop
+  int slow_every = 0;  ///< 0: every program alike
+  int slow_ms = 0;
+  bool sleeps() const { return job_ms >= 0 || slow_every > 0; }
+  std::string job() const { return sleeps() ? "demo.sleep" : "demo.noop"; }
+  /// The job data of program `index` (JSON text).
+  std::string job_data(int index) const;
+  /// Mean milliseconds a job sleeps.
+  double mean_ms() const;
+  /// "demo.noop", "demo.sleep 20 ms", "demo.sleep 0 ms, every 8th 30 ms".
+  std::string describe() const;
 };
 
 /// What one daemon run is asked to do.
@@ -33,6 +52,7 @@ struct DaemonRunSpec {
   int processes = 1;
   int programs = 0;
   int jobs = 0;
+  JobMix mix;
   long long filler_rows = 0;  ///< finished rows put in the table first
   int latency_samples = 0;    ///< create->finish samples on the idle daemon after the run
 };
@@ -44,6 +64,7 @@ struct DaemonRunResult {
   long long filler_rows = 0;
   long long steps = 0;
   int programs = 0;
+  JobMix mix;
   double seconds = 0;
   double startup_seconds = 0;  ///< spawn to first consumer
   double cpu_seconds = 0;      ///< utime + stime of every process over the run
@@ -54,6 +75,17 @@ struct DaemonRunResult {
   /// The same from before the row's insert: the whole creation included.
   std::vector<double> create_latency_ms;
   std::vector<double> repeats;  ///< steps/s of every run (--repeat), this one the median
+  /// From the daemons' logs: program.recovered events (a program the
+  /// sweeper had to republish: none is expected in a run without faults).
+  int recovered = 0;
+  /// From job.finished of one step to job.started of the next step of the
+  /// same program (the run of that step that returned), per program; the
+  /// longest of the run. Unset when the log level hides job events.
+  bool gaps_logged = false;
+  long long gaps_measured = 0;
+  double longest_gap_seconds = 0;
+  std::string longest_gap_run_id;
+  int longest_gap_step = 0;  ///< the later step
   double steps_per_second() const { return seconds > 0 ? static_cast<double>(steps) / seconds : 0; }
   double programs_per_second() const { return seconds > 0 ? programs / seconds : 0; }
   double cpu_us_per_step() const { return steps > 0 ? cpu_seconds * 1e6 / static_cast<double>(steps) : 0; }

@@ -1,11 +1,14 @@
 // pe-bench: the daemon's steps per second beside the floor that the broker and
 // the database allow, in one run (issue 6; docs/performance.md). A benchmark,
-// not a test: it prints figures, and fails only when something does not work.
+// not a test: it prints figures, and fails only when something does not work
+// (or, with --max-gap, when a program stalled: issue 17).
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <sstream>
+#include <stdexcept>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -38,7 +41,10 @@ struct Options {
   int rss_workers = 4;
   bool skip_floor = false;
   bool json = false;
-  std::string log_level = "warn";
+  std::string log_level = "info";
+  std::string job_ms;  ///< comma separated: one demo.sleep run per duration
+  std::string mixed;   ///< "EVERY:MS": one run where every EVERY-th program sleeps MS, the rest 0
+  double max_gap = 0;  ///< > 0: fail on program.recovered or a longer gap between steps
   int timeout_seconds = 600;
   int repeat = 1;
   std::string work_dir;
@@ -49,14 +55,44 @@ std::string env_or(const char* name, const std::string& fallback) {
   return value != nullptr && *value != '\0' ? value : fallback;
 }
 
-std::vector<long long> parse_sizes(const std::string& text) {
+// "8:30" -> every 8th program's jobs sleep 30 ms, the others' 0 ms.
+JobMix parse_mixed(const std::string& text) {
+  JobMix mix;
+  const auto colon = text.find(':');
+  try {
+    std::size_t used = 0;
+    if (colon == std::string::npos) throw std::invalid_argument(text);
+    mix.job_ms = 0;
+    mix.slow_every = std::stoi(text.substr(0, colon), &used);
+    if (used != colon || mix.slow_every < 2) throw std::invalid_argument(text);
+    const std::string ms = text.substr(colon + 1);
+    mix.slow_ms = std::stoi(ms, &used);
+    if (used != ms.size() || mix.slow_ms < 0) throw std::invalid_argument(text);
+  } catch (const std::exception&) {
+    throw CLI::ValidationError("--mixed", "expected EVERY:MS with EVERY >= 2 and MS >= 0, e.g. 8:30: " + text);
+  }
+  return mix;
+}
+
+// Every daemon run of the report, for the stall check.
+std::vector<const DaemonRunResult*> daemon_runs(const BenchReport& report) {
+  std::vector<const DaemonRunResult*> runs;
+  if (report.daemon) runs.push_back(&*report.daemon);
+  if (report.daemon_rss) runs.push_back(&*report.daemon_rss);
+  for (const auto& run : report.table_sizes) runs.push_back(&run);
+  for (const auto& run : report.job_durations) runs.push_back(&run);
+  if (report.mixed) runs.push_back(&*report.mixed);
+  return runs;
+}
+
+std::vector<long long> parse_sizes(const std::string& text, const std::string& option) {
   std::vector<long long> sizes;
   std::stringstream in(text);
   for (std::string item; std::getline(in, item, ',');) {
     if (item.empty()) continue;
     std::size_t used = 0;
     const long long size = std::stoll(item, &used);
-    if (used != item.size() || size <= 0) throw CLI::ValidationError("--table-rows", "not a positive number: " + item);
+    if (used != item.size() || size <= 0) throw CLI::ValidationError(option, "not a positive number: " + item);
     sizes.push_back(size);
   }
   return sizes;
@@ -188,7 +224,14 @@ int run(const Options& options) {
     if (!std::filesystem::exists(std::filesystem::path(resolved.plugins) / "demo.so")) {
       throw BenchError("no demo.so in " + resolved.plugins);
     }
-    const std::vector<long long> sizes = parse_sizes(resolved.table_rows);
+    const std::vector<long long> sizes = parse_sizes(resolved.table_rows, "--table-rows");
+    const std::vector<long long> durations = parse_sizes(resolved.job_ms, "--job-ms");
+    const std::optional<JobMix> mixed =
+        resolved.mixed.empty() ? std::nullopt : std::optional<JobMix>(parse_mixed(resolved.mixed));
+    const bool job_events = resolved.log_level == "trace" || resolved.log_level == "debug" || resolved.log_level == "info";
+    if (resolved.max_gap > 0 && !job_events) {
+      throw BenchError("--max-gap needs --log-level info (or lower): the gaps are read from job events");
+    }
 
     BenchReport report;
     report.backend = resolved.backend;
@@ -201,6 +244,7 @@ int run(const Options& options) {
     report.log_level = resolved.log_level;
     report.load_at_start = load_average();
     report.repeat = resolved.repeat;
+    if (resolved.max_gap > 0) report.max_gap = resolved.max_gap;
     const auto say = [](const std::string& what) { std::cerr << "pe-bench: " << what << "\n"; };
 
     if (!resolved.skip_floor) {
@@ -274,11 +318,47 @@ int run(const Options& options) {
       say(fmt::format("  {:.0f} steps/s", report.table_sizes.back().steps_per_second()));
     }
 
+    for (long long ms : durations) {
+      DaemonRunSpec timed = spec;
+      timed.latency_samples = 0;
+      timed.mix.job_ms = static_cast<int>(ms);
+      timed.label = fmt::format("daemon, {}x{}, {}", spec.processes, spec.workers, timed.mix.describe());
+      say(timed.label + "...");
+      report.job_durations.push_back(
+          median_of<DaemonRunResult>(resolved.repeat, [&](int) { return run_daemon(plan, timed); }));
+      say(fmt::format("  {:.0f} steps/s", report.job_durations.back().steps_per_second()));
+    }
+    if (mixed) {
+      DaemonRunSpec mix = spec;
+      mix.latency_samples = 0;
+      mix.mix = *mixed;
+      mix.label = fmt::format("daemon, {}x{}, {}", spec.processes, spec.workers, mix.mix.describe());
+      say(mix.label + "...");
+      report.mixed = median_of<DaemonRunResult>(resolved.repeat, [&](int) { return run_daemon(plan, mix); });
+      say(fmt::format("  {:.0f} steps/s", report.mixed->steps_per_second()));
+    }
+
     if (resolved.json) {
       print_table(std::cerr, report);  // people still read the run; scripts read stdout
       std::cout << to_json(report).dump(2) << "\n";
     } else {
       print_table(std::cout, report);
+    }
+    if (report.max_gap) {
+      // No fault is injected: a recovered program, or one that stood still
+      // between two steps for longer than the bound, is a stall (issue 17).
+      std::vector<std::string> stalls;
+      for (const DaemonRunResult* run : daemon_runs(report)) {
+        if (run->recovered > 0 || run->longest_gap_seconds > *report.max_gap) {
+          stalls.push_back(fmt::format("{}: {} program.recovered, longest gap {:.3f} s", run->label,
+                                       run->recovered, run->longest_gap_seconds));
+        }
+      }
+      for (const auto& stall : stalls) std::cerr << "pe-bench: STALL: " << stall << "\n";
+      if (!stalls.empty()) {
+        work.keep();
+        return 1;
+      }
     }
     return 0;
   } catch (const std::exception& e) {
@@ -317,7 +397,7 @@ int main(int argc, char** argv) {
   app.add_option("--programs", options.programs, "Programs per throughput run")
       ->check(CLI::Range(1, 10000000))
       ->capture_default_str();
-  app.add_option("--jobs", options.jobs, "demo.noop jobs per program")->check(CLI::Range(1, 1000))->capture_default_str();
+  app.add_option("--jobs", options.jobs, "Jobs per program (demo.noop; demo.sleep in the --job-ms and --mixed runs)")->check(CLI::Range(1, 1000))->capture_default_str();
   app.add_option("--latency-samples", options.latency_samples,
                  "1-job programs created one at a time on the idle daemon (0: none)")
       ->check(CLI::Range(0, 1000000))
@@ -325,13 +405,24 @@ int main(int argc, char** argv) {
   app.add_option("--table-rows", options.table_rows,
                  "Comma separated table sizes, e.g. 100000,1000000: one more daemon run per size, on a table "
                  "prefilled with that many finished rows");
+  app.add_option("--job-ms", options.job_ms,
+                 "Comma separated job durations in ms, e.g. 1,5,20,200: one more daemon run per duration, "
+                 "programs of --jobs demo.sleep jobs of that duration");
+  app.add_option("--mixed", options.mixed,
+                 "EVERY:MS, e.g. 8:30: one more daemon run where every EVERY-th program's demo.sleep jobs "
+                 "sleep MS ms and the others' 0 ms (issue 17's jobs either side of the 5 ms line)");
+  app.add_option("--max-gap", options.max_gap,
+                 "Fail (exit 1) when a daemon run logged program.recovered or a program stood still longer "
+                 "than this many seconds between two steps (0: report only)")
+      ->check(CLI::Range(0.0, 86400.0));
   app.add_option("--rss-workers", options.rss_workers,
                  "Workers of the extra 1-process run for the RSS target (0: skip)")
       ->check(CLI::Range(0, 256))
       ->capture_default_str();
   app.add_flag("--skip-floor", options.skip_floor, "Do not measure the floor");
   app.add_flag("--json", options.json, "Print the results as JSON on stdout (the table goes to stderr)");
-  app.add_option("--log-level", options.log_level, "The daemon's log.level")
+  app.add_option("--log-level", options.log_level,
+                 "The daemon's log.level; above info the gaps between steps are not measured (no job events)")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
       ->capture_default_str();
   app.add_option("--timeout", options.timeout_seconds, "Seconds one run may take")

@@ -69,8 +69,20 @@ std::string load_text(double before, double after) { return fmt::format("{:.2f}-
 
 std::string mb(long long kb) { return kb > 0 ? fmt::format("{:.1f} MB", static_cast<double>(kb) / 1024.0) : ""; }
 
-nlohmann::json daemon_json(const DaemonRunResult& run) {
+std::string gap_text(const DaemonRunResult& run) {
+  if (!run.gaps_logged) return "not logged";
+  if (run.gaps_measured == 0) return "none";
+  return fmt::format("{:.3f} s", run.longest_gap_seconds);
+}
+
+nlohmann::json daemon_json(const BenchReport& report, const DaemonRunResult& run) {
+  const double bound = steps_bound(report, run);
   nlohmann::json json = {{"label", run.label},
+                         {"jobs_run", run.mix.describe()},
+                         {"job_ms_mean", run.mix.mean_ms()},
+                         {"steps_bound", bound},
+                         {"ratio_to_bound", bound > 0 ? nlohmann::json(run.steps_per_second() / bound) : nlohmann::json()},
+                         {"recovered_events", run.recovered},
                          {"workers", run.workers},
                          {"processes", run.processes},
                          {"filler_rows", run.filler_rows},
@@ -85,6 +97,14 @@ nlohmann::json daemon_json(const DaemonRunResult& run) {
                          {"startup_seconds", run.startup_seconds},
                          {"load_average", {run.load_before, run.load_after}},
                          {"repeats_steps_per_second", run.repeats}};
+  if (run.gaps_logged) {
+    json["gaps"] = {{"measured", run.gaps_measured},
+                    {"longest_seconds", run.longest_gap_seconds},
+                    {"longest_run_id", run.longest_gap_run_id},
+                    {"longest_step", run.longest_gap_step}};
+  } else {
+    json["gaps"] = nullptr;  // the log level hid the job events
+  }
   if (!run.latency_ms.empty()) {
     json["latency"] = {{"samples", run.latency_ms.size()},
                        {"p50_ms", percentile(run.latency_ms, 50)},
@@ -109,6 +129,16 @@ nlohmann::json floor_json(const FloorRun& run) {
 
 }  // namespace
 
+double steps_bound(const BenchReport& report, const DaemonRunResult& run) {
+  double bound = report.floor_pipelined ? report.floor_pipelined->result.steps_per_second() : 0;
+  const double mean_ms = run.mix.mean_ms();
+  if (mean_ms > 0) {
+    const double workers = 1000.0 * run.workers * run.processes / mean_ms;
+    bound = bound > 0 ? std::min(bound, workers) : workers;
+  }
+  return bound;
+}
+
 double percentile(std::vector<double> values, double percent) {
   if (values.empty()) return 0;
   std::sort(values.begin(), values.end());
@@ -118,8 +148,8 @@ double percentile(std::vector<double> values, double percent) {
 
 void print_table(std::ostream& out, const BenchReport& report) {
   out << fmt::format("pe-bench: backend {}, broker {}\n", report.backend, report.broker)
-      << fmt::format("  {} programs x {} demo.noop jobs, durable queue, persistent messages, daemon log level {}, "
-                     "prefetch {}\n",
+      << fmt::format("  {} programs x {} jobs (demo.noop, unless a run names its demo.sleep), queued before each "
+                     "daemon starts,\n  durable queue, persistent messages, daemon log level {}, prefetch {}\n",
                      report.programs, report.jobs, report.log_level,
                      report.prefetch ? std::to_string(*report.prefetch) : "default (64)")
       << fmt::format("  load average (1 min) at start {:.2f}, {} cores{}\n\n", report.load_at_start,
@@ -131,39 +161,63 @@ void print_table(std::ostream& out, const BenchReport& report) {
   const auto row = [&out, repeated](const std::string& what, const std::string& threads, double steps,
                                     const std::vector<double>& repeats, const std::string& programs,
                                     const std::string& ratio, const std::string& cpu, const std::string& rss,
-                                    double seconds, const std::string& load) {
-    out << fmt::format("{:<38} {:>7} {:>9.0f}", what, threads, steps);
+                                    double seconds, const std::string& load, const std::string& recovered,
+                                    const std::string& gap) {
+    out << fmt::format("{:<46} {:>7} {:>9.0f}", what, threads, steps);
     if (repeated) out << fmt::format(" {:>13}", spread(repeats));
-    out << fmt::format(" {:>10} {:>8} {:>9} {:>9} {:>7.2f} {:>11}\n", programs, ratio, cpu, rss, seconds, load);
+    out << fmt::format(" {:>10} {:>8} {:>9} {:>9} {:>7.2f} {:>11} {:>9} {:>10}\n", programs, ratio, cpu, rss, seconds,
+                       load, recovered, gap);
   };
-  out << fmt::format("{:<38} {:>7} {:>9}", "run", "threads", "steps/s");
+  out << fmt::format("{:<46} {:>7} {:>9}", "run", "threads", "steps/s");
   if (repeated) out << fmt::format(" {:>13}", "min-max");
-  out << fmt::format(" {:>10} {:>8} {:>9} {:>9} {:>7} {:>11}\n", "programs/s", "vs floor", "CPU/step", "peak RSS",
-                     "seconds", "load 1m");
+  out << fmt::format(" {:>10} {:>8} {:>9} {:>9} {:>7} {:>11} {:>9} {:>10}\n", "programs/s", "vs floor", "CPU/step",
+                     "peak RSS", "seconds", "load 1m", "recovered", "max gap");
   if (report.floor_unpipelined) {
     const FloorRun& f = *report.floor_unpipelined;
     row(fmt::format("floor, each message alone (prefetch {})", f.prefetch), std::to_string(f.threads),
-        f.result.steps_per_second(), f.repeats, "", "", "", "", f.result.seconds, load_text(f.load_before, f.load_after));
+        f.result.steps_per_second(), f.repeats, "", "", "", "", f.result.seconds, load_text(f.load_before, f.load_after),
+        "", "");
   }
   if (report.floor_pipelined) {
     const FloorRun& f = *report.floor_pipelined;
     row(fmt::format("floor, pipelined (batches of <= {})", f.batch), std::to_string(f.threads),
-        f.result.steps_per_second(), f.repeats, "", "", "", "", f.result.seconds, load_text(f.load_before, f.load_after));
+        f.result.steps_per_second(), f.repeats, "", "", "", "", f.result.seconds, load_text(f.load_before, f.load_after),
+        "", "");
   }
   const auto daemon_row = [&](const DaemonRunResult& run) {
     std::string ratio;
-    if (report.floor_pipelined && report.floor_pipelined->result.steps_per_second() > 0) {
-      ratio = fmt::format("{:.1f} %", 100.0 * run.steps_per_second() / report.floor_pipelined->result.steps_per_second());
+    if (const double bound = steps_bound(report, run); bound > 0) {
+      ratio = fmt::format("{:.1f} %", 100.0 * run.steps_per_second() / bound);
     }
     row(run.label, fmt::format("{}x{}", run.processes, run.workers), run.steps_per_second(), run.repeats,
         fmt::format("{:.0f}", run.programs_per_second()), ratio, fmt::format("{:.0f} us", run.cpu_us_per_step()),
-        mb(run.peak_rss_kb), run.seconds, load_text(run.load_before, run.load_after));
+        mb(run.peak_rss_kb), run.seconds, load_text(run.load_before, run.load_after), std::to_string(run.recovered),
+        gap_text(run));
   };
   if (report.daemon) daemon_row(*report.daemon);
   if (report.daemon_rss) daemon_row(*report.daemon_rss);
   for (const auto& run : report.table_sizes) daemon_row(run);
-  out << "(threads: floor threads, or daemon processes x workers; vs floor: daemon / pipelined floor; CPU/step: the\n"
-         " daemon's utime+stime over the run / steps; peak RSS: highest VmHWM of one daemon process)\n";
+  for (const auto& run : report.job_durations) daemon_row(run);
+  if (report.mixed) daemon_row(*report.mixed);
+  out << "(threads: floor threads, or daemon processes x workers; vs floor: daemon / pipelined floor, and for\n"
+         " demo.sleep runs / the lower of that floor and workers x 1000 / mean job ms; CPU/step: the daemon's\n"
+         " utime+stime over the run / steps; peak RSS: highest VmHWM of one daemon process; recovered: program.recovered\n"
+         " events in the daemons' logs; max gap: the longest a program stood still between two steps, job.finished\n"
+         " of one step to job.started of the next, from the logs; every daemon run starts on a queued backlog)\n";
+  if (report.max_gap) {
+    out << fmt::format("stall bound (--max-gap): 0 program.recovered and no gap over {:.1f} s in every daemon run\n",
+                       *report.max_gap);
+  }
+  const auto longest_of = [&out](const DaemonRunResult& run) {
+    if (run.gaps_logged && run.gaps_measured > 0) {
+      out << fmt::format("  longest gap, {}: {:.3f} s, {} between steps {} and {} (0-based)\n", run.label,
+                         run.longest_gap_seconds, run.longest_gap_run_id, run.longest_gap_step - 1,
+                         run.longest_gap_step);
+    }
+  };
+  if (report.daemon) longest_of(*report.daemon);
+  for (const auto& run : report.job_durations) longest_of(run);
+  if (report.mixed) longest_of(*report.mixed);
 
   if (report.daemon && !report.daemon->latency_ms.empty()) {
     const DaemonRunResult& d = *report.daemon;
@@ -195,6 +249,7 @@ void print_table(std::ostream& out, const BenchReport& report) {
 
 nlohmann::json to_json(const BenchReport& report) {
   nlohmann::json json = {{"backend", report.backend},
+                         {"backlog", "every daemon run starts with all first steps queued"},
                          {"broker", report.broker},
                          {"programs", report.programs},
                          {"jobs", report.jobs},
@@ -207,15 +262,19 @@ nlohmann::json to_json(const BenchReport& report) {
   if (report.floor_unpipelined) json["floor"]["unpipelined"] = floor_json(*report.floor_unpipelined);
   if (report.floor_pipelined) json["floor"]["pipelined"] = floor_json(*report.floor_pipelined);
   if (report.daemon) {
-    json["daemon"] = daemon_json(*report.daemon);
+    json["daemon"] = daemon_json(report, *report.daemon);
     if (report.floor_pipelined && report.floor_pipelined->result.steps_per_second() > 0) {
       json["daemon"]["ratio_to_pipelined_floor"] =
           report.daemon->steps_per_second() / report.floor_pipelined->result.steps_per_second();
     }
   }
-  if (report.daemon_rss) json["daemon_4_workers"] = daemon_json(*report.daemon_rss);
+  if (report.daemon_rss) json["daemon_4_workers"] = daemon_json(report, *report.daemon_rss);
   json["table_sizes"] = nlohmann::json::array();
-  for (const auto& run : report.table_sizes) json["table_sizes"].push_back(daemon_json(run));
+  for (const auto& run : report.table_sizes) json["table_sizes"].push_back(daemon_json(report, run));
+  json["job_durations"] = nlohmann::json::array();
+  for (const auto& run : report.job_durations) json["job_durations"].push_back(daemon_json(report, run));
+  json["mixed"] = report.mixed ? daemon_json(report, *report.mixed) : nlohmann::json();
+  json["max_gap_seconds"] = report.max_gap ? nlohmann::json(*report.max_gap) : nlohmann::json();
   json["targets"] = nlohmann::json::array();
   for (const auto& t : targets(report)) {
     json["targets"].push_back({{"name", t.name}, {"value", t.value}, {"unit", t.unit}, {"goal", t.goal}, {"met", t.met}});

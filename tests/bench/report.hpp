@@ -40,7 +40,16 @@ struct BenchReport {
   std::optional<DaemonRunResult> daemon;      ///< W workers x P processes, with the latency samples
   std::optional<DaemonRunResult> daemon_rss;  ///< 4 workers, 1 process (the RSS target)
   std::vector<DaemonRunResult> table_sizes;   ///< one per --table-rows size
+  std::vector<DaemonRunResult> job_durations; ///< one per --job-ms duration (demo.sleep)
+  std::optional<DaemonRunResult> mixed;       ///< --mixed EVERY:MS
+  std::optional<double> max_gap;              ///< --max-gap: the bound the runs were held to
 };
+
+/// The most steps/s a run could reach: the pipelined floor (broker and
+/// database), or the workers' time spent in the jobs themselves
+/// (workers x processes x 1000 / mean job ms), whichever is lower. 0 when
+/// neither is known.
+double steps_bound(const BenchReport& report, const DaemonRunResult& run);
 
 /// The value below which `percent` % of `values` lie (nearest rank); 0 if empty.
 double percentile(std::vector<double> values, double percent);

@@ -248,6 +248,99 @@ std::optional<Nanos> resumed_after(const std::map<std::string, std::vector<Progr
   return best;
 }
 
+std::vector<StepSpan> spans_from_events(const std::vector<LogEvent>& events) {
+  std::vector<const LogEvent*> ordered;
+  for (const LogEvent& e : events) {
+    if ((e.event == "job.started" || e.event == "job.finished") && !e.run_id.empty() && e.step >= 0) {
+      ordered.push_back(&e);
+    }
+  }
+  std::stable_sort(ordered.begin(), ordered.end(),
+                   [](const LogEvent* a, const LogEvent* b) { return a->t < b->t; });
+  std::vector<StepSpan> spans;
+  std::map<StepKey, std::vector<std::size_t>> open;  // unfinished spans per (run id, step)
+  for (const LogEvent* e : ordered) {
+    const StepKey key{e->run_id, e->step};
+    if (e->event == "job.started") {
+      open[key].push_back(spans.size());
+      spans.push_back({e->run_id, e->step, e->t, std::nullopt});
+    } else if (auto found = open.find(key); found != open.end() && !found->second.empty()) {
+      spans[found->second.front()].end = e->t;
+      found->second.erase(found->second.begin());
+    }
+  }
+  return spans;
+}
+
+std::vector<StepSpan> spans_from_executions(const std::vector<Execution>& executions) {
+  std::vector<StepSpan> spans;
+  spans.reserve(executions.size());
+  for (const Execution& e : executions) {
+    spans.push_back({e.run_id, e.step, e.start, e.completed ? std::optional<Nanos>(e.end) : std::nullopt});
+  }
+  return spans;
+}
+
+std::vector<StepGap> step_gaps(const std::vector<StepSpan>& spans) {
+  std::map<StepKey, std::vector<const StepSpan*>> by_step;
+  for (const StepSpan& s : spans) by_step[{s.run_id, s.step}].push_back(&s);
+  std::vector<StepGap> gaps;
+  for (const auto& [key, runs] : by_step) {
+    if (key.second < 1) continue;
+    const auto before = by_step.find({key.first, key.second - 1});
+    if (before == by_step.end()) continue;
+    std::optional<Nanos> to, to_any;
+    for (const StepSpan* s : runs) {
+      to_any = to_any ? std::min(*to_any, s->start) : s->start;
+      if (s->end) to = to ? std::min(*to, s->start) : s->start;
+    }
+    if (!to) to = to_any;
+    std::optional<Nanos> from;
+    for (const StepSpan* s : before->second) {
+      if (s->end && *s->end <= *to) from = from ? std::max(*from, *s->end) : *s->end;
+    }
+    if (from) gaps.push_back({key.first, key.second, *from, *to});
+  }
+  return gaps;
+}
+
+std::optional<StepGap> longest_gap(const std::vector<StepGap>& gaps) {
+  const auto found = std::max_element(gaps.begin(), gaps.end(), [](const StepGap& a, const StepGap& b) {
+    return a.to - a.from < b.to - b.from;
+  });
+  if (found == gaps.end()) return std::nullopt;
+  return *found;
+}
+
+bool fault_within(const std::vector<FaultWindow>& faults, Nanos from, Nanos to) {
+  return std::any_of(faults.begin(), faults.end(),
+                     [&](const FaultWindow& f) { return f.from <= to && f.to >= from; });
+}
+
+std::vector<LogEvent> recoveries_outside_faults(const std::vector<LogEvent>& events,
+                                                const std::vector<StepSpan>& spans,
+                                                const std::map<std::string, Nanos>& created,
+                                                const std::vector<FaultWindow>& faults) {
+  std::map<std::string, std::vector<Nanos>> moves;
+  for (const StepSpan& s : spans) {
+    moves[s.run_id].push_back(s.start);
+    if (s.end) moves[s.run_id].push_back(*s.end);
+  }
+  std::vector<LogEvent> found;
+  for (const LogEvent& e : events) {
+    if (e.event != "program.recovered") continue;
+    Nanos last_move = 0;
+    if (const auto c = created.find(e.run_id); c != created.end() && c->second <= e.t) last_move = c->second;
+    if (const auto m = moves.find(e.run_id); m != moves.end()) {
+      for (const Nanos t : m->second) {
+        if (t <= e.t) last_move = std::max(last_move, t);
+      }
+    }
+    if (!fault_within(faults, last_move, e.t)) found.push_back(e);
+  }
+  return found;
+}
+
 Summary summarize(std::vector<double> seconds) {
   Summary s;
   s.n = seconds.size();

@@ -113,6 +113,61 @@ std::vector<StepKey> in_flight_at_death(const std::vector<Execution>& executions
 std::optional<Nanos> resumed_after(const std::map<std::string, std::vector<Progress>>& progress,
                                    const StepKey& key, Nanos at);
 
+/// One run of one step of a program: when its job started, and when it
+/// returned if it did (an execution cut by a death has no end).
+struct StepSpan {
+  std::string run_id;
+  int step = 0;
+  Nanos start = 0;
+  std::optional<Nanos> end;
+};
+
+/// Spans from a daemon's `job.started` / `job.finished` events (info level):
+/// each start paired with the next finish of the same run id and step, in
+/// time order. Used by pe-bench, whose jobs leave no other record.
+std::vector<StepSpan> spans_from_events(const std::vector<LogEvent>& events);
+
+/// Spans from the recorder's executions (chaos-run).
+std::vector<StepSpan> spans_from_executions(const std::vector<Execution>& executions);
+
+/// How long a program stood still between two consecutive steps: from the
+/// end of step `step - 1` to the start of step `step`.
+struct StepGap {
+  std::string run_id;
+  int step = 0;   ///< the later step (>= 1)
+  Nanos from = 0;  ///< the latest end of step - 1 before `to`
+  Nanos to = 0;    ///< the start of step `step`'s first run that returned (any run if none did)
+  double seconds() const { return static_cast<double>(to - from) / 1e9; }
+};
+
+/// Every gap between consecutive steps of every program in `spans`. Steps
+/// without a run of the step before them (a cut log) give none; step 0 gives
+/// none (it has no step before it: its wait is the queue's, reported apart).
+std::vector<StepGap> step_gaps(const std::vector<StepSpan>& spans);
+
+/// The longest of `gaps`; nullopt when empty.
+std::optional<StepGap> longest_gap(const std::vector<StepGap>& gaps);
+
+/// When an injected fault acted: a daemon's death (from == to) or a service
+/// restart (command start to end).
+struct FaultWindow {
+  Nanos from = 0;
+  Nanos to = 0;
+};
+
+/// Whether a fault acted within [from, to].
+bool fault_within(const std::vector<FaultWindow>& faults, Nanos from, Nanos to);
+
+/// The `program.recovered` events that no fault explains: no fault acted
+/// between the program's last move before the event (the latest start or end
+/// of any of its steps in `spans`, else `created[run id]`, else the epoch)
+/// and the event. A recovery is only ever needed after a death or a lost
+/// message; one without a fault is a program the daemons left standing.
+std::vector<LogEvent> recoveries_outside_faults(const std::vector<LogEvent>& events,
+                                                const std::vector<StepSpan>& spans,
+                                                const std::map<std::string, Nanos>& created,
+                                                const std::vector<FaultWindow>& faults);
+
 /// min / median / max of a sample (seconds); n == 0 when empty.
 struct Summary {
   std::size_t n = 0;

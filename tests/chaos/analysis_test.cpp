@@ -1,5 +1,7 @@
 // The chaos harness's conclusions, checked on hand-made records: a harness
 // that miscounts would pass broken protocols or fail correct ones.
+#include <algorithm>
+
 #include <catch2/catch.hpp>
 
 #include "analysis.hpp"
@@ -230,4 +232,82 @@ TEST_CASE("summaries give min, median and max") {
   CHECK(summarize({}).n == 0);
   CHECK(format_summary(summarize({})) == "n=0");
   CHECK(format_summary(summarize({0.5})) == "n=1 min 0.500 s, median 0.500 s, max 0.500 s");
+}
+
+namespace {
+
+LogEvent log_event(const char* name, const char* run, int step, Nanos t) {
+  LogEvent e;
+  e.event = name;
+  e.run_id = run;
+  e.step = step;
+  e.t = t;
+  return e;
+}
+
+}  // namespace
+
+TEST_CASE("job.started and job.finished pair up into spans per run and step") {
+  const std::vector<LogEvent> events = {
+      log_event("job.started", "a", 0, 10 * ms), log_event("job.started", "b", 0, 11 * ms),
+      log_event("job.finished", "a", 0, 15 * ms), log_event("step.committed", "a", 0, 16 * ms),
+      log_event("job.started", "a", 1, 20 * ms),  // never finished: its worker died
+      log_event("job.started", "a", 1, 90 * ms), log_event("job.finished", "a", 1, 95 * ms),
+  };
+  const auto spans = spans_from_events(events);
+  REQUIRE(spans.size() == 4);
+  CHECK(spans[0].run_id == "a");
+  CHECK(spans[0].end == 15 * ms);
+  CHECK_FALSE(spans[1].end);  // b's step 0 still running
+  // A finish closes the earliest open start of its step.
+  CHECK(spans[2].start == 20 * ms);
+  CHECK(spans[2].end == 95 * ms);
+  CHECK_FALSE(spans[3].end);
+}
+
+TEST_CASE("a gap runs from the end of a step to the start of the next step's run that returned") {
+  const std::vector<StepSpan> spans = {
+      {"a", 0, 0, 10 * ms},
+      {"a", 1, 12 * ms, std::nullopt},  // cut by a death
+      {"a", 1, 40 * ms, 45 * ms},
+      {"a", 2, 45 * ms + 1, 50 * ms},
+      {"b", 0, 0, 5 * ms},
+      {"b", 1, 5005 * ms, 5010 * ms},  // stood still for 5 s
+      {"c", 3, 0, 1 * ms},              // no step 2 on record: no gap
+  };
+  const auto gaps = step_gaps(spans);
+  REQUIRE(gaps.size() == 3);
+  const auto longest = longest_gap(gaps);
+  REQUIRE(longest);
+  CHECK(longest->run_id == "b");
+  CHECK(longest->step == 1);
+  CHECK(longest->seconds() == Approx(5.0));
+  const auto a1 = std::find_if(gaps.begin(), gaps.end(),
+                               [](const StepGap& g) { return g.run_id == "a" && g.step == 1; });
+  REQUIRE(a1 != gaps.end());
+  CHECK(a1->from == 10 * ms);
+  CHECK(a1->to == 40 * ms);  // the run that returned, not the one cut short
+  CHECK_FALSE(longest_gap({}));
+}
+
+TEST_CASE("a recovery counts as outside the faults when none acted since the program last moved") {
+  const std::vector<StepSpan> spans = {
+      {"a", 0, 100 * ms, 110 * ms},
+      {"b", 0, 100 * ms, 110 * ms},
+  };
+  const std::vector<LogEvent> events = {
+      log_event("program.recovered", "a", 1, 500 * ms),  // a death at 300 ms explains it
+      log_event("program.recovered", "b", 1, 200 * ms),  // nothing happened since 110 ms
+      log_event("program.recovered", "c", 0, 900 * ms),  // created at 800 ms: the restart ended before
+      log_event("job.finished", "b", 1, 950 * ms),
+  };
+  const std::vector<FaultWindow> faults = {{300 * ms, 300 * ms}, {600 * ms, 700 * ms}};
+  CHECK(fault_within(faults, 250 * ms, 350 * ms));
+  CHECK(fault_within(faults, 650 * ms, 660 * ms));  // inside a restart
+  CHECK_FALSE(fault_within(faults, 310 * ms, 590 * ms));
+  const auto outside = recoveries_outside_faults(events, spans, {{"c", 800 * ms}}, faults);
+  REQUIRE(outside.size() == 2);
+  CHECK(outside[0].run_id == "b");
+  CHECK(outside[1].run_id == "c");
+  CHECK(recoveries_outside_faults(events, spans, {}, faults).size() == 1);  // c: since the epoch
 }

@@ -12,9 +12,11 @@
 //   overlapping 0          no (run id, step) ran on two workers at once (recorder lines)
 //   queues                 main and retry empty; parked = exactly the malformed messages
 //   poison                 every poison program errored by the persisted crash counter
+//   innocent errored 0     with --innocent: no other program errored by the crash counter
 //   skipped 0              every step of a finished program ran to its end at least once
 //
-// plus the measured recovery times. Everything stays in the run directory:
+// plus the measured recovery times, the program.recovered events that no
+// injected fault explains, and the longest gap between two steps of a program. Everything stays in the run directory:
 // config.yaml, daemon-<slot>-<n>.log (one per daemon process), executions.log
 // (the recorder's lines), restarts.log and report.json. See tests/chaos/README.md.
 #include <fcntl.h>
@@ -101,6 +103,11 @@ struct Options {
   std::string database_restart_command;
   double restart_interval = 6;
   int poison = 0;
+  // Long programs beside the poison ones (issue 18): their steps must not be
+  // condemned for the poison's crashes.
+  int innocent = 0;
+  int innocent_steps = 3;
+  int innocent_ms = 3000;
   int malformed = 0;
   int cancel = 0;
   int duplicates = 0;
@@ -572,6 +579,8 @@ class Bookkeeping {
 
 struct ProgramInfo {
   bool poison = false;
+  bool innocent = false;
+  Nanos created_at = 0;
   bool cancel_planned = false;
   std::optional<Nanos> cancelled_at;  ///< the harness's cancel matched a running row
   std::string state = "running";      ///< running, finished, errored
@@ -802,6 +811,22 @@ Workload create_workload(const Options& options, const Deployment& d, Bookkeepin
   std::vector<std::string> normal_ids;
   amqp::ReconnectingPublisher publisher(d.amqp, "chaos-run create");
   executor::ProgramCreator creator(bookkeeping.store(), publisher, d.queue, true);
+  // The innocent programs first, so that their long steps are running when
+  // the poison steps reach the same daemons.
+  for (int i = 0; i < options.innocent; ++i) {
+    sdk::ProgramRequest request;
+    request.jobs.assign(static_cast<std::size_t>(options.innocent_steps), "chaos.step");
+    request.program_data = {{"ms", options.innocent_ms}, {"random", false}};
+    try {
+      const Nanos created = now_ns();
+      const std::string run_id = creator.create(request);
+      w.programs[run_id].innocent = true;
+      w.programs[run_id].created_at = created;
+    } catch (const std::exception& e) {
+      ++w.create_failures;
+      std::cout << "  create failed: " << e.what() << "\n";
+    }
+  }
   std::vector<bool> kinds(static_cast<std::size_t>(options.programs), false);
   kinds.insert(kinds.end(), static_cast<std::size_t>(options.poison), true);
   std::shuffle(kinds.begin(), kinds.end(), random);
@@ -819,8 +844,10 @@ Workload create_workload(const Options& options, const Deployment& d, Bookkeepin
     }
     request.program_data = program_data;
     try {
+      const Nanos created = now_ns();
       const std::string run_id = creator.create(request);
       w.programs[run_id].poison = poison;
+      w.programs[run_id].created_at = created;
       if (!poison) normal_ids.push_back(run_id);
       if (!poison && duplicate[normal_index++]) {
         // A second copy right behind the first, as a producer retrying a
@@ -1086,7 +1113,7 @@ int report(const Options& options, const Deployment& d, const Daemons& daemons, 
 
   // ---- programs
   int finished = 0, errored = 0, cancelled = 0, lost = 0, poison_ok = 0;
-  std::vector<std::string> lost_list, crash_loop_list, failed_list, poison_list;
+  std::vector<std::string> lost_list, crash_loop_list, failed_list, poison_list, innocent_list;
   for (const auto& [id, p] : w.programs) {
     if (p.state == "finished") {
       ++finished;
@@ -1105,7 +1132,12 @@ int report(const Options& options, const Deployment& d, const Daemons& daemons, 
         poison_list.push_back(id + ": " + p.error_message);
       } else if (crash_counter) {
         crash_loop_list.push_back(fmt::format("{} at step {}", id, p.step));
-      } else {
+      }
+      if (!p.poison && (p.innocent || crash_counter)) {
+        innocent_list.push_back(fmt::format("{}{} at step {}: {}", id, p.innocent ? " (innocent)" : "",
+                                            p.step, p.error_message));
+      }
+      if (!p.poison && !crash_counter) {
         failed_list.push_back(fmt::format("{} at step {}: {}", id, p.step, p.error_message));
       }
     }
@@ -1223,6 +1255,48 @@ int report(const Options& options, const Deployment& d, const Daemons& daemons, 
   }
   doc["counts"]["crash_counter_errored_non_poison"] = crash_loop_list.size();
 
+  // Stalls: program.recovered events that no injected fault explains, and
+  // how long programs stood still between two steps (from the recorder's
+  // executions, nanosecond clock).
+  {
+    std::vector<FaultWindow> faults;
+    for (const auto& [pid, t] : e.deaths) faults.push_back({t, t});
+    for (const auto& r : o.restarts) faults.push_back({r.began, r.ended > 0 ? r.ended : o.ended});
+    std::map<std::string, Nanos> created;
+    for (const auto& [id, p] : w.programs) created[id] = p.created_at;
+    const std::vector<StepSpan> spans = spans_from_executions(e.executions);
+    int recovered = 0;
+    for (const auto& event : e.events) recovered += event.event == "program.recovered";
+    const std::vector<LogEvent> outside = recoveries_outside_faults(e.events, spans, created, faults);
+    std::vector<std::string> outside_list;
+    for (const auto& event : outside) outside_list.push_back(fmt::format("{} step {}", event.run_id, event.step));
+    report.info("program.recovered events outside injected faults",
+                fmt::format("{} of {} (none since the program last moved){}", outside.size(), recovered,
+                            outside.empty() ? "" : " e.g. " + first_few(outside_list)));
+    doc["stalls"]["recovered_events"] = recovered;
+    doc["stalls"]["recovered_outside_faults"] = outside.size();
+    doc["stalls"]["recovered_outside_faults_runs"] = outside_list;
+    const std::vector<StepGap> gaps = step_gaps(spans);
+    std::vector<StepGap> quiet;  // gaps during which no fault acted
+    for (const auto& g : gaps) {
+      if (!fault_within(faults, g.from, g.to)) quiet.push_back(g);
+    }
+    const auto describe = [](const std::optional<StepGap>& g) {
+      return g ? fmt::format("{:.3f} s ({} step {} -> {})", g->seconds(), g->run_id, g->step - 1, g->step)
+               : std::string("none measured");
+    };
+    const auto gap_json = [](const std::optional<StepGap>& g) {
+      return g ? json{{"seconds", g->seconds()}, {"run_id", g->run_id}, {"step", g->step}} : json(nullptr);
+    };
+    const auto longest = longest_gap(gaps);
+    const auto longest_quiet = longest_gap(quiet);
+    report.info("longest gap between two steps of one program", describe(longest));
+    report.info("longest such gap with no fault within it", describe(longest_quiet));
+    doc["stalls"]["gaps_measured"] = gaps.size();
+    doc["stalls"]["longest_gap"] = gap_json(longest);
+    doc["stalls"]["longest_gap_without_fault"] = gap_json(longest_quiet);
+  }
+
   // ---- checks
   std::vector<std::string> failed_restarts;
   for (const auto& r : o.restarts) {
@@ -1238,6 +1312,17 @@ int report(const Options& options, const Deployment& d, const Daemons& daemons, 
   report.check("programs errored by something else than a crash", failed_list.empty(),
                fmt::format("{}{}", failed_list.size(),
                            failed_list.empty() ? "" : " e.g. " + first_few(failed_list)));
+  if (options.innocent > 0) {
+    // Issue 18: only the poison may be condemned. Any other program the
+    // crash counter stopped (or an innocent one stopped by anything) shared a
+    // process with the poison and was blamed for its crashes.
+    report.check("innocent programs errored 0", innocent_list.empty(),
+                 fmt::format("{} (of {} innocent and {} other non-poison programs){}", innocent_list.size(),
+                             options.innocent, options.programs,
+                             innocent_list.empty() ? "" : " e.g. " + first_few(innocent_list)));
+  }
+  doc["counts"]["innocent"] = options.innocent;
+  doc["counts"]["innocent_errored"] = innocent_list.size();
   report.check("poison programs errored by the crash counter", poison_ok == options.poison,
                fmt::format("{} of {}{}", poison_ok, options.poison,
                            poison_list.empty() ? "" : "; " + first_few(poison_list)));
@@ -1271,7 +1356,8 @@ int report(const Options& options, const Deployment& d, const Daemons& daemons, 
   std::vector<std::string> skipped;
   for (const auto& [id, p] : w.programs) {
     if (p.state != "finished") continue;
-    for (int s = 0; s < options.steps; ++s) {
+    const int steps = p.innocent ? options.innocent_steps : options.steps;
+    for (int s = 0; s < steps; ++s) {
       if (completed.count({id, s}) == 0) skipped.push_back(fmt::format("{} step {}", id, s));
     }
   }
@@ -1379,9 +1465,11 @@ int run(Options options) {
   std::mt19937_64 random(options.seed);
   const Deployment d = prepare(options, random);
   std::cout << fmt::format(
-      "chaos-run: {} programs x {} steps (+{} poison), {} daemons x {} threads, {} backend\n"
+      "chaos-run: {} programs x {} steps (+{} poison, +{} innocent x {} steps of {} ms), {} daemons x {} "
+      "threads, {} backend\n"
       "  run dir {}\n  queue {}, table {}, seed {}\n",
-      options.programs, options.steps, options.poison, options.workers, options.threads,
+      options.programs, options.steps, options.poison, options.innocent, options.innocent_steps,
+      options.innocent_ms, options.workers, options.threads,
       options.backend, d.run_dir.string(), d.queue, d.table, options.seed);
   std::cout.flush();
 
@@ -1475,6 +1563,17 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--poison", options.poison,
                  "Programs with a chaos.poison step (kills its daemon every time)")
+      ->capture_default_str();
+  app.add_option("--innocent", options.innocent,
+                 "Long programs created first, beside the poison ones; with it, any non-poison program "
+                 "errored by the crash counter fails the run")
+      ->check(CLI::Range(0, 100000))
+      ->capture_default_str();
+  app.add_option("--innocent-steps", options.innocent_steps, "Steps of each innocent program")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app.add_option("--innocent-ms", options.innocent_ms, "Milliseconds each innocent step runs")
+      ->check(CLI::Range(0, 3600000))
       ->capture_default_str();
   app.add_option("--malformed", options.malformed,
                  "Malformed messages to publish (must all be parked)")

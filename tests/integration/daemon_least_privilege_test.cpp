@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -17,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon_server_database.hpp"
+#include "support/job_gate.hpp"
 
 using namespace program_executor;
 using namespace std::chrono_literals;
@@ -52,6 +54,25 @@ void revoke_grants(const store::Database& owner, const std::string& table) noexc
   }
 }
 
+// Waits until the daemon has logged what became of a step of `run_id` after
+// its job.finished (the commit's outcome: the next step published, or the
+// step dropped because the program was cancelled meanwhile).
+bool wait_for_step_outcome(const test::DaemonProcess& daemon, const std::string& run_id,
+                           std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  do {
+    std::istringstream lines(daemon.log());
+    bool finished = false;
+    for (std::string line; std::getline(lines, line);) {
+      if (line.find(run_id) == std::string::npos) continue;
+      if (finished) return true;
+      finished = line.find("\"job.finished\"") != std::string::npos;
+    }
+    std::this_thread::sleep_for(50ms);
+  } while (std::chrono::steady_clock::now() < deadline);
+  return false;
+}
+
 }  // namespace
 
 TEST_CASE("programs run end to end as a database user with data privileges only",
@@ -75,6 +96,7 @@ TEST_CASE("programs run end to end as a database user with data privileges only"
   settings.backend = backend;
   settings.table = test::unique_name("pe_it");
   settings.connection = owner_connection;
+  settings.plugin_dir = test::demo_and_gate_plugin_dir();  // demo.* and fixture.gate
   const fs::path owner_config = dir.path() / "owner.yaml";
   test::write_config(owner_config, settings);
   config::DatabaseSettings owner_settings;
@@ -115,10 +137,14 @@ TEST_CASE("programs run end to end as a database user with data privileges only"
     const std::string spawner = test::create_program(config, "demo.spawn", {{"demo.spawn", {{"jobs", {"demo.log"}}}}});
     const std::string paged = test::create_program(config, "demo.paginate",
                                      {{"demo.paginate", {{"pages", 3}, {"page_ms", 20}}}});
-    const std::string slow = test::create_program(config, "demo.sleep,demo.log", {{"demo.sleep", {{"ms", 500}}}});
+    // Its first step runs until it has been cancelled, however slow the machine.
+    const test::JobGate gate;
+    const std::string slow = test::create_program(config, "fixture.gate,demo.log", gate.job_data());
+    REQUIRE(daemon->wait_for_log("\"job.started\",\"job\":\"fixture.gate\"", 60s));
     const test::CommandResult cancel = test::cli(config, "cancel", {slow});
     INFO(cancel.err);
     CHECK(cancel.exit_code == 0);
+    gate.open();
 
     json row = test::wait_until_ended(config, multi);
     CHECK(row["state"] == "finished");
@@ -134,6 +160,10 @@ TEST_CASE("programs run end to end as a database user with data privileges only"
     CHECK(test::wait_until_ended(config, spawned)["state"] == "finished");
     CHECK(test::wait_until_ended(config, paged)["state"] == "finished");
     CHECK(test::wait_until_ended(config, slow)["state"] == "cancelled");
+    // The cancelled step has ended and its commit found the program
+    // cancelled before the program is resumed, so the resumed step is not a
+    // copy of a running one.
+    REQUIRE(wait_for_step_outcome(*daemon, slow, 60s));
 
     // The cancelled program resumes (an UPDATE and a publish) and finishes.
     const test::CommandResult resume = test::cli(config, "resume", {slow});

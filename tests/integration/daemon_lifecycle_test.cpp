@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "program_executor/amqp/connection.hpp"
+#include "support/job_gate.hpp"
 #include "support/process.hpp"
 #include "support/program_cli.hpp"
 #include "support/tcp_forwarder.hpp"
@@ -62,7 +63,9 @@ class PluginDeployment {
 
   std::string create(const std::string& jobs) { return test::create_program(config_path(), jobs); }
 
-  json wait_until_ended(const std::string& run_id) { return test::wait_until_ended(config_path(), run_id); }
+  json wait_until_ended(const std::string& run_id, std::chrono::seconds timeout = 60s) {
+    return test::wait_until_ended(config_path(), run_id, timeout);
+  }
 
   fs::path config_path() const { return dir_.path() / "config.yaml"; }
   fs::path log_path(const std::string& name) const { return dir_.path() / name; }
@@ -77,6 +80,7 @@ class PluginDeployment {
 
 const fs::path demo_plugin = fs::path(PE_DEMO_PLUGIN_DIR) / "demo.so";
 const fs::path fixture_plugin = fs::path(PE_FIXTURE_PLUGIN_DIR) / "good" / "good.so";
+const fs::path gate_plugin = fs::path(test::demo_and_gate_plugin_dir()) / "gate.so";
 
 // Receives what the daemon tells systemd through $NOTIFY_SOCKET.
 class NotifySocket {
@@ -126,14 +130,15 @@ TEST_CASE("the daemon tells systemd it is ready, pings the watchdog, reloads and
                              {{"NOTIFY_SOCKET", deployment.log_path("notify.sock").string()},
                               {"WATCHDOG_USEC", "400000"}});
   CHECK(notify.wait_for("READY=1", 30s));
-  // Pings every 200 ms while the worker loop turns.
-  CHECK(notify.wait_for("WATCHDOG=1", 2s));
-  CHECK(notify.wait_for("WATCHDOG=1", 2s));
+  // Pings every 200 ms while the worker loop turns (the deadlines are only
+  // there to end the test: they allow for a loaded machine).
+  CHECK(notify.wait_for("WATCHDOG=1", 30s));
+  CHECK(notify.wait_for("WATCHDOG=1", 30s));
   ::kill(daemon.pid(), SIGHUP);
-  CHECK(notify.wait_for("RELOADING=1", 5s));
-  CHECK(notify.wait_for("READY=1", 5s));
+  CHECK(notify.wait_for("RELOADING=1", 30s));
+  CHECK(notify.wait_for("READY=1", 30s));
   ::kill(daemon.pid(), SIGTERM);
-  CHECK(notify.wait_for("STOPPING=1", 5s));
+  CHECK(notify.wait_for("STOPPING=1", 30s));
   CHECK(daemon.stop(SIGTERM, 20s) == 0);
 }
 
@@ -219,7 +224,7 @@ TEST_CASE("SIGHUP loads new plugins for the next steps; a bad reload keeps the r
 
   deployment.install_plugin(fixture_plugin, "fixture.so");
   ::kill(daemon.pid(), SIGHUP);
-  REQUIRE(daemon.wait_for_log("\"daemon.reloaded\"", 10s));
+  REQUIRE(daemon.wait_for_log("\"daemon.reloaded\"", 30s));
   run_id = deployment.create("fixture.count,demo.log");
   CHECK(deployment.wait_until_ended(run_id)["state"] == "finished");
   CHECK(daemon.count_in_log("\"job.skipped\"") == 1);  // fixture.count ran this time
@@ -228,7 +233,7 @@ TEST_CASE("SIGHUP loads new plugins for the next steps; a bad reload keeps the r
   // A plugin that cannot load makes the reload fail as a whole.
   std::ofstream(deployment.plugins() / "broken.so") << "not a shared object";
   ::kill(daemon.pid(), SIGHUP);
-  REQUIRE(daemon.wait_for_log("\"daemon.reload_failed\"", 10s));
+  REQUIRE(daemon.wait_for_log("\"daemon.reload_failed\"", 30s));
   CHECK(daemon.count_in_log("broken.so") >= 1);
   fs::remove(deployment.plugins() / "broken.so");
   run_id = deployment.create("fixture.count,demo.log");
@@ -238,7 +243,7 @@ TEST_CASE("SIGHUP loads new plugins for the next steps; a bad reload keeps the r
   // So does a config that does not validate; the daemon keeps working.
   deployment.write_config(deployment.plugins(), "workers: many\n");
   ::kill(daemon.pid(), SIGHUP);
-  REQUIRE(daemon.wait_for_log("\"daemon.reload_failed\"", 10s, 2));
+  REQUIRE(daemon.wait_for_log("\"daemon.reload_failed\"", 30s, 2));
   CHECK(daemon.count_in_log("workers") >= 1);
   deployment.write_config(deployment.plugins());
   run_id = deployment.create("demo.log");
@@ -260,7 +265,7 @@ TEST_CASE("a .so replaced under the same name serves the next steps after a relo
   // The same file name now holds other jobs.
   deployment.install_plugin(demo_plugin, "jobs.so");
   ::kill(daemon.pid(), SIGHUP);
-  REQUIRE(daemon.wait_for_log("\"daemon.reloaded\"", 10s));
+  REQUIRE(daemon.wait_for_log("\"daemon.reloaded\"", 30s));
   run_id = deployment.create("demo.count,fixture.count");
   const json row = deployment.wait_until_ended(run_id);
   CHECK(row["state"] == "finished");
@@ -274,30 +279,35 @@ TEST_CASE("a step whose worker was killed is taken over once its claim expires",
   if (!url) return;
   PluginDeployment deployment(*url);
   deployment.install_plugin(demo_plugin, "demo.so");
+  deployment.install_plugin(gate_plugin, "gate.so");
+  // The claim outlives the second daemon's start however slow the machine
+  // is, so the redelivered message meets it still held.
   deployment.write_config(deployment.plugins(),
-                          "recovery:\n  lease_seconds: 2\n  stale_after_seconds: 1\n"
+                          "recovery:\n  lease_seconds: 15\n  stale_after_seconds: 1\n"
                           "  sweep_interval_seconds: 1\n");
   auto first = std::make_unique<test::DaemonProcess>(deployment.config_path(),
                                                      deployment.log_path("first.log"));
   REQUIRE(first->wait_for_log("\"daemon.started\"", 30s));
+  const test::JobGate gate;  // closed while the first daemon runs the step
   auto result = test::run_command({PE_DAEMON_PATH, "create", "-c", deployment.config_path().string(),
-                                   "--jobs", "demo.sleep,demo.count", "--job-data",
-                                   R"({"demo.sleep":{"ms":3000}})"});
+                                   "--jobs", "fixture.gate,demo.count", "--job-data",
+                                   gate.job_data().dump()});
   REQUIRE(result.exit_code == 0);
   const std::string run_id = result.out.substr(0, 36);
-  REQUIRE(first->wait_for_log("\"job.started\"", 10s));
-  CHECK(first->stop(SIGKILL, 5s) == 128 + SIGKILL);  // dies holding the claim
+  REQUIRE(first->wait_for_log("\"job.started\"", 30s));
+  CHECK(first->stop(SIGKILL, 30s) == 128 + SIGKILL);  // dies holding the claim
+  gate.open();
 
   test::DaemonProcess second(deployment.config_path(), deployment.log_path("second.log"));
-  const json row = deployment.wait_until_ended(run_id);
+  const json row = deployment.wait_until_ended(run_id, 120s);
   CHECK(row["state"] == "finished");
   CHECK(row["job_data"]["demo.count"]["runs"] == 1);
   // The redelivered message met the dead worker's live claim and was dropped;
   // once the claim ran out the sweeper republished the step, counted as a crash.
   CHECK(second.count_in_log("\"step.busy\"") == 1);
   CHECK(second.count_in_log("\"program.recovered\"") >= 1);
-  CHECK(second.count_in_log("\"job.started\"") == 2);  // demo.sleep again, then demo.count
-  CHECK(second.stop(SIGTERM, 20s) == 0);
+  CHECK(second.count_in_log("\"job.started\"") == 2);  // fixture.gate again, then demo.count
+  CHECK(second.stop(SIGTERM, 30s) == 0);
 }
 
 TEST_CASE("programs run on quorum queues", "[daemon][quorum]") {

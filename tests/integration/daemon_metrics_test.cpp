@@ -160,7 +160,7 @@ class Deployment {
 // Scrapes until `done` holds for the exposition (counters are updated after
 // the row, so a program can read as ended a moment before it is counted).
 std::string scrape_until(int port, const std::function<bool(const std::string&)>& done,
-                         std::chrono::seconds timeout = 15s) {
+                         std::chrono::seconds timeout = 60s) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::string text = http_get(port, "/metrics");
   while (!done(text) && std::chrono::steady_clock::now() < deadline) {

@@ -1,6 +1,7 @@
 // The real daemon process against the real RabbitMQ and a real database
 // (PE_TEST_DATABASE; a SQLite file by default), driven through the real
-// command line, with the demo plugin.
+// command line, with the demo plugin (and fixture.gate, a job that runs until
+// the test opens its gate: tests/support/job_gate.hpp).
 #include <signal.h>
 
 #include <fstream>
@@ -16,6 +17,7 @@
 #include "program_executor/amqp/connection.hpp"
 #include "program_executor/store/database.hpp"
 #include "program_executor/store/dialect.hpp"
+#include "support/job_gate.hpp"
 #include "support/process.hpp"
 #include "support/program_cli.hpp"
 #include "support/test_environment.hpp"
@@ -30,7 +32,7 @@ struct DeploymentOptions {
   int workers = 2;
   int heartbeat_seconds = 5;
   int shutdown_grace_seconds = 10;
-  std::string plugin_dir = PE_DEMO_PLUGIN_DIR;
+  std::string plugin_dir = test::demo_and_gate_plugin_dir();
 };
 
 // A queue, a table and a config file of their own for one test. The database
@@ -163,14 +165,37 @@ class Deployment {
   int daemons_ = 0;
 };
 
-// The log events of one daemon, parsed from its JSON lines.
-std::vector<json> events(const test::DaemonProcess& daemon, const std::string& name) {
+// The log events of one daemon, parsed from its JSON lines, in log order.
+std::vector<json> all_events(const test::DaemonProcess& daemon) {
   std::vector<json> found;
   std::istringstream lines(daemon.log());
   for (std::string line; std::getline(lines, line);) {
     if (line.empty() || line.front() != '{') continue;
     json event = json::parse(line, nullptr, false);
-    if (!event.is_discarded() && event.value("event", "") == name) found.push_back(event);
+    if (!event.is_discarded() && event.is_object()) found.push_back(event);
+  }
+  return found;
+}
+
+// The events named `name`.
+std::vector<json> events(const test::DaemonProcess& daemon, const std::string& name) {
+  std::vector<json> found;
+  for (json& event : all_events(daemon)) {
+    if (event.value("event", "") == name) found.push_back(std::move(event));
+  }
+  return found;
+}
+
+// The events of run `run_id` logged after its first `name` event (empty
+// until that event is logged).
+std::vector<json> run_events_after(const test::DaemonProcess& daemon, const std::string& run_id,
+                                   const std::string& name) {
+  std::vector<json> found;
+  bool seen = false;
+  for (json& event : all_events(daemon)) {
+    if (event.value("run_id", "") != run_id) continue;
+    if (seen) found.push_back(std::move(event));
+    seen = seen || event.value("event", "") == name;
   }
   return found;
 }
@@ -191,7 +216,7 @@ TEST_CASE("a multi-job program runs every job in order and finishes at the last 
   CHECK(row["step_retry_count"] == 0);
   CHECK(row["errored_at"].is_null());
   CHECK(row["program_data"] == json{{"customer", 42}});
-  CHECK(daemon->wait_for_log("\"program.finished\"", 5s));
+  CHECK(daemon->wait_for_log("\"program.finished\"", 30s));
   std::vector<int> steps;
   for (const auto& e : events(*daemon, "job.finished")) {
     if (e["run_id"] == run_id) steps.push_back(e["step"].get<int>());
@@ -243,19 +268,29 @@ TEST_CASE("cancel stops a program: its next step is dropped", "[daemon]") {
   if (!url) return;
   Deployment deployment(*url);
   auto daemon = deployment.start_daemon();
-  const std::string run_id =
-      deployment.create("demo.sleep,demo.log", {{"demo.sleep", {{"ms", 1500}}}});
-  REQUIRE(daemon->wait_for_log(run_id, 10s));  // the first step has started
+  const test::JobGate gate;  // the first step runs until the program is cancelled
+  const std::string run_id = deployment.create("fixture.gate,demo.log", gate.job_data());
+  REQUIRE(daemon->wait_for_log("\"job.started\"", 30s));
   auto cancel = deployment.cli({"cancel", run_id});
   CHECK(cancel.exit_code == 0);
   CHECK_THAT(cancel.out, Catch::Contains("cancelled " + run_id));
-  std::this_thread::sleep_for(2500ms);  // the running step ends; nothing follows
+  gate.open();
+  // The running step ends; the daemon then says what became of it (its
+  // commit finds the program cancelled) and publishes nothing after it.
+  REQUIRE(daemon->wait_for_log("\"job.finished\"", 30s));
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (run_events_after(*daemon, run_id, "job.finished").empty() &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(50ms);
+  }
+  INFO(daemon->log());
+  REQUIRE_FALSE(run_events_after(*daemon, run_id, "job.finished").empty());
   const json row = deployment.status(run_id);
   CHECK(row["state"] == "cancelled");
   CHECK(row["error_message"] == "cancelled");
   CHECK(row["step"] == 0);
   for (const auto& e : events(*daemon, "job.started")) {
-    if (e["run_id"] == run_id) CHECK(e["job"] == "demo.sleep");
+    if (e["run_id"] == run_id) CHECK(e["job"] == "fixture.gate");
   }
   auto again = deployment.cli({"cancel", run_id});
   CHECK(again.exit_code == 1);
@@ -346,30 +381,40 @@ TEST_CASE("programs queued behind a long job go to the idle worker", "[daemon]")
   if (!url) return;
   Deployment deployment(*url);  // two workers, prefetch 64 by default
   auto daemon = deployment.start_daemon();
-  // Long enough that the quick programs (12 steps, 6 `create` commands) end
-  // first however loaded the machine is (CI runs suites side by side; 6 s once
-  // proved too short there).
-  const std::string long_one = deployment.create("demo.sleep", {{"demo.sleep", {{"ms", 20000}}}});
-  REQUIRE(daemon->wait_for_log("\"job.started\"", 10s));
+  // The long job runs until the quick programs have ended, however loaded
+  // the machine is: were they stuck behind it, they would never end.
+  const test::JobGate gate;
+  const std::string long_one = deployment.create("fixture.gate", gate.job_data());
+  REQUIRE(daemon->wait_for_log("\"job.started\"", 30s));
   // Delivered round-robin: about half of these reach the busy worker first,
   // which hands them back once its job has run for 100 ms.
   std::vector<std::string> quick;
   for (int i = 0; i < 6; ++i) quick.push_back(deployment.create("demo.log,demo.log"));
   for (const auto& run_id : quick) CHECK(deployment.wait_until_ended(run_id)["state"] == "finished");
   CHECK(deployment.status(long_one)["state"] == "running");
+  gate.open();
   CHECK(deployment.wait_until_ended(long_one)["state"] == "finished");
 }
 
 TEST_CASE("SIGTERM lets the running job finish, then the daemon exits 0", "[daemon]") {
   auto url = test::amqp_url_or_skip();
   if (!url) return;
-  Deployment deployment(*url);
+  DeploymentOptions options;
+  options.shutdown_grace_seconds = 120;  // the test, not the grace period, ends the job
+  Deployment deployment(*url, options);
   auto daemon = deployment.start_daemon();
-  const std::string run_id = deployment.create("demo.sleep", {{"demo.sleep", {{"ms", 1500}}}});
-  REQUIRE(daemon->wait_for_log("\"job.started\"", 10s));
-  CHECK(daemon->stop(SIGTERM, 20s) == 0);
+  const test::JobGate gate;
+  const std::string run_id = deployment.create("fixture.gate", gate.job_data());
+  REQUIRE(daemon->wait_for_log("\"job.started\"", 30s));
+  daemon->signal(SIGTERM);
+  REQUIRE(daemon->wait_for_log("\"daemon.stopping\"", 30s));
+  CHECK(daemon->running());  // waiting for the job
+  CHECK(deployment.status(run_id)["state"] == "running");
+  gate.open();
+  CHECK(daemon->wait_for_exit(60s) == 0);
   CHECK(deployment.status(run_id)["state"] == "finished");
   CHECK(daemon->count_in_log("\"daemon.stopped\"") == 1);
+  CHECK(daemon->count_in_log("\"daemon.grace_exceeded\"") == 0);
 }
 
 TEST_CASE("a job still running at the end of the grace period is redelivered", "[daemon]") {
@@ -379,11 +424,13 @@ TEST_CASE("a job still running at the end of the grace period is redelivered", "
   options.shutdown_grace_seconds = 1;
   Deployment deployment(*url, options);
   auto daemon = deployment.start_daemon();
-  const std::string run_id = deployment.create("demo.sleep", {{"demo.sleep", {{"ms", 4000}}}});
-  REQUIRE(daemon->wait_for_log("\"job.started\"", 10s));
-  CHECK(daemon->stop(SIGTERM, 20s) == 0);
+  const test::JobGate gate;  // closed until the first daemon is gone
+  const std::string run_id = deployment.create("fixture.gate", gate.job_data());
+  REQUIRE(daemon->wait_for_log("\"job.started\"", 30s));
+  CHECK(daemon->stop(SIGTERM, 60s) == 0);
   CHECK(daemon->count_in_log("\"daemon.grace_exceeded\"") == 1);
   CHECK(deployment.status(run_id)["state"] == "running");
+  gate.open();
   auto successor = deployment.start_daemon();  // picks up the unacknowledged step
   CHECK(deployment.wait_until_ended(run_id)["state"] == "finished");
 }
@@ -412,11 +459,11 @@ TEST_CASE("malformed messages are parked with their reason and the daemon keeps 
   for (const std::string body : {"not json", R"({"jobs":["demo.log"],"runId":"missing-row"})"}) {
     producer.publish(deployment.queue(), body, {});
   }
-  REQUIRE(daemon->wait_for_log("\"message.parked\"", 10s, 2));
+  REQUIRE(daemon->wait_for_log("\"message.parked\"", 30s, 2));
   producer.consume(deployment.queue() + "-parked");
   std::set<std::string> parked;
   for (int i = 0; i < 2; ++i) {
-    auto delivery = producer.next_delivery(5s);
+    auto delivery = producer.next_delivery(30s);
     REQUIRE(delivery);
     parked.insert(delivery->body);
     producer.ack(delivery->delivery_tag);

@@ -146,6 +146,14 @@ bool DaemonProcess::wait_for_log(const std::string& text, std::chrono::milliseco
 int DaemonProcess::stop(int signal, std::chrono::milliseconds timeout) {
   if (!running()) return status_;
   ::kill(pid_, signal);
+  return wait_for_exit(timeout);
+}
+
+void DaemonProcess::signal(int signal) {
+  if (running()) ::kill(pid_, signal);
+}
+
+int DaemonProcess::wait_for_exit(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     if (!running()) return status_;

@@ -39,6 +39,10 @@ class DaemonProcess {
   std::string log() const;
   /// Sends `signal` and waits for the exit; returns the exit status (or 128+signal), -1 on timeout.
   int stop(int signal, std::chrono::milliseconds timeout);
+  /// Sends `signal` and returns at once (the exit is awaited by wait_for_exit or stop).
+  void signal(int signal);
+  /// Waits for the exit without signalling; the exit status, -1 on timeout.
+  int wait_for_exit(std::chrono::milliseconds timeout);
   bool running();
   pid_t pid() const noexcept { return pid_; }
 
