@@ -7,6 +7,7 @@
 
 #include "program_executor/executor/crash_point.hpp"
 #include "program_executor/executor/job_data_handler.hpp"
+#include "program_executor/executor/program_status.hpp"
 #include "program_executor/executor/step_job_context.hpp"
 #include "program_executor/log/logger.hpp"
 #include "program_executor/sdk/errors.hpp"
@@ -33,6 +34,19 @@ std::int64_t now_ms_since_epoch() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+// A step whose program is cancelled while it runs ends as step.superseded
+// (its commit no longer matches), as does one another worker took over; the
+// row tells the two apart, so a cancel that hits a running step is counted
+// like one whose next step is dropped. Rare: costs a read only then.
+bool cancelled_while_running(store::ProgramStore& store, const std::string& run_id) noexcept {
+  try {
+    const std::optional<store::ProgramRow> row = store.find(run_id);
+    return row && row->errored_at && row->error_message == cancelled_message;
+  } catch (const std::exception&) {
+    return false;  // only a metric is at stake
+  }
 }
 
 }  // namespace
@@ -85,7 +99,10 @@ std::vector<StepOutcome> StepProcessor::process_all(const std::vector<std::strin
     StepOutcome result = step.outcome.value_or(StepOutcome{Disposition::retry, "step.not_run"});
     metrics_.step_ended();
     if (result.disposition == Disposition::retry) metrics_.step_retried();
-    if (result.event == "program.cancelled") metrics_.program_cancelled();
+    if (result.event == "program.cancelled" ||
+        (result.event == "step.superseded" && cancelled_while_running(store_, step.message.run_id))) {
+      metrics_.program_cancelled();
+    }
     if (result.event == "step.duplicate" || result.event == "step.busy") metrics_.message_duplicate();
     if (result.event == "message.parked") metrics_.message_parked();
     outcomes.push_back(std::move(result));
