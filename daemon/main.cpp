@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "commands.hpp"
+#include "housekeeping_commands.hpp"
 
 int main(int argc, char** argv) {
   using namespace program_executor::daemon;
@@ -102,11 +103,17 @@ int main(int argc, char** argv) {
   auto* version = app.add_subcommand("version", "Print the version and the plugin ABI version");
   add_json(version);
 
+  // prune, parked; resume --rerun-finished; jobs against the running daemons.
+  HousekeepingCommands housekeeping(app, common);
+  housekeeping.extend_resume(resume);
+  housekeeping.extend_jobs(jobs);
+
   CLI11_PARSE(app, argc, argv);
 
   // The broker socket may close under us; that is an error to report, not a signal to die of.
   std::signal(SIGPIPE, SIG_IGN);
 
+  if (const auto code = housekeeping.run(run_id, from_step)) return *code;
   if (*run) return run_daemon(common);
   if (*create) return create_program(common, create_options);
   if (*status) return show_status(common, run_id);
