@@ -15,6 +15,8 @@
 #include <set>
 #include <stdexcept>
 
+#include <nlohmann/json.hpp>
+
 namespace program_executor::executor {
 namespace {
 
