@@ -158,7 +158,7 @@ class Housekeeping {
 
 }  // namespace
 
-TEST_CASE("jobs shows a plugin installed but not reloaded; --rerun-finished runs its skipped step",
+TEST_CASE("jobs shows a plugin installed but not reloaded, and --rerun-finished runs its skipped step",
           "[daemon][housekeeping]") {
   auto url = test::amqp_url_or_skip();
   if (!url) return;
@@ -281,7 +281,7 @@ TEST_CASE("parked messages are listed with their reason, requeued to run, and dr
   CHECK(daemon->stop(SIGTERM, 20s) == 0);
 }
 
-TEST_CASE("prune deletes ended programs only; status shows an overcome retry as past",
+TEST_CASE("prune deletes ended programs only, and status shows an overcome retry as past",
           "[daemon][housekeeping]") {
   auto url = test::amqp_url_or_skip();
   if (!url) return;

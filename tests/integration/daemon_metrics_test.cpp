@@ -271,7 +271,7 @@ TEST_CASE("an empty metrics.listen serves nothing and a taken port stops the sta
   CHECK_THAT(result.out + result.err, Catch::Contains("metrics.listen: cannot listen on " + listen));
 }
 
-TEST_CASE("a cancel that hits a running step is counted; build info names the version",
+TEST_CASE("a cancel that hits a running step is counted, and build info names the version",
           "[daemon][metrics]") {
   auto url = test::amqp_url_or_skip();
   if (!url) return;

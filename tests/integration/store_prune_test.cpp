@@ -76,7 +76,7 @@ TEST_CASE("delete_ended deletes at most a batch of ended programs, oldest ids fi
   CHECK(store->delete_ended(24h, 1000) == 0);
 }
 
-TEST_CASE("a finished program restarts at a step; other programs do not", "[store]") {
+TEST_CASE("a finished program restarts at a step, other programs do not", "[store]") {
   test::ScratchTable table;
   auto database = table.open();
   database->ensure_schema();

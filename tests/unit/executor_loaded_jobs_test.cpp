@@ -40,7 +40,7 @@ JobLoadState state_of(const std::vector<executor::JobAvailability>& rows, const 
 
 }  // namespace
 
-TEST_CASE("a job on disk that a running daemon lacks is not loaded; one it has is loaded") {
+TEST_CASE("a job on disk that a running daemon lacks is not loaded, one it has is loaded") {
   const std::vector<plugin::RegisteredJob> disk = {{"demo.a", demo_v1.file}, {"extra.b", extra.file}};
   const auto rows = executor::compare_jobs(
       disk, {demo_v1, extra},
@@ -59,7 +59,7 @@ TEST_CASE("a plugin file replaced since the load shows its jobs as changed") {
   CHECK(state_of(rows, "demo.a") == JobLoadState::changed);
 }
 
-TEST_CASE("a job a daemon still runs but the directory dropped is removed; no daemon, no claim") {
+TEST_CASE("a job a daemon still runs but the directory dropped is removed, and without daemons nothing is loaded") {
   const auto rows = executor::compare_jobs(
       {{"demo.a", demo_v1.file}}, {demo_v1},
       {daemon_with(11, {{"demo.a", demo_v1.file}, {"gone.c", "/plugins/gone.so"}}, {demo_v1})});

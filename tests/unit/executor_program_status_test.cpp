@@ -49,7 +49,7 @@ TEST_CASE("a running program shows a retry error as current only while its step 
   CHECK(json::parse(executor::status_json(row))["error"] == "connection reset by peer");
 }
 
-TEST_CASE("errored and cancelled programs show why they stopped; no message shows a dash") {
+TEST_CASE("errored and cancelled programs show why they stopped, and no message shows a dash") {
   store::ProgramRow row = row_with_retry_error();
   row.errored_at = "2026-01-01T00:00:00.000Z";
   row.error_message = "job b failed: disk full";

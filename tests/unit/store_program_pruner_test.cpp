@@ -36,7 +36,7 @@ void finished_program(test::FakeProgramStore& store, const std::string& run_id) 
 
 }  // namespace
 
-TEST_CASE("--finished-before takes a duration back from now") {
+TEST_CASE("prune: --finished-before takes a duration back from now") {
   const auto now = utc(2026, 3, 10, 12);
   CHECK(store::parse_cutoff("90d", now) == now - 90 * 24h);
   CHECK(store::parse_cutoff("12h", now) == now - 12h);
@@ -46,7 +46,7 @@ TEST_CASE("--finished-before takes a duration back from now") {
   CHECK(store::parse_cutoff("0s", now) == now);
 }
 
-TEST_CASE("--finished-before takes a UTC timestamp, with or without a time") {
+TEST_CASE("prune: --finished-before takes a UTC timestamp, with or without a time") {
   const auto now = utc(2026, 3, 10, 12);
   CHECK(store::parse_cutoff("2026-01-31", now) == utc(2026, 1, 31));
   CHECK(store::parse_cutoff("2026-01-31T12:30:05Z", now) == utc(2026, 1, 31, 12, 30, 5));
@@ -55,7 +55,7 @@ TEST_CASE("--finished-before takes a UTC timestamp, with or without a time") {
         utc(2026, 1, 31, 12, 30, 5) + 250ms);
 }
 
-TEST_CASE("--finished-before refuses what it cannot read, and the future, naming the forms") {
+TEST_CASE("prune: --finished-before refuses what it cannot read, and the future, naming the forms") {
   const auto now = utc(2026, 3, 10, 12);
   for (const char* bad : {"", "90", "d", "-5d", "5y", "5 d", "2026-02-30", "2026-13-01",
                           "2026-01-31T25:00:00Z", "2026-01-31T12:00:00+02:00", "2026-1-31",
