@@ -65,7 +65,8 @@ std::string utc_text(std::chrono::system_clock::time_point at) {
 
 // A connection for one command: no heartbeats needed, the queues declared
 // (the parked queue exists even where nothing was parked yet).
-std::unique_ptr<amqp::Connection> command_connection(const config::Config& config, const char* name) {
+std::unique_ptr<amqp::Connection> command_connection(const config::Config& config,
+                                                     const char* name) {
   auto settings = amqp::parse_url(config.amqp.url, config.amqp.tls, 0);
   auto connection = std::make_unique<amqp::Connection>(settings, name);
   connection->declare(amqp::QueueTopology::from(config.amqp));
@@ -73,10 +74,11 @@ std::unique_ptr<amqp::Connection> command_connection(const config::Config& confi
 }
 
 nlohmann::json parked_json(const amqp::ParkedMessage& message) {
-  nlohmann::json out{{"reason", message.reason},
-                     {"from", message.from},
-                     {"run_id", message.run_id ? nlohmann::json(*message.run_id) : nlohmann::json(nullptr)},
-                     {"body", message.body}};
+  nlohmann::json out{
+      {"reason", message.reason},
+      {"from", message.from},
+      {"run_id", message.run_id ? nlohmann::json(*message.run_id) : nlohmann::json(nullptr)},
+      {"body", message.body}};
   if (message.properties.timestamp) out["timestamp_ms"] = *message.properties.timestamp;
   return out;
 }
@@ -101,8 +103,9 @@ int report_taken(const CommonOptions& options, const std::string& verb, const st
   if (options.json) {
     nlohmann::json messages = nlohmann::json::array();
     for (const auto& message : taken) messages.push_back(parked_json(message));
-    std::cout << nlohmann::json{{verb, taken.size()}, {"queue", queue}, {"messages", messages}}.dump()
-              << "\n";
+    std::cout
+        << nlohmann::json{{verb, taken.size()}, {"queue", queue}, {"messages", messages}}.dump()
+        << "\n";
     return 0;
   }
   std::cout << verb << " " << taken.size() << (taken.size() == 1 ? " message" : " messages")
@@ -117,19 +120,21 @@ int report_taken(const CommonOptions& options, const std::string& verb, const st
 
 HousekeepingCommands::HousekeepingCommands(CLI::App& app, CommonOptions& common) : common_(common) {
   prune_ = app.add_subcommand(
-      "prune", "Delete programs that ended (finished, errored, cancelled) before a moment, in "
-               "batches");
+      "prune",
+      "Delete programs that ended (finished, errored, cancelled) before a moment, in "
+      "batches");
   add_common(prune_, common);
-  prune_->add_option("--finished-before", prune_options_.finished_before,
-                     "DURATION back from now (90d, 12h, 30m, 45s, 2w) or UTC TIMESTAMP "
-                     "(2026-01-31, 2026-01-31T12:00:00Z)")
+  prune_
+      ->add_option("--finished-before", prune_options_.finished_before,
+                   "DURATION back from now (90d, 12h, 30m, 45s, 2w) or UTC TIMESTAMP "
+                   "(2026-01-31, 2026-01-31T12:00:00Z)")
       ->required();
   prune_->add_option("--batch-size", prune_options_.batch_size, "Rows per DELETE statement")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
 
-  CLI::App* parked = app.add_subcommand(
-      "parked", "List, requeue or drop the messages parked in <queue>-parked");
+  CLI::App* parked =
+      app.add_subcommand("parked", "List, requeue or drop the messages parked in <queue>-parked");
   parked->require_subcommand(1);
   parked_list_ = parked->add_subcommand(
       "list", "Show parked messages (reason, source queue, run id, body), leaving them parked");
@@ -150,8 +155,9 @@ HousekeepingCommands::HousekeepingCommands(CLI::App& app, CommonOptions& common)
 
 void HousekeepingCommands::extend_resume(CLI::App* resume) {
   resume_ = resume;
-  resume->description("Restart an errored or cancelled program (a finished one with "
-                      "--rerun-finished), keeping its job data");
+  resume->description(
+      "Restart an errored or cancelled program (a finished one with "
+      "--rerun-finished), keeping its job data");
   resume->add_flag("--rerun-finished", rerun_finished_,
                    "Restart a FINISHED program at --from-step N, e.g. one whose steps were skipped "
                    "because no loaded plugin had their job");
@@ -159,8 +165,9 @@ void HousekeepingCommands::extend_resume(CLI::App* resume) {
 
 void HousekeepingCommands::extend_jobs(CLI::App* jobs) {
   jobs_ = jobs;
-  jobs->description("Every job the plugin directory provides, and whether the running daemons "
-                    "have loaded it");
+  jobs->description(
+      "Every job the plugin directory provides, and whether the running daemons "
+      "have loaded it");
   jobs->add_option("--state-directory", state_directory_,
                    "Where running daemons record what they loaded (default: "
                    "/var/lib/program-executor and its subdirectories)");
@@ -168,11 +175,13 @@ void HousekeepingCommands::extend_jobs(CLI::App* jobs) {
 
 std::optional<int> HousekeepingCommands::run(const std::string& run_id, int from_step) {
   if (prune_ != nullptr && prune_->parsed()) return prune_programs(common_, prune_options_);
-  if (parked_list_ != nullptr && parked_list_->parsed()) return parked_list(common_, parked_options_);
+  if (parked_list_ != nullptr && parked_list_->parsed())
+    return parked_list(common_, parked_options_);
   if (parked_requeue_ != nullptr && parked_requeue_->parsed()) {
     return parked_requeue(common_, parked_options_);
   }
-  if (parked_drop_ != nullptr && parked_drop_->parsed()) return parked_drop(common_, parked_options_);
+  if (parked_drop_ != nullptr && parked_drop_->parsed())
+    return parked_drop(common_, parked_options_);
   if (resume_ != nullptr && resume_->parsed() && rerun_finished_) {
     return rerun_finished_program(common_, run_id, from_step);
   }
@@ -182,14 +191,16 @@ std::optional<int> HousekeepingCommands::run(const std::string& run_id, int from
 
 int prune_programs(const CommonOptions& options, const PruneOptions& prune) {
   return guarded([&] {
-    const auto cutoff = store::parse_cutoff(prune.finished_before, std::chrono::system_clock::now());
+    const auto cutoff =
+        store::parse_cutoff(prune.finished_before, std::chrono::system_clock::now());
     const config::Config config = load_for_command(options);
     store::Database database(config.database, 1);
     database.ensure_schema();
     auto store = database.program_store();
     const store::PruneReport report = store::prune_ended(*store, cutoff, prune.batch_size);
     log::event(log::Level::info, "programs.pruned", "",
-               {{"deleted", report.deleted}, {"batches", report.batches},
+               {{"deleted", report.deleted},
+                {"batches", report.batches},
                 {"ended_before", utc_text(cutoff)}});
     if (options.json) {
       std::cout << nlohmann::json{{"deleted", report.deleted},
@@ -258,8 +269,9 @@ int parked_requeue(const CommonOptions& options, const ParkedOptions& parked) {
     auto connection = command_connection(config, "program-executor parked requeue");
     amqp::ParkedQueue queue(*connection, topology);
     const auto taken = queue.requeue(selection);
-    log::event(log::Level::info, "parked.requeued", "",
-               {{"queue", topology.main_queue()}, {"messages", static_cast<long long>(taken.size())}});
+    log::event(
+        log::Level::info, "parked.requeued", "",
+        {{"queue", topology.main_queue()}, {"messages", static_cast<long long>(taken.size())}});
     return report_taken(options, "requeued", topology.main_queue(), taken);
   });
 }
@@ -272,8 +284,9 @@ int parked_drop(const CommonOptions& options, const ParkedOptions& parked) {
     auto connection = command_connection(config, "program-executor parked drop");
     amqp::ParkedQueue queue(*connection, topology);
     const auto taken = queue.drop(selection);
-    log::event(log::Level::info, "parked.dropped", "",
-               {{"queue", topology.parked_queue()}, {"messages", static_cast<long long>(taken.size())}});
+    log::event(
+        log::Level::info, "parked.dropped", "",
+        {{"queue", topology.parked_queue()}, {"messages", static_cast<long long>(taken.size())}});
     return report_taken(options, "dropped", topology.parked_queue(), taken);
   });
 }
@@ -289,7 +302,8 @@ int show_jobs(const CommonOptions& options, const std::string& state_directory) 
         disk_files.push_back(executor::plugin_file_state(job.plugin_file));
       }
     }
-    const std::string root = state_directory.empty() ? executor::default_state_root : state_directory;
+    const std::string root =
+        state_directory.empty() ? executor::default_state_root : state_directory;
     std::vector<std::string> notes;
     std::vector<executor::LoadedJobsRecord> daemons;
     for (auto& record : executor::find_loaded_jobs({root}, options.config_path, notes)) {
@@ -318,8 +332,9 @@ int show_jobs(const CommonOptions& options, const std::string& state_directory) 
       job_width = std::max(job_width, row.job.size());
       plugin_width = std::max(plugin_width, row.plugin_file.size());
     }
-    std::cout << std::left << std::setw(static_cast<int>(job_width)) << "JOB" << "  "
-              << std::setw(static_cast<int>(plugin_width)) << "PLUGIN" << "  STATE\n";
+    std::cout << std::left << std::setw(static_cast<int>(job_width)) << "JOB"
+              << "  " << std::setw(static_cast<int>(plugin_width)) << "PLUGIN"
+              << "  STATE\n";
     bool reload_needed = false;
     for (const auto& row : rows) {
       std::cout << std::setw(static_cast<int>(job_width)) << row.job << "  "
@@ -336,8 +351,9 @@ int show_jobs(const CommonOptions& options, const std::string& state_directory) 
                       row.state == executor::JobLoadState::removed;
     }
     if (daemons.empty()) {
-      std::cout << "no running daemon of " << options.config_path << " recorded what it loaded under "
-                << root << " (the unit records it in its StateDirectory; elsewhere run the daemon "
+      std::cout << "no running daemon of " << options.config_path
+                << " recorded what it loaded under " << root
+                << " (the unit records it in its StateDirectory; elsewhere run the daemon "
                 << "with STATE_DIRECTORY set and pass --state-directory)\n";
     }
     for (const auto& daemon : daemons) {
@@ -358,8 +374,9 @@ int show_jobs(const CommonOptions& options, const std::string& state_directory) 
 int rerun_finished_program(const CommonOptions& options, const std::string& run_id, int from_step) {
   return guarded([&] {
     if (from_step < 1) {
-      return fail("--rerun-finished needs --from-step N: a finished program has no step where it "
-                  "stopped");
+      return fail(
+          "--rerun-finished needs --from-step N: a finished program has no step where it "
+          "stopped");
     }
     const config::Config config = load_for_command(options);
     store::Database database(config.database, 1);
@@ -389,7 +406,8 @@ int rerun_finished_program(const CommonOptions& options, const std::string& run_
     amqp::PublishProperties properties;
     properties.persistent = config.amqp.durable;
     connection->publish(config.amqp.queue,
-                        executor::first_step_body(run_id, remaining, row->program_data), properties);
+                        executor::first_step_body(run_id, remaining, row->program_data),
+                        properties);
     log::event(log::Level::info, "program.rerun", "",
                {{"run_id", run_id}, {"step", step}, {"job", remaining.front()}});
     if (options.json) {

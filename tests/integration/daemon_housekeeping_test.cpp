@@ -36,8 +36,8 @@ class Housekeeping {
     state_ = dir_.path() / "state";
     fs::create_directories(plugins_);
     fs::create_directories(state_);
-    database_.backend = test::env_text("PE_TEST_DATABASE").empty() ? "sqlite3"
-                                                                   : test::env_text("PE_TEST_DATABASE");
+    database_.backend =
+        test::env_text("PE_TEST_DATABASE").empty() ? "sqlite3" : test::env_text("PE_TEST_DATABASE");
     database_.table = test::unique_name("pe_house");
     database_.connection = database_.backend == "sqlite3"
                                ? "db=" + (dir_.path() / "programs.db").string()
@@ -158,15 +158,17 @@ class Housekeeping {
 
 }  // namespace
 
-TEST_CASE("jobs shows a plugin installed but not reloaded, and --rerun-finished runs its skipped step",
-          "[daemon][housekeeping]") {
+TEST_CASE(
+    "jobs shows a plugin installed but not reloaded, and --rerun-finished runs its skipped step",
+    "[daemon][housekeeping]") {
   auto url = test::amqp_url_or_skip();
   if (!url) return;
   Housekeeping deployment(*url);
   deployment.install_plugin(demo_plugin, "demo.so");
   auto daemon = deployment.start_daemon();
   REQUIRE(deployment.wait_for_job_state("demo.log", "loaded"));
-  const test::CommandResult text = deployment.cli("jobs", {"--state-directory", deployment.state().string()});
+  const test::CommandResult text =
+      deployment.cli("jobs", {"--state-directory", deployment.state().string()});
   CHECK_THAT(text.out, Catch::Contains("daemon pid " + std::to_string(daemon->pid())));
 
   // Installed, not reloaded: on disk, missing in the running daemon.
@@ -197,7 +199,8 @@ TEST_CASE("jobs shows a plugin installed but not reloaded, and --rerun-finished 
   refused = deployment.cli("resume", {run_id, "--rerun-finished"});
   CHECK(refused.exit_code == 1);
   CHECK_THAT(refused.err, Catch::Contains("--from-step"));
-  const json resumed = deployment.cli_json("resume", {run_id, "--rerun-finished", "--from-step", "1"});
+  const json resumed =
+      deployment.cli_json("resume", {run_id, "--rerun-finished", "--from-step", "1"});
   CHECK(resumed["state"] == "running");
   CHECK(resumed["step"] == 0);
   row = test::wait_until_ended(deployment.config(), run_id);
@@ -205,7 +208,9 @@ TEST_CASE("jobs shows a plugin installed but not reloaded, and --rerun-finished 
   CHECK(row["job_data"]["fixture.count"]["count"] == 1);  // the skipped step ran this time
 
   // A running or unknown program is not "finished".
-  CHECK(deployment.cli("resume", {"no-such-run", "--rerun-finished", "--from-step", "1"}).exit_code == 1);
+  CHECK(
+      deployment.cli("resume", {"no-such-run", "--rerun-finished", "--from-step", "1"}).exit_code ==
+      1);
 
   // A clean stop removes the record: no daemon has anything loaded now.
   REQUIRE(daemon->stop(SIGTERM, 20s) == 0);
@@ -261,8 +266,7 @@ TEST_CASE("parked messages are listed with their reason, requeued to run, and dr
 
   // requeue and drop need to be told which messages.
   CHECK(deployment.parked("drop").exit_code == 1);
-  CHECK(deployment.parked("requeue", {"--all", "--run-id", run_id})
-            .exit_code == 1);
+  CHECK(deployment.parked("requeue", {"--all", "--run-id", run_id}).exit_code == 1);
 
   // Requeued: the step runs, the garbage stays parked.
   json requeued = deployment.parked_json("requeue", {"--run-id", run_id});
@@ -276,8 +280,7 @@ TEST_CASE("parked messages are listed with their reason, requeued to run, and dr
   const json dropped = deployment.parked_json("drop", {"--all"});
   CHECK(dropped["dropped"] == 1);
   CHECK(deployment.wait_for_parked(0)["messages"].empty());
-  CHECK_THAT(deployment.parked("list").out,
-             Catch::Contains("no parked messages"));
+  CHECK_THAT(deployment.parked("list").out, Catch::Contains("no parked messages"));
   CHECK(daemon->stop(SIGTERM, 20s) == 0);
 }
 
@@ -316,7 +319,8 @@ TEST_CASE("prune deletes ended programs only, and status shows an overcome retry
   CHECK(deployment.cli_json("prune", {"--finished-before", "30d"})["deleted"] == 0);
 
   // Everything that ended until now, one row per batch: three ended, one runs.
-  const json pruned = deployment.cli_json("prune", {"--finished-before", "0s", "--batch-size", "1"});
+  const json pruned =
+      deployment.cli_json("prune", {"--finished-before", "0s", "--batch-size", "1"});
   CHECK(pruned["deleted"] == 3);
   CHECK(pruned["batches"] == 4);  // three full batches and the empty one that ends it
   const json left = deployment.cli_json("list");

@@ -54,7 +54,8 @@ TEST_CASE("delete_ended deletes at most a batch of ended programs, oldest ids fi
   REQUIRE(store->cancel("cancelled", "cancelled"));
   store->insert({"running", {"a"}, {}, {}});
   finished(*store, "recent");
-  for (const char* run_id : {"done-0", "done-1", "done-2", "done-3", "done-4", "errored", "cancelled"}) {
+  for (const char* run_id :
+       {"done-0", "done-1", "done-2", "done-3", "done-4", "errored", "cancelled"}) {
     ended_ago(*database, run_id, 48h);
   }
   // Also old, but still running: never pruned.
@@ -101,7 +102,7 @@ TEST_CASE("a finished program restarts at a step, other programs do not", "[stor
   CHECK_FALSE(row->error_message);
   CHECK(row->step_retry_count == 0);
   CHECK(row->job_data["a"]["kept"] == true);
-  CHECK(store->claim("f", 0, "test", 30s));  // runnable again
+  CHECK(store->claim("f", 0, "test", 30s));           // runnable again
   CHECK_FALSE(store->restart_finished("f", 0, 60s));  // running now
 
   store->insert({"e", {"a"}, {}, {}});

@@ -41,7 +41,8 @@ JobLoadState state_of(const std::vector<executor::JobAvailability>& rows, const 
 }  // namespace
 
 TEST_CASE("a job on disk that a running daemon lacks is not loaded, one it has is loaded") {
-  const std::vector<plugin::RegisteredJob> disk = {{"demo.a", demo_v1.file}, {"extra.b", extra.file}};
+  const std::vector<plugin::RegisteredJob> disk = {{"demo.a", demo_v1.file},
+                                                   {"extra.b", extra.file}};
   const auto rows = executor::compare_jobs(
       disk, {demo_v1, extra},
       {daemon_with(11, {{"demo.a", demo_v1.file}}, {demo_v1}),
@@ -54,12 +55,15 @@ TEST_CASE("a job on disk that a running daemon lacks is not loaded, one it has i
 }
 
 TEST_CASE("a plugin file replaced since the load shows its jobs as changed") {
-  const auto rows = executor::compare_jobs({{"demo.a", demo_v2.file}}, {demo_v2},
-                                           {daemon_with(11, {{"demo.a", demo_v1.file}}, {demo_v1})});
+  const auto rows =
+      executor::compare_jobs({{"demo.a", demo_v2.file}}, {demo_v2},
+                             {daemon_with(11, {{"demo.a", demo_v1.file}}, {demo_v1})});
   CHECK(state_of(rows, "demo.a") == JobLoadState::changed);
 }
 
-TEST_CASE("a job a daemon still runs but the directory dropped is removed, and without daemons nothing is loaded") {
+TEST_CASE(
+    "a job a daemon still runs but the directory dropped is removed, and without daemons nothing "
+    "is loaded") {
   const auto rows = executor::compare_jobs(
       {{"demo.a", demo_v1.file}}, {demo_v1},
       {daemon_with(11, {{"demo.a", demo_v1.file}, {"gone.c", "/plugins/gone.so"}}, {demo_v1})});
@@ -71,7 +75,8 @@ TEST_CASE("a job a daemon still runs but the directory dropped is removed, and w
   CHECK(std::string(executor::to_string(JobLoadState::not_loaded)) == "not loaded");
 }
 
-TEST_CASE("the record is written readable by the group, found by its config, and removed by its pid") {
+TEST_CASE(
+    "the record is written readable by the group, found by its config, and removed by its pid") {
   test::TemporaryDirectory root;
   const fs::path instance = root.path() / "exports";
   fs::create_directories(instance);

@@ -39,13 +39,15 @@ TEST_CASE("a running program shows a retry error as current only while its step 
   row.step = 1;
   row.step_retry_count = 0;  // step 1 got past its retries and committed
   CHECK_FALSE(executor::current_error(row));
-  CHECK_THAT(executor::format_status(row),
-             Catch::Contains("past retry    connection reset by peer (overcome; not the current step's)"));
+  CHECK_THAT(
+      executor::format_status(row),
+      Catch::Contains("past retry    connection reset by peer (overcome; not the current step's)"));
 
   row.step_retry_count = 2;  // the current step is being retried
   REQUIRE(executor::current_error(row));
   CHECK(*executor::current_error(row) == "connection reset by peer");
-  CHECK_THAT(executor::format_status(row), Catch::Contains("error         connection reset by peer"));
+  CHECK_THAT(executor::format_status(row),
+             Catch::Contains("error         connection reset by peer"));
   CHECK(json::parse(executor::status_json(row))["error"] == "connection reset by peer");
 }
 
@@ -53,7 +55,8 @@ TEST_CASE("errored and cancelled programs show why they stopped, and no message 
   store::ProgramRow row = row_with_retry_error();
   row.errored_at = "2026-01-01T00:00:00.000Z";
   row.error_message = "job b failed: disk full";
-  CHECK_THAT(executor::format_status(row), Catch::Contains("error         job b failed: disk full"));
+  CHECK_THAT(executor::format_status(row),
+             Catch::Contains("error         job b failed: disk full"));
   CHECK(json::parse(executor::status_json(row))["error"] == "job b failed: disk full");
 
   row.error_message = executor::cancelled_message;

@@ -55,15 +55,16 @@ TEST_CASE("prune: --finished-before takes a UTC timestamp, with or without a tim
         utc(2026, 1, 31, 12, 30, 5) + 250ms);
 }
 
-TEST_CASE("prune: --finished-before refuses what it cannot read, and the future, naming the forms") {
+TEST_CASE(
+    "prune: --finished-before refuses what it cannot read, and the future, naming the forms") {
   const auto now = utc(2026, 3, 10, 12);
-  for (const char* bad : {"", "90", "d", "-5d", "5y", "5 d", "2026-02-30", "2026-13-01",
-                          "2026-01-31T25:00:00Z", "2026-01-31T12:00:00+02:00", "2026-1-31",
-                          "2026-01-31T12:00:00.Z", "1000000000d"}) {
+  for (const char* bad :
+       {"", "90", "d", "-5d", "5y", "5 d", "2026-02-30", "2026-13-01", "2026-01-31T25:00:00Z",
+        "2026-01-31T12:00:00+02:00", "2026-1-31", "2026-01-31T12:00:00.Z", "1000000000d"}) {
     INFO(bad);
-    CHECK_THROWS_WITH(store::parse_cutoff(bad, now),
-                      Catch::Contains("--finished-before") && Catch::Contains("DURATION") &&
-                          Catch::Contains("TIMESTAMP"));
+    CHECK_THROWS_WITH(store::parse_cutoff(bad, now), Catch::Contains("--finished-before") &&
+                                                         Catch::Contains("DURATION") &&
+                                                         Catch::Contains("TIMESTAMP"));
   }
   CHECK_THROWS_WITH(store::parse_cutoff("2026-03-11", now), Catch::Contains("lies in the future"));
 }

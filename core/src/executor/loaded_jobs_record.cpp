@@ -25,7 +25,8 @@ namespace fs = std::filesystem;
 std::string now_utc() {
   const auto now = std::chrono::system_clock::now();
   const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   std::tm tm{};
   gmtime_r(&seconds, &tm);
   char text[32];
@@ -41,7 +42,8 @@ std::string absolute_path(const fs::path& path) {
   return ec ? fs::absolute(path).lexically_normal().string() : resolved.string();
 }
 
-std::optional<LoadedJobsRecord> read_record(const fs::path& file, std::vector<std::string>& problems) {
+std::optional<LoadedJobsRecord> read_record(const fs::path& file,
+                                            std::vector<std::string>& problems) {
   std::ifstream in(file);
   if (!in) {
     problems.push_back(file.string() + ": cannot be read (" + std::strerror(errno) +
@@ -63,7 +65,8 @@ nlohmann::json LoadedJobsRecord::to_json() const {
   for (const auto& job : jobs) job_list.push_back({{"job", job.name}, {"plugin", job.plugin_file}});
   nlohmann::json plugin_list = nlohmann::json::array();
   for (const auto& plugin : plugins) {
-    plugin_list.push_back({{"file", plugin.file}, {"size", plugin.size}, {"mtime_ns", plugin.mtime_ns}});
+    plugin_list.push_back(
+        {{"file", plugin.file}, {"size", plugin.size}, {"mtime_ns", plugin.mtime_ns}});
   }
   return {{"pid", pid},
           {"config", config},
@@ -85,7 +88,8 @@ LoadedJobsRecord LoadedJobsRecord::from_json(const nlohmann::json& json) {
     record.reloads = json.at("reloads").get<int>();
     record.plugin_directory = json.at("plugin_directory").get<std::string>();
     for (const auto& job : json.at("jobs")) {
-      record.jobs.push_back({job.at("job").get<std::string>(), job.at("plugin").get<std::string>()});
+      record.jobs.push_back(
+          {job.at("job").get<std::string>(), job.at("plugin").get<std::string>()});
     }
     for (const auto& plugin : json.at("plugins")) {
       record.plugins.push_back({plugin.at("file").get<std::string>(),
@@ -103,7 +107,8 @@ LoadedPlugin plugin_file_state(const std::string& file) {
   struct stat st {};
   if (::stat(file.c_str(), &st) == 0) {
     plugin.size = static_cast<std::int64_t>(st.st_size);
-    plugin.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    plugin.mtime_ns =
+        static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   }
   return plugin;
 }
@@ -125,11 +130,13 @@ LoadedJobsRecord record_of(const plugin::JobRegistry& registry, const std::strin
 
 void write_loaded_jobs(const fs::path& directory, const LoadedJobsRecord& record) {
   const fs::path target = directory / loaded_jobs_file_name;
-  const fs::path temporary = directory / (std::string(".") + loaded_jobs_file_name + "." +
-                                          std::to_string(record.pid));
+  const fs::path temporary =
+      directory / (std::string(".") + loaded_jobs_file_name + "." + std::to_string(record.pid));
   const std::string text = record.to_json().dump(2) + "\n";
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
-  if (fd < 0) throw std::runtime_error(temporary.string() + ": cannot create: " + std::strerror(errno));
+  const int fd =
+      ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
+  if (fd < 0)
+    throw std::runtime_error(temporary.string() + ": cannot create: " + std::strerror(errno));
   bool written = ::fchmod(fd, 0640) == 0;  // the unit's UMask=0077 would leave 0600
   std::size_t done = 0;
   while (written && done < text.size()) {
@@ -167,7 +174,8 @@ std::vector<LoadedJobsRecord> find_loaded_jobs(const std::vector<fs::path>& root
   for (const fs::path& root : roots) {
     std::error_code ec;
     candidates.push_back(root / loaded_jobs_file_name);
-    for (fs::directory_iterator it(root, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    for (fs::directory_iterator it(root, ec); !ec && it != fs::directory_iterator();
+         it.increment(ec)) {
       if (it->is_directory(ec)) candidates.push_back(it->path() / loaded_jobs_file_name);
     }
   }
@@ -205,8 +213,10 @@ std::vector<JobAvailability> compare_jobs(const std::vector<plugin::RegisteredJo
   for (const auto& file : disk_files) now[file.file] = file;
   std::map<std::string, JobAvailability> rows;
   for (const auto& job : on_disk) {
-    JobAvailability row{job.name, job.plugin_file,
-                        daemons.empty() ? JobLoadState::no_daemon : JobLoadState::loaded, {}};
+    JobAvailability row{job.name,
+                        job.plugin_file,
+                        daemons.empty() ? JobLoadState::no_daemon : JobLoadState::loaded,
+                        {}};
     for (const auto& daemon : daemons) {
       const auto it = std::find_if(daemon.jobs.begin(), daemon.jobs.end(),
                                    [&](const auto& loaded) { return loaded.name == job.name; });
@@ -218,8 +228,9 @@ std::vector<JobAvailability> compare_jobs(const std::vector<plugin::RegisteredJo
       const auto as_loaded = std::find_if(daemon.plugins.begin(), daemon.plugins.end(),
                                           [&](const auto& p) { return p.file == it->plugin_file; });
       const auto as_now = now.find(job.plugin_file);
-      const bool same_file = it->plugin_file == job.plugin_file && as_loaded != daemon.plugins.end() &&
-                             as_now != now.end() && *as_loaded == as_now->second;
+      const bool same_file = it->plugin_file == job.plugin_file &&
+                             as_loaded != daemon.plugins.end() && as_now != now.end() &&
+                             *as_loaded == as_now->second;
       if (!same_file && row.state == JobLoadState::loaded) row.state = JobLoadState::changed;
     }
     rows.emplace(job.name, std::move(row));
@@ -227,7 +238,8 @@ std::vector<JobAvailability> compare_jobs(const std::vector<plugin::RegisteredJo
   for (const auto& daemon : daemons) {
     for (const auto& loaded : daemon.jobs) {
       if (!rows.count(loaded.name)) {
-        rows.emplace(loaded.name, JobAvailability{loaded.name, loaded.plugin_file, JobLoadState::removed, {}});
+        rows.emplace(loaded.name,
+                     JobAvailability{loaded.name, loaded.plugin_file, JobLoadState::removed, {}});
       }
     }
   }

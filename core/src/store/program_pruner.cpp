@@ -99,7 +99,8 @@ system_clock::time_point parse_cutoff(std::string_view text, system_clock::time_
   if (text.empty()) bad_cutoff(text, "empty");
   // "2026-..." is a timestamp; "90d" a duration. Four digits and a dash decide.
   const bool timestamp = text.size() >= 5 && text[4] == '-';
-  const system_clock::time_point cutoff = timestamp ? parse_timestamp(text) : now - parse_duration(text);
+  const system_clock::time_point cutoff =
+      timestamp ? parse_timestamp(text) : now - parse_duration(text);
   if (cutoff > now) bad_cutoff(text, "lies in the future");
   return cutoff;
 }
@@ -111,7 +112,8 @@ PruneReport prune_ended(ProgramStore& store, system_clock::time_point cutoff, in
   while (true) {
     // The age is taken again for each batch, so the cutoff stays one moment
     // however long the prune takes: programs ending meanwhile are kept.
-    const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(system_clock::now() - cutoff);
+    const auto age =
+        std::chrono::duration_cast<std::chrono::milliseconds>(system_clock::now() - cutoff);
     const long long deleted = store.delete_ended(age, batch_size);
     ++report.batches;
     report.deleted += deleted;

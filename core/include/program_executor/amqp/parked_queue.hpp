@@ -17,8 +17,8 @@ namespace program_executor::amqp {
 /// One parked message, as an operator needs to judge it.
 struct ParkedMessage {
   std::string body;
-  std::string reason;  ///< the x-parked-reason header ("" if the message has none)
-  std::string from;    ///< the x-parked-from header: the queue it was consumed from
+  std::string reason;                 ///< the x-parked-reason header ("" if the message has none)
+  std::string from;                   ///< the x-parked-from header: the queue it was consumed from
   std::optional<std::string> run_id;  ///< the body's runId, when it is JSON with one
   PublishProperties properties;       ///< as parked: persistence, timestamp, headers
 };

@@ -35,10 +35,10 @@ struct LoadedPlugin {
 /// One daemon process's loaded jobs, written on start and on every reload.
 struct LoadedJobsRecord {
   long long pid = 0;
-  std::string config;            ///< absolute path of the configuration it runs
-  std::string started_at;        ///< UTC ISO 8601
-  std::string loaded_at;         ///< of the last successful (re)load, UTC ISO 8601
-  int reloads = 0;               ///< successful reloads since the start
+  std::string config;      ///< absolute path of the configuration it runs
+  std::string started_at;  ///< UTC ISO 8601
+  std::string loaded_at;   ///< of the last successful (re)load, UTC ISO 8601
+  int reloads = 0;         ///< successful reloads since the start
   std::string plugin_directory;
   std::vector<plugin::RegisteredJob> jobs;  ///< name and plugin file, by name
   std::vector<LoadedPlugin> plugins;        ///< every plugin file, as loaded
@@ -75,18 +75,18 @@ bool process_alive(long long pid) noexcept;
 
 /// How a job of the directory compares with what the running daemons loaded.
 enum class JobLoadState {
-  loaded,        ///< every running daemon has it, from the file as it is now
-  not_loaded,    ///< on disk, but a running daemon lacks it: reload to serve it
-  changed,       ///< loaded, but its plugin file changed since: reload to run the new one
-  removed,       ///< a daemon still has it, the directory no longer does
-  no_daemon,     ///< on disk; no running daemon of this configuration is known
+  loaded,      ///< every running daemon has it, from the file as it is now
+  not_loaded,  ///< on disk, but a running daemon lacks it: reload to serve it
+  changed,     ///< loaded, but its plugin file changed since: reload to run the new one
+  removed,     ///< a daemon still has it, the directory no longer does
+  no_daemon,   ///< on disk; no running daemon of this configuration is known
 };
 
 const char* to_string(JobLoadState state) noexcept;
 
 struct JobAvailability {
   std::string job;
-  std::string plugin_file;        ///< on disk, or (removed) as loaded
+  std::string plugin_file;  ///< on disk, or (removed) as loaded
   JobLoadState state = JobLoadState::no_daemon;
   std::vector<long long> missing_in;  ///< pids of running daemons lacking it (not_loaded)
 };
