@@ -116,6 +116,8 @@ int report_taken(const CommonOptions& options, const std::string& verb, const st
   return 0;
 }
 
+static_assert(PruneOptions{}.batch_size == store::default_prune_batch);
+
 }  // namespace
 
 HousekeepingCommands::HousekeepingCommands(CLI::App& app, CommonOptions& common) : common_(common) {

@@ -116,6 +116,11 @@ TEST_CASE(
   REQUIRE(problems.size() == 1);
   CHECK_THAT(problems[0], Catch::Contains("broken"));
 
+  // A root that does not exist holds no daemon; it is no problem either.
+  problems.clear();
+  CHECK(executor::find_loaded_jobs({root.path() / "missing"}, config, problems).empty());
+  CHECK(problems.empty());
+
   executor::remove_loaded_jobs(instance, ::getpid() + 1);  // another process's: kept
   CHECK(fs::exists(file));
   executor::remove_loaded_jobs(instance, ::getpid());

@@ -178,6 +178,11 @@ std::vector<LoadedJobsRecord> find_loaded_jobs(const std::vector<fs::path>& root
          it.increment(ec)) {
       if (it->is_directory(ec)) candidates.push_back(it->path() / loaded_jobs_file_name);
     }
+    // A missing root means no daemon ran here; an unreadable one hides them.
+    if (ec && ec != std::errc::no_such_file_or_directory) {
+      problems.push_back(root.string() + ": cannot be read (" + ec.message() +
+                         "); run as root or as a member of the daemon's group");
+    }
   }
   std::vector<LoadedJobsRecord> found;
   for (const fs::path& file : candidates) {
