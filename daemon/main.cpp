@@ -10,6 +10,7 @@
 
 #include "commands.hpp"
 #include "run_step_command.hpp"
+#include "housekeeping_commands.hpp"
 
 int main(int argc, char** argv) {
   using namespace program_executor::daemon;
@@ -106,12 +107,17 @@ int main(int argc, char** argv) {
   // Started by the daemon to run one step alone (docs/guarantees.md, "Crashes"); not listed.
   auto* run_step = app.add_subcommand("run-step", "Run one step in an isolated process")->group("");
   add_config(run_step);
+  // prune, parked; resume --rerun-finished; jobs against the running daemons.
+  HousekeepingCommands housekeeping(app, common);
+  housekeeping.extend_resume(resume);
+  housekeeping.extend_jobs(jobs);
 
   CLI11_PARSE(app, argc, argv);
 
   // The broker socket may close under us; that is an error to report, not a signal to die of.
   std::signal(SIGPIPE, SIG_IGN);
 
+  if (const auto code = housekeeping.run(run_id, from_step)) return *code;
   if (*run) return run_daemon(common);
   if (*run_step) return run_isolated_step_command(common.config_path);
   if (*create) return create_program(common, create_options);

@@ -270,3 +270,36 @@ TEST_CASE("an empty metrics.listen serves nothing and a taken port stops the sta
   CHECK(result.exit_code == 1);
   CHECK_THAT(result.out + result.err, Catch::Contains("metrics.listen: cannot listen on " + listen));
 }
+
+TEST_CASE("a cancel that hits a running step is counted, and build info names the version",
+          "[daemon][metrics]") {
+  auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  const int port = free_loopback_port();
+  const std::string listen = "127.0.0.1:" + std::to_string(port);
+  Deployment deployment(*url, listen);
+  auto daemon = deployment.start_daemon();
+  // Long enough that a cancel from a loaded machine still finds it running.
+  const std::string run_id =
+      deployment.create("demo.sleep,demo.log", {{"demo.sleep", {{"ms", 10000}}}});
+  // Cancelled while its first step runs: nothing is left to drop later.
+  REQUIRE(daemon->wait_for_log("\"job.started\"", 30s));
+  const test::CommandResult cancel = deployment.cli({"cancel", run_id});
+  INFO(cancel.err);
+  REQUIRE(cancel.exit_code == 0);
+  const std::string text = scrape_until(port, [](const std::string& t) {
+    return sample(t, "program_executor_programs_cancelled_total") == 1 &&
+           sample(t, "program_executor_steps_in_flight") == 0;
+  }, 30s);
+  INFO(text);
+  CHECK(sample(text, "program_executor_programs_cancelled_total") == 1);
+  CHECK(sample(text, "program_executor_programs_finished_total") == 0);
+  CHECK(deployment.status(run_id)["state"] == "cancelled");
+  CHECK(daemon->count_in_log("\"job\":\"demo.log\"") == 0);  // the next step never ran
+
+  const test::CommandResult version = test::run_command({PE_DAEMON_PATH, "version", "--json"});
+  const json build = json::parse(version.out);
+  CHECK(sample(text, "program_executor_build_info{abi=\"" + std::to_string(build["plugin_abi"].get<int>()) +
+                         "\",version=\"" + build["version"].get<std::string>() + "\"}") == 1);
+  CHECK(daemon->stop(SIGTERM, 20s) == 0);
+}

@@ -92,6 +92,7 @@ class FakeProgramStore : public store::ProgramStore {
   bool finish(const std::string& run_id, int step, std::int64_t token) override {
     return update(run_id, step, token, [](Entry& e) {
       e.row.finished_at = "now";
+      e.ended = Clock::now();
       e.row.step_retry_count = 0;
       e.row.lease_owner.reset();
       e.until.reset();
@@ -131,6 +132,7 @@ class FakeProgramStore : public store::ProgramStore {
             std::string_view message) override {
     return update(run_id, step, token, [&](Entry& e) {
       e.row.errored_at = "now";
+      e.ended = Clock::now();
       e.row.error_message = std::string(message);
       e.row.lease_owner.reset();
       e.until.reset();
@@ -142,6 +144,7 @@ class FakeProgramStore : public store::ProgramStore {
     auto it = rows_.find(run_id);
     if (it == rows_.end() || it->second.row.ended()) return false;
     it->second.row.errored_at = it->second.row.cancelled_at = "now";
+    it->second.ended = Clock::now();
     it->second.row.error_message = std::string(message);
     it->second.row.lease_owner.reset();
     it->second.until.reset();
@@ -267,17 +270,53 @@ class FakeProgramStore : public store::ProgramStore {
     return ProgramStore::commit_all(commits, expect_within);
   }
 
+  // Deletes ended rows whose end lies more than `ended_more_than` back, lowest id first.
+  long long delete_ended(std::chrono::milliseconds ended_more_than, int limit) override {
+    std::lock_guard lock(mutex_);
+    ++delete_batches;
+    std::vector<std::pair<long long, std::string>> ended;  // (id, run id)
+    for (const auto& [run_id, e] : rows_) {
+      if (e.ended && *e.ended < Clock::now() - ended_more_than) ended.emplace_back(e.row.id, run_id);
+    }
+    std::sort(ended.begin(), ended.end());
+    long long deleted = 0;
+    for (const auto& [id, run_id] : ended) {
+      if (deleted >= limit) break;
+      rows_.erase(run_id);
+      ++deleted;
+    }
+    return deleted;
+  }
+  bool restart_finished(const std::string& run_id, int from_step,
+                        std::chrono::milliseconds expect_within) override {
+    std::lock_guard lock(mutex_);
+    auto it = rows_.find(run_id);
+    if (it == rows_.end() || !it->second.row.finished_at || it->second.row.errored_at) return false;
+    auto& row = it->second.row;
+    row.finished_at.reset();
+    row.error_message.reset();
+    row.step = from_step;
+    row.step_retry_count = 0;
+    row.step_crash_count = 0;
+    row.lease_owner.reset();
+    it->second.ended.reset();
+    it->second.until = Clock::now() + expect_within;
+    return true;
+  }
+
   bool fail_next_find = false;  ///< the next read of a row fails (find, or claim_unread)
   bool fail_next_commit = false;
   bool claim_unread_enabled = true;  ///< false: claim_unread claims nothing, as the base class
   int read_batches = 0;
   int claim_batches = 0;
   int commit_batches = 0;
+  int delete_batches = 0;  ///< delete_ended calls
 
  private:
   struct Entry {
     store::ProgramRow row;
     std::optional<Clock::time_point> until;
+    std::optional<Clock::time_point> ended;  ///< when finish, fail or cancel ended it
   };
 
   template <class F>

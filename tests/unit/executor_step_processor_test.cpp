@@ -910,4 +910,41 @@ TEST_CASE("a step that crashes running alone is retried, and after max_crashes s
                                      Catch::Contains("the program is stopped"));
   CHECK(isolation.runs.size() == 3);
   CHECK(h.ran.empty());
+
+namespace {
+
+// Counts the cancels the processor reports (programs_cancelled_total).
+struct CancelCounter : metrics::Metrics {
+  int cancelled = 0;
+  void program_cancelled() override { ++cancelled; }
+};
+
+}  // namespace
+
+TEST_CASE("programs_cancelled counts a cancel that hits a running step, not a takeover") {
+  Harness h;
+  CancelCounter counter;
+  // Cancelled while its step runs: the commit no longer matches.
+  h.add("a", [&](auto&, auto&, auto&) { h.store.cancel("run-1", "cancelled"); });
+  h.add("b");
+  // Another worker takes the step over while it runs (the claim expired).
+  h.add("slow", [&](auto&, auto&, auto&) {
+    h.store.expire("run-2");
+    REQUIRE(h.store.claim("run-2", 0, "other worker", std::chrono::seconds(30)));
+  });
+  h.library = std::make_unique<executor::JobLibrary>(h.jobs);
+  executor::StepProcessor processor(h.store, *h.library, h.publisher, {"q", "q-parked", true, {}},
+                                    h.stop, counter);
+
+  CHECK(processor.process(h.create({"a", "b"})).event == "step.cancelled");
+  CHECK(counter.cancelled == 1);
+
+  CHECK(processor.process(h.create({"slow", "b"}, {}, {}, "run-2")).event == "step.superseded");
+  CHECK(counter.cancelled == 1);  // a takeover is no cancel
+
+  // The usual case still counts: the next step of a cancelled program is dropped.
+  const std::string waiting = h.create({"b"}, {}, {}, "run-3");
+  REQUIRE(h.store.cancel("run-3", "cancelled"));
+  CHECK(processor.process(waiting).event == "program.cancelled");
+  CHECK(counter.cancelled == 2);
 }

@@ -214,3 +214,19 @@ TEST_CASE("bad or busy listen addresses fail with the key and the address", "[me
   const std::string taken = "127.0.0.1:" + std::to_string(port_of(first));
   CHECK_THAT(start_error(taken), Catch::Contains("metrics.listen: cannot listen on " + taken));
 }
+
+TEST_CASE("build info is one series at 1 naming the version and plugin ABI", "[metrics]") {
+  metrics::PrometheusMetrics exporter("127.0.0.1:0");
+  const auto labels = metrics::build_labels();
+  REQUIRE(labels.count("version") == 1);
+  REQUIRE(labels.count("abi") == 1);
+  CHECK(std::regex_match(labels.at("version"), std::regex(R"(\d+\.\d+\.\d+)")));
+  CHECK(std::regex_match(labels.at("abi"), std::regex(R"(\d+)")));
+  const std::string series = "program_executor_build_info{abi=\"" + labels.at("abi") +
+                             "\",version=\"" + labels.at("version") + "\"}";
+  CHECK(sample(exporter.exposition(), series) == 1);
+  // Counting other things leaves it alone.
+  exporter.program_cancelled();
+  CHECK(sample(exporter.exposition(), series) == 1);
+  CHECK(sample(exporter.exposition(), "program_executor_programs_cancelled_total") == 1);
+}

@@ -795,6 +795,32 @@ void Connection::requeue(std::uint64_t delivery_tag) {
   s.check_status(amqp_basic_reject(s.conn(), s.channel, delivery_tag, 1), doing);
 }
 
+std::optional<Delivery> Connection::get(const std::string& queue) {
+  State& s = *state_;
+  const std::string doing = "getting a message from queue '" + queue + "'";
+  s.require_usable(doing);
+  amqp_maybe_release_buffers(s.conn());
+  const amqp_rpc_reply_t reply = amqp_basic_get(s.conn(), s.channel, bytes_of(queue), 0);
+  s.check_reply(reply, doing);
+  if (reply.reply.id == AMQP_BASIC_GET_EMPTY_METHOD) return std::nullopt;
+  if (reply.reply.id != AMQP_BASIC_GET_OK_METHOD) {
+    s.fail(doing, std::string("unexpected reply ") + amqp_method_name(reply.reply.id));
+  }
+  // Copied out before the content is read, which may reuse the frame's memory.
+  const auto* ok = static_cast<const amqp_basic_get_ok_t*>(reply.reply.decoded);
+  Delivery delivery;
+  delivery.delivery_tag = ok->delivery_tag;
+  delivery.redelivered = ok->redelivered != 0;
+  delivery.routing_key = string_of(ok->routing_key);
+  delivery.messages_left = ok->message_count;
+  amqp_message_t message{};
+  s.read_content(s.channel, message, doing);
+  MessageGuard guard{&message};
+  delivery.body = string_of(message.body);
+  delivery.properties = properties_of(message.properties);
+  return delivery;
+}
+
 namespace {
 
 // Sends one message without waiting for its confirm; returns the status.

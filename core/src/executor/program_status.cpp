@@ -8,6 +8,14 @@ namespace program_executor::executor {
 
 std::string program_state(const store::ProgramRow& row) { return row.state(); }
 
+std::optional<std::string> current_error(const store::ProgramRow& row) {
+  if (row.finished_at) return std::nullopt;
+  // Errored or cancelled: the message says why it stopped. Running with
+  // retries counted at this step: the message is that step's latest failure.
+  if (row.errored_at || row.step_retry_count > 0) return row.error_message;
+  return std::nullopt;
+}
+
 std::string format_status(const store::ProgramRow& row) {
   const std::string state = program_state(row);
   std::string out;
@@ -26,7 +34,17 @@ std::string format_status(const store::ProgramRow& row) {
     out += fmt::format("  {:>3}. {:<40} {}\n", i + 1, row.jobs[static_cast<std::size_t>(i)], mark);
   }
   out += fmt::format("retries       {}\n", row.step_retry_count);
-  out += fmt::format("error         {}\n", row.error_message.value_or("-"));
+  if (const std::optional<std::string> error = current_error(row)) {
+    out += fmt::format("error         {}\n", *error);
+  } else if (row.error_message) {
+    // The column keeps the last retryable error after the step got past it:
+    // history, not the program's state.
+    out += fmt::format("past retry    {} ({})\n", *row.error_message,
+                       state == "finished" ? "overcome; the program finished"
+                                           : "overcome; not the current step's");
+  } else {
+    out += "error         -\n";
+  }
   out += fmt::format("created at    {}\n", row.created_at);
   out += fmt::format("updated at    {}\n", row.updated_at);
   if (row.finished_at) out += fmt::format("finished at   {}\n", *row.finished_at);
@@ -58,6 +76,10 @@ std::string format_list(const std::vector<store::ProgramRow>& rows) {
 std::string status_json(const store::ProgramRow& row) {
   nlohmann::json j = row.to_json();
   j["state"] = program_state(row);
+  // error_message is the raw column (it keeps a retry's error after the step
+  // got past it); "error" is only what describes the program now.
+  const std::optional<std::string> error = current_error(row);
+  j["error"] = error ? nlohmann::json(*error) : nlohmann::json(nullptr);
   return j.dump(2);
 }
 

@@ -1,6 +1,7 @@
 #include "program_executor/executor/runtime.hpp"
 
 #include <filesystem>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -85,6 +86,7 @@ bool Runtime::connect_broker(const amqp::StartupPause& pause) {
 }
 
 Runtime::~Runtime() {
+  if (!state_directory_.empty()) remove_loaded_jobs(state_directory_, loaded_.pid);
   request_stop();
   for (auto& thread : threads_) {
     if (thread.joinable()) thread.join();
@@ -151,6 +153,40 @@ void Runtime::start() {
   }
   sweeper_ = std::thread([this] { sweep_until_stopped(); });
   log::event(log::Level::info, "daemon.started", "", {{"workers", config_.workers}});
+  record_loaded_jobs(false);
+}
+
+void Runtime::record_loaded_jobs(bool reloaded) {
+  if (!reloaded) {
+    // systemd sets STATE_DIRECTORY from StateDirectory= (a colon-separated
+    // list when the unit names several: the first is ours).
+    const char* directories = std::getenv("STATE_DIRECTORY");
+    std::string first = directories != nullptr ? directories : "";
+    first = first.substr(0, first.find(':'));
+    if (first.empty()) {
+      log::event(log::Level::info, "daemon.loaded_jobs_not_recorded",
+                 "STATE_DIRECTORY is not set (not started by the unit): `program-executor jobs` "
+                 "shows the plugin directory only");
+      return;
+    }
+    state_directory_ = first;
+  }
+  if (state_directory_.empty()) return;
+  LoadedJobsRecord record = record_of(*jobs_->current(), config_.plugins.directory, config_.source);
+  if (reloaded) {
+    record.started_at = loaded_.started_at;
+    record.reloads = loaded_.reloads + 1;
+  }
+  loaded_ = std::move(record);
+  try {
+    write_loaded_jobs(state_directory_, loaded_);
+    log::event(log::Level::debug, "daemon.loaded_jobs_recorded", "",
+               {{"file", (state_directory_ / loaded_jobs_file_name).string()},
+                {"jobs", static_cast<long long>(loaded_.jobs.size())}});
+  } catch (const std::exception& e) {
+    // The daemon runs either way; only the operator's view is poorer.
+    log::event(log::Level::warn, "daemon.loaded_jobs_not_recorded", e.what());
+  }
 }
 
 std::vector<std::string> Runtime::isolation_command() const {
@@ -199,6 +235,7 @@ void Runtime::reload(const config::Config& config) {
   config_.shutdown_grace = config.shutdown_grace;
   log::event(log::Level::info, "daemon.reloaded", "",
              {{"directory", config.plugins.directory}, {"jobs", size}});
+  record_loaded_jobs(true);
 }
 
 }  // namespace program_executor::executor

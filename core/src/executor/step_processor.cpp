@@ -94,6 +94,7 @@ std::vector<StepOutcome> StepProcessor::process_all(const std::vector<std::strin
     StepOutcome result = step.outcome.value_or(StepOutcome{Disposition::retry, "step.not_run"});
     metrics_.step_ended();
     if (result.disposition == Disposition::retry) metrics_.step_retried();
+    // A cancel that hits a running step is counted where it is seen (superseded()).
     if (result.event == "program.cancelled") metrics_.program_cancelled();
     if (result.event == "step.duplicate" || result.event == "step.busy") metrics_.message_duplicate();
     if (result.event == "message.parked") metrics_.message_parked();

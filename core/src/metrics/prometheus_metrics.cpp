@@ -15,6 +15,8 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include "program_executor/sdk/abi.hpp"
+
 namespace program_executor::metrics {
 
 namespace {
@@ -54,6 +56,10 @@ void check_listen_address(const std::string& address) {
 
 }  // namespace
 
+std::map<std::string, std::string> build_labels() {
+  return {{"version", PE_VERSION}, {"abi", std::to_string(PROGRAM_EXECUTOR_ABI_VERSION)}};
+}
+
 const std::vector<double>& job_duration_buckets() {
   // Jobs range from milliseconds (bookkeeping) to many minutes (exports).
   static const std::vector<double> buckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
@@ -80,7 +86,15 @@ struct PrometheusMetrics::State {
       "Programs that failed for good (an ignorable or other error, or retries exhausted).");
   prometheus::Counter& programs_cancelled =
       plain_counter(*registry, "program_executor_programs_cancelled_total",
-                    "Steps dropped because their program had been cancelled or had failed.");
+                    "Cancels that reached a step: a running step whose commit a cancel "
+                    "stopped, or a next step dropped because its program had been cancelled "
+                    "or had failed.");
+  // Always 1; the labels say which build runs (join on it in queries).
+  prometheus::Gauge& build_info = prometheus::BuildGauge()
+                                      .Name("program_executor_build_info")
+                                      .Help("The running build: version and plugin ABI version.")
+                                      .Register(*registry)
+                                      .Add(build_labels());
   prometheus::Family<prometheus::Counter>& job_executions =
       prometheus::BuildCounter()
           .Name("program_executor_job_executions_total")
@@ -137,6 +151,7 @@ struct PrometheusMetrics::State {
 
 PrometheusMetrics::PrometheusMetrics(const std::string& listen_address)
     : state_(std::make_unique<State>()) {
+  state_->build_info.Set(1);
   check_listen_address(listen_address);
   try {
     state_->exposer = std::make_unique<prometheus::Exposer>(listen_address, 2);

@@ -927,4 +927,39 @@ bool SqlProgramStore::resume(const std::string& run_id, int from_step,
   });
 }
 
+long long SqlProgramStore::delete_ended(std::chrono::milliseconds ended_more_than, int limit) {
+  return guarded(database_, "deleting ended programs", "", [&](soci::session& session) {
+    const long long before = -milliseconds(ended_more_than);
+    const int batch = std::max(limit, 0);
+    const std::string ended = " WHERE COALESCE(finished_at, errored_at) < " + later("before");
+    // MySQL and MariaDB refuse LIMIT in an IN subquery but take it on a
+    // single-table DELETE; PostgreSQL has no DELETE ... LIMIT, and SQLite only
+    // when compiled with it. Either way one statement deletes one batch, so
+    // locks and the transaction log stay bounded however much is pruned.
+    const std::string query =
+        dialect_.name() == "mysql"
+            ? "DELETE FROM " + table_ + ended + " ORDER BY id LIMIT :limit"
+            : "DELETE FROM " + table_ + " WHERE id IN (SELECT id FROM " + table_ + ended +
+                  " ORDER BY id LIMIT :limit)";
+    return affected(session, query, soci::use(before), soci::use(batch));
+  });
+}
+
+bool SqlProgramStore::restart_finished(const std::string& run_id, int from_step,
+                                       std::chrono::milliseconds expect_within) {
+  return guarded(database_, "restarting a finished program", run_id, [&](soci::session& session) {
+    const long long expect = milliseconds(expect_within);
+    const long long rows = affected(session, "UPDATE " + table_ +
+                                                 " SET finished_at = NULL, error_message = NULL,"
+                                                 " step = :step, step_retry_count = 0,"
+                                                 " step_crash_count = 0, lease_owner = NULL,"
+                                                 " lease_until = " + later("expect") +
+                                                 ", updated_at = " + now_ +
+                                                 " WHERE run_id = :run_id AND finished_at IS NOT NULL"
+                                                 " AND errored_at IS NULL",
+                          soci::use(from_step), soci::use(expect), soci::use(run_id));
+    return rows > 0;
+  });
+}
+
 }  // namespace program_executor::store

@@ -24,6 +24,8 @@ struct Delivery {
   /// As received: persistent (delivery_mode 2), timestamp when set, and the
   /// headers whose values are text (others, such as x-death, are skipped).
   PublishProperties properties;
+  /// basic.get only: messages left in the queue after this one.
+  std::uint32_t messages_left = 0;
 };
 
 class Connection : public MessagePublisher {
@@ -84,6 +86,13 @@ class Connection : public MessagePublisher {
 
   /// Whether the last failure left the connection unusable.
   bool broken() const noexcept;
+
+  /// basic.get of one message from `queue` with manual ack (operator tools
+  /// that take messages one at a time); nullopt when the queue is empty. The
+  /// message stays unacknowledged until ack(), requeue() or dead_letter()
+  /// (on a queue without a dead-letter exchange: deleted), or until the
+  /// connection closes, which returns it to the queue.
+  std::optional<Delivery> get(const std::string& queue);
 
  private:
   struct State;

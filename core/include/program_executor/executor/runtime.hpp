@@ -5,6 +5,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -13,6 +14,7 @@
 #include "program_executor/amqp/startup_wait.hpp"
 #include "program_executor/config/config.hpp"
 #include "program_executor/executor/job_library.hpp"
+#include "program_executor/executor/loaded_jobs_record.hpp"
 #include "program_executor/metrics/metrics.hpp"
 #include "program_executor/store/database.hpp"
 
@@ -75,6 +77,12 @@ class Runtime {
   int running_ = 0;
 
   void sweep_until_stopped();
+
+  // What `program-executor jobs` reads: the jobs this process has loaded,
+  // recorded in $STATE_DIRECTORY (see loaded_jobs_record.hpp).
+  std::filesystem::path state_directory_;  ///< empty: not recorded (no StateDirectory=)
+  LoadedJobsRecord loaded_;
+  void record_loaded_jobs(bool reloaded);
 };
 
 }  // namespace program_executor::executor

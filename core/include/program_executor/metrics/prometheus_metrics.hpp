@@ -2,6 +2,7 @@
 // prometheus-cpp registry, served as text on http://<listen>/metrics.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -20,6 +21,9 @@ class MetricsError : public std::runtime_error {
 /// Distinct values of the `job` label before further job names are counted as
 /// job="other", so messages naming random jobs cannot grow the scrape unboundedly.
 inline constexpr std::size_t max_job_labels = 256;
+
+/// Labels of program_executor_build_info: this build's version and plugin ABI version.
+std::map<std::string, std::string> build_labels();
 
 /// Upper bounds (seconds) of the job duration histogram's buckets.
 const std::vector<double>& job_duration_buckets();

@@ -234,6 +234,21 @@ class ProgramStore {
   virtual bool begin_recovery(const std::string& run_id, int step, std::int64_t token,
                               const RecoveryWindow& window,
                               std::chrono::milliseconds expect_within) = 0;
+
+  /// Deletes at most `limit` programs that ended (finished, errored or
+  /// cancelled: finished_at or errored_at set) more than `ended_more_than`
+  /// ago by the database's clock, lowest id first, in one statement; returns
+  /// how many it deleted. Running programs are never touched. (`prune` calls
+  /// it until a batch comes back short: store/program_pruner.hpp.)
+  virtual long long delete_ended(std::chrono::milliseconds ended_more_than, int limit) = 0;
+
+  /// Restarts a finished program at `from_step`, keeping its job data, as
+  /// resume() does for errored ones: finished_at and error_message cleared,
+  /// retry and crash counts reset, no claim, expected to move within
+  /// `expect_within`. For steps that were skipped (no plugin had the job) and
+  /// must run now that it is loaded. False if the program is not finished.
+  virtual bool restart_finished(const std::string& run_id, int from_step,
+                                std::chrono::milliseconds expect_within) = 0;
 };
 
 }  // namespace program_executor::store

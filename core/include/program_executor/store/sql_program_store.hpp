@@ -58,6 +58,9 @@ class SqlProgramStore : public ProgramStore {
   bool begin_recovery(const std::string& run_id, int step, std::int64_t token,
                       const RecoveryWindow& window,
                       std::chrono::milliseconds expect_within) override;
+  long long delete_ended(std::chrono::milliseconds ended_more_than, int limit) override;
+  bool restart_finished(const std::string& run_id, int from_step,
+                        std::chrono::milliseconds expect_within) override;
 
  private:
   Database& database_;
