@@ -910,6 +910,7 @@ TEST_CASE("a step that crashes running alone is retried, and after max_crashes s
                                      Catch::Contains("the program is stopped"));
   CHECK(isolation.runs.size() == 3);
   CHECK(h.ran.empty());
+}
 
 namespace {
 
