@@ -84,7 +84,8 @@ TEST_CASE("a missing table is created at the latest version; starting again chan
   for (const char* column : {"id", "run_id", "jobs", "step", "finished_at", "errored_at",
                              "error_message", "step_retry_count", "job_data", "program_data",
                              "created_at", "updated_at", "lease_owner", "lease_token",
-                             "lease_until", "step_crash_count"}) {
+                             "lease_until", "step_crash_count", "step_isolated_crash_count",
+                             "cancelled_at"}) {
     CHECK(has(columns, column));
   }
 
