@@ -12,6 +12,7 @@
 #include <system_error>
 
 #include "program_executor/config/config.hpp"
+#include "program_executor/config/database_connection.hpp"
 #include "program_executor/config/database_password.hpp"
 #include "program_executor/config/percent_encoding.hpp"
 #include "program_executor/config/schema.hpp"
@@ -261,6 +262,14 @@ Config load_string(std::string_view yaml, std::string_view source_name) {
       fail_at(source_name, given.at("database.password_file"), "database.password_file",
               problem.what());
     }
+  }
+  if (const std::string problem =
+          database_connection_problem(config.database.backend, config.database.connection);
+      !problem.empty()) {
+    // At the connection string if the file gives one, else at the backend.
+    const char* key = given.count("database.connection") ? "database.connection"
+                                                         : "database.backend";
+    if (given.count(key)) fail_at(source_name, given.at(key), key, problem);
   }
   assign(values, "database.table", config.database.table);
   assign(values, "database.migrate", config.database.migrate);

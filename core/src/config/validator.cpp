@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "program_executor/config/amqp_url.hpp"
 #include "program_executor/config/config.hpp"
 #include "program_executor/config/schema.hpp"
 
@@ -300,8 +301,8 @@ std::string check_value(const KeySpec& key, const std::string& text) {
       if (text.empty() && !key.default_value.empty()) throw invalid("the path is empty");
       return text;
     case ValueType::amqp_url:
-      if (text.rfind("amqp://", 0) != 0 && text.rfind("amqps://", 0) != 0) {
-        throw invalid("must start with amqp:// or amqps://");
+      if (const std::string problem = amqp_url_problem(text); !problem.empty()) {
+        throw invalid(problem);
       }
       return text;
   }
