@@ -214,10 +214,16 @@ std::string listen_address_problem(const std::string& address) {
 
 }  // namespace
 
-Config load_string(std::string_view yaml, std::string_view source_name) {
+Config load_string(std::string_view yaml, std::string_view source_name,
+                   const LoadOptions& options) {
+  std::vector<std::string> deferred;
+  if (!options.broker) deferred.insert(deferred.end(), {"amqp.url", "amqp.password_file"});
+  if (!options.database) {
+    deferred.insert(deferred.end(), {"database.connection", "database.password_file"});
+  }
   Given given;
-  const Values values = load_values(yaml, source_name, schema(), given);
   Config config;
+  const Values values = load_values(yaml, source_name, schema(), given, deferred, config.unresolved);
   config.source = std::string(source_name);
   for (const KeySpec& key : schema()) {
     const auto it = given.find(key.path);
@@ -227,7 +233,9 @@ Config load_string(std::string_view yaml, std::string_view source_name) {
   }
   assign(values, "amqp.url", config.amqp.url);
   assign(values, "amqp.password_file", config.amqp.password_file);
-  if (!config.amqp.password_file.empty()) {
+  if (!config.amqp.password_file.empty() && !options.broker) {
+    config.unresolved.emplace_back("amqp.password_file");  // not read: not needed
+  } else if (!config.amqp.password_file.empty()) {
     try {
       config.amqp.url = with_password(config.amqp.url, read_secret_file(config.amqp.password_file));
     } catch (const std::runtime_error& problem) {
@@ -252,7 +260,9 @@ Config load_string(std::string_view yaml, std::string_view source_name) {
   assign(values, "database.backend", config.database.backend);
   assign(values, "database.connection", config.database.connection);
   assign(values, "database.password_file", config.database.password_file);
-  if (!config.database.password_file.empty()) {
+  if (!config.database.password_file.empty() && !options.database) {
+    config.unresolved.emplace_back("database.password_file");  // not read: not needed
+  } else if (!config.database.password_file.empty()) {
     // Both problems are placed at the key: the backend may be the default one.
     try {
       config.database.connection =
@@ -330,6 +340,8 @@ Config load_string(std::string_view yaml, std::string_view source_name) {
   return config;
 }
 
-Config load_file(const std::filesystem::path& path) { return load_string(read_file(path), path.string()); }
+Config load_file(const std::filesystem::path& path, const LoadOptions& options) {
+  return load_string(read_file(path), path.string(), options);
+}
 
 }  // namespace program_executor::config

@@ -313,8 +313,11 @@ using Given = std::map<std::string, GivenValue, std::less<>>;
 
 class Validator {
  public:
-  Validator(std::string_view source, Values& values, Given* given = nullptr)
-      : source_(source), values_(values), given_(given) {}
+  Validator(std::string_view source, Values& values, Given* given = nullptr,
+            const std::vector<std::string>* deferred = nullptr,
+            std::vector<std::string>* unresolved = nullptr)
+      : source_(source), values_(values), given_(given), deferred_(deferred),
+        unresolved_(unresolved) {}
 
   [[noreturn]] void fail(const YAML::Mark& mark, std::string_view path, std::string_view problem) const {
     const Position at = position_of(mark);
@@ -433,8 +436,20 @@ class Validator {
     if (!node.IsScalar()) {
       fail(node.Mark(), path, std::string("expected ") + expected_text(key) + ", found " + kind_of(node));
     }
+    std::string expanded;
     try {
-      values_[path] = check_value(key, expand_environment(node.Scalar()));
+      expanded = expand_environment(node.Scalar());
+    } catch (const ValueProblem& problem) {
+      // A key of a part the command does not use: left unset, noted.
+      if (deferred_ != nullptr && unresolved_ != nullptr &&
+          std::find(deferred_->begin(), deferred_->end(), path) != deferred_->end()) {
+        unresolved_->push_back(path);
+        return;
+      }
+      fail(node.Mark(), path, problem.what());
+    }
+    try {
+      values_[path] = check_value(key, expanded);
     } catch (const ValueProblem& problem) {
       fail(node.Mark(), path, problem.what());
     }
@@ -447,11 +462,14 @@ class Validator {
   std::string source_;
   Values& values_;
   Given* given_;
+  const std::vector<std::string>* deferred_;
+  std::vector<std::string>* unresolved_;
   int nodes_seen_ = 0;
 };
 
 Values load(std::string_view yaml, std::string_view source_name, const std::vector<KeySpec>& keys,
-            Given* given);
+            Given* given, const std::vector<std::string>* deferred = nullptr,
+            std::vector<std::string>* unresolved = nullptr);
 
 }  // namespace
 
@@ -463,6 +481,14 @@ Values load_values(std::string_view yaml, std::string_view source_name, const st
                    Given& given) {
   given.clear();
   return load(yaml, source_name, keys, &given);
+}
+
+Values load_values(std::string_view yaml, std::string_view source_name, const std::vector<KeySpec>& keys,
+                   Given& given, const std::vector<std::string>& deferred,
+                   std::vector<std::string>& unresolved) {
+  given.clear();
+  unresolved.clear();
+  return load(yaml, source_name, keys, &given, &deferred, &unresolved);
 }
 
 namespace {
@@ -506,7 +532,8 @@ class DocumentStarts final : public YAML::EventHandler {
 };
 
 Values load(std::string_view yaml, std::string_view source_name, const std::vector<KeySpec>& keys,
-            Given* given) {
+            Given* given, const std::vector<std::string>* deferred,
+            std::vector<std::string>* unresolved) {
   const SchemaNode tree = build_tree(keys);
   std::vector<YAML::Node> documents;
   const std::string source(source_name);
@@ -545,7 +572,7 @@ Values load(std::string_view yaml, std::string_view source_name, const std::vect
   }
 
   Values values;
-  Validator validator(source, values, given);
+  Validator validator(source, values, given, deferred, unresolved);
   // An empty file has no document at all: everything takes its default.
   const YAML::Node document = documents.empty() ? YAML::Node() : documents.front();
   const YAML::Mark start = YAML::Mark();  // line 0, column 0: the top of the file
