@@ -19,6 +19,7 @@
 
 #include "program_executor/config/amqp_url.hpp"
 #include "program_executor/config/config.hpp"
+#include "program_executor/config/job_name.hpp"
 #include "program_executor/config/schema.hpp"
 
 namespace program_executor::config {
@@ -88,13 +89,8 @@ SchemaNode bind_wildcard(const SchemaNode& node, const std::string& path) {
   return bound;
 }
 
-bool valid_bound_name(std::string_view name) {
-  return !name.empty() && name.size() <= 255 &&
-         std::all_of(name.begin(), name.end(), [](char c) {
-           return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == ':' ||
-                  c == '-';
-         });
-}
+// Names bound to a wildcard are job names (retry.jobs.<job>).
+bool valid_bound_name(std::string_view name) { return is_valid_job_name(name); }
 
 struct Position {
   int line = 1;
