@@ -156,13 +156,14 @@ int main(int argc, char** argv) {
   auto* version = app.add_subcommand("version", "Print the version and the plugin ABI version");
   add_json(version);
 
+  // --json anywhere asks for JSON errors, even when CLI11 took it as the value
+  // of another option (`create --jobs --json`) or it is run's.
   set_json_errors(asks_for_json(argc, argv));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
     return fail_usage(app, error);
   }
-  set_json_errors(common.json);
   if (run_json) {
     return fail(error_code::usage,
                 "run has no --json: the daemon's output is its log; use --log-format json (or "
