@@ -294,3 +294,33 @@ TEST_CASE("check warns when the daemon's user cannot read the config or write th
   CHECK(result.exit_code == 0);
   CHECK(result.err.empty());
 }
+
+TEST_CASE("commands log text lines on stderr whatever log.format says, unless asked",
+          "[daemon][cli][log]") {
+  // log.format json, as the packaged config has it.
+  const Deployment deployment("log:\n  format: json\n");
+  REQUIRE(deployment.cli({"migrate"}).exit_code == 0);
+  {
+    // A newer program-executor migrated: commands that write warn (database.schema_newer).
+    program_executor::config::DatabaseSettings settings;
+    settings.connection = "db=" + deployment.database.string();
+    program_executor::store::Database database(settings, 1);
+    {
+      soci::session session(database.pool());  // the pool's one session, given back below
+      session << "INSERT INTO programs_schema_version (version, description, applied_at) "
+                 "VALUES (99, 'from the future', '2030-01-01T00:00:00Z')";
+    }
+    database.program_store()->insert({"run-logged", {"fixture.echo"}, {}, {}});
+  }
+  CommandResult result = deployment.cli({"cancel", "run-logged"});
+  CHECK(result.exit_code == 0);
+  CHECK(result.out == "cancelled run-logged\n");
+  CHECK_THAT(result.err, Catch::Contains("database.schema_newer"));
+  CHECK(result.err.find('{') == std::string::npos);  // no JSON line for a human
+
+  result = deployment.cli({"cancel", "run-logged", "--log-format", "json"});
+  CHECK(result.exit_code == 0);
+  REQUIRE_FALSE(result.err.empty());
+  const auto line = nlohmann::json::parse(result.err.substr(0, result.err.find('\n')));
+  CHECK(line.at("event") == "database.schema_newer");
+}
