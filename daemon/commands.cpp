@@ -2,14 +2,13 @@
 
 #include <pthread.h>
 #include <signal.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <ctime>
 #include <cstdio>
+#include <ctime>
 #include <iomanip>
 #include <iostream>
 #include <vector>
@@ -28,99 +27,20 @@
 #include "program_executor/plugin/plugin_loader.hpp"
 #include "program_executor/sdk/abi.hpp"
 #include "program_executor/store/database.hpp"
+#include "cli_errors.hpp"
+#include "command_config.hpp"
+#include "sqlite_file.hpp"
 
 namespace program_executor::daemon {
-namespace {
-
-int fail(const std::string& message) {
-  std::cerr << "program-executor: error: " << message << "\n";
-  return 1;
-}
-
-// Commands other than `run` print results on stdout; only warnings and errors
-// go to the log, so their output stays readable and scriptable.
-config::Config load_for_command(const CommonOptions& options) {
-  config::Config config = config::load_file(options.config_path);
-  log::configure(std::max(log::Level::warn, log::parse_level(config.log.level)),
-                 log::parse_format(config.log.format));
-  return config;
-}
-
-nlohmann::json parse_json_object(const std::string& text, const char* option) {
-  nlohmann::json value;
-  try {
-    value = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw std::invalid_argument(std::string(option) + " is not valid JSON: " + e.what());
-  }
-  if (!value.is_object()) throw std::invalid_argument(std::string(option) + " must be a JSON object");
-  return value;
-}
-
-std::string mode_text(mode_t mode) {
-  char text[8];
-  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
-  return text;
-}
-
-// Files that would let other users read a secret of the daemon or steer it,
-// one sentence each, naming the file, its mode and the fix. Only paths and
-// key names are printed, never a value.
-std::vector<std::string> exposure_problems(const config::Config& config,
-                                           const std::string& config_path) {
-  std::vector<std::string> problems;
-  struct stat st {};
-  if (::stat(config_path.c_str(), &st) == 0) {
-    if (!config.secrets_in_file.empty() && (st.st_mode & S_IROTH) != 0) {
-      // The fix names the password file of each key that holds a password.
-      std::string keys;
-      std::string files;
-      for (const std::string& key : config.secrets_in_file) {
-        keys += (keys.empty() ? "" : ", ") + key;
-        const std::string file = key.substr(0, key.find('.')) + ".password_file";
-        files += (files.empty() ? "" : " and ") + file;
-      }
-      problems.push_back(config_path + " holds a password (" + keys +
-                         ") and is readable by every user (mode " + mode_text(st.st_mode) +
-                         "): chmod o-r it, or take the password from " + files +
-                         ", a systemd credential or an environment variable");
-    }
-    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-      problems.push_back(config_path + " is writable by " +
-                         ((st.st_mode & S_IWOTH) != 0 ? "every user" : "its group") + " (mode " +
-                         mode_text(st.st_mode) +
-                         "): whoever can write it chooses the plugins the daemon runs; chmod "
-                         "go-w it");
-    }
-  }
-  const auto readable_secret = [&](const std::string& path, const char* key) {
-    if (!path.empty() && ::stat(path.c_str(), &st) == 0 && (st.st_mode & S_IROTH) != 0) {
-      problems.push_back(path + " (" + key + ") is readable by every user (mode " +
-                         mode_text(st.st_mode) + "): chmod o-r it");
-    }
-  };
-  readable_secret(config.amqp.password_file, "amqp.password_file");
-  readable_secret(config.database.password_file, "database.password_file");
-  readable_secret(config.amqp.tls.key_file, "amqp.tls.key_file");
-  return problems;
-}
-
-template <class F>
-int guarded(F&& command) {
-  try {
-    return command();
-  } catch (const std::exception& e) {
-    return fail(e.what());
-  }
-}
-
-}  // namespace
 
 int run_daemon(const CommonOptions& options) {
   return guarded([&] {
     config::Config config = config::load_file(options.config_path);
-    log::configure(log::parse_level(config.log.level), log::parse_format(config.log.format),
+    log::configure(log::parse_level(config.log.level),
+                   log::parse_format(options.log_format.empty() ? config.log.format
+                                                                : options.log_format),
                    log::Destination::standard_output);
+    if (const auto file = sqlite_file(config.database)) note_database_file(*file);
     log::event(log::Level::info, "daemon.starting", "",
                {{"config", options.config_path}, {"pid", static_cast<long long>(::getpid())}});
 
@@ -213,39 +133,12 @@ int run_daemon(const CommonOptions& options) {
   });
 }
 
-int create_program(const CommonOptions& options, const CreateOptions& create) {
-  return guarded([&] {
-    const config::Config config = load_for_command(options);
-    sdk::ProgramRequest request;
-    request.jobs = create.jobs;
-    request.program_data = parse_json_object(create.program_data, "--program-data");
-    request.job_data = parse_json_object(create.job_data, "--job-data");
-    store::Database database(config.database, 1);
-    database.ensure_schema();
-    auto store = database.program_store();
-    // A short-lived connection: no heartbeats needed.
-    auto settings = amqp::parse_url(config.amqp.url, config.amqp.tls, 0);
-    amqp::Connection connection(settings, "program-executor create");
-    connection.declare(amqp::QueueTopology::from(config.amqp));
-    executor::ProgramCreator creator(*store, connection, config.amqp.queue, config.amqp.durable,
-                                     metrics::no_metrics(), config.recovery.stale_after);
-    const std::string run_id = creator.create(request);
-    if (options.json) {
-      std::cout << nlohmann::json{{"run_id", run_id}}.dump() << "\n";
-    } else {
-      std::cout << run_id << "\n";
-    }
-    return 0;
-  });
-}
-
 int show_status(const CommonOptions& options, const std::string& run_id) {
   return guarded([&] {
-    const config::Config config = load_for_command(options);
-    store::Database database(config.database, 1);
-    database.ensure_schema();
-    auto row = database.program_store()->find(run_id);
-    if (!row) return fail("no program with run id " + run_id);
+    const config::Config config = load_for_command(options, Uses::database);
+    const auto database = open_database_read_only(config);
+    auto row = database->program_store()->find(run_id);
+    if (!row) return fail(error_code::not_found, "no program with run id " + run_id);
     std::cout << (options.json ? executor::status_json(*row) + "\n"
                                : executor::format_status(*row));
     return 0;
@@ -254,10 +147,9 @@ int show_status(const CommonOptions& options, const std::string& run_id) {
 
 int cancel_program(const CommonOptions& options, const std::string& run_id) {
   return guarded([&] {
-    const config::Config config = load_for_command(options);
-    store::Database database(config.database, 1);
-    database.ensure_schema();
-    auto store = database.program_store();
+    const config::Config config = load_for_command(options, Uses::database);
+    const auto database = open_database_for_writing(config);
+    auto store = database->program_store();
     if (store->cancel(run_id, executor::cancelled_message)) {
       log::event(log::Level::info, "program.cancel_requested", "", {{"run_id", run_id}});
       if (options.json) {
@@ -268,18 +160,33 @@ int cancel_program(const CommonOptions& options, const std::string& run_id) {
       return 0;
     }
     auto row = store->find(run_id);
-    if (!row) return fail("no program with run id " + run_id);
-    return fail("program " + run_id + " is already " + executor::program_state(*row) +
-                "; nothing to cancel");
+    if (!row) return fail(error_code::not_found, "no program with run id " + run_id);
+    const std::string state = executor::program_state(*row);
+    if (state == "cancelled") {
+      // What was asked holds already: scripts may cancel twice.
+      const std::string note = "program " + run_id + " was already cancelled; nothing changed";
+      if (options.json) {
+        std::cout << nlohmann::json{{"run_id", run_id}, {"state", "cancelled"}, {"note", note}}
+                         .dump()
+                  << "\n";
+      } else {
+        std::cout << note << "\n";
+      }
+      return 0;
+    }
+    return fail(error_code::invalid_state,
+                "program " + run_id + " is already " + state + "; nothing to cancel");
   });
 }
 
 int migrate_schema(const CommonOptions& options, bool check_only) {
   return guarded([&] {
-    const config::Config config = load_for_command(options);
-    store::Database database(config.database, 1);
+    const config::Config config = load_for_command(options, Uses::database);
+    // --check changes nothing: a SQLite file is opened read-only, never created.
+    const auto database = check_only ? open_database_read_only(config, TableRequired::no)
+                                     : open_database_for_writing(config, Migrate::no);
     const std::string& table = config.database.table;
-    const store::SchemaStatus status = database.schema_status();
+    const store::SchemaStatus status = database->schema_status();
     if (check_only && options.json) {
       std::cout << nlohmann::json{{"table", table},
                                   {"exists", status.table_exists},
@@ -288,17 +195,19 @@ int migrate_schema(const CommonOptions& options, bool check_only) {
                                   {"current", status.current()}}
                        .dump()
                 << "\n";
-      return status.current() ? 0 : 1;
+      return status.current() ? 0 : exit_failure;
     }
     if (check_only) {
       std::cout << "table " << table << ": "
                 << (status.table_exists ? "exists" : "does not exist") << ", schema version "
                 << status.version << (status.versioned ? "" : " (no version table)")
                 << ", this program needs " << status.latest << "\n";
-      return status.current() ? 0 : fail("migrations are missing: run `program-executor migrate`");
+      return status.current() ? 0
+                              : fail(error_code::migrations_missing,
+                                     "migrations are missing: run `program-executor migrate`");
     }
-    const store::MigrationReport report = database.migrate();
-    database.ensure_schema();  // the columns the store needs are all there
+    const store::MigrationReport report = database->migrate();
+    database->ensure_schema();  // the columns the store needs are all there
     if (options.json) {
       std::cout << nlohmann::json{{"table", table},
                                   {"from", report.from},
@@ -320,55 +229,6 @@ int migrate_schema(const CommonOptions& options, bool check_only) {
   });
 }
 
-int check_config(const CommonOptions& options) {
-  config::Config config;
-  try {
-    config = config::load_file(options.config_path);
-  } catch (const std::exception& e) {
-    return fail(e.what());
-  }
-  // The loader logs each failure as an event; the one line below says it all.
-  log::configure(log::Level::off, log::parse_format(config.log.format));
-
-  std::vector<std::string> problems = exposure_problems(config, options.config_path);
-  std::string plugins_line;
-  std::vector<std::string> job_names;
-  try {
-    const plugin::JobRegistry registry = plugin::load_directory(config.plugins.directory);
-    if (registry.size() == 0) {
-      problems.push_back(config.plugins.directory +
-                         ": holds no plugin (*.so): every job would be skipped");
-    } else {
-      plugins_line = "plugins: " + config.plugins.directory + ": " +
-                     std::to_string(registry.size()) + " jobs:";
-      for (const auto& job : registry.jobs()) {
-        plugins_line += " " + job.name;
-        job_names.push_back(job.name);
-      }
-    }
-  } catch (const std::exception& e) {
-    problems.push_back(e.what());
-  }
-
-  if (options.json) {
-    nlohmann::json jobs = nlohmann::json::array();
-    for (const auto& job : job_names) jobs.push_back(job);
-    std::cout << nlohmann::json{{"config", options.config_path},
-                                {"ok", problems.empty()},
-                                {"problems", problems},
-                                {"jobs", jobs}}
-                     .dump()
-              << "\n";
-    return problems.empty() ? 0 : 1;
-  }
-  for (const std::string& problem : problems) {
-    std::cerr << "program-executor: check: " << problem << "\n";
-  }
-  if (!problems.empty()) return 1;
-  std::cout << "config: " << options.config_path << ": ok\n" << plugins_line << "\n";
-  return 0;
-}
-
 int print_version(const CommonOptions& options) {
   if (options.json) {
     std::cout << nlohmann::json{{"version", PE_VERSION}, {"plugin_abi", PROGRAM_EXECUTOR_ABI_VERSION}}.dump()
@@ -382,15 +242,14 @@ int print_version(const CommonOptions& options) {
 
 int list_programs(const CommonOptions& options, const ListOptions& list) {
   return guarded([&] {
-    const config::Config config = load_for_command(options);
-    store::Database database(config.database, 1);
-    database.ensure_schema();
+    const config::Config config = load_for_command(options, Uses::database);
+    const auto database = open_database_read_only(config);
     store::ProgramFilter filter;
     if (!list.state.empty()) filter.state = list.state;
     if (!list.job.empty()) filter.job = list.job;
     filter.limit = list.limit;
     filter.offset = (list.page - 1) * list.limit;
-    const std::vector<store::ProgramRow> rows = database.program_store()->list(filter);
+    const std::vector<store::ProgramRow> rows = database->program_store()->list(filter);
     if (options.json) {
       nlohmann::json out = nlohmann::json::array();
       for (const auto& row : rows) out.push_back(nlohmann::json::parse(executor::status_json(row)));
@@ -408,23 +267,25 @@ int list_programs(const CommonOptions& options, const ListOptions& list) {
 int resume_program(const CommonOptions& options, const std::string& run_id, int from_step) {
   return guarded([&] {
     const config::Config config = load_for_command(options);
-    store::Database database(config.database, 1);
-    database.ensure_schema();
-    auto store = database.program_store();
+    const auto database = open_database_for_writing(config);
+    auto store = database->program_store();
     auto row = store->find(run_id);
-    if (!row) return fail("no program with run id " + run_id);
+    if (!row) return fail(error_code::not_found, "no program with run id " + run_id);
     const std::string state = executor::program_state(*row);
     if (state != "errored" && state != "cancelled") {
-      return fail("program " + run_id + " is " + state + "; only errored or cancelled programs resume");
+      return fail(error_code::invalid_state,
+                  "program " + run_id + " is " + state + "; only errored or cancelled programs resume");
     }
     const int total = static_cast<int>(row->jobs.size());
     const int step = from_step > 0 ? from_step - 1 : row->step;
     if (step >= total) {
-      return fail("--from-step " + std::to_string(from_step) + ": the program has " +
+      return fail(error_code::invalid_argument,
+                  "--from-step " + std::to_string(from_step) + ": the program has " +
                   std::to_string(total) + " steps");
     }
     if (!store->resume(run_id, step, config.recovery.stale_after)) {
-      return fail("program " + run_id + " changed meanwhile; look at it again with `status`");
+      return fail(error_code::invalid_state,
+                  "program " + run_id + " changed meanwhile; look at it again with `status`");
     }
     // Should this publish fail, the program is overdue in stale_after and the
     // daemons' recovery sweeper publishes the step instead.
@@ -451,7 +312,7 @@ int resume_program(const CommonOptions& options, const std::string& run_id, int 
 
 int list_jobs(const CommonOptions& options) {
   return guarded([&] {
-    const config::Config config = load_for_command(options);
+    const config::Config config = load_for_command(options, Uses::plugins_only);
     const plugin::JobRegistry registry = plugin::load_directory(config.plugins.directory);
     if (options.json) {
       nlohmann::json out = nlohmann::json::array();

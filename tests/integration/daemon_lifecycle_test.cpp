@@ -1,4 +1,5 @@
 // The daemon's life under a supervisor: readiness, watchdog, reload (SIGHUP).
+#include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -419,13 +420,15 @@ TEST_CASE("the operator's commands: list, resume, jobs, version, with --json", "
   CHECK_THAT(cli({"jobs"}).out, Catch::Contains("demo.paginate"));
   CHECK(json::parse(test::run_command({PE_DAEMON_PATH, "version", "--json"}).out)["plugin_abi"] == 1);
   // The test config writes the broker password into a file others can read:
-  // check says so, and still lists the jobs it loaded.
-  auto check = cli({"check", "--json"});
-  CHECK(check.exit_code == 1);
+  // check warns (exit 0, as nginx -t), and still lists the jobs it loaded.
+  // As this process's user: the daemon's user may not exist on this host.
+  auto check = cli({"check", "--json", "--user", ::getpwuid(::geteuid())->pw_name});
+  CHECK(check.exit_code == 0);
   const json checked = json::parse(check.out);
-  CHECK(checked["ok"] == false);
-  REQUIRE(checked["problems"].size() == 1);
-  CHECK_THAT(checked["problems"][0].get<std::string>(), Catch::Contains("holds a password (amqp.url)"));
+  CHECK(checked["ok"] == true);
+  CHECK(checked["problems"].empty());
+  REQUIRE(checked["warnings"].size() == 1);
+  CHECK_THAT(checked["warnings"][0].get<std::string>(), Catch::Contains("holds a password (amqp.url)"));
   CHECK(checked["jobs"].size() == 9);
   const json schema = json::parse(cli({"migrate", "--check", "--json"}).out);
   CHECK(schema["current"] == true);

@@ -1,6 +1,7 @@
 // `program-executor check`: the real binary against the trust fixtures, plugin
 // trees made here with bad owners or modes, and configurations that expose a
 // secret. Every refusal is checked word for word: the message is the product.
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -35,8 +36,15 @@ void write(const fs::path& path, const std::string& text, mode_t mode) {
   REQUIRE(::chmod(path.c_str(), mode) == 0);
 }
 
-CommandResult check(const fs::path& config) {
-  CommandResult result = run_command({PE_DAEMON_PATH, "check", "-c", config.string()});
+// This process's user: check then judges the files as readable by the
+// daemon's user, whoever runs the tests (daemon_check_access_test covers it).
+std::string current_user() { return ::getpwuid(::geteuid())->pw_name; }
+
+CommandResult check(const fs::path& config, const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> args = {PE_DAEMON_PATH, "check", "-c", config.string(), "--user",
+                                    current_user()};
+  args.insert(args.end(), extra.begin(), extra.end());
+  CommandResult result = run_command(args);
   // Whatever else it says, check never prints the password.
   CHECK(result.out.find(password) == std::string::npos);
   CHECK(result.err.find(password) == std::string::npos);
@@ -53,6 +61,11 @@ fs::path config_file(const TemporaryDirectory& dir, const fs::path& plugins,
 
 std::string refused(const std::string& problem) {
   return "program-executor: check: " + problem + "\n";
+}
+
+// A warning: check still exits 0 (1 with --strict).
+std::string warned(const std::string& problem) {
+  return "program-executor: check: warning: " + problem + "\n";
 }
 
 }  // namespace
@@ -146,13 +159,20 @@ TEST_CASE("check warns about secrets other users can read", "[daemon][check]") {
     const fs::path config = config_file(
         dir, fixture("good"), std::string("amqp:\n  url: amqp://worker:") + password + "@r/\n",
         0644);
+    const std::string warning = warned(config.string() +
+                                       " holds a password (amqp.url) and is readable by every "
+                                       "user (mode 0644): chmod o-r it, or take the password "
+                                       "from amqp.password_file, a systemd credential or an "
+                                       "environment variable");
     const CommandResult result = check(config);
-    CHECK(result.exit_code == 1);
-    CHECK(result.err == refused(config.string() +
-                                " holds a password (amqp.url) and is readable by every user "
-                                "(mode 0644): chmod o-r it, or take the password from "
-                                "amqp.password_file, a systemd credential or an environment "
-                                "variable"));
+    CHECK(result.exit_code == 0);
+    CHECK(result.err == warning);
+    CHECK_THAT(result.out, Catch::StartsWith("config: " + config.string() + ": ok (1 warning)\n"));
+    // --strict: the warning fails the check, as nginx -t's users expect of a strict mode.
+    const CommandResult strict = check(config, {"--strict"});
+    CHECK(strict.exit_code == 1);
+    CHECK(strict.out.empty());
+    CHECK(strict.err == warning + "program-executor: check: --strict: warnings fail the check\n");
   }
   SECTION("a readable config file that holds no password is fine") {
     const fs::path config =
@@ -167,10 +187,10 @@ TEST_CASE("check warns about secrets other users can read", "[daemon][check]") {
     const fs::path config = config_file(
         dir, fixture("good"), "amqp:\n  password_file: " + password_file.string() + "\n");
     const CommandResult result = check(config);
-    CHECK(result.exit_code == 1);
-    CHECK(result.err == refused(password_file.string() +
-                                " (amqp.password_file) is readable by every user (mode 0644): "
-                                "chmod o-r it"));
+    CHECK(result.exit_code == 0);
+    CHECK(result.err == warned(password_file.string() +
+                               " (amqp.password_file) is readable by every user (mode 0644): "
+                               "chmod o-r it"));
   }
   SECTION("a TLS client key every user can read") {
     const fs::path key = dir.path() / "client.key";
@@ -178,10 +198,10 @@ TEST_CASE("check warns about secrets other users can read", "[daemon][check]") {
     const fs::path config = config_file(
         dir, fixture("good"), "amqp:\n  tls:\n    key_file: " + key.string() + "\n");
     const CommandResult result = check(config);
-    CHECK(result.exit_code == 1);
+    CHECK(result.exit_code == 0);
     CHECK(result.err ==
-          refused(key.string() + " (amqp.tls.key_file) is readable by every user (mode 0644): "
-                                 "chmod o-r it"));
+          warned(key.string() + " (amqp.tls.key_file) is readable by every user (mode 0644): "
+                                "chmod o-r it"));
   }
   SECTION("a config file others can write") {
     const fs::path config = config_file(dir, fixture("good"), "", 0664);
@@ -213,20 +233,37 @@ TEST_CASE("check reports an empty plugin directory", "[daemon][check]") {
                                                   "skipped"));
 }
 
-TEST_CASE("check --json lists the same problems, and no secret either", "[daemon][check]") {
+TEST_CASE("check --json lists the same warnings and problems, and no secret either",
+          "[daemon][check]") {
   TemporaryDirectory dir;
   const fs::path config = config_file(
       dir, fixture("good"), std::string("amqp:\n  url: amqp://worker:") + password + "@r/\n",
       0644);
-  const CommandResult result =
-      run_command({PE_DAEMON_PATH, "check", "-c", config.string(), "--json"});
-  CHECK(result.exit_code == 1);
-  CHECK(result.out.find(password) == std::string::npos);
-  CHECK(result.err.find(password) == std::string::npos);
-  const auto report = nlohmann::json::parse(result.out);
-  CHECK(report.at("ok") == false);
+  CommandResult result = check(config, {"--json"});
+  CHECK(result.exit_code == 0);
+  CHECK(result.err.empty());
+  auto report = nlohmann::json::parse(result.out);
+  CHECK(report.at("ok") == true);
   CHECK(report.at("jobs") == nlohmann::json::array({"fixture.count", "fixture.echo"}));
+  CHECK(report.at("problems").empty());
+  REQUIRE(report.at("warnings").size() == 1);
+  CHECK_THAT(report.at("warnings")[0].get<std::string>(),
+             Catch::StartsWith(config.string() + " holds a password (amqp.url) and is readable"));
+  CHECK_FALSE(report.contains("error"));
+
+  result = check(config, {"--json", "--strict"});
+  CHECK(result.exit_code == 1);
+  report = nlohmann::json::parse(result.out);
+  CHECK(report.at("ok") == false);
+  CHECK(report.at("error") == "check_failed");
+
+  // A problem fails the check with or without --strict.
+  REQUIRE(::chmod(config.c_str(), 0664) == 0);
+  result = check(config, {"--json"});
+  CHECK(result.exit_code == 1);
+  report = nlohmann::json::parse(result.out);
+  CHECK(report.at("ok") == false);
   REQUIRE(report.at("problems").size() == 1);
   CHECK_THAT(report.at("problems")[0].get<std::string>(),
-             Catch::StartsWith(config.string() + " holds a password (amqp.url) and is readable"));
+             Catch::StartsWith(config.string() + " is writable by its group"));
 }

@@ -689,6 +689,28 @@ void Connection::declare(const QueueSpec& queue) {
   s.check_reply(reply, doing);
 }
 
+bool Connection::queue_exists(const std::string& queue) {
+  State& s = *state_;
+  const std::string doing = "looking for queue '" + queue + "'";
+  s.require_usable(doing);
+  amqp_queue_declare(s.conn(), s.channel, bytes_of(queue), 1, 0, 0, 0, amqp_empty_table);
+  const amqp_rpc_reply_t reply = amqp_get_rpc_reply(s.conn());
+  if (reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+      reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+    const auto* close = static_cast<const amqp_channel_close_t*>(reply.reply.decoded);
+    const std::uint16_t code = close->reply_code;
+    const std::string reason = close_reason(code, close->reply_text);
+    // As in declare(): the channel is dead, a new number replaces it.
+    s.answer_channel_close(s.channel);
+    ++s.channel;
+    s.open_channel();
+    if (code == AMQP_NOT_FOUND) return false;
+    throw AmqpError(doing + " on " + s.where + ": the broker closed the channel: " + reason);
+  }
+  s.check_reply(reply, doing);
+  return true;
+}
+
 void Connection::declare(const QueueTopology& topology) {
   for (const QueueSpec& spec : topology.declarations()) declare(spec);
 }

@@ -1,5 +1,7 @@
 #include "program_executor/amqp/connection_settings.hpp"
 
+#include "program_executor/config/amqp_url.hpp"
+
 #include <amqp.h>
 
 #include <stdexcept>
@@ -65,11 +67,13 @@ ConnectionSettings parse_url(const std::string& url, const config::TlsSettings& 
   buffer.push_back('\0');
   amqp_connection_info info{};
   amqp_default_connection_info(&info);
+  // The config loader refused such a URL already; callers that build their
+  // own (tests, pe-bench) get the same rule and words.
+  if (const std::string problem = config::amqp_url_problem(url); !problem.empty()) {
+    throw std::invalid_argument("invalid AMQP URL '" + redact(url) + "': " + problem);
+  }
   if (amqp_parse_url(buffer.data(), &info) != AMQP_STATUS_OK) {
-    throw std::invalid_argument(
-        "invalid AMQP URL '" + redact(url) +
-        "': expected amqp://[user[:password]@]host[:port]/[vhost] or amqps://..., with "
-        "reserved characters percent-encoded (a '/' in the vhost as %2F)");
+    throw std::invalid_argument("invalid AMQP URL '" + redact(url) + "'");  // cannot happen
   }
   ConnectionSettings settings;
   settings.host = info.host;

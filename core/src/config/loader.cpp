@@ -12,6 +12,7 @@
 #include <system_error>
 
 #include "program_executor/config/config.hpp"
+#include "program_executor/config/database_connection.hpp"
 #include "program_executor/config/database_password.hpp"
 #include "program_executor/config/percent_encoding.hpp"
 #include "program_executor/config/schema.hpp"
@@ -213,10 +214,16 @@ std::string listen_address_problem(const std::string& address) {
 
 }  // namespace
 
-Config load_string(std::string_view yaml, std::string_view source_name) {
+Config load_string(std::string_view yaml, std::string_view source_name,
+                   const LoadOptions& options) {
+  std::vector<std::string> deferred;
+  if (!options.broker) deferred.insert(deferred.end(), {"amqp.url", "amqp.password_file"});
+  if (!options.database) {
+    deferred.insert(deferred.end(), {"database.connection", "database.password_file"});
+  }
   Given given;
-  const Values values = load_values(yaml, source_name, schema(), given);
   Config config;
+  const Values values = load_values(yaml, source_name, schema(), given, deferred, config.unresolved);
   config.source = std::string(source_name);
   for (const KeySpec& key : schema()) {
     const auto it = given.find(key.path);
@@ -226,7 +233,9 @@ Config load_string(std::string_view yaml, std::string_view source_name) {
   }
   assign(values, "amqp.url", config.amqp.url);
   assign(values, "amqp.password_file", config.amqp.password_file);
-  if (!config.amqp.password_file.empty()) {
+  if (!config.amqp.password_file.empty() && !options.broker) {
+    config.unresolved.emplace_back("amqp.password_file");  // not read: not needed
+  } else if (!config.amqp.password_file.empty()) {
     try {
       config.amqp.url = with_password(config.amqp.url, read_secret_file(config.amqp.password_file));
     } catch (const std::runtime_error& problem) {
@@ -251,7 +260,9 @@ Config load_string(std::string_view yaml, std::string_view source_name) {
   assign(values, "database.backend", config.database.backend);
   assign(values, "database.connection", config.database.connection);
   assign(values, "database.password_file", config.database.password_file);
-  if (!config.database.password_file.empty()) {
+  if (!config.database.password_file.empty() && !options.database) {
+    config.unresolved.emplace_back("database.password_file");  // not read: not needed
+  } else if (!config.database.password_file.empty()) {
     // Both problems are placed at the key: the backend may be the default one.
     try {
       config.database.connection =
@@ -261,6 +272,14 @@ Config load_string(std::string_view yaml, std::string_view source_name) {
       fail_at(source_name, given.at("database.password_file"), "database.password_file",
               problem.what());
     }
+  }
+  if (const std::string problem =
+          database_connection_problem(config.database.backend, config.database.connection);
+      !problem.empty()) {
+    // At the connection string if the file gives one, else at the backend.
+    const char* key = given.count("database.connection") ? "database.connection"
+                                                         : "database.backend";
+    if (given.count(key)) fail_at(source_name, given.at(key), key, problem);
   }
   assign(values, "database.table", config.database.table);
   assign(values, "database.migrate", config.database.migrate);
@@ -325,6 +344,8 @@ Config load_string(std::string_view yaml, std::string_view source_name) {
   return config;
 }
 
-Config load_file(const std::filesystem::path& path) { return load_string(read_file(path), path.string()); }
+Config load_file(const std::filesystem::path& path, const LoadOptions& options) {
+  return load_string(read_file(path), path.string(), options);
+}
 
 }  // namespace program_executor::config

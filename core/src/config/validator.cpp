@@ -17,7 +17,9 @@
 #include <utility>
 #include <vector>
 
+#include "program_executor/config/amqp_url.hpp"
 #include "program_executor/config/config.hpp"
+#include "program_executor/config/job_name.hpp"
 #include "program_executor/config/schema.hpp"
 
 namespace program_executor::config {
@@ -87,13 +89,8 @@ SchemaNode bind_wildcard(const SchemaNode& node, const std::string& path) {
   return bound;
 }
 
-bool valid_bound_name(std::string_view name) {
-  return !name.empty() && name.size() <= 255 &&
-         std::all_of(name.begin(), name.end(), [](char c) {
-           return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == ':' ||
-                  c == '-';
-         });
-}
+// Names bound to a wildcard are job names (retry.jobs.<job>).
+bool valid_bound_name(std::string_view name) { return is_valid_job_name(name); }
 
 struct Position {
   int line = 1;
@@ -300,8 +297,8 @@ std::string check_value(const KeySpec& key, const std::string& text) {
       if (text.empty() && !key.default_value.empty()) throw invalid("the path is empty");
       return text;
     case ValueType::amqp_url:
-      if (text.rfind("amqp://", 0) != 0 && text.rfind("amqps://", 0) != 0) {
-        throw invalid("must start with amqp:// or amqps://");
+      if (const std::string problem = amqp_url_problem(text); !problem.empty()) {
+        throw invalid(problem);
       }
       return text;
   }
@@ -312,8 +309,11 @@ using Given = std::map<std::string, GivenValue, std::less<>>;
 
 class Validator {
  public:
-  Validator(std::string_view source, Values& values, Given* given = nullptr)
-      : source_(source), values_(values), given_(given) {}
+  Validator(std::string_view source, Values& values, Given* given = nullptr,
+            const std::vector<std::string>* deferred = nullptr,
+            std::vector<std::string>* unresolved = nullptr)
+      : source_(source), values_(values), given_(given), deferred_(deferred),
+        unresolved_(unresolved) {}
 
   [[noreturn]] void fail(const YAML::Mark& mark, std::string_view path, std::string_view problem) const {
     const Position at = position_of(mark);
@@ -432,8 +432,20 @@ class Validator {
     if (!node.IsScalar()) {
       fail(node.Mark(), path, std::string("expected ") + expected_text(key) + ", found " + kind_of(node));
     }
+    std::string expanded;
     try {
-      values_[path] = check_value(key, expand_environment(node.Scalar()));
+      expanded = expand_environment(node.Scalar());
+    } catch (const ValueProblem& problem) {
+      // A key of a part the command does not use: left unset, noted.
+      if (deferred_ != nullptr && unresolved_ != nullptr &&
+          std::find(deferred_->begin(), deferred_->end(), path) != deferred_->end()) {
+        unresolved_->push_back(path);
+        return;
+      }
+      fail(node.Mark(), path, problem.what());
+    }
+    try {
+      values_[path] = check_value(key, expanded);
     } catch (const ValueProblem& problem) {
       fail(node.Mark(), path, problem.what());
     }
@@ -446,11 +458,14 @@ class Validator {
   std::string source_;
   Values& values_;
   Given* given_;
+  const std::vector<std::string>* deferred_;
+  std::vector<std::string>* unresolved_;
   int nodes_seen_ = 0;
 };
 
 Values load(std::string_view yaml, std::string_view source_name, const std::vector<KeySpec>& keys,
-            Given* given);
+            Given* given, const std::vector<std::string>* deferred = nullptr,
+            std::vector<std::string>* unresolved = nullptr);
 
 }  // namespace
 
@@ -462,6 +477,14 @@ Values load_values(std::string_view yaml, std::string_view source_name, const st
                    Given& given) {
   given.clear();
   return load(yaml, source_name, keys, &given);
+}
+
+Values load_values(std::string_view yaml, std::string_view source_name, const std::vector<KeySpec>& keys,
+                   Given& given, const std::vector<std::string>& deferred,
+                   std::vector<std::string>& unresolved) {
+  given.clear();
+  unresolved.clear();
+  return load(yaml, source_name, keys, &given, &deferred, &unresolved);
 }
 
 namespace {
@@ -505,7 +528,8 @@ class DocumentStarts final : public YAML::EventHandler {
 };
 
 Values load(std::string_view yaml, std::string_view source_name, const std::vector<KeySpec>& keys,
-            Given* given) {
+            Given* given, const std::vector<std::string>* deferred,
+            std::vector<std::string>* unresolved) {
   const SchemaNode tree = build_tree(keys);
   std::vector<YAML::Node> documents;
   const std::string source(source_name);
@@ -544,7 +568,7 @@ Values load(std::string_view yaml, std::string_view source_name, const std::vect
   }
 
   Values values;
-  Validator validator(source, values, given);
+  Validator validator(source, values, given, deferred, unresolved);
   // An empty file has no document at all: everything takes its default.
   const YAML::Node document = documents.empty() ? YAML::Node() : documents.front();
   const YAML::Mark start = YAML::Mark();  // line 0, column 0: the top of the file

@@ -44,6 +44,8 @@ class Connection : public MessagePublisher {
   /// (declare before consume).
   void declare(const QueueSpec& queue) override;
   void declare(const QueueTopology& topology);
+  /// Whether `queue` exists (a passive declare: creates and changes nothing).
+  bool queue_exists(const std::string& queue);
 
   /// Deletes a queue and the messages in it (tests, operator tools). Deleting
   /// a queue that does not exist is not an error.

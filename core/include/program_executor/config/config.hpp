@@ -96,6 +96,10 @@ struct Config {
   /// rather than a ${NAME} reference (e.g. "amqp.url"): the file must then be
   /// kept from other users (`program-executor check` warns).
   std::vector<std::string> secrets_in_file;
+  /// Secret keys of a part the caller said it does not use (LoadOptions) whose
+  /// ${NAME} could not be resolved or whose password file was not read: they
+  /// keep their defaults and must not be used.
+  std::vector<std::string> unresolved;
   AmqpSettings amqp;
   DatabaseSettings database;
   PluginSettings plugins;
@@ -107,10 +111,21 @@ struct Config {
   RetrySettings retry;
 };
 
+/// The parts of the configuration a caller uses. Every key is validated
+/// either way; the secrets of an unused part (amqp.url and amqp.password_file
+/// for the broker, database.connection and database.password_file for the
+/// database) need not resolve: an operator's command that only reads the
+/// database must not need the broker's password.
+struct LoadOptions {
+  bool broker = true;
+  bool database = true;
+};
+
 /// Reads and validates a YAML file. Throws ConfigError (file:line:column: key: problem).
-Config load_file(const std::filesystem::path& path);
+Config load_file(const std::filesystem::path& path, const LoadOptions& options = {});
 
 /// Same, from text; `source_name` stands for the file name in error messages.
-Config load_string(std::string_view yaml, std::string_view source_name);
+Config load_string(std::string_view yaml, std::string_view source_name,
+                   const LoadOptions& options = {});
 
 }  // namespace program_executor::config

@@ -66,4 +66,11 @@ std::map<std::string, std::string, std::less<>> load_values(
     std::string_view yaml, std::string_view source_name, const std::vector<KeySpec>& keys,
     std::map<std::string, GivenValue, std::less<>>& given);
 
+/// load_values() with `given`, where an unresolvable ${NAME} in a key listed
+/// in `deferred` is no error: the key is left unset and listed in `unresolved`.
+std::map<std::string, std::string, std::less<>> load_values(
+    std::string_view yaml, std::string_view source_name, const std::vector<KeySpec>& keys,
+    std::map<std::string, GivenValue, std::less<>>& given, const std::vector<std::string>& deferred,
+    std::vector<std::string>& unresolved);
+
 }  // namespace program_executor::config
