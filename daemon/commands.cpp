@@ -310,26 +310,4 @@ int resume_program(const CommonOptions& options, const std::string& run_id, int 
   });
 }
 
-int list_jobs(const CommonOptions& options) {
-  return guarded([&] {
-    const config::Config config = load_for_command(options, Uses::plugins_only);
-    const plugin::JobRegistry registry = plugin::load_directory(config.plugins.directory);
-    if (options.json) {
-      nlohmann::json out = nlohmann::json::array();
-      for (const auto& job : registry.jobs()) {
-        out.push_back({{"job", job.name}, {"plugin", job.plugin_file}});
-      }
-      std::cout << out.dump(2) << "\n";
-      return 0;
-    }
-    std::size_t width = 3;
-    for (const auto& job : registry.jobs()) width = std::max(width, job.name.size());
-    std::cout << std::left << std::setw(static_cast<int>(width)) << "JOB" << "  PLUGIN\n";
-    for (const auto& job : registry.jobs()) {
-      std::cout << std::setw(static_cast<int>(width)) << job.name << "  " << job.plugin_file << "\n";
-    }
-    return 0;
-  });
-}
-
 }  // namespace program_executor::daemon

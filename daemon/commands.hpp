@@ -48,8 +48,6 @@ int list_programs(const CommonOptions& options, const ListOptions& list);
 /// Restarts an errored or cancelled program from the step it stopped at, or
 /// from `from_step` (1-based, as status shows), keeping its job data.
 int resume_program(const CommonOptions& options, const std::string& run_id, int from_step);
-/// Every job the plugin directory provides, with its plugin file.
-int list_jobs(const CommonOptions& options);
 /// Applies the missing schema migrations to the configured table (creating it,
 /// or taking over program-executor-js's) and prints what it did; with
 /// `check_only`, changes nothing (a missing SQLite file is not created) and

@@ -1,5 +1,8 @@
 #include "housekeeping_commands.hpp"
 
+#include "cli_errors.hpp"
+#include "command_config.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <ctime>
@@ -24,29 +27,6 @@
 
 namespace program_executor::daemon {
 namespace {
-
-// As the other commands (commands.cpp): errors on stderr, exit 1; results on
-// stdout; the log only for warnings and errors.
-int fail(const std::string& message) {
-  std::cerr << "program-executor: error: " << message << "\n";
-  return 1;
-}
-
-template <class F>
-int guarded(F&& command) {
-  try {
-    return command();
-  } catch (const std::exception& e) {
-    return fail(e.what());
-  }
-}
-
-config::Config load_for_command(const CommonOptions& options) {
-  config::Config config = config::load_file(options.config_path);
-  log::configure(std::max(log::Level::warn, log::parse_level(config.log.level)),
-                 log::parse_format(config.log.format));
-  return config;
-}
 
 void add_common(CLI::App* command, CommonOptions& common) {
   command->add_option("-c,--config", common.config_path, "YAML configuration file")
@@ -195,10 +175,9 @@ int prune_programs(const CommonOptions& options, const PruneOptions& prune) {
   return guarded([&] {
     const auto cutoff =
         store::parse_cutoff(prune.finished_before, std::chrono::system_clock::now());
-    const config::Config config = load_for_command(options);
-    store::Database database(config.database, 1);
-    database.ensure_schema();
-    auto store = database.program_store();
+    const config::Config config = load_for_command(options, Uses::database);
+    const auto database = open_database_for_writing(config);
+    auto store = database->program_store();
     const store::PruneReport report = store::prune_ended(*store, cutoff, prune.batch_size);
     log::event(log::Level::info, "programs.pruned", "",
                {{"deleted", report.deleted},
@@ -295,7 +274,7 @@ int parked_drop(const CommonOptions& options, const ParkedOptions& parked) {
 
 int show_jobs(const CommonOptions& options, const std::string& state_directory) {
   return guarded([&] {
-    const config::Config config = load_for_command(options);
+    const config::Config config = load_for_command(options, Uses::plugins_only);
     const plugin::JobRegistry registry = plugin::load_directory(config.plugins.directory);
     std::vector<executor::LoadedPlugin> disk_files;
     for (const auto& job : registry.jobs()) {
@@ -376,30 +355,30 @@ int show_jobs(const CommonOptions& options, const std::string& state_directory) 
 int rerun_finished_program(const CommonOptions& options, const std::string& run_id, int from_step) {
   return guarded([&] {
     if (from_step < 1) {
-      return fail(
+      return fail(error_code::usage,
           "--rerun-finished needs --from-step N: a finished program has no step where it "
           "stopped");
     }
     const config::Config config = load_for_command(options);
-    store::Database database(config.database, 1);
-    database.ensure_schema();
-    auto store = database.program_store();
+    const auto database = open_database_for_writing(config);
+    auto store = database->program_store();
     auto row = store->find(run_id);
-    if (!row) return fail("no program with run id " + run_id);
+    if (!row) return fail(error_code::not_found, "no program with run id " + run_id);
     const std::string state = executor::program_state(*row);
     if (state != "finished") {
-      return fail("program " + run_id + " is " + state +
+      return fail(error_code::invalid_state, "program " + run_id + " is " + state +
                   "; --rerun-finished restarts finished programs (resume without it restarts "
                   "errored or cancelled ones)");
     }
     const int total = static_cast<int>(row->jobs.size());
     const int step = from_step - 1;
     if (step >= total) {
-      return fail("--from-step " + std::to_string(from_step) + ": the program has " +
+      return fail(error_code::invalid_argument,
+                  "--from-step " + std::to_string(from_step) + ": the program has " +
                   std::to_string(total) + " steps");
     }
     if (!store->restart_finished(run_id, step, config.recovery.stale_after)) {
-      return fail("program " + run_id + " changed meanwhile; look at it again with `status`");
+      return fail(error_code::invalid_state, "program " + run_id + " changed meanwhile; look at it again with `status`");
     }
     // Should this publish fail, the program is overdue in stale_after and the
     // daemons' recovery sweeper publishes the step instead.

@@ -190,7 +190,6 @@ int main(int argc, char** argv) {
   if (*status) return show_status(common, run_id);
   if (*list) return list_programs(common, list_options);
   if (*resume) return resume_program(common, run_id, from_step);
-  if (*jobs) return list_jobs(common);
   if (*cancel) return cancel_program(common, run_id);
   if (*check) return check_config(common, check_options);
   if (*migrate) return migrate_schema(common, migrate_check);
