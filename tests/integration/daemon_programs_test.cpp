@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <soci/soci.h>
 
+#include "daemon_server_database.hpp"
 #include "program_executor/amqp/connection.hpp"
 #include "program_executor/store/database.hpp"
 #include "program_executor/store/dialect.hpp"
@@ -44,7 +45,7 @@ class Deployment {
  public:
   explicit Deployment(std::string amqp_url, DeploymentOptions options = {})
       : amqp_url_(std::move(amqp_url)), queue_(test::unique_name("pe-it")) {
-    database_ = database_settings();
+    database_ = test::suite_database(dir_.path());
     config_ = dir_.path() / "config.yaml";
     std::ofstream out(config_);
     out << "amqp:\n"
@@ -53,7 +54,7 @@ class Deployment {
         << "  heartbeat_seconds: " << options.heartbeat_seconds << "\n"
         << "database:\n"
         << "  backend: " << database_.backend << "\n"
-        << "  connection: " << yaml_quoted(database_.connection) << "\n"
+        << "  connection: " << test::yaml_quoted(database_.connection) << "\n"
         << "  table: " << database_.table << "\n"
         << "plugins:\n"
         << "  directory: " << options.plugin_dir << "\n"
@@ -119,44 +120,6 @@ class Deployment {
   const std::string& amqp_url() const { return amqp_url_; }
 
  private:
-  config::DatabaseSettings database_settings() const {
-    config::DatabaseSettings settings;
-    const char* backend = std::getenv("PE_TEST_DATABASE");
-    settings.backend = backend != nullptr && *backend != '\0' ? backend : "sqlite3";
-    settings.table = test::unique_name("pe_it");
-    if (settings.backend == "sqlite3") {
-      settings.connection = "db=" + (dir_.path() / "programs.db").string();
-      return settings;
-    }
-    const char* connection = std::getenv("PE_TEST_DATABASE_CONNECTION");
-    if (connection == nullptr || *connection == '\0') {
-      FAIL("PE_TEST_DATABASE=" << settings.backend
-                               << " needs PE_TEST_DATABASE_CONNECTION (see .ci/databases)");
-    }
-    settings.connection = connection;
-    try {
-      store::Database probe(settings, 1);
-    } catch (const std::exception& e) {
-      FAIL("the configured test database (" << settings.backend << ") is unreachable: " << e.what());
-    }
-    return settings;
-  }
-
-  // A YAML single-quoted scalar; "$${" keeps the loader from expanding "${".
-  static std::string yaml_quoted(const std::string& text) {
-    std::string quoted = "'";
-    for (std::size_t i = 0; i < text.size(); ++i) {
-      if (text[i] == '\'') {
-        quoted += "''";
-      } else if (text.compare(i, 2, "${") == 0) {
-        quoted += "$$";
-      } else {
-        quoted += text[i];
-      }
-    }
-    return quoted + "'";
-  }
-
   test::TemporaryDirectory dir_;
   std::string amqp_url_;
   std::string queue_;
