@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "program_executor/amqp/connection.hpp"
+#include "program_executor/store/database.hpp"
 #include "support/process.hpp"
 #include "support/program_cli.hpp"
 #include "support/test_environment.hpp"
@@ -92,7 +93,8 @@ std::string executions(const std::string& job, const std::string& outcome) {
 // the metrics endpoint on `metrics_listen`.
 class Deployment {
  public:
-  Deployment(std::string amqp_url, const std::string& metrics_listen)
+  /// `extra` is written at the end of the config (more top-level sections).
+  Deployment(std::string amqp_url, const std::string& metrics_listen, const std::string& extra = "")
       : amqp_url_(std::move(amqp_url)), queue_(test::unique_name("pe-metrics")) {
     config_ = dir_.path() / "config.yaml";
     std::ofstream out(config_);
@@ -110,7 +112,8 @@ class Deployment {
         << "  level: debug\n"
         << "  format: json\n"
         << "metrics:\n"
-        << "  listen: \"" << metrics_listen << "\"\n";
+        << "  listen: \"" << metrics_listen << "\"\n"
+        << extra;
   }
 
   ~Deployment() {
@@ -149,6 +152,12 @@ class Deployment {
 
   const std::string& queue() const { return queue_; }
   const std::filesystem::path& config() const { return config_; }
+  config::DatabaseSettings database() const {
+    config::DatabaseSettings settings;
+    settings.backend = "sqlite3";
+    settings.connection = "db=" + (dir_.path() / "programs.db").string();
+    return settings;
+  }
 
  private:
   test::TemporaryDirectory dir_;
@@ -301,5 +310,28 @@ TEST_CASE("a cancel that hits a running step is counted, and build info names th
   const json build = json::parse(version.out);
   CHECK(sample(text, "program_executor_build_info{abi=\"" + std::to_string(build["plugin_abi"].get<int>()) +
                          "\",version=\"" + build["version"].get<std::string>() + "\"}") == 1);
+  CHECK(daemon->stop(SIGTERM, 20s) == 0);
+}
+
+TEST_CASE("a program the recovery sweeper republishes is counted", "[daemon][metrics]") {
+  auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  const int port = free_loopback_port();
+  Deployment deployment(*url, "127.0.0.1:" + std::to_string(port),
+                        "recovery:\n  stale_after_seconds: 1\n  sweep_interval_seconds: 1\n");
+  auto daemon = deployment.start_daemon();
+  {
+    // A program whose first message never went out (its creator died
+    // between the insert and the publish): only the sweeper moves it.
+    store::Database database(deployment.database(), 1);
+    database.program_store()->insert({"orphan", {"demo.log"}, json::object(), json::object()},
+                                     std::chrono::milliseconds(1));
+  }
+  CHECK(deployment.wait_until_ended("orphan")["state"] == "finished");
+  CHECK(daemon->count_in_log("\"program.recovered\"") == 1);
+  const std::string text = scrape_until(port, [](const std::string& t) {
+    return sample(t, "program_executor_programs_recovered_total") == 1;
+  });
+  CHECK(sample(text, "program_executor_programs_recovered_total") == 1);
   CHECK(daemon->stop(SIGTERM, 20s) == 0);
 }
