@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <chrono>
 #include <string>
 
@@ -72,6 +73,9 @@ int run_isolated_step(const std::filesystem::path& config_path, int request_fd, 
   // Processes the job starts must not hold the result open: the daemon
   // reads it until end of file.
   ::fcntl(result_fd, F_SETFD, FD_CLOEXEC);
+  // Fault injection (PE_CRASH_POINT, test builds) stands for the death of a
+  // worker process, not of a job: it stays with the daemon.
+  ::unsetenv("PE_CRASH_POINT");
   JobResult result;
   try {
     result = run(config_path, IsolatedStep::from_json(nlohmann::json::parse(read_all(request_fd))),
