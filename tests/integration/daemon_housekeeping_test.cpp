@@ -197,7 +197,7 @@ TEST_CASE(
   CHECK(refused.exit_code == 1);
   CHECK_THAT(refused.err, Catch::Contains("finished"));
   refused = deployment.cli("resume", {run_id, "--rerun-finished"});
-  CHECK(refused.exit_code == 1);
+  CHECK(refused.exit_code == 2);  // a usage error: nothing was done
   CHECK_THAT(refused.err, Catch::Contains("--from-step"));
   const json resumed =
       deployment.cli_json("resume", {run_id, "--rerun-finished", "--from-step", "1"});

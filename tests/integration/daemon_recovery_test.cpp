@@ -128,9 +128,9 @@ TEST_CASE("a job that kills its process stops its own program only, and the daem
   const auto started = events(*second, "job.started", innocent);
   REQUIRE_FALSE(started.empty());
   CHECK(started.front()["step"] == 0);
-  CHECK(started.front()["isolated"] == true);
+  CHECK(started.front()["process"] == "isolated");
   const bool back_in_worker = std::any_of(started.begin(), started.end(), [](const json& e) {
-    return e["step"] == 1 && e["isolated"] == false;
+    return e["step"] == 1 && e["process"] == "worker";
   });
   CHECK(back_in_worker);
   CHECK(second->stop(SIGTERM, 30s) == 0);

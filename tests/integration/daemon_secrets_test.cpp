@@ -64,7 +64,10 @@ class SecretDeployment {
         << "shutdown_grace_seconds: 5\n"
         << "log:\n"
         << "  level: debug\n"
-        << "  format: json\n";
+        << "  format: json\n"
+        // No Prometheus endpoint: daemons of parallel tests would all want port 9464.
+        << "metrics:\n"
+        << "  listen: \"\"\n";
   }
 
   // {"command", args...}: `program-executor command -c <config> args...`.

@@ -416,7 +416,7 @@ std::optional<StepOutcome> StepProcessor::run_claimed(const StepMessage& message
   log::event(Level::info, "job.started", isolated ? "isolated: it was in a process that died" : "",
              {{"run_id", message.run_id}, {"job", job_name}, {"step", step},
               {"attempt", row.step_retry_count + 1}, {"token", static_cast<long long>(token)},
-              {"isolated", isolated}});
+              {"process", isolated ? "isolated" : "worker"}});
   JobResult result;
   if (isolated) {
     result = isolation_->run(
