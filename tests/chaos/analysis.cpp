@@ -78,7 +78,7 @@ std::optional<Nanos> parse_iso_utc(std::string_view text) {
 
 std::optional<ExecutionLine> parse_execution_line(std::string_view line) {
   const auto parts = split_spaces(line);
-  if (parts.size() != 6 && parts.size() != 7) return std::nullopt;
+  if (parts.size() < 6 || parts.size() > 8) return std::nullopt;
   ExecutionLine e;
   e.kind = std::string(parts[0]);
   if (e.kind != "start" && e.kind != "end" && e.kind != "kill") return std::nullopt;
@@ -87,7 +87,8 @@ std::optional<ExecutionLine> parse_execution_line(std::string_view line) {
       !parse_number(parts[4], e.pid) || !parse_number(parts[5], e.t)) {
     return std::nullopt;
   }
-  if (parts.size() == 7 && !parse_number(parts[6], e.tid)) return std::nullopt;
+  if (parts.size() >= 7 && !parse_number(parts[6], e.tid)) return std::nullopt;
+  if (parts.size() == 8 && !parse_number(parts[7], e.ppid)) return std::nullopt;
   return e;
 }
 
@@ -97,9 +98,12 @@ std::vector<Execution> build_executions(const std::vector<ExecutionLine>& lines,
   using Key = std::tuple<long long, long long, std::string, int>;
   std::vector<Execution> done;
   std::map<Key, Execution> open;
-  auto death_of = [&](long long pid) {
+  auto death_of = [&](long long pid, long long ppid) {
     const auto it = deaths.find(pid);
-    return it == deaths.end() ? unknown_end : it->second;
+    if (it != deaths.end()) return it->second;
+    // An isolated step's process dies with the daemon that started it.
+    const auto parent = deaths.find(ppid);
+    return parent == deaths.end() ? unknown_end : parent->second;
   };
   for (const ExecutionLine& line : lines) {
     const Key key{line.pid, line.tid, line.run_id, line.step};
@@ -109,7 +113,7 @@ std::vector<Execution> build_executions(const std::vector<ExecutionLine>& lines,
         // A second start on the same thread without an end: the first was cut
         // short (a recycled pid); it ended no later than this start.
         Execution cut = previous->second;
-        cut.end = std::min(death_of(line.pid), line.t);
+        cut.end = std::min(death_of(line.pid, line.ppid), line.t);
         cut.killed = true;
         done.push_back(cut);
         open.erase(previous);
@@ -120,6 +124,7 @@ std::vector<Execution> build_executions(const std::vector<ExecutionLine>& lines,
       e.attempt = line.attempt;
       e.pid = line.pid;
       e.tid = line.tid;
+      e.ppid = line.ppid;
       e.start = line.t;
       open.emplace(key, e);
       continue;
@@ -134,7 +139,7 @@ std::vector<Execution> build_executions(const std::vector<ExecutionLine>& lines,
     done.push_back(e);
   }
   for (auto& [key, e] : open) {
-    e.end = death_of(e.pid);
+    e.end = death_of(e.pid, e.ppid);
     e.killed = true;
     done.push_back(e);
   }

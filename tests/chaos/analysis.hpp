@@ -25,7 +25,7 @@ Nanos now_ns();
 std::optional<Nanos> parse_iso_utc(std::string_view text);
 
 /// One line of the recorder's file (PE_CHAOS_LOG):
-/// "<start|end|kill> <run_id> <step> <attempt> <pid> <t_ns> [<tid>]".
+/// "<start|end|kill> <run_id> <step> <attempt> <pid> <t_ns> [<tid> [<ppid>]]".
 struct ExecutionLine {
   std::string kind;
   std::string run_id;
@@ -33,7 +33,8 @@ struct ExecutionLine {
   int attempt = 0;
   long long pid = 0;
   Nanos t = 0;
-  long long tid = 0;  ///< 0 when the line has none
+  long long tid = 0;   ///< 0 when the line has none
+  long long ppid = 0;  ///< the parent process (an isolated step's daemon); 0 when none
 };
 
 /// Parses one recorder line; nullopt for anything else (a line cut by a crash).
@@ -46,6 +47,7 @@ struct Execution {
   int attempt = 0;
   long long pid = 0;
   long long tid = 0;
+  long long ppid = 0;  ///< see ExecutionLine
   Nanos start = 0;
   Nanos end = 0;           ///< its end line, else the death of its process
   bool completed = false;  ///< an "end" line was written (the job returned)
@@ -54,7 +56,9 @@ struct Execution {
 
 /// Pairs each start line with the next end or kill line of the same process,
 /// thread, run id and step. An execution without one ended when its process
-/// died: `deaths[pid]`, or `unknown_end` when the death is unknown (still
+/// died: `deaths[pid]`; for a process of its own that a daemon started to run
+/// one step isolated, which dies with that daemon (PR_SET_PDEATHSIG), no later
+/// than `deaths[ppid]`; or `unknown_end` when the death is unknown (still
 /// running when the harness stopped looking).
 std::vector<Execution> build_executions(const std::vector<ExecutionLine>& lines,
                                         const std::map<long long, Nanos>& deaths,

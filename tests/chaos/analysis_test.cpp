@@ -65,6 +65,10 @@ TEST_CASE("recorder lines parse; cut or foreign lines do not") {
   REQUIRE(no_tid);
   CHECK(no_tid->tid == 0);
   CHECK(parse_execution_line("kill r 0 1 9 10 11"));
+  auto isolated = parse_execution_line("start r 0 1 9 10 11 8");  // with its parent's pid
+  REQUIRE(isolated);
+  CHECK(isolated->ppid == 8);
+  CHECK_FALSE(parse_execution_line("start r 0 1 9 10 11 x"));
   CHECK_FALSE(parse_execution_line("start r-1 2 3 45"));  // cut by a crash
   CHECK_FALSE(parse_execution_line("begin r 0 1 9 10 11"));
   CHECK_FALSE(parse_execution_line("start r x 1 9 10 11"));
@@ -310,4 +314,18 @@ TEST_CASE("a recovery counts as outside the faults when none acted since the pro
   CHECK(outside[0].run_id == "b");
   CHECK(outside[1].run_id == "c");
   CHECK(recoveries_outside_faults(events, spans, {}, faults).size() == 1);  // c: since the epoch
+}
+
+TEST_CASE("an isolated step's process ends no later than the daemon that started it") {
+  ExecutionLine isolated = line("start", "i", 0, 500, 10 * ms, 1);
+  isolated.ppid = 100;  // run by daemon 100 in a process of its own, pid 500
+  ExecutionLine in_daemon = line("start", "j", 0, 300, 10 * ms, 1);
+  in_daemon.ppid = 1;   // the harness started daemon 300 itself
+  const std::map<long long, Nanos> deaths = {{100, 35 * ms}};
+  const auto executions = build_executions({isolated, in_daemon}, deaths, 99 * ms);
+  REQUIRE(executions.size() == 2);
+  CHECK(executions[0].run_id == "i");
+  CHECK(executions[0].end == 35 * ms);  // PR_SET_PDEATHSIG: it died with daemon 100
+  CHECK(executions[0].killed);
+  CHECK(executions[1].end == 99 * ms);  // no death known
 }

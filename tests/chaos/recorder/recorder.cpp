@@ -2,9 +2,12 @@
 // outside the program's row, in the file named by PE_CHAOS_LOG, so the harness
 // can see what ran where and when even for executions whose worker was killed:
 //
-//   start <run_id> <step> <attempt> <pid> <t_ns> <tid>    before the job's work
-//   end   <run_id> <step> <attempt> <pid> <t_ns> <tid>    after it
-//   kill  <run_id> <step> <attempt> <pid> <t_ns> <tid>    chaos.poison, just before SIGKILL
+//   start <run_id> <step> <attempt> <pid> <t_ns> <tid> <ppid>    before the job's work
+//   end   <run_id> <step> <attempt> <pid> <t_ns> <tid> <ppid>    after it
+//   kill  <run_id> <step> <attempt> <pid> <t_ns> <tid> <ppid>    chaos.poison, just before SIGKILL
+//
+// ppid tells a step run isolated (in a process the daemon started for it,
+// which dies with the daemon) from one run in the daemon itself.
 //
 // t_ns is CLOCK_REALTIME in nanoseconds (comparable across processes and with
 // the harness's own clock). Each line is one write(2) on an O_APPEND file, so
@@ -45,7 +48,8 @@ void record(const char* kind, const sdk::JobContext& context) {
   const std::string line =
       std::string(kind) + " " + context.run_id() + " " + std::to_string(context.step()) + " " +
       std::to_string(context.attempt()) + " " + std::to_string(::getpid()) + " " +
-      std::to_string(realtime_ns()) + " " + std::to_string(::gettid()) + "\n";
+      std::to_string(realtime_ns()) + " " + std::to_string(::gettid()) + " " +
+      std::to_string(::getppid()) + "\n";
   const int fd = ::open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) {
     throw std::runtime_error(std::string("cannot open PE_CHAOS_LOG ") + path + ": " +
