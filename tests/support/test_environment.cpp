@@ -1,5 +1,7 @@
 #include "support/test_environment.hpp"
 
+#include <cstdio>
+#include <cstdlib>
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <sys/socket.h>
@@ -65,6 +67,11 @@ TemporaryDirectory::TemporaryDirectory() {
 }
 
 TemporaryDirectory::~TemporaryDirectory() {
+  // PE_TEST_KEEP_DIRS=1 keeps configs and daemon logs for a post-mortem.
+  if (const char* keep = std::getenv("PE_TEST_KEEP_DIRS"); keep != nullptr && *keep == '1') {
+    std::fprintf(stderr, "kept %s\n", path_.c_str());
+    return;
+  }
   std::error_code ignored;
   std::filesystem::remove_all(path_, ignored);
 }

@@ -155,12 +155,20 @@ class PostgresDialect final : public Dialect {
   std::string timestamp_text(std::string_view column) const override {
     // AT TIME ZONE 'UTC' turns a timestamptz into UTC wall time whatever the
     // session's TimeZone (reading it as text or std::tm would use the session's).
-    return concat({"to_char(", column,
-                   " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"});
+    // The CAST gives the text a declared length: psqlODBC reports a text
+    // result as a long column, for which SOCI's ODBC backend allocates a
+    // 100 MiB buffer per read (odbc_max_buffer_length).
+    return concat({"CAST(to_char(", column,
+                   " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS varchar(32))"});
   }
   // CAST rather than "::": SOCI's ODBC backend would take ":text" for a parameter.
   std::string json_text(std::string_view column) const override {
     return concat({"CAST(", column, " AS text)"});
+  }
+  // Four bytes per character: the buffer then holds any 255 characters of
+  // UTF-8 (we write at most 255), without becoming a long column.
+  std::string varchar_text(std::string_view column) const override {
+    return concat({"CAST(", column, " AS varchar(1020))"});
   }
   // CAST to json serves json, jsonb (ours) and text columns alike; CASE keeps
   // json_array_length from failing the statement on a row that holds no array.

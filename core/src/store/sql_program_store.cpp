@@ -250,7 +250,8 @@ SqlProgramStore::SqlProgramStore(Database& database)
   const Dialect& d = dialect_;
   const auto columns = [&](const std::string& job_data, const std::string& program_data) {
     return "id, run_id, " + d.json_text("jobs") + ", step, " + d.timestamp_text("finished_at") +
-           ", " + d.timestamp_text("errored_at") + ", error_message, step_retry_count, " +
+           ", " + d.timestamp_text("errored_at") + ", " + d.varchar_text("error_message") +
+           ", step_retry_count, " +
            job_data + ", " + program_data + ", " + d.timestamp_text("created_at") + ", " +
            d.timestamp_text("updated_at") + ", lease_owner, lease_token, " +
            d.timestamp_text("lease_until") + ", step_crash_count, step_isolated_crash_count, " +

@@ -37,6 +37,10 @@ class Dialect {
 
   /// A JSON column read back as text.
   virtual std::string json_text(std::string_view column) const = 0;
+  /// A varchar(n) column read back whole. SOCI's ODBC backend sizes its
+  /// buffer from the declared length, counted in characters, but receives
+  /// UTF-8 bytes, so non-ASCII text in a varchar(255) would come back cut.
+  virtual std::string varchar_text(std::string_view column) const { return std::string(column); }
   /// The length of the JSON array in `column`, NULL when it holds no valid
   /// array; empty when the dialect has no such expression (the store then
   /// reads a row before claiming its step).
