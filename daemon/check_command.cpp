@@ -28,6 +28,7 @@
 #include "program_executor/amqp/connection.hpp"
 #include "program_executor/log/logger.hpp"
 #include "program_executor/plugin/plugin_loader.hpp"
+#include "program_executor/plugin/trusted_file.hpp"
 #include "sqlite_file.hpp"
 
 namespace program_executor::daemon {
@@ -40,12 +41,6 @@ struct Findings {
   std::vector<std::string> warnings;  ///< a risk, or what would fail later
   std::vector<std::string> notes;     ///< what --connect found, for the report
 };
-
-std::string mode_text(mode_t mode) {
-  char text[8];
-  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
-  return text;
-}
 
 // Files that would let other users read a secret of the daemon or steer it,
 // one sentence each, naming the file, its mode and the fix. Only paths and
@@ -65,21 +60,21 @@ void exposure_findings(const config::Config& config, const std::string& config_p
       }
       findings.warnings.push_back(config_path + " holds a password (" + keys +
                                   ") and is readable by every user (mode " +
-                                  mode_text(st.st_mode) + "): chmod o-r it, or take the password from " +
+                                  plugin::mode_text(st.st_mode) + "): chmod o-r it, or take the password from " +
                                   files + ", a systemd credential or an environment variable");
     }
     if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
       findings.problems.push_back(
           config_path + " is writable by " +
           ((st.st_mode & S_IWOTH) != 0 ? "every user" : "its group") + " (mode " +
-          mode_text(st.st_mode) +
+          plugin::mode_text(st.st_mode) +
           "): whoever can write it chooses the plugins the daemon runs; chmod go-w it");
     }
   }
   const auto readable_secret = [&](const std::string& path, const char* key) {
     if (!path.empty() && ::stat(path.c_str(), &st) == 0 && (st.st_mode & S_IROTH) != 0) {
       findings.warnings.push_back(path + " (" + key + ") is readable by every user (mode " +
-                                  mode_text(st.st_mode) + "): chmod o-r it");
+                                  plugin::mode_text(st.st_mode) + "): chmod o-r it");
     }
   };
   readable_secret(config.amqp.password_file, "amqp.password_file");

@@ -21,7 +21,7 @@
 #include "program_executor/executor/program_creator.hpp"
 #include "program_executor/executor/program_status.hpp"
 #include "program_executor/executor/runtime.hpp"
-#include "program_executor/executor/step_message.hpp"
+#include "program_executor/executor/step_publishing.hpp"
 #include "program_executor/log/logger.hpp"
 #include "program_executor/metrics/metrics.hpp"
 #include "program_executor/plugin/plugin_loader.hpp"
@@ -289,22 +289,20 @@ int resume_program(const CommonOptions& options, const std::string& run_id, int 
     }
     // Should this publish fail, the program is overdue in stale_after and the
     // daemons' recovery sweeper publishes the step instead.
-    const std::vector<std::string> remaining(row->jobs.begin() + step, row->jobs.end());
     auto settings = amqp::parse_url(config.amqp.url, config.amqp.tls, 0);
     amqp::Connection connection(settings, "program-executor resume");
     connection.declare(amqp::QueueTopology::from(config.amqp));
-    amqp::PublishProperties properties;
-    properties.persistent = config.amqp.durable;
-    connection.publish(config.amqp.queue,
-                       executor::first_step_body(run_id, remaining, row->program_data), properties);
+    executor::publish_step(connection, config.amqp.queue, config.amqp.durable, run_id, row->jobs,
+                           step, row->program_data);
     log::event(log::Level::info, "program.resumed", "",
-               {{"run_id", run_id}, {"step", step}, {"job", remaining.front()}});
+               {{"run_id", run_id}, {"step", step},
+                {"job", row->jobs[static_cast<std::size_t>(step)]}});
     if (options.json) {
       std::cout << nlohmann::json{{"run_id", run_id}, {"state", "running"}, {"step", step}}.dump()
                 << "\n";
     } else {
       std::cout << "resumed " << run_id << " at step " << step + 1 << " of " << total << " ("
-                << remaining.front() << ")\n";
+                << row->jobs[static_cast<std::size_t>(step)] << ")\n";
     }
     return 0;
   });

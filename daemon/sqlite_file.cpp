@@ -13,6 +13,7 @@
 #include <system_error>
 
 #include "cli_errors.hpp"
+#include "program_executor/plugin/trusted_file.hpp"
 
 namespace program_executor::daemon {
 namespace {
@@ -23,12 +24,6 @@ std::vector<gid_t> saved_groups;
 void become_root_again() {
   if (::seteuid(0) != 0 || ::setegid(0) != 0) return;
   ::setgroups(saved_groups.size(), saved_groups.data());
-}
-
-std::string mode_text(mode_t mode) {
-  char text[8];
-  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
-  return text;
 }
 
 }  // namespace
@@ -71,7 +66,7 @@ std::string describe_file(const std::filesystem::path& file) {
   struct stat st {};
   if (::stat(file.c_str(), &st) != 0) return file.string() + " (does not exist)";
   return file.string() + " (owner " + user_name(st.st_uid) + ":" + group_name(st.st_gid) +
-         ", mode " + mode_text(st.st_mode) + ")";
+         ", mode " + plugin::mode_text(st.st_mode) + ")";
 }
 
 void act_as_owner_of(const std::filesystem::path& file) {

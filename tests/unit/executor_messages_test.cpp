@@ -6,7 +6,9 @@
 
 #include "program_executor/executor/program_creator.hpp"
 #include "program_executor/executor/program_status.hpp"
+#include "program_executor/executor/clock.hpp"
 #include "program_executor/executor/step_message.hpp"
+#include "program_executor/executor/step_publishing.hpp"
 #include "support/fakes.hpp"
 
 using namespace program_executor;
@@ -62,7 +64,36 @@ TEST_CASE("creating a program inserts the row, then publishes its first step") {
   REQUIRE(publisher.published.size() == 1);
   CHECK(publisher.published[0].queue == "q");
   CHECK_FALSE(publisher.published[0].properties.persistent);
+  CHECK(publisher.published[0].properties.timestamp.has_value());
   CHECK(json::parse(publisher.published[0].body)["runId"] == run_id);
+}
+
+TEST_CASE("every step message is published the same way: remaining jobs, persistence, a timestamp") {
+  // The creator, the sweeper, resume and --rerun-finished all publish through
+  // publish_step; resume used to send its message without a timestamp.
+  test::FakePublisher publisher;
+  const std::int64_t before = executor::epoch_ms();
+  executor::publish_step(publisher, "q", true, "r1", {"a", "b", "c"}, 1, json{{"p", 1}});
+  const std::int64_t after = executor::epoch_ms();
+  REQUIRE(publisher.published.size() == 1);
+  const auto& sent = publisher.published[0];
+  CHECK(sent.queue == "q");
+  CHECK(json::parse(sent.body) ==
+        json{{"jobs", {"b", "c"}}, {"programData", {{"p", 1}}}, {"runId", "r1"}});
+  CHECK(sent.properties.persistent);
+  REQUIRE(sent.properties.timestamp.has_value());
+  CHECK(*sent.properties.timestamp >= before);
+  CHECK(*sent.properties.timestamp <= after);
+
+  executor::publish_step(publisher, "q", false, "r1", {"a", "b", "c"}, 2, json::object());
+  CHECK(json::parse(publisher.published.back().body)["jobs"] == json{"c"});
+  CHECK_FALSE(publisher.published.back().properties.persistent);
+  // A step outside the program publishes nothing.
+  CHECK_THROWS_AS(executor::publish_step(publisher, "q", true, "r1", {"a"}, 1, json::object()),
+                  std::out_of_range);
+  CHECK_THROWS_AS(executor::publish_step(publisher, "q", true, "r1", {"a"}, -1, json::object()),
+                  std::out_of_range);
+  CHECK(publisher.published.size() == 2);
 }
 
 TEST_CASE("a program whose first step cannot be published is errored, not orphaned") {

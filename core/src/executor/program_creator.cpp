@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "program_executor/executor/step_message.hpp"
+#include "program_executor/executor/step_publishing.hpp"
 #include "program_executor/log/logger.hpp"
 
 namespace program_executor::executor {
@@ -49,14 +49,8 @@ std::string ProgramCreator::create(const sdk::ProgramRequest& request) {
   const std::string run_id = new_run_id();
   store_.insert(store::NewProgram{run_id, request.jobs, request.program_data, request.job_data},
                 expect_within_);
-  amqp::PublishProperties properties;
-  properties.persistent = persistent_;
-  properties.timestamp = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
   try {
-    publisher_.publish(queue_, first_step_body(run_id, request.jobs, request.program_data),
-                       properties);
+    publish_step(publisher_, queue_, persistent_, run_id, request.jobs, 0, request.program_data);
   } catch (const std::exception& e) {
     // The row exists but its first message does not: end it visibly rather
     // than leave a program that waits forever (the original's orphan rows).

@@ -1,6 +1,6 @@
 #include "program_executor/executor/recovery_sweeper.hpp"
 
-#include "program_executor/executor/step_message.hpp"
+#include "program_executor/executor/step_publishing.hpp"
 #include "program_executor/log/logger.hpp"
 
 namespace program_executor::executor {
@@ -34,19 +34,13 @@ int RecoverySweeper::sweep() {
                                settings_.window.stale_after)) {
       continue;
     }
-    const std::vector<std::string> remaining(program.jobs.begin() + program.step, program.jobs.end());
-    amqp::PublishProperties properties;
-    properties.persistent = settings_.persistent;
-    properties.timestamp = std::chrono::duration_cast<std::chrono::milliseconds>(
-                               std::chrono::system_clock::now().time_since_epoch())
-                               .count();
-    publisher_.publish(settings_.queue,
-                       first_step_body(program.run_id, remaining, program.program_data), properties);
+    publish_step(publisher_, settings_.queue, settings_.persistent, program.run_id, program.jobs,
+                 program.step, program.program_data);
     ++recovered;
     metrics_.program_recovered();
     log::event(log::Level::warn, "program.recovered",
                "the program had stopped moving; its current step was published again",
-               {{"run_id", program.run_id}, {"step", program.step}, {"job", remaining.front()}});
+               {{"run_id", program.run_id}, {"step", program.step}, {"job", program.jobs[static_cast<std::size_t>(program.step)]}});
   }
   return recovered;
 }

@@ -7,6 +7,7 @@
 
 #include "program_executor/amqp/connection.hpp"
 #include "program_executor/amqp/startup_wait.hpp"
+#include "program_executor/executor/clock.hpp"
 #include "program_executor/executor/recovery_sweeper.hpp"
 #include "program_executor/executor/worker.hpp"
 #include "program_executor/log/logger.hpp"
@@ -15,12 +16,6 @@
 
 namespace program_executor::executor {
 namespace {
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 // The keys whose new value only a restart applies.
 std::vector<std::string> restart_only_changes(const config::Config& running,
@@ -124,7 +119,7 @@ void Runtime::start() {
                                           config_.amqp.heartbeat_seconds);
   beats_ = std::make_unique<std::atomic<std::int64_t>[]>(static_cast<std::size_t>(config_.workers));
   for (int i = 0; i < config_.workers; ++i) {
-    beats_[static_cast<std::size_t>(i)] = now_ms();
+    beats_[static_cast<std::size_t>(i)] = steady_ms();
     WorkerSettings settings{i,
                             connection,
                             amqp::QueueTopology::from(config_.amqp),
@@ -211,7 +206,7 @@ bool Runtime::wait_stopped(std::chrono::steady_clock::time_point deadline) {
 }
 
 bool Runtime::healthy(std::chrono::milliseconds max_age) const {
-  const std::int64_t oldest_allowed = now_ms() - max_age.count();
+  const std::int64_t oldest_allowed = steady_ms() - max_age.count();
   for (int i = 0; i < config_.workers; ++i) {
     const std::int64_t beat = beats_ ? beats_[static_cast<std::size_t>(i)].load() : -1;
     // A worker that returned while the daemon runs has failed: unhealthy too.

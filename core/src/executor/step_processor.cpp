@@ -9,6 +9,7 @@
 #include "program_executor/executor/job_data_handler.hpp"
 #include "program_executor/executor/job_execution.hpp"
 #include "program_executor/executor/step_job_context.hpp"
+#include "program_executor/executor/step_publishing.hpp"
 #include "program_executor/log/logger.hpp"
 
 namespace program_executor::executor {
@@ -26,12 +27,6 @@ StepOutcome outcome(Disposition disposition, const char* event, Level level,
 
 double elapsed_ms(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - since)
-      .count();
-}
-
-std::int64_t now_ms_since_epoch() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -575,10 +570,7 @@ StepOutcome StepProcessor::schedule_retry(const StepMessage& message,
       publisher_.declare(spec);
       declared_delays_.insert(delay.count());
     }
-    amqp::PublishProperties properties;
-    properties.persistent = settings_.persistent;
-    properties.timestamp = now_ms_since_epoch();
-    publisher_.publish(queue, message.body.dump(), properties);
+    publisher_.publish(queue, message.body.dump(), step_properties(settings_.persistent));
   } catch (const std::exception& e) {
     // Retry sooner rather than not at all.
     declared_delays_.erase(delay.count());
@@ -632,10 +624,8 @@ void StepProcessor::commit_steps(std::vector<Step>& steps) {
       step.outcome = StepOutcome{Disposition::ack, "program.finished"};
       continue;
     }
-    amqp::OutgoingMessage next{settings_.queue, next_step_body(message), {}};
-    next.properties.persistent = settings_.persistent;
-    next.properties.timestamp = now_ms_since_epoch();
-    next_steps.push_back(std::move(next));
+    next_steps.push_back(amqp::OutgoingMessage{settings_.queue, next_step_body(message),
+                                               step_properties(settings_.persistent)});
     publishing.push_back(&step);
   }
   PE_CRASH_POINT("after_commit");

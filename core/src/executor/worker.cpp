@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "program_executor/amqp/connection.hpp"
+#include "program_executor/executor/clock.hpp"
 #include "program_executor/executor/job_runner.hpp"
 #include "program_executor/log/logger.hpp"
 
@@ -29,9 +30,7 @@ constexpr auto loop_period = 200ms;
 constexpr auto long_batch = 100ms;
 
 void mark(std::atomic<std::int64_t>& beat) {
-  beat = std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-             .count();
+  beat = steady_ms();
 }
 
 // Sleeps for `duration` or until stop is requested, whichever comes first,

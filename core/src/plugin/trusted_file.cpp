@@ -41,12 +41,6 @@ class Descriptor {
   int fd_;
 };
 
-std::string mode_text(mode_t mode) {
-  std::array<char, 8> text{};
-  std::snprintf(text.data(), text.size(), "%04o", static_cast<unsigned>(mode & 07777));
-  return text.data();
-}
-
 std::string user_text(uid_t uid) {
   std::string text = "uid " + std::to_string(uid);
   passwd entry{};
@@ -262,6 +256,12 @@ TrustedFile open_trusted_file(const fs::path& file, const TrustPolicy& policy) {
   check_owner(st, "the file", policy);
   check_not_writable(st, "the file", false, "others could change the plugin");
   return TrustedFile(fd.release(), target);
+}
+
+std::string mode_text(mode_t mode) {
+  std::array<char, 8> text{};
+  std::snprintf(text.data(), text.size(), "%04o", static_cast<unsigned>(mode & 07777));
+  return text.data();
 }
 
 }  // namespace program_executor::plugin

@@ -27,6 +27,10 @@ class FileOpenError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// The permission bits of a file mode as four octal digits ("0640"), as
+/// every message about a file's mode shows them.
+std::string mode_text(mode_t mode);
+
 /// Who may own plugin files and every directory above them.
 struct TrustPolicy {
   std::vector<uid_t> trusted_owners;  ///< root and the process's effective user
