@@ -40,7 +40,9 @@ int RecoverySweeper::sweep() {
     metrics_.program_recovered();
     log::event(log::Level::warn, "program.recovered",
                "the program had stopped moving; its current step was published again",
-               {{"run_id", program.run_id}, {"step", program.step}, {"job", program.jobs[static_cast<std::size_t>(program.step)]}});
+               {{"run_id", program.run_id},
+                {"step", program.step},
+                {"job", program.jobs[static_cast<std::size_t>(program.step)]}});
   }
   return recovered;
 }
