@@ -22,7 +22,7 @@
 # work in /usr/share/doc/program-executor as they do on GitHub.
 install(FILES ${PROJECT_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/docs DESTINATION ${CMAKE_INSTALL_DOCDIR}
-        FILES_MATCHING PATTERN "*.md")
+        FILES_MATCHING PATTERN "*.md" PATTERN "*.png")
 install(FILES ${PROJECT_SOURCE_DIR}/config/program-executor.yaml
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/config)
 install(FILES ${PROJECT_SOURCE_DIR}/tests/chaos/README.md

@@ -80,6 +80,10 @@ void exposure_findings(const config::Config& config, const std::string& config_p
   readable_secret(config.amqp.password_file, "amqp.password_file");
   readable_secret(config.database.password_file, "database.password_file");
   readable_secret(config.amqp.tls.key_file, "amqp.tls.key_file");
+  // serve's: a token readable by every user is an operator's power for anyone.
+  readable_secret(config.web.operator_token_file, "web.operator_token_file");
+  readable_secret(config.web.viewer_token_file, "web.viewer_token_file");
+  readable_secret(config.web.tls_key_file, "web.tls.key_file");
 }
 
 // TLS files `run` opens when it connects: missing ones are refused then.

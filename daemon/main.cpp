@@ -12,6 +12,7 @@
 #include "cli_errors.hpp"
 #include "commands.hpp"
 #include "run_step_command.hpp"
+#include "serve_command.hpp"
 #include "housekeeping_commands.hpp"
 
 namespace {
@@ -63,6 +64,13 @@ int main(int argc, char** argv) {
   // The daemon's output is its log: --json would have nothing to apply to.
   bool run_json = false;
   run->add_flag("--json", run_json)->group("");
+
+  auto* serve = app.add_subcommand(
+      "serve",
+      "Run the HTTP API and web console (the config's web: section; docs/api.md): until "
+      "SIGTERM/SIGINT, SIGHUP rereads the token files and the plugin directory's jobs");
+  add_config(serve);
+  add_environment(serve);
 
   CreateOptions create_options;
   auto* create = app.add_subcommand("create", "Create a program and print its run id");
@@ -185,6 +193,7 @@ int main(int argc, char** argv) {
 
   if (const auto code = housekeeping.run(run_id, from_step)) return *code;
   if (*run) return run_daemon(common);
+  if (*serve) return serve_web(common);
   if (*run_step) return run_isolated_step_command(common.config_path);
   if (*create) return create_program(common, create_options);
   if (*status) return show_status(common, run_id);

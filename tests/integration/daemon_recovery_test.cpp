@@ -167,11 +167,11 @@ TEST_CASE("a backlog of steps around the fast/slow line drains without waiting f
   }
   auto daemon = deployment.start_daemon();
   const auto deadline = std::chrono::steady_clock::now() + 240s;
-  while (!store->list({"running", {}, 1, 0}).empty() && std::chrono::steady_clock::now() < deadline) {
+  while (!store->list({"running", {}, 1, 0, {}}).empty() && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(200ms);
   }
-  CHECK(store->list({"running", {}, 200, 0}).empty());
-  CHECK(store->list({"finished", {}, 200, 0}).size() == 160);
+  CHECK(store->list({"running", {}, 200, 0, {}}).empty());
+  CHECK(store->list({"finished", {}, 200, 0, {}}).size() == 160);
   CHECK(events(*daemon, "step.busy").size() == 0u);
   CHECK(events(*daemon, "program.recovered").size() == 0u);
   CHECK(events(*daemon, "step.infrastructure_error").empty());

@@ -140,10 +140,10 @@ TEST_CASE("state comes from the timestamps, never from the message, and messages
   CHECK(store->cancel("cancelled", "cancelled"));
   CHECK(store->find("failed")->state() == "errored");
   CHECK(store->find("cancelled")->state() == "cancelled");
-  const auto errored = store->list({"errored", {}, 10, 0});
+  const auto errored = store->list({"errored", {}, 10, 0, {}});
   REQUIRE(errored.size() == 1);
   CHECK(errored[0].run_id == "failed");
-  const auto cancelled = store->list({"cancelled", {}, 10, 0});
+  const auto cancelled = store->list({"cancelled", {}, 10, 0, {}});
   REQUIRE(cancelled.size() == 1);
   CHECK(cancelled[0].run_id == "cancelled");
   // 300 characters of two and three bytes: 255 of them are kept, on every backend.

@@ -15,6 +15,7 @@
 #include <soci/soci.h>
 
 #include "program_executor/store/database.hpp"
+#include "program_executor/store/throughput_store.hpp"
 #include "program_executor/store/dialect.hpp"
 #include "support/test_environment.hpp"
 
@@ -79,7 +80,8 @@ class ScratchTable {
     try {
       store::Database database(settings_, 1);
       soci::session session(database.pool());
-      for (const std::string& table : {name_, store::schema_version_table(name_)}) {
+      for (const std::string& table :
+           {name_, store::schema_version_table(name_), store::throughput_table(name_)}) {
         session << "DROP TABLE IF EXISTS " + database.dialect().quote(table);
       }
     } catch (const std::exception&) {

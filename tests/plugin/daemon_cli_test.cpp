@@ -187,7 +187,7 @@ TEST_CASE("a read-only command finds an old table and does not migrate it",
   }
   const CommandResult result = deployment.cli({"list"});
   CHECK(result.exit_code == 1);
-  CHECK(result.err == error_line("table programs is at schema version 0, this program needs 3: "
+  CHECK(result.err == error_line("table programs is at schema version 0, this program needs 4: "
                                  "run `program-executor migrate` (this command changes nothing)"));
   CHECK(deployment.cli({"migrate", "--check"}).exit_code == 1);
 }

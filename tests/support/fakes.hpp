@@ -170,6 +170,7 @@ class FakeProgramStore : public store::ProgramStore {
       const auto& row = e.row;
       if (filter.job && std::find(row.jobs.begin(), row.jobs.end(), *filter.job) == row.jobs.end()) continue;
       if (filter.state && row.state() != *filter.state) continue;
+      if (filter.before_id && row.id >= *filter.before_id) continue;
       found.push_back(row);
     }
     std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.id > b.id; });

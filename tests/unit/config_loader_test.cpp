@@ -233,7 +233,7 @@ TEST_CASE("a file that cannot be read is reported with the reason", "[config][lo
 TEST_CASE("unknown keys are errors listing the allowed keys", "[config][loader]") {
   CHECK(error_of("workers: 4\nworkerz: 5\n") ==
         "test.yaml:2:1: workerz: unknown key; allowed keys here: amqp, database, plugins, workers, "
-        "shutdown_grace_seconds, retry, recovery, log, metrics");
+        "shutdown_grace_seconds, retry, recovery, log, metrics, web");
   CHECK(error_of("amqp:\n  tls:\n    verify: false\n") ==
         "test.yaml:3:5: amqp.tls.verify: unknown key; allowed keys here: ca_file, cert_file, key_file, verify_peer, "
         "verify_hostname");

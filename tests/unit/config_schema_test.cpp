@@ -105,8 +105,11 @@ TEST_CASE("the expected keys exist with the documented types and limits", "[conf
   };
   // 18 + amqp.password_file and database.password_file (security) + metrics.listen (ops)
   // + 6 recovery.* (step protocol, unclaimed steps, old programs) + amqp.queue_type and
-  // amqp.delivery_limit (quorum queues) + 5 retry.* and 5 retry.jobs.*.*
-  CHECK(cfg::schema().size() == 41);
+  // amqp.delivery_limit (quorum queues) + 5 retry.* and 5 retry.jobs.*.* + 8 web.* (serve)
+  CHECK(cfg::schema().size() == 49);
+  CHECK(find("web.listen").default_value == "127.0.0.1:8080");
+  CHECK(find("web.allow_unknown_jobs").default_value == "false");
+  CHECK(find("web.max_body_bytes").min == 1024);
   CHECK(find("recovery.unclaimed_after_seconds").default_value == "0");  // as stale_after
   CHECK(find("recovery.max_age_hours").default_value == "168");
   CHECK(find("retry.jobs.*.max_attempts").default_value.empty());  // inherits retry.max_attempts

@@ -317,8 +317,8 @@ TEST_CASE("a job failing with the message \"cancelled\" errors its program; it i
   CHECK(h.processor().process(h.create({"a"})).event == "program.errored");
   const auto row = h.store.row("run-1");
   CHECK(row.state() == "errored");
-  CHECK(h.store.list(store::ProgramFilter{"errored", {}, 20, 0}).size() == 1);
-  CHECK(h.store.list(store::ProgramFilter{"cancelled", {}, 20, 0}).empty());
+  CHECK(h.store.list(store::ProgramFilter{"errored", {}, 20, 0, {}}).size() == 1);
+  CHECK(h.store.list(store::ProgramFilter{"cancelled", {}, 20, 0, {}}).empty());
 }
 
 TEST_CASE("a stale or duplicated message never runs a step twice or forks the program") {

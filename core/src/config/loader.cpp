@@ -341,6 +341,25 @@ Config load_string(std::string_view yaml, std::string_view source_name,
   if (const std::string problem = listen_address_problem(config.metrics.listen); !problem.empty()) {
     fail_at(source_name, given.at("metrics.listen"), "metrics.listen", problem);
   }
+  assign(values, "web.listen", config.web.listen);
+  if (config.web.listen.empty()) {
+    fail_at(source_name, given.at("web.listen"), "web.listen", "must not be empty");
+  }
+  if (const std::string problem = listen_address_problem(config.web.listen); !problem.empty()) {
+    fail_at(source_name, given.at("web.listen"), "web.listen", problem);
+  }
+  assign(values, "web.operator_token_file", config.web.operator_token_file);
+  assign(values, "web.viewer_token_file", config.web.viewer_token_file);
+  assign(values, "web.allow_unknown_jobs", config.web.allow_unknown_jobs);
+  assign(values, "web.max_body_bytes", config.web.max_body_bytes);
+  assign(values, "web.threads", config.web.threads);
+  assign(values, "web.tls.cert_file", config.web.tls_cert_file);
+  assign(values, "web.tls.key_file", config.web.tls_key_file);
+  if (config.web.tls_cert_file.empty() != config.web.tls_key_file.empty()) {
+    const char* given_key = config.web.tls_cert_file.empty() ? "web.tls.key_file" : "web.tls.cert_file";
+    fail_at(source_name, given.at(given_key), given_key,
+            "web.tls.cert_file and web.tls.key_file go together: set both, or neither");
+  }
   return config;
 }
 

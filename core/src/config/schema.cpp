@@ -324,6 +324,61 @@ const std::vector<KeySpec>& schema() {
                "(`0.0.0.0:9464` for every interface; no IPv6). Loopback by default, since the "
                "endpoint has no authentication. Empty (`\"\"`): no endpoint. See "
                "docs/operations.md for the metrics."},
+      {.path = "web.listen",
+       .type = ValueType::string,
+       .default_value = "127.0.0.1:8080",
+       .required = false,
+       .help = "Address of the HTTP API and web console that `program-executor serve` runs "
+               "(docs/api.md, docs/console.md): `IPV4:PORT`. Loopback by default; put a TLS "
+               "reverse proxy in front, or set `web.tls.*`, before opening it to a network. "
+               "The workers (`run`) ignore the `web:` section."},
+      {.path = "web.operator_token_file",
+       .type = ValueType::path,
+       .default_value = "",
+       .required = false,
+       .help = "File of the bearer tokens of operators (read, create, cancel, resume): one "
+               "token per line, blank lines and `#` comments ignored, at least 16 characters "
+               "each. With systemd credentials: `${CREDENTIALS_DIRECTORY}/operator-tokens`. "
+               "Read at start and on SIGHUP."},
+      {.path = "web.viewer_token_file",
+       .type = ValueType::path,
+       .default_value = "",
+       .required = false,
+       .help = "File of the bearer tokens of viewers (read only), as `web.operator_token_file`. "
+               "`serve` refuses to start when neither file names a token."},
+      {.path = "web.allow_unknown_jobs",
+       .type = ValueType::boolean,
+       .default_value = "false",
+       .required = false,
+       .help = "Let `POST /api/v1/programs` create programs with jobs no plugin of "
+               "`plugins.directory` has (a producer deployed before its plugin); refused with "
+               "422 otherwise."},
+      {.path = "web.max_body_bytes",
+       .type = ValueType::integer,
+       .default_value = "1048576",
+       .required = false,
+       .help = "Largest request body the API reads; a larger one is refused with 413 before it "
+               "is read whole.",
+       .min = 1024,
+       .max = 67108864},
+      {.path = "web.threads",
+       .type = ValueType::integer,
+       .default_value = "8",
+       .required = false,
+       .help = "Requests `serve` handles at once (its thread pool; each holds one database "
+               "session while it runs).",
+       .min = 1,
+       .max = 256},
+      {.path = "web.tls.cert_file",
+       .type = ValueType::path,
+       .default_value = "",
+       .required = false,
+       .help = "Certificate chain (PEM) for HTTPS; with `web.tls.key_file`. Empty: plain HTTP."},
+      {.path = "web.tls.key_file",
+       .type = ValueType::path,
+       .default_value = "",
+       .required = false,
+       .help = "Private key (PEM) of `web.tls.cert_file`."},
   };
   return keys;
 }

@@ -56,7 +56,10 @@ std::string ProgramCreator::create(const sdk::ProgramRequest& request) {
     // than leave a program that waits forever (the original's orphan rows).
     const std::string why = std::string("could not publish the first step: ") + e.what();
     try {
-      store_.cancel(run_id, why);
+      // Errored (not cancelled: nobody cancelled it) while no worker holds
+      // it, the usual case; should a worker have claimed it (the broker took
+      // the message but its confirm was lost), cancel ends it all the same.
+      if (!store_.fail(run_id, 0, 0, why)) store_.cancel(run_id, why);
     } catch (const std::exception& nested) {
       log::event(log::Level::error, "program.orphaned", nested.what(), {{"run_id", run_id}});
     }

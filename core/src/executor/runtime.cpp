@@ -1,18 +1,23 @@
 #include "program_executor/executor/runtime.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "program_executor/amqp/connection.hpp"
 #include "program_executor/amqp/startup_wait.hpp"
 #include "program_executor/executor/clock.hpp"
 #include "program_executor/executor/recovery_sweeper.hpp"
+#include "program_executor/executor/throughput_recorder.hpp"
 #include "program_executor/executor/worker.hpp"
 #include "program_executor/log/logger.hpp"
 #include "program_executor/metrics/prometheus_metrics.hpp"
 #include "program_executor/plugin/plugin_loader.hpp"
+#include "program_executor/store/throughput_store.hpp"
 
 namespace program_executor::executor {
 namespace {
@@ -37,6 +42,28 @@ std::vector<std::string> restart_only_changes(const config::Config& running,
   return changed;
 }
 
+// This daemon in the steps-per-minute table: host:pid, the prefix of the
+// lease_owner its workers' claims carry (worker.cpp, worker_identity).
+std::string daemon_identity() {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  return std::string(host) + ":" + std::to_string(::getpid());
+}
+
+// Moves the steps counted since the last call into the steps-per-minute
+// table and, when `prune` is set, deletes its rows older than 48 hours.
+// Failures are logged, never thrown: the sweeper goes on.
+void record_throughput(ThroughputRecorder& recorder, store::ThroughputStore& throughput,
+                       const std::string& owner, bool prune) {
+  recorder.flush(throughput, owner);
+  if (!prune) return;
+  try {
+    throughput.prune(std::chrono::hours(48));
+  } catch (const std::exception& e) {
+    log::event(log::Level::warn, "throughput.prune_failed", e.what());
+  }
+}
+
 }  // namespace
 
 Runtime::Runtime(const config::Config& config) : config_(config) {
@@ -49,6 +76,8 @@ Runtime::Runtime(const config::Config& config) : config_(config) {
     log::event(log::Level::info, "metrics.listening", "",
                {{"url", "http://" + config_.metrics.listen + "/metrics"}});
   }
+  // Also counts the steps executed, for the steps-per-minute table (sweeper thread).
+  metrics_ = std::make_unique<ThroughputRecorder>(std::move(metrics_));
   jobs_ = std::make_unique<JobLibrary>(plugin::load_directory(config_.plugins.directory));
   log::event(log::Level::info, "plugins.loaded", "",
              {{"directory", config_.plugins.directory},
@@ -98,9 +127,23 @@ void Runtime::sweep_until_stopped() {
   RecoverySweeper sweeper(*store_, publisher,
                           SweeperSettings{config_.amqp.queue, config_.amqp.durable, window, 200},
                           *metrics_);
+  // The steps per minute: recorded every sweep interval (at most 10 s apart),
+  // rows older than 48 hours pruned once an hour.
+  auto* recorder = dynamic_cast<ThroughputRecorder*>(metrics_.get());
+  store::ThroughputStore throughput(*database_);
+  const std::string owner = daemon_identity();
+  const auto record_every = std::min(config_.recovery.sweep_interval, std::chrono::seconds(10));
+  auto next_record = std::chrono::steady_clock::now() + record_every;
+  auto next_prune = std::chrono::steady_clock::now();
   // Spread the daemons' sweeps apart; each pass is cheap when nothing is overdue.
   auto next = std::chrono::steady_clock::now() + config_.recovery.sweep_interval;
   while (!stop_requested_) {
+    if (recorder != nullptr && std::chrono::steady_clock::now() >= next_record) {
+      const bool prune = std::chrono::steady_clock::now() >= next_prune;
+      if (prune) next_prune = std::chrono::steady_clock::now() + std::chrono::hours(1);
+      record_throughput(*recorder, throughput, owner, prune);
+      next_record = std::chrono::steady_clock::now() + record_every;
+    }
     if (std::chrono::steady_clock::now() < next) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       continue;

@@ -67,6 +67,10 @@ class SqliteDialect final : public Dialect {
   std::string json_text(std::string_view column) const override {
     return concat({"CAST(", column, " AS TEXT)"});
   }
+  // instr() compares bytes: exact, where LIKE ignores ASCII case.
+  std::string text_contains(std::string_view text, std::string_view parameter) const override {
+    return "instr(" + std::string(text) + ", :" + std::string(parameter) + ") > 0";
+  }
   // json_array_length fails the statement on text that is not JSON (and
   // gives 0 for JSON that is no array, which no step matches: steps start at 0
   // and a message has at least one job left).
@@ -165,6 +169,9 @@ class PostgresDialect final : public Dialect {
   std::string json_text(std::string_view column) const override {
     return concat({"CAST(", column, " AS text)"});
   }
+  std::string text_contains(std::string_view text, std::string_view parameter) const override {
+    return "strpos(" + std::string(text) + ", :" + std::string(parameter) + ") > 0";
+  }
   // Four bytes per character: the buffer then holds any 255 characters of
   // UTF-8 (we write at most 255), without becoming a long column.
   std::string varchar_text(std::string_view column) const override {
@@ -246,6 +253,11 @@ class MysqlDialect final : public Dialect {
     return concat({"CONCAT(LEFT(DATE_FORMAT(", column, ", '%Y-%m-%dT%H:%i:%s.%f'), 23), 'Z')"});
   }
   std::string json_text(std::string_view column) const override { return std::string(column); }
+  // As bytes: the connection's collation would ignore case.
+  std::string text_contains(std::string_view text, std::string_view parameter) const override {
+    return "INSTR(CAST(" + std::string(text) + " AS BINARY), CAST(:" + std::string(parameter) +
+           " AS BINARY)) > 0";
+  }
   std::string json_value(std::string_view parameter) const override {
     return concat({":", parameter});
   }

@@ -6,6 +6,7 @@
 #include "embedded_sql.hpp"
 #include "program_executor/store/dialect.hpp"
 #include "program_executor/store/program_store.hpp"
+#include "program_executor/store/throughput_store.hpp"
 
 namespace program_executor::store {
 namespace {
@@ -81,6 +82,7 @@ std::vector<std::string> migration_statements(const Migration& migration, const 
     replace_all(statement, "{table}", dialect.quote(table));
     replace_all(statement, "{run_id_index}", dialect.quote(table + "_run_id_index"));
     replace_all(statement, "{overdue_index}", dialect.quote(table + "_overdue_index"));
+    replace_all(statement, "{throughput_table}", dialect.quote(throughput_table(table)));
   }
   return statements;
 }

@@ -49,6 +49,18 @@ ALTER TABLE {table} ADD COLUMN step_isolated_crash_count int NOT NULL DEFAULT 0;
 ALTER TABLE {table} ADD COLUMN cancelled_at datetime(3) NULL;
 UPDATE {table} SET cancelled_at = errored_at WHERE cancelled_at IS NULL AND errored_at IS NOT NULL AND error_message = 'cancelled';
 )pe_sql"},
+      {"mysql", "004_throughput.sql", R"pe_sql(-- Version 4: the steps each daemon executed per minute, for the web API's
+-- stepsPerMinute (GET /api/v1/stats). One row per daemon (owner: host:pid,
+-- the prefix of its claims' lease_owner) per minute (its start, UTC); each
+-- daemon adds its count every few seconds and deletes rows older than 48 hours.
+-- A table of its own: program-executor-js never sees it.
+CREATE TABLE IF NOT EXISTS {throughput_table} (
+  minute datetime(3) NOT NULL,
+  owner varchar(255) NOT NULL,
+  steps bigint NOT NULL DEFAULT 0,
+  PRIMARY KEY (minute, owner)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+)pe_sql"},
       {"postgresql", "001_create_table.sql", R"pe_sql(-- Version 1: the bookkeeping table exactly as program-executor-js creates it
 -- on PostgreSQL, except that the run_id index is unique.
 -- Runs only when the table does not exist; an existing table is adopted as version 1.
@@ -92,6 +104,18 @@ ALTER TABLE {table} ADD COLUMN step_isolated_crash_count integer NOT NULL DEFAUL
 ALTER TABLE {table} ADD COLUMN cancelled_at timestamptz NULL;
 UPDATE {table} SET cancelled_at = errored_at WHERE cancelled_at IS NULL AND errored_at IS NOT NULL AND error_message = 'cancelled';
 )pe_sql"},
+      {"postgresql", "004_throughput.sql", R"pe_sql(-- Version 4: the steps each daemon executed per minute, for the web API's
+-- stepsPerMinute (GET /api/v1/stats). One row per daemon (owner: host:pid,
+-- the prefix of its claims' lease_owner) per minute (its start); each daemon
+-- adds its count every few seconds and deletes rows older than 48 hours.
+-- A table of its own: program-executor-js never sees it.
+CREATE TABLE IF NOT EXISTS {throughput_table} (
+  minute timestamptz NOT NULL,
+  owner varchar(255) NOT NULL,
+  steps bigint NOT NULL DEFAULT 0,
+  PRIMARY KEY (minute, owner)
+);
+)pe_sql"},
       {"sqlite3", "001_create_table.sql", R"pe_sql(-- Version 1: the bookkeeping table, with program-executor-js's columns.
 -- Runs only when the table does not exist; an existing table is adopted as version 1.
 -- Timestamps are UTC ISO 8601 text ("2024-05-01T12:00:00.000Z").
@@ -133,6 +157,19 @@ CREATE INDEX IF NOT EXISTS {overdue_index} ON {table} (lease_until) WHERE finish
 ALTER TABLE {table} ADD COLUMN step_isolated_crash_count INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE {table} ADD COLUMN cancelled_at TIMESTAMP NULL;
 UPDATE {table} SET cancelled_at = errored_at WHERE cancelled_at IS NULL AND errored_at IS NOT NULL AND error_message = 'cancelled';
+)pe_sql"},
+      {"sqlite3", "004_throughput.sql", R"pe_sql(-- Version 4: the steps each daemon executed per minute, for the web API's
+-- stepsPerMinute (GET /api/v1/stats). One row per daemon (owner: host:pid,
+-- the prefix of its claims' lease_owner) per minute (its start, UTC, as the
+-- programs table's timestamps: ISO 8601 text); each daemon adds its count
+-- every few seconds and deletes rows older than 48 hours.
+-- A table of its own: program-executor-js never sees it.
+CREATE TABLE IF NOT EXISTS {throughput_table} (
+  minute TIMESTAMP NOT NULL,
+  owner VARCHAR(255) NOT NULL,
+  steps BIGINT NOT NULL DEFAULT 0,
+  PRIMARY KEY (minute, owner)
+);
 )pe_sql"},
   };
   return files;

@@ -13,6 +13,24 @@ std::vector<std::optional<ProgramRow>> ProgramStore::find_all(
   return rows;
 }
 
+StateCounts ProgramStore::count_by_state() {
+  StateCounts counts;
+  ProgramFilter page;
+  page.limit = 1000;
+  while (true) {
+    const std::vector<ProgramRow> rows = list(page);
+    for (const ProgramRow& row : rows) {
+      const std::string state = row.state();
+      if (state == "running") ++counts.running;
+      else if (state == "finished") ++counts.finished;
+      else if (state == "errored") ++counts.errored;
+      else ++counts.cancelled;
+    }
+    if (static_cast<int>(rows.size()) < page.limit) return counts;
+    page.before_id = rows.back().id;
+  }
+}
+
 std::vector<std::optional<StepClaim>> ProgramStore::claim_all(
     const std::vector<ClaimRequest>& requests, const std::string& owner,
     std::chrono::milliseconds lease) {

@@ -8,6 +8,7 @@
 #include <soci/soci.h>
 
 #include "guarded.hpp"
+#include "one_time_statement.hpp"
 #include "program_executor/store/database.hpp"
 #include "program_executor/store/dialect.hpp"
 #include "program_executor/store/write_transaction.hpp"
@@ -15,6 +16,7 @@
 namespace program_executor::store {
 namespace {
 
+using detail::affected;
 using detail::guarded;
 using detail::guarded_lease;
 
@@ -35,19 +37,6 @@ std::vector<std::string> job_names(const std::string& text) {
   return names;
 }
 
-// Runs a statement once and returns the number of rows it changed. Unlike
-// session.prepare, a one-time statement is not prepared on the server first
-// (PostgreSQL: no PREPARE and DEALLOCATE round trips around each execution).
-template <class... Bindings>
-long long affected(soci::session& session, const std::string& query, Bindings&&... bindings) {
-  soci::statement statement(session);
-  (statement.exchange(std::forward<Bindings>(bindings)), ...);
-  statement.alloc();
-  statement.prepare(query, soci::details::st_one_time_query);
-  statement.define_and_bind();
-  statement.execute(true);
-  return statement.get_affected_rows();
-}
 
 long long milliseconds(std::chrono::milliseconds duration) { return duration.count(); }
 
@@ -863,50 +852,68 @@ bool SqlProgramStore::begin_recovery(const std::string& run_id, int step, std::i
   });
 }
 
-std::vector<ProgramRow> SqlProgramStore::list(const ProgramFilter& filter) {
-  std::vector<std::string> run_ids =
-      guarded(database_, "listing programs", "*", [&](soci::session& session) {
-        std::string where = " WHERE 1 = 1";
-        if (filter.state) {
-          const std::string& state = *filter.state;
-          if (state == "running") {
-            where += running_;
-          } else if (state == "finished") {
-            where += " AND finished_at IS NOT NULL";
-          } else if (state == "errored") {
-            where += " AND errored_at IS NOT NULL AND cancelled_at IS NULL AND finished_at IS NULL";
-          } else if (state == "cancelled") {
-            where += " AND cancelled_at IS NOT NULL AND finished_at IS NULL";
-          } else {
-            throw StoreError("unknown state '" + state +
-                             "' (expected running, finished, errored or cancelled)");
-          }
-        }
-        // The job list is a JSON array of strings: a job appears in it as its
-        // JSON string, quotes included.
-        const std::string pattern = filter.job ? "%" + nlohmann::json(*filter.job).dump() + "%" : "";
-        if (filter.job) where += " AND " + dialect_.json_text("jobs") + " LIKE :pattern";
-        const int limit = std::max(filter.limit, 0);
-        const int offset = std::max(filter.offset, 0);
-        const std::string query =
-            "SELECT run_id FROM " + table_ + where + " ORDER BY id DESC LIMIT :limit OFFSET :offset";
-        std::vector<std::string> ids;
-        if (filter.job) {
-          soci::rowset<std::string> rows =
-              (session.prepare << query, soci::use(pattern), soci::use(limit), soci::use(offset));
-          ids.assign(rows.begin(), rows.end());
-        } else {
-          soci::rowset<std::string> rows =
-              (session.prepare << query, soci::use(limit), soci::use(offset));
-          ids.assign(rows.begin(), rows.end());
-        }
-        return ids;
-      });
-  std::vector<ProgramRow> rows;
-  for (const std::string& run_id : run_ids) {
-    if (auto row = find(run_id)) rows.push_back(std::move(*row));
+std::string SqlProgramStore::state_condition(const std::string& state) const {
+  if (state == "running") return running_;
+  if (state == "finished") return " AND finished_at IS NOT NULL";
+  if (state == "errored") {
+    return " AND errored_at IS NOT NULL AND cancelled_at IS NULL AND finished_at IS NULL";
   }
-  return rows;
+  if (state == "cancelled") return " AND cancelled_at IS NOT NULL AND finished_at IS NULL";
+  throw StoreError("unknown state '" + state + "' (expected running, finished, errored or cancelled)");
+}
+
+std::vector<ProgramRow> SqlProgramStore::list(const ProgramFilter& filter) {
+  return guarded(database_, "listing programs", "*", [&](soci::session& session) {
+    std::string where = " WHERE 1 = 1";
+    if (filter.state) where += state_condition(*filter.state);
+    // Keyset paging: the rows below the last id of the previous page, by the
+    // primary key, so a deep page costs what the first does.
+    if (filter.before_id) where += " AND id < :before";
+    // The job list is a JSON array of strings: a job appears in it as its
+    // JSON string, quotes included (so "a" does not match "ab").
+    const std::string pattern = filter.job ? nlohmann::json(*filter.job).dump() : "";
+    if (filter.job) where += " AND " + dialect_.text_contains(dialect_.json_text("jobs"), "pattern");
+    const int limit = std::max(filter.limit, 0);
+    const int offset = std::max(filter.offset, 0);
+    const long long before = filter.before_id.value_or(0);
+    RowReader reader;
+    std::vector<ProgramRow> rows;
+    for_each_row(
+        session,
+        "SELECT " + row_columns_ + " FROM " + table_ + where +
+            " ORDER BY id DESC LIMIT :limit OFFSET :offset",
+        [&](soci::statement& statement) {
+          reader.bind(statement);
+          if (filter.before_id) statement.exchange(soci::use(before));
+          if (filter.job) statement.exchange(soci::use(pattern));
+          statement.exchange(soci::use(limit));
+          statement.exchange(soci::use(offset));
+        },
+        [&] { rows.push_back(reader.row()); });
+    return rows;
+  });
+}
+
+StateCounts SqlProgramStore::count_by_state() {
+  return guarded(database_, "counting programs", "*", [&](soci::session& session) {
+    // One pass over the table, the state decided as ProgramRow::state() does.
+    StateCounts counts;
+    long long running = 0, finished = 0, errored = 0, cancelled = 0;
+    session << "SELECT"
+               " COALESCE(SUM(CASE WHEN finished_at IS NULL AND errored_at IS NULL THEN 1 ELSE 0 END), 0),"
+               " COALESCE(SUM(CASE WHEN finished_at IS NOT NULL THEN 1 ELSE 0 END), 0),"
+               " COALESCE(SUM(CASE WHEN finished_at IS NULL AND errored_at IS NOT NULL"
+               " AND cancelled_at IS NULL THEN 1 ELSE 0 END), 0),"
+               " COALESCE(SUM(CASE WHEN finished_at IS NULL AND cancelled_at IS NOT NULL"
+               " THEN 1 ELSE 0 END), 0)"
+               " FROM " + table_,
+        soci::into(running), soci::into(finished), soci::into(errored), soci::into(cancelled);
+    counts.running = running;
+    counts.finished = finished;
+    counts.errored = errored;
+    counts.cancelled = cancelled;
+    return counts;
+  });
 }
 
 bool SqlProgramStore::resume(const std::string& run_id, int from_step,

@@ -65,6 +65,18 @@ struct MetricsSettings {
   std::string listen = "127.0.0.1:9464";
 };
 
+/// `program-executor serve`: the HTTP API and web console (docs/api.md).
+struct WebSettings {
+  std::string listen = "127.0.0.1:8080";  ///< "IPV4:PORT"
+  std::string operator_token_file;        ///< one token per line; empty: no operators
+  std::string viewer_token_file;          ///< one token per line; empty: no viewers
+  bool allow_unknown_jobs = false;
+  int max_body_bytes = 1048576;
+  int threads = 8;
+  std::string tls_cert_file;  ///< empty: plain HTTP
+  std::string tls_key_file;
+};
+
 /// How a step that failed with a retryable error is retried.
 struct RetryPolicySettings {
   std::string backoff = "fixed";  ///< fixed or exponential
@@ -107,6 +119,7 @@ struct Config {
   std::chrono::seconds shutdown_grace{30};
   LogSettings log;
   MetricsSettings metrics;
+  WebSettings web;
   RecoverySettings recovery;
   RetrySettings retry;
 };

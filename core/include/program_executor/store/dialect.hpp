@@ -45,6 +45,9 @@ class Dialect {
   /// array; empty when the dialect has no such expression (the store then
   /// reads a row before claiming its step).
   virtual std::string json_array_length(std::string_view /*column*/) const { return ""; }
+  /// True when the text bound to `:parameter` occurs in `text`, byte for
+  /// byte (no wildcards, case counts: what LIKE would not promise).
+  virtual std::string text_contains(std::string_view text, std::string_view parameter) const = 0;
   /// The JSON text bound to `:parameter`, as written into a JSON column.
   virtual std::string json_value(std::string_view parameter) const = 0;
 

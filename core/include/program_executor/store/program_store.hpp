@@ -101,6 +101,18 @@ struct ProgramFilter {
   std::optional<std::string> job;    ///< programs whose job list holds this name
   int limit = 20;
   int offset = 0;
+  /// Keyset paging: only programs with a lower id (the last id of the
+  /// previous page); cheaper than `offset` on a deep page. (Last, so the
+  /// aggregate initialisations {state, job, limit, offset} keep their meaning.)
+  std::optional<long long> before_id;
+};
+
+/// How many programs are in each state (ProgramStore::count_by_state).
+struct StateCounts {
+  long long running = 0;
+  long long finished = 0;
+  long long errored = 0;
+  long long cancelled = 0;
 };
 
 /// The bookkeeping operations. Every state change is conditional on the step
@@ -212,6 +224,10 @@ class ProgramStore {
 
   /// Programs matching `filter`, newest (highest id) first.
   virtual std::vector<ProgramRow> list(const ProgramFilter& filter) = 0;
+
+  /// Programs per state, in one pass over the table. The default (for stores
+  /// without SQL) counts every row through list().
+  virtual StateCounts count_by_state();
 
   /// Restarts an errored or cancelled program at `from_step`, keeping its job
   /// data: errored_at and error_message cleared, retry and crash counts reset,

@@ -51,6 +51,7 @@ class SqlProgramStore : public ProgramStore {
       const std::string& run_id, const std::string& job_name, std::int64_t token,
       const std::function<nlohmann::json(const nlohmann::json&)>& modify) override;
   std::vector<ProgramRow> list(const ProgramFilter& filter) override;
+  StateCounts count_by_state() override;
   bool resume(const std::string& run_id, int from_step,
               std::chrono::milliseconds expect_within) override;
   std::vector<StaleProgram> overdue(const RecoveryWindow& window, int limit) override;
@@ -68,6 +69,8 @@ class SqlProgramStore : public ProgramStore {
   std::string table_;    ///< already quoted
   std::string now_;      ///< SQL expression for the current UTC time
   std::string running_;  ///< " AND" the program neither finished nor errored
+  /// " AND" the condition of `state` (as ProgramRow::state() decides it).
+  std::string state_condition(const std::string& state) const;
 
   bool multi_row_;       ///< batches as single UPDATE ... RETURNING statements
   std::string jobs_count_;  ///< SQL: the length of the jobs array; empty: claim_unread claims nothing
