@@ -163,9 +163,9 @@ std::unique_ptr<store::Database> open_database_read_only(const config::Config& c
 }
 
 std::unique_ptr<store::Database> open_database_for_writing(const config::Config& config,
-                                                           Migrate migrate) {
+                                                           Migrate migrate, std::size_t sessions) {
   if (const auto file = sqlite_file(config.database)) act_as_owner_of(*file);
-  auto database = std::make_unique<store::Database>(config.database, 1);
+  auto database = std::make_unique<store::Database>(config.database, sessions);
   if (migrate == Migrate::as_configured) database->ensure_schema();
   return database;
 }

@@ -52,9 +52,11 @@ std::unique_ptr<store::Database> open_database_read_only(
     const config::Config& config, TableRequired table = TableRequired::yes);
 
 /// Opens the database for a command that writes; Migrate::as_configured makes
-/// the table usable as the daemon would (database.migrate). As root, a SQLite
+/// the table usable as the daemon would (database.migrate), with `sessions`
+/// pooled connections (serve: one per request thread). As root, a SQLite
 /// file is written as its owner (or its directory's, when it is new).
 std::unique_ptr<store::Database> open_database_for_writing(
-    const config::Config& config, Migrate migrate = Migrate::as_configured);
+    const config::Config& config, Migrate migrate = Migrate::as_configured,
+    std::size_t sessions = 1);
 
 }  // namespace program_executor::daemon

@@ -82,8 +82,9 @@ int serve_web(const CommonOptions& options) {
     web::AccessTokens tokens = load_tokens(config);
     const std::size_t operators = tokens.count(web::Role::operator_);
     const std::size_t viewers = tokens.count(web::Role::viewer);
-    // One session per request thread, and one for the statistics.
-    const auto database = open_database_for_writing(config);
+    // One session per request thread, so no request waits for another's.
+    const auto database = open_database_for_writing(
+        config, Migrate::as_configured, static_cast<std::size_t>(config.web.threads));
     auto store = database->program_store();
     store::ThroughputStore throughput(*database);
 

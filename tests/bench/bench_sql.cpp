@@ -11,6 +11,7 @@
 #include "program_executor/executor/program_creator.hpp"
 #include "program_executor/store/dialect.hpp"
 #include "program_executor/store/migrations.hpp"
+#include "program_executor/store/throughput_store.hpp"
 #include "program_executor/store/write_transaction.hpp"
 
 namespace program_executor::bench {
@@ -60,6 +61,7 @@ void BenchTable::drop() {
   const store::Dialect& dialect = database_->dialect();
   lease.session() << "DROP TABLE IF EXISTS " + dialect.quote(table_);
   lease.session() << "DROP TABLE IF EXISTS " + dialect.quote(store::schema_version_table(table_));
+  lease.session() << "DROP TABLE IF EXISTS " + dialect.quote(store::throughput_table(table_));
   created_ = false;
 }
 
@@ -97,6 +99,58 @@ void BenchTable::fill_finished(long long rows) {
   // Statistics as a table that grew over time would have them.
   if (dialect_name == "postgresql") session << "ANALYZE " + quoted();
   if (dialect_name == "mysql") session << "ANALYZE TABLE " + quoted();
+}
+
+std::string BenchTable::mixed_job(int index) { return "bench.job" + std::to_string(index); }
+
+void BenchTable::fill_mixed(long long rows) {
+  const store::Dialect& dialect = database_->dialect();
+  const std::string dialect_name(dialect.name());
+  const bool mysql = dialect_name == "mysql";
+  // The series variable of each dialect's row generator.
+  const std::string g = dialect_name == "postgresql" ? "g" : mysql ? "seq" : "x";
+  const auto concat = [mysql](const std::vector<std::string>& parts) {
+    std::string text;
+    for (const auto& part : parts) text += (text.empty() ? "" : mysql ? ", " : " || ") + part;
+    return mysql ? "CONCAT(" + text + ")" : "(" + text + ")";
+  };
+  const std::string kind = "(" + g + " % 200)";
+  const std::string finished = "(" + kind + " = 0 OR " + kind + " > 6)";
+  const std::string errored = "(" + kind + " BETWEEN 1 AND 5)";
+  const std::string now = dialect.now();
+  std::string jobs = concat({"'[\"bench.job'", "(" + g + " % 20)", "'\"'",
+                             "CASE WHEN " + g + " % 3 = 0 THEN ', \"bench.load\"' ELSE '' END",
+                             "CASE WHEN " + g + " % 10000 = 1 THEN ', \"" + rare_job() + "\"' ELSE '' END", "']'"});
+  if (dialect_name == "postgresql") jobs = "CAST(" + jobs + " AS jsonb)";
+  const std::string empty = dialect_name == "postgresql" ? "CAST('{}' AS jsonb)" : "'{}'";
+  const std::string when_cancelled = "CASE WHEN " + kind + " = 5 THEN ";
+  const std::string select = "SELECT " + concat({"'filler-'", g}) + ", " + jobs + ", 0, 0, " + empty + ", " +
+                             empty + ", CASE WHEN " + finished + " THEN " + now + " END, CASE WHEN " + errored +
+                             " THEN " + now + " END, " + when_cancelled + now + " END, " + when_cancelled +
+                             "'cancelled' WHEN " + errored + " THEN 'bench: the job failed' END, CASE WHEN " + kind +
+                             " = 6 THEN " + dialect.now_plus("expect") + " END, " + now + ", " + now;
+  const std::string insert = "INSERT INTO " + quoted() +
+                             " (run_id, jobs, step, step_retry_count, job_data, program_data, finished_at, "
+                             "errored_at, cancelled_at, error_message, lease_until, created_at, updated_at) ";
+  const long long expect = expect_within_ms;
+  store::SessionLease lease(*database_);
+  soci::session& session = lease.session();
+  for (long long lo = 1; lo <= rows; lo += fill_chunk) {
+    long long hi = std::min(rows, lo + fill_chunk - 1);
+    if (dialect_name == "postgresql") {
+      session << insert + select + " FROM generate_series(CAST(:lo AS bigint), CAST(:hi AS bigint)) AS g",
+          soci::use(expect, "expect"), soci::use(lo, "lo"), soci::use(hi, "hi");
+    } else if (mysql) {
+      session << insert + select + " FROM seq_" + std::to_string(lo) + "_to_" + std::to_string(hi),
+          soci::use(expect, "expect");
+    } else {
+      session << "WITH RECURSIVE g(x) AS (SELECT :lo UNION ALL SELECT x + 1 FROM g WHERE x < :hi) " + insert +
+                     select + " FROM g",
+          soci::use(lo, "lo"), soci::use(hi, "hi"), soci::use(expect, "expect");
+    }
+  }
+  if (dialect_name == "postgresql") session << "ANALYZE " + quoted();
+  if (mysql) session << "ANALYZE TABLE " + quoted();
 }
 
 std::vector<std::string> BenchTable::insert_programs(int count, const std::vector<std::string>& jobs,
@@ -138,6 +192,15 @@ std::int64_t BenchTable::max_id() {
   long long id = 0;
   lease.session() << "SELECT COALESCE(MAX(id), 0) FROM " + quoted(), soci::into(id);
   return id;
+}
+
+long long BenchTable::rows_after(std::int64_t after) {
+  store::SessionLease lease(*database_);
+  long long from = after;
+  long long rows = 0;
+  lease.session() << "SELECT COUNT(*) FROM " + quoted() + " WHERE id > :after", soci::into(rows),
+      soci::use(from, "after");
+  return rows;
 }
 
 BenchTable::Ended BenchTable::ended_after(std::int64_t after) {

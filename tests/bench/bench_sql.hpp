@@ -28,14 +28,26 @@ class BenchTable {
   /// The table name quoted for SQL.
   std::string quoted() const;
 
-  /// Creates the table (and its schema version table) as the daemon would.
+  /// Creates the table (and its schema version and throughput tables) as the daemon would.
   void create();
-  /// DROP TABLE of both; safe to call twice.
+  /// DROP TABLE of all three (programs, schema version, throughput); safe to call twice.
   void drop();
 
   /// `rows` finished filler programs, inserted by the server itself in
   /// chunks (generate_series, a recursive CTE, MariaDB's sequence engine).
   void fill_finished(long long rows);
+
+  /// `rows` programs in the mix of a table that has been in use for a while,
+  /// inserted by the server itself as fill_finished() does. By id modulo 200:
+  /// 1-4 errored (2 %), 5 cancelled (0.5 %), 6 running (0.5 %, expected
+  /// within the hour), the rest finished (97 %), spread evenly over the ids.
+  /// Their first job is `bench.job<id % 20>`; every 3rd also runs
+  /// `bench.load`, every 10,000th `bench.rare` (rare_job()).
+  void fill_mixed(long long rows);
+  /// The job name of fill_mixed() programs number `index` (0-19) has first.
+  static std::string mixed_job(int index);
+  /// The job fill_mixed() gives one program in 10,000.
+  static std::string rare_job() { return "bench.rare"; }
 
   /// Inserts `count` running programs of `jobs` at step 0 (one transaction
   /// per 1000 rows), expected to move within an hour so that the recovery
@@ -46,6 +58,9 @@ class BenchTable {
 
   /// Highest id so far (0 when empty).
   std::int64_t max_id();
+  /// Rows with id > `after` (MySQL's auto-increment may skip ids after a bulk
+  /// insert, so this is not max_id() - after).
+  long long rows_after(std::int64_t after);
   /// Programs with id > `after` that ended: finished and errored.
   struct Ended {
     long long finished = 0;

@@ -39,171 +39,6 @@ double seconds_between(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double>(to - from).count();
 }
 
-// A child process with stdout and stderr appended to a log file; SIGTERM (then
-// SIGKILL) on destruction if still running, so no daemon outlives the bench.
-class Process {
- public:
-  Process(const std::vector<std::string>& args, const std::filesystem::path& log) : log_(log) {
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    std::vector<char*> argv;
-    for (const auto& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
-    argv.push_back(nullptr);
-    const int error = ::posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (error != 0) throw BenchError("cannot start " + args[0] + ": " + std::strerror(error));
-  }
-  ~Process() {
-    if (running()) terminate(5s);
-  }
-  Process(const Process&) = delete;
-  Process& operator=(const Process&) = delete;
-
-  pid_t pid() const noexcept { return pid_; }
-  const std::filesystem::path& log() const noexcept { return log_; }
-
-  bool running() {
-    if (exited_) return false;
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      exited_ = true;
-      status_ = status;
-      return false;
-    }
-    return true;
-  }
-
-  /// SIGTERM, then SIGKILL after `grace`; the wait status.
-  int terminate(std::chrono::seconds grace) {
-    if (!running()) return status_;
-    ::kill(pid_, SIGTERM);
-    const auto deadline = Clock::now() + grace;
-    while (running() && Clock::now() < deadline) std::this_thread::sleep_for(10ms);
-    if (running()) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, &status_, 0);
-      exited_ = true;
-    }
-    return status_;
-  }
-
- private:
-  std::filesystem::path log_;
-  pid_t pid_ = -1;
-  bool exited_ = false;
-  int status_ = 0;
-};
-
-std::string tail(const std::filesystem::path& file, std::size_t lines) {
-  std::ifstream in(file);
-  std::deque<std::string> last;
-  for (std::string line; std::getline(in, line);) {
-    last.push_back(line);
-    if (last.size() > lines) last.pop_front();
-  }
-  std::string text;
-  for (const auto& line : last) text += "  | " + line + "\n";
-  return text;
-}
-
-// utime + stime of a process (all its threads), from /proc/PID/stat.
-double cpu_seconds(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const auto close = text.rfind(')');
-  if (close == std::string::npos) throw BenchError("cannot read /proc/" + std::to_string(pid) + "/stat");
-  std::istringstream fields(text.substr(close + 2));
-  std::string field;
-  unsigned long long utime = 0, stime = 0;
-  // After "pid (comm) ": state is field 3; utime and stime are fields 14 and 15.
-  for (int index = 3; index <= 15 && fields >> field; ++index) {
-    if (index == 14) utime = std::stoull(field);
-    if (index == 15) stime = std::stoull(field);
-  }
-  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
-}
-
-// VmHWM: the peak resident set size, in kB.
-long long peak_rss_kb(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6));
-  }
-  return 0;
-}
-
-// YAML single-quoted, with ${ escaped from the loader's variable expansion.
-std::string yaml_text(const std::string& value) {
-  std::string out = "'";
-  for (std::size_t i = 0; i < value.size(); ++i) {
-    if (value[i] == '\'') {
-      out += "''";
-    } else if (value[i] == '$' && i + 1 < value.size() && value[i + 1] == '{') {
-      out += "$$";
-    } else {
-      out += value[i];
-    }
-  }
-  return out + "'";
-}
-
-std::filesystem::path write_config(const DaemonPlan& plan, const std::string& queue,
-                                   const std::string& table, int workers) {
-  const auto path = plan.work_dir / (queue + ".yaml");
-  std::ofstream out(path);
-  out << "# Written by pe-bench for one run.\n"
-      << "amqp:\n"
-      << "  url: " << yaml_text(plan.amqp_url) << "\n"
-      << "  queue: " << yaml_text(queue) << "\n"
-      << "  durable: true\n";
-  if (plan.prefetch) out << "  prefetch: " << *plan.prefetch << "\n";
-  out << "database:\n"
-      << "  backend: " << plan.backend << "\n"
-      << "  connection: " << yaml_text(plan.connection) << "\n"
-      << "  table: " << table << "\n"
-      << "plugins:\n"
-      << "  directory: " << yaml_text(plan.plugins) << "\n"
-      << "workers: " << workers << "\n"
-      << "shutdown_grace_seconds: 10\n"
-      // A backlog older than stale_after would look lost to the recovery
-      // sweeper, which would republish its steps; the sweeper still runs.
-      << "recovery:\n"
-      << "  stale_after_seconds: 3600\n"
-      << "log:\n"
-      << "  level: " << plan.log_level << "\n"
-      // JSON lines: the bench reads the job events back (tests/chaos/analysis.hpp).
-      << "  format: json\n"
-      // P processes share one config: no two can listen on one port.
-      << "metrics:\n"
-      << "  listen: \"\"\n";
-  if (!out) throw BenchError("cannot write " + path.string());
-  return path;
-}
-
-// The daemon's queues, deleted when the run ends however it ends.
-class QueueCleanup {
- public:
-  QueueCleanup(const amqp::ConnectionSettings& broker, amqp::QueueTopology topology)
-      : broker_(broker), topology_(std::move(topology)) {}
-  ~QueueCleanup() {
-    try {
-      amqp::Connection connection(broker_, "pe-bench cleanup");
-      for (const auto& spec : topology_.declarations()) connection.delete_queue(spec.name);
-    } catch (const std::exception& e) {
-      std::cerr << "pe-bench: could not delete queue " << topology_.main_queue() << ": " << e.what() << "\n";
-    }
-  }
-  QueueCleanup(const QueueCleanup&) = delete;
-  QueueCleanup& operator=(const QueueCleanup&) = delete;
-
- private:
-  amqp::ConnectionSettings broker_;
-  amqp::QueueTopology topology_;
-};
-
 // program.recovered events and the gaps between steps, from the daemons' logs.
 void read_logs(const std::vector<std::unique_ptr<Process>>& processes, const std::string& log_level,
                DaemonRunResult& result) {
@@ -244,6 +79,146 @@ void require_running(std::vector<std::unique_ptr<Process>>& processes) {
 }
 
 }  // namespace
+
+// YAML single-quoted, with ${ escaped from the loader's variable expansion.
+std::string yaml_text(const std::string& value) {
+  std::string out = "'";
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    if (value[i] == '\'') {
+      out += "''";
+    } else if (value[i] == '$' && i + 1 < value.size() && value[i + 1] == '{') {
+      out += "$$";
+    } else {
+      out += value[i];
+    }
+  }
+  return out + "'";
+}
+
+Process::Process(const std::vector<std::string>& args, const std::filesystem::path& log) : log_(log) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  std::vector<char*> argv;
+  for (const auto& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  const int error = ::posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (error != 0) throw BenchError("cannot start " + args[0] + ": " + std::strerror(error));
+}
+
+Process::~Process() {
+  if (running()) terminate(5s);
+}
+
+bool Process::running() {
+  if (exited_) return false;
+  int status = 0;
+  if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+    exited_ = true;
+    status_ = status;
+    return false;
+  }
+  return true;
+}
+
+int Process::terminate(std::chrono::seconds grace) {
+  if (!running()) return status_;
+  ::kill(pid_, SIGTERM);
+  const auto deadline = Clock::now() + grace;
+  while (running() && Clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  if (running()) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, &status_, 0);
+    exited_ = true;
+  }
+  return status_;
+}
+
+std::string tail(const std::filesystem::path& file, std::size_t lines) {
+  std::ifstream in(file);
+  std::deque<std::string> last;
+  for (std::string line; std::getline(in, line);) {
+    last.push_back(line);
+    if (last.size() > lines) last.pop_front();
+  }
+  std::string text;
+  for (const auto& line : last) text += "  | " + line + "\n";
+  return text;
+}
+
+// utime + stime of a process (all its threads), from /proc/PID/stat.
+double cpu_seconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto close = text.rfind(')');
+  if (close == std::string::npos) throw BenchError("cannot read /proc/" + std::to_string(pid) + "/stat");
+  std::istringstream fields(text.substr(close + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  // After "pid (comm) ": state is field 3; utime and stime are fields 14 and 15.
+  for (int index = 3; index <= 15 && fields >> field; ++index) {
+    if (index == 14) utime = std::stoull(field);
+    if (index == 15) stime = std::stoull(field);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// VmHWM: the peak resident set size, in kB.
+long long peak_rss_kb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  return 0;
+}
+
+std::filesystem::path write_config(const DaemonPlan& plan, const std::string& queue,
+                                   const std::string& table, int workers) {
+  const auto path = plan.work_dir / (queue + ".yaml");
+  std::ofstream out(path);
+  out << "# Written by pe-bench for one run.\n"
+      << "amqp:\n"
+      << "  url: " << yaml_text(plan.amqp_url) << "\n"
+      << "  queue: " << yaml_text(queue) << "\n"
+      << "  durable: true\n";
+  if (plan.prefetch) out << "  prefetch: " << *plan.prefetch << "\n";
+  out << "database:\n"
+      << "  backend: " << plan.backend << "\n"
+      << "  connection: " << yaml_text(plan.connection) << "\n"
+      << "  table: " << table << "\n"
+      << "plugins:\n"
+      << "  directory: " << yaml_text(plan.plugins) << "\n"
+      << "workers: " << workers << "\n"
+      << "shutdown_grace_seconds: 10\n"
+      // A backlog older than stale_after would look lost to the recovery
+      // sweeper, which would republish its steps; the sweeper still runs.
+      << "recovery:\n"
+      << "  stale_after_seconds: 3600\n"
+      << "log:\n"
+      << "  level: " << plan.log_level << "\n"
+      // JSON lines: the bench reads the job events back (tests/chaos/analysis.hpp).
+      << "  format: json\n"
+      // P processes share one config: no two can listen on one port.
+      << "metrics:\n"
+      << "  listen: \"\"\n";
+  if (!out) throw BenchError("cannot write " + path.string());
+  return path;
+}
+
+QueueCleanup::QueueCleanup(const amqp::ConnectionSettings& broker, amqp::QueueTopology topology)
+    : broker_(broker), topology_(std::move(topology)) {}
+
+QueueCleanup::~QueueCleanup() {
+  try {
+    amqp::Connection connection(broker_, "pe-bench cleanup");
+    for (const auto& spec : topology_.declarations()) connection.delete_queue(spec.name);
+  } catch (const std::exception& e) {
+    std::cerr << "pe-bench: could not delete queue " << topology_.main_queue() << ": " << e.what() << "\n";
+  }
+}
 
 std::string JobMix::job_data(int index) const {
   if (!sleeps()) return "{}";

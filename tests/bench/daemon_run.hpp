@@ -11,6 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "program_executor/amqp/connection_settings.hpp"
+#include "program_executor/amqp/queue_topology.hpp"
+
 namespace program_executor::bench {
 
 /// Where and how to run the daemon; one plan serves every run of a bench.
@@ -89,6 +92,57 @@ struct DaemonRunResult {
   double steps_per_second() const { return seconds > 0 ? static_cast<double>(steps) / seconds : 0; }
   double programs_per_second() const { return seconds > 0 ? programs / seconds : 0; }
   double cpu_us_per_step() const { return steps > 0 ? cpu_seconds * 1e6 / static_cast<double>(steps) : 0; }
+};
+
+/// A child process with stdout and stderr appended to a log file; SIGTERM
+/// (then SIGKILL) on destruction if still running, so no process the bench
+/// started outlives it.
+class Process {
+ public:
+  Process(const std::vector<std::string>& args, const std::filesystem::path& log);
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const noexcept { return pid_; }
+  const std::filesystem::path& log() const noexcept { return log_; }
+  bool running();
+  /// SIGTERM, then SIGKILL after `grace`; the wait status.
+  int terminate(std::chrono::seconds grace);
+
+ private:
+  std::filesystem::path log_;
+  pid_t pid_ = -1;
+  bool exited_ = false;
+  int status_ = 0;
+};
+
+/// The last `lines` lines of a file, each indented with "  | ".
+std::string tail(const std::filesystem::path& file, std::size_t lines);
+/// utime + stime of a process (all its threads), from /proc/PID/stat.
+double cpu_seconds(pid_t pid);
+/// VmHWM: the peak resident set size of a process, in kB.
+long long peak_rss_kb(pid_t pid);
+
+/// `value` as a YAML single-quoted scalar, with ${ escaped from the config loader's variable expansion.
+std::string yaml_text(const std::string& value);
+
+/// The daemon's configuration for one run, `<work_dir>/<queue>.yaml`: queue,
+/// table, `workers`, plugins, log level (JSON lines), no metrics endpoint.
+std::filesystem::path write_config(const DaemonPlan& plan, const std::string& queue, const std::string& table,
+                                   int workers);
+
+/// A daemon's queues (its topology), deleted when the run ends however it ends.
+class QueueCleanup {
+ public:
+  QueueCleanup(const amqp::ConnectionSettings& broker, amqp::QueueTopology topology);
+  ~QueueCleanup();
+  QueueCleanup(const QueueCleanup&) = delete;
+  QueueCleanup& operator=(const QueueCleanup&) = delete;
+
+ private:
+  amqp::ConnectionSettings broker_;
+  amqp::QueueTopology topology_;
 };
 
 /// Runs the daemon once on a table and queue of its own (both removed

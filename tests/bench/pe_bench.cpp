@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "amqp_link.hpp"
+#include "api_run.hpp"
 #include "bench_sql.hpp"
 #include "daemon_run.hpp"
 #include "floor.hpp"
@@ -47,6 +48,12 @@ struct Options {
   double max_gap = 0;  ///< > 0: fail on program.recovered or a longer gap between steps
   int timeout_seconds = 600;
   int repeat = 1;
+  bool api = false;       ///< the HTTP API phase (program-executor serve)
+  bool api_only = false;  ///< that phase alone
+  double api_seconds = 10;
+  int api_clients = 4;
+  long long api_rows = 1000000;
+  int api_samples = 200;
   std::string work_dir;
 };
 
@@ -247,7 +254,8 @@ int run(const Options& options) {
     if (resolved.max_gap > 0) report.max_gap = resolved.max_gap;
     const auto say = [](const std::string& what) { std::cerr << "pe-bench: " << what << "\n"; };
 
-    if (!resolved.skip_floor) {
+    report.api_only = resolved.api_only;
+    if (!resolved.skip_floor && !resolved.api_only) {
       say("floor, one message at a time...");
       report.floor_unpipelined = median_of<FloorRun>(resolved.repeat, [&](int) {
         return measure_floor(resolved, broker, false);
@@ -271,71 +279,84 @@ int run(const Options& options) {
     plan.work_dir = work.path();
     plan.timeout = std::chrono::seconds(resolved.timeout_seconds);
 
-    DaemonRunSpec spec;
-    spec.workers = resolved.workers;
-    spec.processes = resolved.processes;
-    spec.programs = resolved.programs;
-    spec.jobs = resolved.jobs;
-    spec.label = fmt::format("daemon, {} process{} x {} workers", spec.processes, spec.processes == 1 ? "" : "es",
-                             spec.workers);
-    spec.latency_samples = resolved.latency_samples;
-    say(spec.label + (spec.latency_samples > 0 ? ", then latency..." : "..."));
-    // The latency samples are taken after the first run only.
-    std::vector<double> latency, create_latency;
-    report.daemon = median_of<DaemonRunResult>(resolved.repeat, [&](int i) {
-      DaemonRunSpec once = spec;
-      if (i > 0) once.latency_samples = 0;
-      DaemonRunResult result = run_daemon(plan, once);
-      if (i == 0) {
-        latency = result.latency_ms;
-        create_latency = result.create_latency_ms;
+    if (!resolved.api_only) {
+      DaemonRunSpec spec;
+      spec.workers = resolved.workers;
+      spec.processes = resolved.processes;
+      spec.programs = resolved.programs;
+      spec.jobs = resolved.jobs;
+      spec.label = fmt::format("daemon, {} process{} x {} workers", spec.processes, spec.processes == 1 ? "" : "es",
+                               spec.workers);
+      spec.latency_samples = resolved.latency_samples;
+      say(spec.label + (spec.latency_samples > 0 ? ", then latency..." : "..."));
+      // The latency samples are taken after the first run only.
+      std::vector<double> latency, create_latency;
+      report.daemon = median_of<DaemonRunResult>(resolved.repeat, [&](int i) {
+        DaemonRunSpec once = spec;
+        if (i > 0) once.latency_samples = 0;
+        DaemonRunResult result = run_daemon(plan, once);
+        if (i == 0) {
+          latency = result.latency_ms;
+          create_latency = result.create_latency_ms;
+        }
+        return result;
+      });
+      report.daemon->latency_ms = latency;
+      report.daemon->create_latency_ms = create_latency;
+      say(fmt::format("  {:.0f} steps/s", report.daemon->steps_per_second()));
+
+      if (resolved.rss_workers > 0 && !(resolved.workers == resolved.rss_workers && resolved.processes == 1)) {
+        DaemonRunSpec rss = spec;
+        rss.workers = resolved.rss_workers;
+        rss.processes = 1;
+        rss.latency_samples = 0;
+        rss.label = fmt::format("daemon, 1 process x {} workers", rss.workers);
+        say(rss.label + "...");
+        report.daemon_rss = median_of<DaemonRunResult>(resolved.repeat, [&](int) { return run_daemon(plan, rss); });
+        say(fmt::format("  {:.0f} steps/s", report.daemon_rss->steps_per_second()));
       }
-      return result;
-    });
-    report.daemon->latency_ms = latency;
-    report.daemon->create_latency_ms = create_latency;
-    say(fmt::format("  {:.0f} steps/s", report.daemon->steps_per_second()));
 
-    if (resolved.rss_workers > 0 && !(resolved.workers == resolved.rss_workers && resolved.processes == 1)) {
-      DaemonRunSpec rss = spec;
-      rss.workers = resolved.rss_workers;
-      rss.processes = 1;
-      rss.latency_samples = 0;
-      rss.label = fmt::format("daemon, 1 process x {} workers", rss.workers);
-      say(rss.label + "...");
-      report.daemon_rss = median_of<DaemonRunResult>(resolved.repeat, [&](int) { return run_daemon(plan, rss); });
-      say(fmt::format("  {:.0f} steps/s", report.daemon_rss->steps_per_second()));
+      for (long long size : sizes) {
+        DaemonRunSpec sized = spec;
+        sized.latency_samples = 0;
+        sized.filler_rows = size;
+        sized.label = fmt::format("daemon, {}x{}, {} rows in table", spec.processes, spec.workers, size);
+        say(sized.label + "...");
+        report.table_sizes.push_back(
+            median_of<DaemonRunResult>(resolved.repeat, [&](int) { return run_daemon(plan, sized); }));
+        say(fmt::format("  {:.0f} steps/s", report.table_sizes.back().steps_per_second()));
+      }
+
+      for (long long ms : durations) {
+        DaemonRunSpec timed = spec;
+        timed.latency_samples = 0;
+        timed.mix.job_ms = static_cast<int>(ms);
+        timed.label = fmt::format("daemon, {}x{}, {}", spec.processes, spec.workers, timed.mix.describe());
+        say(timed.label + "...");
+        report.job_durations.push_back(
+            median_of<DaemonRunResult>(resolved.repeat, [&](int) { return run_daemon(plan, timed); }));
+        say(fmt::format("  {:.0f} steps/s", report.job_durations.back().steps_per_second()));
+      }
+      if (mixed) {
+        DaemonRunSpec mix = spec;
+        mix.latency_samples = 0;
+        mix.mix = *mixed;
+        mix.label = fmt::format("daemon, {}x{}, {}", spec.processes, spec.workers, mix.mix.describe());
+        say(mix.label + "...");
+        report.mixed = median_of<DaemonRunResult>(resolved.repeat, [&](int) { return run_daemon(plan, mix); });
+        say(fmt::format("  {:.0f} steps/s", report.mixed->steps_per_second()));
+      }
     }
 
-    for (long long size : sizes) {
-      DaemonRunSpec sized = spec;
-      sized.latency_samples = 0;
-      sized.filler_rows = size;
-      sized.label = fmt::format("daemon, {}x{}, {} rows in table", spec.processes, spec.workers, size);
-      say(sized.label + "...");
-      report.table_sizes.push_back(
-          median_of<DaemonRunResult>(resolved.repeat, [&](int) { return run_daemon(plan, sized); }));
-      say(fmt::format("  {:.0f} steps/s", report.table_sizes.back().steps_per_second()));
-    }
-
-    for (long long ms : durations) {
-      DaemonRunSpec timed = spec;
-      timed.latency_samples = 0;
-      timed.mix.job_ms = static_cast<int>(ms);
-      timed.label = fmt::format("daemon, {}x{}, {}", spec.processes, spec.workers, timed.mix.describe());
-      say(timed.label + "...");
-      report.job_durations.push_back(
-          median_of<DaemonRunResult>(resolved.repeat, [&](int) { return run_daemon(plan, timed); }));
-      say(fmt::format("  {:.0f} steps/s", report.job_durations.back().steps_per_second()));
-    }
-    if (mixed) {
-      DaemonRunSpec mix = spec;
-      mix.latency_samples = 0;
-      mix.mix = *mixed;
-      mix.label = fmt::format("daemon, {}x{}, {}", spec.processes, spec.workers, mix.mix.describe());
-      say(mix.label + "...");
-      report.mixed = median_of<DaemonRunResult>(resolved.repeat, [&](int) { return run_daemon(plan, mix); });
-      say(fmt::format("  {:.0f} steps/s", report.mixed->steps_per_second()));
+    if (resolved.api || resolved.api_only) {
+      ApiSpec api;
+      api.seconds = resolved.api_seconds;
+      api.clients = resolved.api_clients;
+      api.rows = resolved.api_rows;
+      api.samples = resolved.api_samples;
+      api.warm_up = std::min(20, resolved.api_samples);
+      say("api...");
+      report.api = run_api(plan, api);
     }
 
     if (resolved.json) {
@@ -431,6 +452,26 @@ int main(int argc, char** argv) {
   app.add_option("--repeat", options.repeat,
                  "Runs of each throughput measurement; the median is reported, with the spread")
       ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  app.add_flag("--api", options.api,
+               "Measure the HTTP API too: program-executor serve's creates/s (POST /api/v1/programs) and "
+               "GET /api/v1/programs latency on a table of --api-rows rows");
+  app.add_flag("--api-only", options.api_only, "Measure the HTTP API alone (no floor, no daemon run)");
+  app.add_option("--api-seconds", options.api_seconds, "Seconds of creating programs through the API")
+      ->check(CLI::Range(0.5, 3600.0))
+      ->capture_default_str();
+  app.add_option("--api-clients", options.api_clients,
+                 "Clients creating at once, one keep-alive connection each (serve's web.threads is at least this)")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  app.add_option("--api-rows", options.api_rows,
+                 "Programs in the table the listing is timed on (97 % finished, 2 % errored, 0.5 % cancelled, "
+                 "0.5 % running; 0: no listing)")
+      ->check(CLI::Range(0LL, 100000000LL))
+      ->capture_default_str();
+  app.add_option("--api-samples", options.api_samples,
+                 "Timed requests per listing query, after min(20, this) untimed ones")
+      ->check(CLI::Range(1, 100000))
       ->capture_default_str();
   app.add_option("--work-dir", options.work_dir,
                  "Directory for the daemon configs and logs (default: a temporary one, removed unless a run fails)");

@@ -59,6 +59,25 @@ std::vector<Target> targets(const BenchReport& report) {
   return found;
 }
 
+// The API's targets: stated for PostgreSQL on 2 cores, the listing on a
+// table of 1,000,000 rows (so a smaller run checks only the creates).
+constexpr long long api_target_rows = 1000000;
+
+std::vector<Target> api_targets(const BenchReport& report) {
+  std::vector<Target> found;
+  if (!report.api || report.backend != "postgresql") return found;
+  const ApiRunResult& api = *report.api;
+  found.push_back({fmt::format("API creates/s, {} clients", api.clients), api.creates_per_second(), "creates/s",
+                   ">= 1500", api.creates_per_second() >= 1500});
+  if (api.rows >= api_target_rows) {
+    for (const auto& query : api.queries) {
+      const double p99 = percentile(query.ms, 99);
+      found.push_back({"GET list p99, " + query.label, p99, "ms", "<= 20 ms", p99 <= 20});
+    }
+  }
+  return found;
+}
+
 std::string spread(const std::vector<double>& repeats) {
   if (repeats.size() < 2) return "";
   const auto [low, high] = std::minmax_element(repeats.begin(), repeats.end());
@@ -127,6 +146,77 @@ nlohmann::json floor_json(const FloorRun& run) {
           {"repeats_steps_per_second", run.repeats}};
 }
 
+nlohmann::json api_json(const ApiRunResult& api) {
+  nlohmann::json queries = nlohmann::json::array();
+  for (const auto& query : api.queries) {
+    queries.push_back({{"label", query.label},
+                       {"target", query.target},
+                       {"samples", query.ms.size()},
+                       {"p50_ms", percentile(query.ms, 50)},
+                       {"p99_ms", percentile(query.ms, 99)},
+                       {"max_ms", percentile(query.ms, 100)},
+                       {"programs_returned", query.programs}});
+  }
+  return {{"clients", api.clients},
+          {"web_threads", api.web_threads},
+          {"create",
+           {{"seconds", api.create_seconds},
+            {"created", api.created},
+            {"creates_per_second", api.creates_per_second()},
+            {"p50_ms", percentile(api.create_ms, 50)},
+            {"p99_ms", percentile(api.create_ms, 99)},
+            {"max_ms", percentile(api.create_ms, 100)},
+            {"serve_cpu_us_per_create", api.cpu_us_per_create()},
+            {"rows_in_table", api.rows_before_create},
+            {"load_average", {api.create_load_before, api.create_load_after}}}},
+          {"list",
+           {{"rows", api.rows},
+            {"fill_seconds", api.fill_seconds},
+            {"queries", queries},
+            {"load_average", {api.list_load_before, api.list_load_after}}}},
+          {"stats", {{"cold_ms", api.stats_cold_ms}, {"cached_ms", api.stats_warm_ms}}},
+          {"serve_peak_rss_kb", api.peak_rss_kb}};
+}
+
+void print_api(std::ostream& out, const BenchReport& report) {
+  const ApiRunResult& api = *report.api;
+  out << fmt::format("\nHTTP API: program-executor serve, web.threads {}, no daemon consuming (the messages pile up)\n",
+                     api.web_threads)
+      << fmt::format("  POST /api/v1/programs {{\"jobs\":[\"demo.noop\"]}}, {} keep-alive clients for {:.1f} s, "
+                     "on a table of {} rows:\n",
+                     api.clients, api.create_seconds, api.rows_before_create)
+      << fmt::format("    {:.0f} programs/s ({} created, every answer 201), latency p50 {:.2f} ms, p99 {:.2f} ms, "
+                     "max {:.2f} ms;\n",
+                     api.creates_per_second(), api.created, percentile(api.create_ms, 50),
+                     percentile(api.create_ms, 99), percentile(api.create_ms, 100))
+      << fmt::format("    serve CPU {:.0f} us per create, serve peak RSS {}, load 1m {}\n", api.cpu_us_per_create(),
+                     mb(api.peak_rss_kb), load_text(api.create_load_before, api.create_load_after));
+  if (!api.queries.empty()) {
+    out << fmt::format("  GET /api/v1/programs?limit=50 on {} rows (filled in {:.1f} s), one keep-alive client,\n"
+                       "  each query timed {} times after {} untimed (fewer when one takes over {:.0f} s), "
+                       "load 1m {}:\n",
+                       api.rows, api.fill_seconds, api.samples, api.warm_up, api.query_budget_seconds,
+                       load_text(api.list_load_before, api.list_load_after))
+        << fmt::format("    {:<32} {:>7} {:>9} {:>9} {:>9} {:>9}\n", "query", "samples", "p50 ms", "p99 ms", "max ms",
+                       "programs");
+    for (const auto& query : api.queries) {
+      out << fmt::format("    {:<32} {:>7} {:>9.2f} {:>9.2f} {:>9.2f} {:>9}\n", query.label, query.ms.size(),
+                         percentile(query.ms, 50), percentile(query.ms, 99), percentile(query.ms, 100),
+                         query.programs);
+    }
+    out << fmt::format("  GET /api/v1/stats: {:.1f} ms cold (it counts every row), {:.2f} ms from its 2 s cache\n",
+                       api.stats_cold_ms, api.stats_warm_ms);
+  }
+  const auto checked = api_targets(report);
+  if (!checked.empty()) {
+    out << "\ntargets of the API (PostgreSQL, 2 cores; the listing on 1,000,000 rows):\n";
+    for (const auto& t : checked) {
+      out << fmt::format("  {:<40} {:>10.1f} {:<9} goal {:<12} {}\n", t.name, t.value, t.unit, t.goal,
+                         t.met ? "met" : "NOT MET");
+    }
+  }
+}
+
 }  // namespace
 
 double steps_bound(const BenchReport& report, const DaemonRunResult& run) {
@@ -147,8 +237,14 @@ double percentile(std::vector<double> values, double percent) {
 }
 
 void print_table(std::ostream& out, const BenchReport& report) {
-  out << fmt::format("pe-bench: backend {}, broker {}\n", report.backend, report.broker)
-      << fmt::format("  {} programs x {} jobs (demo.noop, unless a run names its demo.sleep), queued before each "
+  out << fmt::format("pe-bench: backend {}, broker {}\n", report.backend, report.broker);
+  if (report.api_only) {
+    out << fmt::format("  load average (1 min) at start {:.2f}, {} cores\n", report.load_at_start,
+                       std::thread::hardware_concurrency());
+    print_api(out, report);
+    return;
+  }
+  out << fmt::format("  {} programs x {} jobs (demo.noop, unless a run names its demo.sleep), queued before each "
                      "daemon starts,\n  durable queue, persistent messages, daemon log level {}, prefetch {}\n",
                      report.programs, report.jobs, report.log_level,
                      report.prefetch ? std::to_string(*report.prefetch) : "default (64)")
@@ -245,6 +341,7 @@ void print_table(std::ostream& out, const BenchReport& report) {
                          t.met ? "met" : "NOT MET");
     }
   }
+  if (report.api) print_api(out, report);
 }
 
 nlohmann::json to_json(const BenchReport& report) {
@@ -258,7 +355,8 @@ nlohmann::json to_json(const BenchReport& report) {
                          {"prefetch", report.prefetch ? nlohmann::json(*report.prefetch) : nlohmann::json()},
                          {"log_level", report.log_level},
                          {"repeat", report.repeat},
-                         {"load_average_at_start", report.load_at_start}};
+                         {"load_average_at_start", report.load_at_start},
+                         {"api_only", report.api_only}};
   if (report.floor_unpipelined) json["floor"]["unpipelined"] = floor_json(*report.floor_unpipelined);
   if (report.floor_pipelined) json["floor"]["pipelined"] = floor_json(*report.floor_pipelined);
   if (report.daemon) {
@@ -276,9 +374,12 @@ nlohmann::json to_json(const BenchReport& report) {
   json["mixed"] = report.mixed ? daemon_json(report, *report.mixed) : nlohmann::json();
   json["max_gap_seconds"] = report.max_gap ? nlohmann::json(*report.max_gap) : nlohmann::json();
   json["targets"] = nlohmann::json::array();
-  for (const auto& t : targets(report)) {
+  std::vector<Target> checked = targets(report);
+  for (auto& t : api_targets(report)) checked.push_back(std::move(t));
+  for (const auto& t : checked) {
     json["targets"].push_back({{"name", t.name}, {"value", t.value}, {"unit", t.unit}, {"goal", t.goal}, {"met", t.met}});
   }
+  json["api"] = report.api ? api_json(*report.api) : nlohmann::json();
   return json;
 }
 

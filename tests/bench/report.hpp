@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api_run.hpp"
 #include "daemon_run.hpp"
 #include "floor.hpp"
 
@@ -43,6 +44,8 @@ struct BenchReport {
   std::vector<DaemonRunResult> job_durations; ///< one per --job-ms duration (demo.sleep)
   std::optional<DaemonRunResult> mixed;       ///< --mixed EVERY:MS
   std::optional<double> max_gap;              ///< --max-gap: the bound the runs were held to
+  std::optional<ApiRunResult> api;            ///< --api: serve's creates/s and listing latency
+  bool api_only = false;                      ///< --api-only: no floor, no daemon run
 };
 
 /// The most steps/s a run could reach: the pipelined floor (broker and
