@@ -236,6 +236,18 @@ class Api:
                                      f"(waiting for {'/'.join(states)}): {program}")
             time.sleep(0.3)
 
+    def wait_for_step(self, run_id, step, timeout=60):
+        """Polls the program (often: the step may be short) until it stands at `step`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            program = self.get(run_id)
+            if program["step"] == step and program["state"] == "running":
+                return program
+            if time.monotonic() > deadline:
+                raise AssertionError(f"program {run_id} not running at step {step} after "
+                                     f"{timeout} s: {program}")
+            time.sleep(0.02)
+
     def wait_until_claimed_step_done(self, run_id, timeout=60):
         """Waits until no worker holds a claim on the program (its running step ended)."""
         deadline = time.monotonic() + timeout
@@ -350,7 +362,10 @@ def cancel_and_resume(api, state):
     sleeper = api.create(["demo.noop", "demo.sleep"],
                          job_data={"demo.sleep": {"ms": 3000, "interruptible": True}})
     state["sleeper"] = sleeper
-    running = api.get(sleeper)
+    # Compared before and after a refused resume: taken once the program sits
+    # in its 3 s sleep, so the daemon's own progress (demo.noop to demo.sleep)
+    # cannot pass for a change the refusal made.
+    running = api.wait_for_step(sleeper, 1)
     check(running["state"] == "running", f"{sleeper} is {running['state']}, expected running")
     check(running["currentJob"] == running["jobs"][running["step"]],
           f"currentJob {running['currentJob']}, step {running['step']}")
