@@ -15,7 +15,7 @@ namespace program_executor::bench {
 /// What the API phase is asked to do.
 struct ApiSpec {
   double seconds = 10;      ///< of creating
-  int clients = 4;          ///< creating threads, one keep-alive connection each
+  int clients = 16;         ///< creating threads, one keep-alive connection each
   long long rows = 1000000; ///< programs in the table for the listing (0: no listing)
   int samples = 200;        ///< timed requests per listing query
   int warm_up = 20;         ///< untimed requests before them

@@ -542,6 +542,26 @@ TEST_CASE("list filters by state and job, newest first; resume restarts an ended
   CHECK(ids(store->list(filter("cancelled", {}))) == std::vector<std::string>{"l3"});
   CHECK(ids(store->list(filter({}, "export.fetch"))) == std::vector<std::string>{"l3", "l1"});
   CHECK(ids(store->list(filter({}, {}, 1, 1))) == std::vector<std::string>{"l2"});
+  // The job filter matches a whole job name, byte for byte (the jobs index on
+  // PostgreSQL, the JSON string in the text elsewhere): no prefix, no case
+  // folding, no LIKE wildcards.
+  store->insert({"l4", {"ab", "A", "x_y"}, json::object(), json::object()});
+  CHECK(ids(store->list(filter({}, "a"))) == std::vector<std::string>{"l3", "l2"});
+  CHECK(ids(store->list(filter({}, "A"))) == std::vector<std::string>{"l4"});
+  CHECK(ids(store->list(filter({}, "export"))).empty());
+  CHECK(ids(store->list(filter({}, "x%"))).empty());
+  CHECK(ids(store->list(filter({}, "x.y"))).empty());
+  CHECK(ids(store->list(filter("running", "ab"))) == std::vector<std::string>{"l4"});
+  CHECK(ids(store->list(filter("errored", "export.fetch"))).empty());
+  // Migration 5's listing index is in place (and on PostgreSQL the jobs index).
+  {
+    store::SessionLease lease(*database);
+    const store::Dialect& dialect = database->dialect();
+    CHECK(dialect.index_exists(lease.session(), table.name(), table.name() + "_unfinished_index"));
+    if (dialect.name() == std::string_view("postgresql")) {
+      CHECK(dialect.index_exists(lease.session(), table.name(), table.name() + "_jobs_index"));
+    }
+  }
 
   CHECK_FALSE(store->resume("l1", 0, soon));  // running: nothing to resume
   CHECK(store->resume("l2", 0, soon));

@@ -252,9 +252,9 @@ TEST_CASE("a table created by an earlier, unversioned daemon is adopted without 
   }
   const auto report = database.migrate();
   CHECK(report.adopted);
-  CHECK(report.to == 4);
-  CHECK(report.applied ==
-        std::vector<std::string>{"2 step_protocol", "3 crash_attribution", "4 throughput"});
+  CHECK(report.to == 5);
+  CHECK(report.applied == std::vector<std::string>{"2 step_protocol", "3 crash_attribution",
+                                                   "4 throughput", "5 listing_indexes"});
   CHECK(report.skipped.size() == 5);  // four columns and the index were there
   database.ensure_schema();
   const auto row = database.program_store()->find("old");

@@ -67,9 +67,10 @@ class SqliteDialect final : public Dialect {
   std::string json_text(std::string_view column) const override {
     return concat({"CAST(", column, " AS TEXT)"});
   }
-  // instr() compares bytes: exact, where LIKE ignores ASCII case.
-  std::string text_contains(std::string_view text, std::string_view parameter) const override {
-    return "instr(" + std::string(text) + ", :" + std::string(parameter) + ") > 0";
+  // The job's JSON string in the list's text; instr() compares bytes: exact,
+  // where LIKE ignores ASCII case.
+  std::string job_list_contains(std::string_view column, std::string_view parameter) const override {
+    return "instr(" + json_text(column) + ", :" + std::string(parameter) + ") > 0";
   }
   // json_array_length fails the statement on text that is not JSON (and
   // gives 0 for JSON that is no array, which no step matches: steps start at 0
@@ -169,8 +170,10 @@ class PostgresDialect final : public Dialect {
   std::string json_text(std::string_view column) const override {
     return concat({"CAST(", column, " AS text)"});
   }
-  std::string text_contains(std::string_view text, std::string_view parameter) const override {
-    return "strpos(" + std::string(text) + ", :" + std::string(parameter) + ") > 0";
+  // Containment, written as the jobs index of migration 5 is built (the same
+  // CAST), so the planner can use it.
+  std::string job_list_contains(std::string_view column, std::string_view parameter) const override {
+    return concat({"CAST(", column, " AS jsonb) @> jsonb_build_array(CAST(:", parameter, " AS jsonb))"});
   }
   // Four bytes per character: the buffer then holds any 255 characters of
   // UTF-8 (we write at most 255), without becoming a long column.
@@ -254,8 +257,8 @@ class MysqlDialect final : public Dialect {
   }
   std::string json_text(std::string_view column) const override { return std::string(column); }
   // As bytes: the connection's collation would ignore case.
-  std::string text_contains(std::string_view text, std::string_view parameter) const override {
-    return "INSTR(CAST(" + std::string(text) + " AS BINARY), CAST(:" + std::string(parameter) +
+  std::string job_list_contains(std::string_view column, std::string_view parameter) const override {
+    return "INSTR(CAST(" + json_text(column) + " AS BINARY), CAST(:" + std::string(parameter) +
            " AS BINARY)) > 0";
   }
   std::string json_value(std::string_view parameter) const override {

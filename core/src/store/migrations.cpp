@@ -82,6 +82,8 @@ std::vector<std::string> migration_statements(const Migration& migration, const 
     replace_all(statement, "{table}", dialect.quote(table));
     replace_all(statement, "{run_id_index}", dialect.quote(table + "_run_id_index"));
     replace_all(statement, "{overdue_index}", dialect.quote(table + "_overdue_index"));
+    replace_all(statement, "{unfinished_index}", dialect.quote(table + "_unfinished_index"));
+    replace_all(statement, "{jobs_index}", dialect.quote(table + "_jobs_index"));
     replace_all(statement, "{throughput_table}", dialect.quote(throughput_table(table)));
   }
   return statements;

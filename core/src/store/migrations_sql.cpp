@@ -61,6 +61,14 @@ CREATE TABLE IF NOT EXISTS {throughput_table} (
   PRIMARY KEY (minute, owner)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 )pe_sql"},
+      {"mysql", "005_listing_indexes.sql", R"pe_sql(-- Version 5: an index for listing programs newest first by state
+-- (`program-executor list`, GET /api/v1/programs), so a page of 50 costs
+-- about the same on a large table as on an empty one.
+-- MySQL has no partial indexes: the programs whose finished_at is NULL
+-- (running, errored, cancelled) come first in it, by id. The job filter has
+-- no index here (the job lists are read until a page is full).
+CREATE INDEX {unfinished_index} ON {table} (finished_at, id);
+)pe_sql"},
       {"postgresql", "001_create_table.sql", R"pe_sql(-- Version 1: the bookkeeping table exactly as program-executor-js creates it
 -- on PostgreSQL, except that the run_id index is unique.
 -- Runs only when the table does not exist; an existing table is adopted as version 1.
@@ -116,6 +124,20 @@ CREATE TABLE IF NOT EXISTS {throughput_table} (
   PRIMARY KEY (minute, owner)
 );
 )pe_sql"},
+      {"postgresql", "005_listing_indexes.sql", R"pe_sql(-- Version 5: indexes for listing programs newest first by state or by job
+-- (`program-executor list`, GET /api/v1/programs), so a page of 50 costs
+-- about the same on a table of millions as on an empty one.
+-- The unfinished programs (running, errored, cancelled: a few percent of a
+-- table in use) by id; the state filters are written `finished_at IS NULL AND
+-- ...` so this partial index serves them. Each step of a running program adds
+-- an entry, as the overdue index's does already.
+CREATE INDEX IF NOT EXISTS {unfinished_index} ON {table} (id) WHERE finished_at IS NULL;
+-- The job names in `jobs`, for `jobs @> '["name"]'`. Through CAST so that a
+-- json or text column adopted from another deployment is served alike.
+-- On a large table in use, create both beforehand without blocking writes
+-- (CREATE INDEX CONCURRENTLY, same names; see docs/databases.md).
+CREATE INDEX IF NOT EXISTS {jobs_index} ON {table} USING gin ((CAST(jobs AS jsonb)) jsonb_path_ops);
+)pe_sql"},
       {"sqlite3", "001_create_table.sql", R"pe_sql(-- Version 1: the bookkeeping table, with program-executor-js's columns.
 -- Runs only when the table does not exist; an existing table is adopted as version 1.
 -- Timestamps are UTC ISO 8601 text ("2024-05-01T12:00:00.000Z").
@@ -170,6 +192,15 @@ CREATE TABLE IF NOT EXISTS {throughput_table} (
   steps BIGINT NOT NULL DEFAULT 0,
   PRIMARY KEY (minute, owner)
 );
+)pe_sql"},
+      {"sqlite3", "005_listing_indexes.sql", R"pe_sql(-- Version 5: an index for listing programs newest first by state
+-- (`program-executor list`, GET /api/v1/programs), so a page of 50 costs
+-- about the same on a large table as on an empty one.
+-- The unfinished programs (running, errored, cancelled: a few percent of a
+-- table in use) by id; the state filters are written `finished_at IS NULL AND
+-- ...` so this partial index serves them. SQLite has no index for the job
+-- filter (it reads the job lists until a page is full).
+CREATE INDEX IF NOT EXISTS {unfinished_index} ON {table} (id) WHERE finished_at IS NULL;
 )pe_sql"},
   };
   return files;

@@ -179,6 +179,23 @@ struct ClaimUnreadStatement {
   soci::statement statement;
 };
 
+// SqlProgramStore::insert_sql_ with its buffers.
+struct InsertStatement {
+  InsertStatement(soci::session& session, const std::string& query) : statement(session) {
+    statement.exchange(soci::use(run_id));
+    statement.exchange(soci::use(jobs));
+    statement.exchange(soci::use(job_data));
+    statement.exchange(soci::use(program_data));
+    statement.exchange(soci::use(expect));
+    statement.exchange(soci::use(existing));
+    prepare_kept(statement, query);
+  }
+  std::string run_id, jobs, job_data, program_data;
+  long long expect = 0;
+  std::string existing;  // run_id again: a placeholder is bound once per occurrence
+  soci::statement statement;
+};
+
 // SqlProgramStore::advance_sql_ or finish_sql_ for one step.
 struct CommitStatement {
   CommitStatement(soci::session& session, const std::string& query, bool with_expect) : statement(session) {
@@ -236,6 +253,15 @@ SqlProgramStore::SqlProgramStore(Database& database)
                     " lease_until = NULL, updated_at = " + now_;
   finish_sql_ = finish_set_sql_ + " WHERE run_id = :run_id AND step = :step AND lease_token = :token" +
                 running_;
+  // Where we created the table, its unique run_id index refuses a duplicate;
+  // the original's index is not unique, so the insert checks too.
+  insert_sql_ = "INSERT INTO " + table_ +
+                " (run_id, jobs, step, step_retry_count, job_data, program_data,"
+                " created_at, updated_at, lease_until) SELECT :run_id, " +
+                dialect_.json_value("jobs") + ", 0, 0, " + dialect_.json_value("job_data") + ", " +
+                dialect_.json_value("program_data") + ", " + now_ + ", " + now_ + ", " + later("expect") +
+                dialect_.from_dual() + " WHERE NOT EXISTS (SELECT 1 FROM " + table_ +
+                " WHERE run_id = :existing)";
   const Dialect& d = dialect_;
   const auto columns = [&](const std::string& job_data, const std::string& program_data) {
     return "id, run_id, " + d.json_text("jobs") + ", step, " + d.timestamp_text("finished_at") +
@@ -253,26 +279,27 @@ SqlProgramStore::SqlProgramStore(Database& database)
 std::string SqlProgramStore::later(const char* name) const { return dialect_.now_plus(name); }
 
 void SqlProgramStore::insert(const NewProgram& program, std::chrono::milliseconds expect_within) {
-  const bool inserted = guarded(database_, "inserting a program", program.run_id, [&](soci::session& session) {
+  const bool inserted = guarded_lease(database_, "inserting a program", program.run_id, [&](SessionLease& session) {
     const std::string jobs = nlohmann::json(program.jobs).dump();
     const std::string job_data = program.job_data.dump();
     const std::string program_data = program.program_data.dump();
     const long long expect = milliseconds(expect_within);
-    // Where we created the table, its unique run_id index refuses a duplicate;
-    // the original's index is not unique, so the insert checks too.
-    const long long rows = affected(session,
-        "INSERT INTO " + table_ +
-                                " (run_id, jobs, step, step_retry_count, job_data, program_data,"
-                                " created_at, updated_at, lease_until) SELECT :run_id, " +
-                                dialect_.json_value("jobs") + ", 0, 0, " +
-                                dialect_.json_value("job_data") + ", " +
-                                dialect_.json_value("program_data") + ", " + now_ + ", " + now_ +
-                                ", " + later("expect") + dialect_.from_dual() +
-                                " WHERE NOT EXISTS (SELECT 1 FROM " + table_ +
-                                " WHERE run_id = :existing)",
-         soci::use(program.run_id), soci::use(jobs), soci::use(job_data), soci::use(program_data),
-         soci::use(expect), soci::use(program.run_id));
-    return rows > 0;
+    if (keep_statements_) {
+      // Kept: `serve` creates programs one request after another on each
+      // of its sessions, and PostgreSQL then plans the insert once.
+      auto& statement = kept<InsertStatement>(session, insert_sql_);
+      statement.run_id = program.run_id;
+      statement.jobs = jobs;
+      statement.job_data = job_data;
+      statement.program_data = program_data;
+      statement.expect = expect;
+      statement.existing = program.run_id;
+      statement.statement.execute(true);
+      return statement.statement.get_affected_rows() > 0;
+    }
+    return affected(session.session(), insert_sql_, soci::use(program.run_id), soci::use(jobs),
+                    soci::use(job_data), soci::use(program_data), soci::use(expect),
+                    soci::use(program.run_id)) > 0;
   });
   if (!inserted) throw StoreError("a program with run id " + program.run_id + " exists already");
 }
@@ -853,12 +880,14 @@ bool SqlProgramStore::begin_recovery(const std::string& run_id, int step, std::i
 }
 
 std::string SqlProgramStore::state_condition(const std::string& state) const {
-  if (state == "running") return running_;
+  // Each starts with finished_at IS NULL (but finished), so the unfinished
+  // index of migration 5 serves it; the states as ProgramRow::state() decides.
+  if (state == "running") return " AND finished_at IS NULL AND errored_at IS NULL";
   if (state == "finished") return " AND finished_at IS NOT NULL";
   if (state == "errored") {
-    return " AND errored_at IS NOT NULL AND cancelled_at IS NULL AND finished_at IS NULL";
+    return " AND finished_at IS NULL AND errored_at IS NOT NULL AND cancelled_at IS NULL";
   }
-  if (state == "cancelled") return " AND cancelled_at IS NOT NULL AND finished_at IS NULL";
+  if (state == "cancelled") return " AND finished_at IS NULL AND cancelled_at IS NOT NULL";
   throw StoreError("unknown state '" + state + "' (expected running, finished, errored or cancelled)");
 }
 
@@ -872,7 +901,7 @@ std::vector<ProgramRow> SqlProgramStore::list(const ProgramFilter& filter) {
     // The job list is a JSON array of strings: a job appears in it as its
     // JSON string, quotes included (so "a" does not match "ab").
     const std::string pattern = filter.job ? nlohmann::json(*filter.job).dump() : "";
-    if (filter.job) where += " AND " + dialect_.text_contains(dialect_.json_text("jobs"), "pattern");
+    if (filter.job) where += " AND " + dialect_.job_list_contains("jobs", "pattern");
     const int limit = std::max(filter.limit, 0);
     const int offset = std::max(filter.offset, 0);
     const long long before = filter.before_id.value_or(0);

@@ -45,9 +45,11 @@ class Dialect {
   /// array; empty when the dialect has no such expression (the store then
   /// reads a row before claiming its step).
   virtual std::string json_array_length(std::string_view /*column*/) const { return ""; }
-  /// True when the text bound to `:parameter` occurs in `text`, byte for
-  /// byte (no wildcards, case counts: what LIKE would not promise).
-  virtual std::string text_contains(std::string_view text, std::string_view parameter) const = 0;
+  /// True when the job list in `column` (a JSON array of job names) holds the
+  /// job whose JSON string (quotes included) is bound to `:parameter`: exact,
+  /// no wildcards, case counts (what LIKE would not promise). PostgreSQL's
+  /// form is served by the jobs index of migration 5.
+  virtual std::string job_list_contains(std::string_view column, std::string_view parameter) const = 0;
   /// The JSON text bound to `:parameter`, as written into a JSON column.
   virtual std::string json_value(std::string_view parameter) const = 0;
 

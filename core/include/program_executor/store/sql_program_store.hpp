@@ -81,6 +81,7 @@ class SqlProgramStore : public ProgramStore {
   // Built once: run on every step.
   std::string row_columns_;  ///< the columns RowReader reads, in its order
   std::string claimed_columns_;  ///< the same without job_data and program_data (NULL)
+  std::string insert_sql_;
   std::string claim_set_sql_;
   std::string claim_free_sql_;
   std::string advance_set_sql_;
