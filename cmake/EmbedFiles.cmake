@@ -1,18 +1,20 @@
 # Writes a C++ source that holds files as byte arrays, so a program ships its
-# web console and documents inside its binary (no files to install, nothing a
-# deploy can forget). Run as a script at build time:
-#   cmake -DOUTPUT=out.cpp -DNAMESPACE=ns -DFILES="a.html;b.js" -DBASE_DIR=dir -P EmbedFiles.cmake
+# web console, documents and schema migrations inside its binary (no files to
+# install, nothing a deploy can forget, no generated copy to keep in step by
+# hand). Run as a script at build time:
+#   cmake -DOUTPUT=out.cpp -DHEADER=module/x.hpp -DNAMESPACE=ns -DFILES="a.html;b.js" -DBASE_DIR=dir
+#         -P EmbedFiles.cmake
 # The source defines `const std::vector<EmbeddedFile>& embedded_files()` in
-# NAMESPACE, declared by the includer (web/web_assets.hpp), each file named by
-# its path relative to BASE_DIR.
-foreach(var OUTPUT NAMESPACE FILES BASE_DIR)
+# NAMESPACE, both declared by HEADER (EmbeddedFile: `std::string_view name,
+# content`), each file named by its path relative to BASE_DIR.
+foreach(var OUTPUT HEADER NAMESPACE FILES BASE_DIR)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "EmbedFiles.cmake: ${var} is not set")
   endif()
 endforeach()
 
 set(body "// Generated at build time by cmake/EmbedFiles.cmake: do not edit.\n")
-string(APPEND body "#include \"program_executor/web/web_assets.hpp\"\n\nnamespace ${NAMESPACE} {\nnamespace {\n\n")
+string(APPEND body "#include \"${HEADER}\"\n\nnamespace ${NAMESPACE} {\nnamespace {\n\n")
 set(index 0)
 set(table "")
 foreach(file IN LISTS FILES)
@@ -31,7 +33,7 @@ string(APPEND body "}  // namespace\n\nconst std::vector<EmbeddedFile>& embedded
 string(APPEND body "  static const std::vector<EmbeddedFile> files = {\n${table}  };\n  return files;\n}\n\n")
 string(APPEND body "}  // namespace ${NAMESPACE}\n")
 
-# Rewritten only when it changes, so an unchanged console rebuilds nothing.
+# Rewritten only when it changes, so unchanged files rebuild nothing.
 if(EXISTS "${OUTPUT}")
   file(READ "${OUTPUT}" previous)
   if(previous STREQUAL body)

@@ -9,8 +9,14 @@
 #include <cstdlib>
 #include <system_error>
 
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
 #include "cli_errors.hpp"
+#include "program_executor/amqp/queue_topology.hpp"
 #include "program_executor/config/environment_file.hpp"
+#include "program_executor/executor/step_publishing.hpp"
 #include "program_executor/log/logger.hpp"
 #include "sqlite_file.hpp"
 
@@ -120,6 +126,36 @@ config::Config load_for_command(const CommonOptions& options, Uses uses) {
     note_database_file(*file);
   }
   return config;
+}
+
+std::unique_ptr<amqp::Connection> command_connection(const config::Config& config, const char* name) {
+  auto settings = amqp::parse_url(config.amqp.url, config.amqp.tls, 0);
+  auto connection = std::make_unique<amqp::Connection>(settings, name);
+  connection->declare(amqp::QueueTopology::from(config.amqp));
+  return connection;
+}
+
+void publish_restarted_step(const config::Config& config, const CommonOptions& options,
+                            const store::ProgramRow& row, int step, const char* event,
+                            const std::string& what) {
+  const std::string& job = row.jobs[static_cast<std::size_t>(step)];
+  auto connection = command_connection(config, "program-executor resume");
+  executor::publish_step(*connection, config.amqp.queue, config.amqp.durable, row.run_id, row.jobs,
+                         step, row.program_data);
+  log::event(log::Level::info, event, "", {{"run_id", row.run_id}, {"step", step}, {"job", job}});
+  if (options.json) {
+    std::cout << nlohmann::json{{"run_id", row.run_id}, {"state", "running"}, {"step", step}}.dump()
+              << "\n";
+  } else {
+    std::cout << what << " " << row.run_id << " at step " << step + 1 << " of " << row.jobs.size()
+              << " (" << job << ")\n";
+  }
+}
+
+void configure_service_log(const config::Config& config, const CommonOptions& options) {
+  log::configure(log::parse_level(config.log.level),
+                 log::parse_format(options.log_format.empty() ? config.log.format : options.log_format),
+                 log::Destination::standard_output);
 }
 
 std::unique_ptr<store::Database> open_database_read_only(const config::Config& config,

@@ -8,8 +8,10 @@
 #include <string>
 
 #include "commands.hpp"
+#include "program_executor/amqp/connection.hpp"
 #include "program_executor/config/config.hpp"
 #include "program_executor/store/database.hpp"
+#include "program_executor/store/program_row.hpp"
 
 namespace program_executor::daemon {
 
@@ -42,6 +44,24 @@ config::Config load_for_command(const CommonOptions& options,
                                 Uses uses = Uses::broker_and_database);
 
 enum class TableRequired { no, yes };
+/// The log of a service (`run`, `serve`): the config's level, on stdout (the
+/// journal), in --log-format or else the config's format. Called again after
+/// a reload, which loads the config as a command does (warnings only).
+void configure_service_log(const config::Config& config, const CommonOptions& options);
+
+/// A broker connection for one command: no heartbeats, the queues declared
+/// (the parked queue exists even where nothing was parked yet).
+std::unique_ptr<amqp::Connection> command_connection(const config::Config& config, const char* name);
+
+/// After `resume` (or `resume --rerun-finished`) set a program's row back to
+/// `step`: publishes that step, logs `event` and prints the outcome, `what`
+/// ("resumed", "restarted finished program") in text. Should the publish
+/// fail, the program is overdue in stale_after and the daemons' recovery
+/// sweeper publishes the step instead.
+void publish_restarted_step(const config::Config& config, const CommonOptions& options,
+                            const store::ProgramRow& row, int step, const char* event,
+                            const std::string& what);
+
 enum class Migrate { no, as_configured };
 
 /// Opens the database for a command that changes nothing: a SQLite file is

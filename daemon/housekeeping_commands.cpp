@@ -19,7 +19,6 @@
 #include "program_executor/config/config.hpp"
 #include "program_executor/executor/loaded_jobs_record.hpp"
 #include "program_executor/executor/program_status.hpp"
-#include "program_executor/executor/step_publishing.hpp"
 #include "program_executor/log/logger.hpp"
 #include "program_executor/plugin/plugin_loader.hpp"
 #include "program_executor/store/database.hpp"
@@ -41,16 +40,6 @@ std::string utc_text(std::chrono::system_clock::time_point at) {
   char text[32];
   std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return text;
-}
-
-// A connection for one command: no heartbeats needed, the queues declared
-// (the parked queue exists even where nothing was parked yet).
-std::unique_ptr<amqp::Connection> command_connection(const config::Config& config,
-                                                     const char* name) {
-  auto settings = amqp::parse_url(config.amqp.url, config.amqp.tls, 0);
-  auto connection = std::make_unique<amqp::Connection>(settings, name);
-  connection->declare(amqp::QueueTopology::from(config.amqp));
-  return connection;
 }
 
 nlohmann::json parked_json(const amqp::ParkedMessage& message) {
@@ -380,21 +369,8 @@ int rerun_finished_program(const CommonOptions& options, const std::string& run_
     if (!store->restart_finished(run_id, step, config.recovery.stale_after)) {
       return fail(error_code::invalid_state, "program " + run_id + " changed meanwhile; look at it again with `status`");
     }
-    // Should this publish fail, the program is overdue in stale_after and the
-    // daemons' recovery sweeper publishes the step instead.
-    auto connection = command_connection(config, "program-executor resume");
-    executor::publish_step(*connection, config.amqp.queue, config.amqp.durable, run_id, row->jobs,
-                           step, row->program_data);
-    log::event(log::Level::info, "program.rerun", "",
-               {{"run_id", run_id}, {"step", step},
-                {"job", row->jobs[static_cast<std::size_t>(step)]}});
-    if (options.json) {
-      std::cout << nlohmann::json{{"run_id", run_id}, {"state", "running"}, {"step", step}}.dump()
-                << "\n";
-    } else {
-      std::cout << "restarted finished program " << run_id << " at step " << step + 1 << " of "
-                << total << " (" << row->jobs[static_cast<std::size_t>(step)] << ")\n";
-    }
+    publish_restarted_step(config, options, *row, step, "program.rerun",
+                           "restarted finished program");
     return 0;
   });
 }

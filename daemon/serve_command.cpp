@@ -1,7 +1,5 @@
 #include "serve_command.hpp"
 
-#include <pthread.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <memory>
@@ -21,6 +19,7 @@
 #include "program_executor/web/program_api.hpp"
 #include "program_executor/web/publisher_pool.hpp"
 #include "program_executor/web/web_server.hpp"
+#include "service_signals.hpp"
 #include "sqlite_file.hpp"
 
 namespace program_executor::daemon {
@@ -66,18 +65,11 @@ web::AccessTokens load_tokens(const config::Config& config) {
 int serve_web(const CommonOptions& options) {
   return guarded([&] {
     const config::Config config = load_for_command(options);
-    log::configure(log::parse_level(config.log.level),
-                   log::parse_format(options.log_format.empty() ? config.log.format
-                                                                : options.log_format),
-                   log::Destination::standard_output);
+    configure_service_log(config, options);
     if (const auto file = sqlite_file(config.database)) note_database_file(*file);
 
-    sigset_t handled;
-    sigemptyset(&handled);
-    sigaddset(&handled, SIGTERM);
-    sigaddset(&handled, SIGINT);
-    sigaddset(&handled, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &handled, nullptr);
+    // Before any thread starts, so only the loop below receives them.
+    ServiceSignals signals;
 
     web::AccessTokens tokens = load_tokens(config);
     const std::size_t operators = tokens.count(web::Role::operator_);
@@ -113,14 +105,11 @@ int serve_web(const CommonOptions& options) {
 
     std::thread serving([&] { server.run(); });
     sd_notify(0, "READY=1");
-    int received = 0;
-    while (true) {
-      received = sigwaitinfo(&handled, nullptr);
-      if (received == SIGTERM || received == SIGINT) break;
-      if (received != SIGHUP) continue;
+    while (signals.wait() == ServiceSignal::reload) {
       sd_notify(0, "RELOADING=1");
       try {
         const config::Config fresh = load_for_command(options);
+        configure_service_log(fresh, options);  // loading set the commands' log
         server.set_tokens(load_tokens(fresh));
         auto reloaded = std::make_shared<const JobList>(load_jobs(fresh));
         {
@@ -136,7 +125,7 @@ int serve_web(const CommonOptions& options) {
     }
     sd_notify(0, "STOPPING=1");
     log::event(log::Level::info, "web.stopping", "",
-               {{"signal", received == SIGTERM ? "SIGTERM" : "SIGINT"}});
+               {{"signal", signals.stop_name()}});
     server.stop();
     serving.join();
     log::event(log::Level::info, "web.stopped", "");

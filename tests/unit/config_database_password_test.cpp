@@ -9,11 +9,13 @@
 #include <catch2/catch.hpp>
 
 #include "program_executor/config/config.hpp"
+#include "support/config_error.hpp"
 #include "program_executor/config/database_password.hpp"
 #include "support/scoped_env.hpp"
 #include "support/test_environment.hpp"
 
 namespace cfg = program_executor::config;
+using program_executor::test::error_of;
 using program_executor::test::TemporaryDirectory;
 
 namespace {
@@ -27,15 +29,6 @@ void write(const std::filesystem::path& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
   out << text;
   REQUIRE(out.good());
-}
-
-std::string error_of(std::string_view yaml) {
-  try {
-    cfg::load_string(yaml, "test.yaml");
-  } catch (const cfg::ConfigError& error) {
-    return error.what();
-  }
-  return "(no error)";
 }
 
 

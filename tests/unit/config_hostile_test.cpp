@@ -7,21 +7,10 @@
 #include <string>
 
 #include "program_executor/config/config.hpp"
+#include "support/config_error.hpp"
 
 namespace cfg = program_executor::config;
-
-namespace {
-
-std::string error_of(std::string_view yaml) {
-  try {
-    cfg::load_string(yaml, "test.yaml");
-  } catch (const cfg::ConfigError& error) {
-    return error.what();
-  }
-  return "(no error)";
-}
-
-}  // namespace
+using program_executor::test::error_of;
 
 TEST_CASE("a document starting with ',' is refused instead of exhausting memory",
           "[config][hostile]") {

@@ -5,8 +5,10 @@
 #include <string>
 
 #include "program_executor/config/config.hpp"
+#include "support/config_error.hpp"
 
 namespace cfg = program_executor::config;
+using program_executor::test::error_of;
 
 namespace {
 
@@ -17,25 +19,16 @@ constexpr std::string_view yaml =
     "  connection: host=db user=pe password=${PE_TEST_UNSET_DB_PASSWORD}\n"
     "  password_file: /nonexistent/db-password\n";
 
-std::string error_of(const cfg::LoadOptions& options) {
-  try {
-    cfg::load_string(yaml, "test.yaml", options);
-  } catch (const cfg::ConfigError& error) {
-    return error.what();
-  }
-  return "(no error)";
-}
-
 }  // namespace
 
 TEST_CASE("the secrets of a part the command does not use need not resolve",
           "[config][load_options]") {
-  CHECK(error_of({}) == "test.yaml:2:8: amqp.url: environment variable "
+  CHECK(error_of(yaml, {}) == "test.yaml:2:8: amqp.url: environment variable "
                         "PE_TEST_UNSET_AMQP_PASSWORD is not set");
-  CHECK(error_of({.broker = false, .database = true}) ==
+  CHECK(error_of(yaml, {.broker = false, .database = true}) ==
         "test.yaml:6:15: database.connection: environment variable PE_TEST_UNSET_DB_PASSWORD "
         "is not set");
-  CHECK(error_of({.broker = true, .database = false}) ==
+  CHECK(error_of(yaml, {.broker = true, .database = false}) ==
         "test.yaml:2:8: amqp.url: environment variable PE_TEST_UNSET_AMQP_PASSWORD is not set");
 
   const cfg::Config config = cfg::load_string(yaml, "test.yaml", {.broker = false, .database = false});

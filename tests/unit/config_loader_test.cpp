@@ -9,11 +9,13 @@
 #include <vector>
 
 #include "program_executor/config/config.hpp"
+#include "support/config_error.hpp"
 #include "program_executor/config/schema.hpp"
 #include "support/scoped_env.hpp"
 #include "support/test_environment.hpp"
 
 namespace cfg = program_executor::config;
+using program_executor::test::error_of;
 using program_executor::test::TemporaryDirectory;
 
 namespace {
@@ -21,15 +23,6 @@ namespace {
 using program_executor::test::ScopedEnv;
 
 // The message load_string() throws for `yaml`, or "(no error)".
-std::string error_of(std::string_view yaml) {
-  try {
-    cfg::load_string(yaml, "test.yaml");
-  } catch (const cfg::ConfigError& error) {
-    return error.what();
-  }
-  return "(no error)";
-}
-
 std::string default_plugin_dir() {
   for (const cfg::KeySpec& key : cfg::schema()) {
     if (key.path == "plugins.directory") return std::string(key.default_value);

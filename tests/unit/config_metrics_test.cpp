@@ -5,21 +5,14 @@
 #include <string>
 
 #include "program_executor/config/config.hpp"
+#include "support/config_error.hpp"
 
 namespace cfg = program_executor::config;
+using program_executor::test::error_of;
 
 namespace {
 
 // The message load_string() throws for `yaml`, or "(no error)".
-std::string error_of(const std::string& yaml) {
-  try {
-    cfg::load_string(yaml, "test.yaml");
-  } catch (const cfg::ConfigError& error) {
-    return error.what();
-  }
-  return "(no error)";
-}
-
 }  // namespace
 
 TEST_CASE("metrics.listen defaults to loopback and can be moved or disabled", "[config][metrics]") {

@@ -7,20 +7,13 @@
 
 #include "program_executor/config/amqp_url.hpp"
 #include "program_executor/config/config.hpp"
+#include "support/config_error.hpp"
 #include "program_executor/config/database_connection.hpp"
 
 namespace cfg = program_executor::config;
+using program_executor::test::error_of;
 
 namespace {
-
-std::string error_of(std::string_view yaml) {
-  try {
-    cfg::load_string(yaml, "test.yaml");
-  } catch (const cfg::ConfigError& error) {
-    return error.what();
-  }
-  return "(no error)";
-}
 
 const std::string url_grammar =
     "expected amqp://[user[:password]@]host[:port]/[vhost] or amqps://..., with reserved "

@@ -2,21 +2,10 @@
 #include <catch2/catch.hpp>
 
 #include "program_executor/config/config.hpp"
+#include "support/config_error.hpp"
 
 namespace cfg = program_executor::config;
-
-namespace {
-
-std::string error_of(const std::string& yaml) {
-  try {
-    cfg::load_string(yaml, "t.yaml");
-  } catch (const cfg::ConfigError& e) {
-    return e.what();
-  }
-  return "";
-}
-
-}  // namespace
+using program_executor::test::error_of;
 
 TEST_CASE("the web section defaults to loopback, no tokens and known jobs only", "[config][web]") {
   const cfg::Config config = cfg::load_string("", "empty.yaml");
@@ -47,12 +36,12 @@ TEST_CASE("the web section's keys are read", "[config][web]") {
 
 TEST_CASE("bad web settings are refused naming file, line, column and key", "[config][web]") {
   CHECK(error_of("web:\n  listen: localhost:8080\n") ==
-        "t.yaml:2:11: web.listen: \"localhost\" is not an IPv4 address: expected IPV4:PORT (e.g. "
+        "test.yaml:2:11: web.listen: \"localhost\" is not an IPv4 address: expected IPV4:PORT (e.g. "
         "127.0.0.1:9464)");
-  CHECK(error_of("web:\n  listen: \"\"\n") == "t.yaml:2:11: web.listen: must not be empty");
+  CHECK(error_of("web:\n  listen: \"\"\n") == "test.yaml:2:11: web.listen: must not be empty");
   CHECK(error_of("web:\n  tls:\n    cert_file: /etc/c.pem\n") ==
-        "t.yaml:3:16: web.tls.cert_file: web.tls.cert_file and web.tls.key_file go together: set "
+        "test.yaml:3:16: web.tls.cert_file: web.tls.cert_file and web.tls.key_file go together: set "
         "both, or neither");
-  CHECK(error_of("web:\n  max_body_bytes: 10\n").find("t.yaml:2:19: web.max_body_bytes:") == 0);
-  CHECK(error_of("web:\n  token_file: x\n").find("t.yaml:2:3: web.token_file: unknown key") == 0);
+  CHECK(error_of("web:\n  max_body_bytes: 10\n").find("test.yaml:2:19: web.max_body_bytes:") == 0);
+  CHECK(error_of("web:\n  token_file: x\n").find("test.yaml:2:3: web.token_file: unknown key") == 0);
 }

@@ -18,6 +18,8 @@ missing (under CI=true: 1).
 import argparse
 import json
 import re
+import secrets
+import signal
 import sys
 import time
 import traceback
@@ -570,6 +572,42 @@ def auth_matrix(api, state):
     state["long_one"] = long_one
 
 
+def wait_for_reload(deploy, reloads_before):
+    """Waits until serve.log holds one more web.reloaded event than before."""
+    deadline = time.monotonic() + 30
+    while deploy.log("serve.log").count('"web.reloaded"') <= reloads_before:
+        if time.monotonic() > deadline:
+            raise AssertionError("serve did not log web.reloaded within 30 s of SIGHUP")
+        time.sleep(0.1)
+
+
+def reload_tokens(api, state):
+    """SIGHUP rereads the token files: a token added is accepted, one removed is
+    refused again, the others keep working; serve logs each reload (its log
+    level survives reloading the config)."""
+    deploy = api.deploy
+    operator_file = deploy.dir / "operator-tokens"
+    original = operator_file.read_text()
+    rotated = "rotated-" + secrets.token_hex(16)
+    api.call("GET", "/api/v1/jobs", 401, token=rotated, problem="unauthorized")
+    try:
+        operator_file.write_text(original + rotated + "\n")
+        reloads = deploy.log("serve.log").count('"web.reloaded"')
+        deploy.server.send_signal(signal.SIGHUP)
+        wait_for_reload(deploy, reloads)
+        api.call("GET", "/api/v1/jobs", 200, token=rotated)
+        api.call("POST", "/api/v1/programs/" + UNKNOWN_RUN_ID + "/cancel", 404, token=rotated,
+                 problem="not-found")  # an operator's token: past the role check
+    finally:
+        operator_file.write_text(original)
+    reloads = deploy.log("serve.log").count('"web.reloaded"')
+    deploy.server.send_signal(signal.SIGHUP)
+    wait_for_reload(deploy, reloads)
+    api.call("GET", "/api/v1/jobs", 401, token=rotated, problem="unauthorized")
+    api.call("GET", "/api/v1/jobs", 200, token=api.operator)
+    api.call("GET", "/api/v1/jobs", 200, token=api.viewer)
+
+
 def bad_input(api, state):
     api.wait_until_none_running()
     before_total, before_states, before_counts = api.totals()
@@ -655,7 +693,7 @@ def final_stats(api, state):
 
 
 SCENARIOS = [public_routes, jobs_and_empty_stats, create_get_finish, cancel_and_resume,
-             list_and_paging, auth_matrix, bad_input, final_stats]
+             list_and_paging, auth_matrix, reload_tokens, bad_input, final_stats]
 
 
 def main():

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <map>
 
-#include "embedded_sql.hpp"
+#include "embedded_migrations.hpp"
 #include "program_executor/store/dialect.hpp"
 #include "program_executor/store/program_store.hpp"
 #include "program_executor/store/throughput_store.hpp"
@@ -13,14 +13,16 @@ namespace {
 
 std::map<std::string, std::vector<Migration>, std::less<>> load_builtin() {
   std::map<std::string, std::vector<Migration>, std::less<>> by_dialect;
-  for (const detail::EmbeddedSql& file : detail::embedded_sql()) {
-    // NNN_<name>.sql; embed.sh only picks files of that shape.
-    const std::string_view stem = file.file.substr(0, file.file.size() - 4);
+  for (const detail::EmbeddedFile& file : detail::embedded_files()) {
+    // <dialect>/NNN_<name>.sql, as core/CMakeLists.txt lists them.
+    const std::size_t slash = file.name.find('/');
+    const std::string_view dialect = file.name.substr(0, slash);
+    const std::string_view stem = file.name.substr(slash + 1, file.name.size() - slash - 1 - 4);
     Migration migration;
     migration.version = std::stoi(std::string(stem.substr(0, 3)));
     migration.name = std::string(stem.substr(4));
-    migration.sql = std::string(file.text);
-    by_dialect[std::string(file.dialect)].push_back(std::move(migration));
+    migration.sql = std::string(file.content);
+    by_dialect[std::string(dialect)].push_back(std::move(migration));
   }
   for (auto& [dialect, migrations] : by_dialect) {
     std::sort(migrations.begin(), migrations.end(),
