@@ -931,6 +931,37 @@ bool Connection::input_buffered() const noexcept {
 
 bool Connection::broken() const noexcept { return state_->broken; }
 
+namespace {
+
+// Runs `use` on `connection`, opening it first if there is none or it broke.
+// When the connection breaks under `use` (not a nack, a return or a refused
+// declaration: reconnecting would not help those), it reconnects once,
+// logging why with `subject`, and runs `use` again. At-least-once: had the
+// broken connection stored a message before it failed, publishing again
+// stores a second copy.
+template <class Use>
+void with_connection(std::unique_ptr<Connection>& connection, const ConnectionSettings& settings,
+                     const std::string& name, const log::Field& subject, Use&& use) {
+  if (connection && connection->broken()) connection.reset();
+  if (!connection) connection = std::make_unique<Connection>(settings, name);
+  try {
+    use(*connection);
+    return;
+  } catch (const QueueMismatchError&) {
+    throw;  // the channel was reopened; reconnecting would not help
+  } catch (const AmqpError& error) {
+    if (!connection->broken()) throw;
+    log::event(log::Level::warn, "amqp.reconnect",
+               "publisher connection broke; reconnecting once and trying again",
+               {{"broker", settings.describe()}, subject, {"error", error.what()}});
+  }
+  connection.reset();
+  connection = std::make_unique<Connection>(settings, name);
+  use(*connection);
+}
+
+}  // namespace
+
 ReconnectingPublisher::ReconnectingPublisher(ConnectionSettings settings, std::string name)
     : settings_(std::move(settings)), name_(std::move(name)) {
   // Heartbeats are only serviced inside library calls; an idle publisher
@@ -942,57 +973,18 @@ ReconnectingPublisher::~ReconnectingPublisher() = default;
 
 void ReconnectingPublisher::publish(const std::string& queue, std::string_view body,
                                     const PublishProperties& properties) {
-  if (connection_ && connection_->broken()) connection_.reset();
-  if (!connection_) connection_ = std::make_unique<Connection>(settings_, name_);
-  try {
-    connection_->publish(queue, body, properties);
-    return;
-  } catch (const AmqpError& error) {
-    if (!connection_->broken()) throw;  // a nack or a return: reconnecting would not help
-    log::event(log::Level::warn, "amqp.reconnect",
-               "publisher connection broke; reconnecting once and publishing again",
-               {{"broker", settings_.describe()}, {"queue", queue}, {"error", error.what()}});
-  }
-  connection_.reset();
-  // At-least-once: if the broken connection had stored the message before it
-  // failed, this publishes a second copy.
-  connection_ = std::make_unique<Connection>(settings_, name_);
-  connection_->publish(queue, body, properties);
+  with_connection(connection_, settings_, name_, {"queue", queue},
+                  [&](Connection& connection) { connection.publish(queue, body, properties); });
 }
 
 void ReconnectingPublisher::publish_all(const std::vector<OutgoingMessage>& messages) {
-  if (connection_ && connection_->broken()) connection_.reset();
-  if (!connection_) connection_ = std::make_unique<Connection>(settings_, name_);
-  try {
-    connection_->publish_all(messages);
-    return;
-  } catch (const AmqpError& error) {
-    if (!connection_->broken()) throw;
-    log::event(log::Level::warn, "amqp.reconnect",
-               "publisher connection broke; reconnecting once and publishing again",
-               {{"broker", settings_.describe()},
-                {"messages", static_cast<long long>(messages.size())},
-                {"error", error.what()}});
-  }
-  connection_.reset();
-  // At-least-once, as publish(): some of these may now be stored twice.
-  connection_ = std::make_unique<Connection>(settings_, name_);
-  connection_->publish_all(messages);
+  with_connection(connection_, settings_, name_, {"messages", messages.size()},
+                  [&](Connection& connection) { connection.publish_all(messages); });
 }
 
 void ReconnectingPublisher::declare(const QueueSpec& queue) {
-  if (connection_ && connection_->broken()) connection_.reset();
-  if (!connection_) connection_ = std::make_unique<Connection>(settings_, name_);
-  try {
-    connection_->declare(queue);
-    return;
-  } catch (const QueueMismatchError&) {
-    throw;  // the channel was reopened; reconnecting would not help
-  } catch (const AmqpError&) {
-    if (!connection_->broken()) throw;
-  }
-  connection_ = std::make_unique<Connection>(settings_, name_);
-  connection_->declare(queue);
+  with_connection(connection_, settings_, name_, {"queue", queue.name},
+                  [&](Connection& connection) { connection.declare(queue); });
 }
 
 }  // namespace program_executor::amqp
