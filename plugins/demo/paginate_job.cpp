@@ -26,8 +26,12 @@ void PaginateJob::execute(const nlohmann::json&, sdk::JobDataHandler& job_data,
                                 std::to_string(page + 1) + " of " + std::to_string(pages));
     }
     // Saves the page just finished, then throws ExecutionTimeExceeded if over
-    // the limit; it must propagate so the daemon re-queues the step.
-    job_data.checkpoint({{"page", page + 1}}, max_execution_time);
+    // the limit; it must propagate so the daemon re-queues the step. After the
+    // last page there is nothing left to yield for: no limit, so a late last
+    // page finishes the step instead of costing one more empty execution.
+    const bool last = page + 1 == pages;
+    job_data.checkpoint({{"page", page + 1}},
+                        last ? std::chrono::milliseconds::zero() : max_execution_time);
   }
 }
 
