@@ -19,6 +19,7 @@
 #include "program_executor/amqp/connection.hpp"
 #include "program_executor/store/database.hpp"
 #include "program_executor/store/dialect.hpp"
+#include "support/plugin_paths.hpp"
 #include "support/process.hpp"
 #include "support/test_environment.hpp"
 
@@ -27,7 +28,7 @@ using namespace program_executor;
 
 namespace {
 
-const std::string plugins = (fs::path(PE_FIXTURE_PLUGIN_DIR) / "good").string();
+const std::string plugins = test::fixture("good").string();
 
 // A YAML single-quoted scalar; "$${" keeps the loader from expanding "${".
 std::string yaml_quoted(const std::string& text) {

@@ -13,6 +13,7 @@
 
 #include "daemon_server_database.hpp"
 #include "program_executor/amqp/connection.hpp"
+#include "support/plugin_paths.hpp"
 #include "support/process.hpp"
 #include "support/program_cli.hpp"
 #include "support/test_environment.hpp"
@@ -24,8 +25,8 @@ using nlohmann::json;
 
 namespace {
 
-const fs::path demo_plugin = fs::path(PE_DEMO_PLUGIN_DIR) / "demo.so";
-const fs::path fixture_plugin = fs::path(PE_FIXTURE_PLUGIN_DIR) / "good" / "good.so";
+const fs::path demo_plugin = test::demo_plugin();
+const fs::path fixture_plugin = test::fixture("good/good.so");
 
 // A queue, a table, a plugin directory and a state directory of their own.
 class Housekeeping {

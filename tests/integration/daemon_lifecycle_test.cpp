@@ -13,6 +13,7 @@
 
 #include "program_executor/amqp/connection.hpp"
 #include "support/job_gate.hpp"
+#include "support/plugin_paths.hpp"
 #include "support/process.hpp"
 #include "support/program_cli.hpp"
 #include "support/tcp_forwarder.hpp"
@@ -79,8 +80,8 @@ class PluginDeployment {
   fs::path plugins_;
 };
 
-const fs::path demo_plugin = fs::path(PE_DEMO_PLUGIN_DIR) / "demo.so";
-const fs::path fixture_plugin = fs::path(PE_FIXTURE_PLUGIN_DIR) / "good" / "good.so";
+const fs::path demo_plugin = test::demo_plugin();
+const fs::path fixture_plugin = test::fixture("good/good.so");
 const fs::path gate_plugin = fs::path(test::demo_and_gate_plugin_dir()) / "gate.so";
 
 // Receives what the daemon tells systemd through $NOTIFY_SOCKET.

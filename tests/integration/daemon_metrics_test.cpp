@@ -15,6 +15,8 @@
 
 #include "program_executor/amqp/connection.hpp"
 #include "program_executor/store/database.hpp"
+#include "support/http_scrape.hpp"
+#include "support/plugin_paths.hpp"
 #include "support/process.hpp"
 #include "support/program_cli.hpp"
 #include "support/test_environment.hpp"
@@ -22,6 +24,9 @@
 using namespace program_executor;
 using namespace std::chrono_literals;
 using nlohmann::json;
+using test::http_body;
+using test::http_get;
+using test::metrics_sample;
 
 namespace {
 
@@ -52,39 +57,6 @@ class LoopbackSocket {
 // A port free right now (bound, then released for the daemon to take).
 int free_loopback_port() { return LoopbackSocket(false).port(); }
 
-// The body of GET http://127.0.0.1:<port><path> (HTTP/1.0: the server closes
-// after the response), or "" if nothing answers.
-std::string http_get(int port, const std::string& path) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<std::uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval timeout{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  std::string response;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
-    const std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
-        static_cast<ssize_t>(request.size())) {
-      char buffer[4096];
-      for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) response.append(buffer, n);
-    }
-  }
-  ::close(fd);
-  const auto body = response.find("\r\n\r\n");
-  return body == std::string::npos ? "" : response.substr(body + 4);
-}
-
-// The value of the sample line `series` ("name{labels}" exactly as exposed), or -1.
-double sample(const std::string& exposition, const std::string& series) {
-  const std::string prefix = "\n" + series + " ";
-  const auto at = ("\n" + exposition).find(prefix);
-  if (at == std::string::npos) return -1;
-  return std::stod(exposition.substr(at + prefix.size() - 1));
-}
-
 std::string executions(const std::string& job, const std::string& outcome) {
   return "program_executor_job_executions_total{job=\"" + job + "\",outcome=\"" + outcome + "\"}";
 }
@@ -105,7 +77,7 @@ class Deployment {
         << "  backend: sqlite3\n"
         << "  connection: \"db=" << (dir_.path() / "programs.db").string() << "\"\n"
         << "plugins:\n"
-        << "  directory: " << PE_DEMO_PLUGIN_DIR << "\n"
+        << "  directory: " << test::demo_plugin_dir().string() << "\n"
         << "workers: 2\n"
         << "shutdown_grace_seconds: 10\n"
         << "log:\n"
@@ -171,10 +143,10 @@ class Deployment {
 std::string scrape_until(int port, const std::function<bool(const std::string&)>& done,
                          std::chrono::seconds timeout = 60s) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  std::string text = http_get(port, "/metrics");
+  std::string text = http_body(http_get(port, "/metrics"));
   while (!done(text) && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(100ms);
-    text = http_get(port, "/metrics");
+    text = http_body(http_get(port, "/metrics"));
   }
   return text;
 }
@@ -197,11 +169,11 @@ TEST_CASE("the daemon counts programs, jobs, retries and parked messages on /met
   // Up, and once the cancelled program's step is dropped (the daemon takes it
   // at once), nothing finished and nothing in flight.
   std::string text = scrape_until(port, [](const std::string& t) {
-    return sample(t, "program_executor_programs_cancelled_total") == 1 &&
-           sample(t, "program_executor_steps_in_flight") == 0;
+    return metrics_sample(t, "program_executor_programs_cancelled_total") == 1 &&
+           metrics_sample(t, "program_executor_steps_in_flight") == 0;
   });
-  CHECK(sample(text, "program_executor_programs_finished_total") == 0);
-  CHECK(sample(text, "program_executor_steps_in_flight") == 0);
+  CHECK(metrics_sample(text, "program_executor_programs_finished_total") == 0);
+  CHECK(metrics_sample(text, "program_executor_steps_in_flight") == 0);
 
   const json spawn = {{"jobs", {"demo.log"}}};
   const std::string spawner = deployment.create("demo.spawn,demo.log", {{"demo.spawn", spawn}});
@@ -226,39 +198,39 @@ TEST_CASE("the daemon counts programs, jobs, retries and parked messages on /met
   producer.publish(deployment.queue(), "not json", {});
 
   text = scrape_until(port, [](const std::string& t) {
-    return sample(t, "program_executor_programs_cancelled_total") == 1 &&
-           sample(t, "program_executor_messages_parked_total") == 1 &&
-           sample(t, "program_executor_steps_in_flight") == 0;
+    return metrics_sample(t, "program_executor_programs_cancelled_total") == 1 &&
+           metrics_sample(t, "program_executor_messages_parked_total") == 1 &&
+           metrics_sample(t, "program_executor_steps_in_flight") == 0;
   });
   INFO(text);
   // spawner, its child, flaky, the skipping program and the sleeper finish.
-  CHECK(sample(text, "program_executor_programs_finished_total") == 5);
-  CHECK(sample(text, "program_executor_programs_errored_total") == 2);
-  CHECK(sample(text, "program_executor_programs_cancelled_total") == 1);
+  CHECK(metrics_sample(text, "program_executor_programs_finished_total") == 5);
+  CHECK(metrics_sample(text, "program_executor_programs_errored_total") == 2);
+  CHECK(metrics_sample(text, "program_executor_programs_cancelled_total") == 1);
   // Only programs created inside the daemon (by demo.spawn); `create` is another process.
-  CHECK(sample(text, "program_executor_programs_created_total") == 1);
-  CHECK(sample(text, "program_executor_messages_parked_total") == 1);
-  CHECK(sample(text, "program_executor_step_retries_total") == 1);
-  CHECK(sample(text, "program_executor_steps_in_flight") == 0);
-  CHECK(sample(text, "program_executor_messages_duplicate_total") == 0);
-  CHECK(sample(text, "program_executor_broker_reconnects_total") == 0);
-  CHECK(sample(text, "program_executor_programs_recovered_total") == 0);
-  CHECK(sample(text, executions("demo.spawn", "success")) == 1);
-  CHECK(sample(text, executions("demo.log", "success")) == 3);  // spawner, child, flaky
-  CHECK(sample(text, executions("demo.flaky", "retry")) == 1);
-  CHECK(sample(text, executions("demo.flaky", "success")) == 1);
-  CHECK(sample(text, executions("demo.fail", "failed")) == 1);
-  CHECK(sample(text, executions("demo.ignorable", "ignorable")) == 1);
-  CHECK(sample(text, executions("no.such.job", "skipped")) == 1);
-  CHECK(sample(text, executions("demo.sleep", "success")) == 1);
-  CHECK(sample(text, R"(program_executor_job_duration_seconds_count{job="demo.flaky"})") == 2);
+  CHECK(metrics_sample(text, "program_executor_programs_created_total") == 1);
+  CHECK(metrics_sample(text, "program_executor_messages_parked_total") == 1);
+  CHECK(metrics_sample(text, "program_executor_step_retries_total") == 1);
+  CHECK(metrics_sample(text, "program_executor_steps_in_flight") == 0);
+  CHECK(metrics_sample(text, "program_executor_messages_duplicate_total") == 0);
+  CHECK(metrics_sample(text, "program_executor_broker_reconnects_total") == 0);
+  CHECK(metrics_sample(text, "program_executor_programs_recovered_total") == 0);
+  CHECK(metrics_sample(text, executions("demo.spawn", "success")) == 1);
+  CHECK(metrics_sample(text, executions("demo.log", "success")) == 3);  // spawner, child, flaky
+  CHECK(metrics_sample(text, executions("demo.flaky", "retry")) == 1);
+  CHECK(metrics_sample(text, executions("demo.flaky", "success")) == 1);
+  CHECK(metrics_sample(text, executions("demo.fail", "failed")) == 1);
+  CHECK(metrics_sample(text, executions("demo.ignorable", "ignorable")) == 1);
+  CHECK(metrics_sample(text, executions("no.such.job", "skipped")) == 1);
+  CHECK(metrics_sample(text, executions("demo.sleep", "success")) == 1);
+  CHECK(metrics_sample(text, R"(program_executor_job_duration_seconds_count{job="demo.flaky"})") == 2);
   // demo.sleep slept 0.6 s: its one observation is above the 0.5 s bucket.
-  CHECK(sample(text, R"(program_executor_job_duration_seconds_bucket{job="demo.sleep",le="0.5"})") == 0);
-  CHECK(sample(text, R"(program_executor_job_duration_seconds_bucket{job="demo.sleep",le="+Inf"})") == 1);
-  CHECK(sample(text, R"(program_executor_job_duration_seconds_sum{job="demo.sleep"})") >= 0.6);
+  CHECK(metrics_sample(text, R"(program_executor_job_duration_seconds_bucket{job="demo.sleep",le="0.5"})") == 0);
+  CHECK(metrics_sample(text, R"(program_executor_job_duration_seconds_bucket{job="demo.sleep",le="+Inf"})") == 1);
+  CHECK(metrics_sample(text, R"(program_executor_job_duration_seconds_sum{job="demo.sleep"})") >= 0.6);
 
   CHECK(daemon->stop(SIGTERM, 20s) == 0);
-  CHECK(http_get(port, "/metrics").empty());  // the endpoint goes with the daemon
+  CHECK(http_body(http_get(port, "/metrics")).empty());  // the endpoint goes with the daemon
 }
 
 TEST_CASE("an empty metrics.listen serves nothing and a taken port stops the start",
@@ -297,18 +269,18 @@ TEST_CASE("a cancel that hits a running step is counted, and build info names th
   INFO(cancel.err);
   REQUIRE(cancel.exit_code == 0);
   const std::string text = scrape_until(port, [](const std::string& t) {
-    return sample(t, "program_executor_programs_cancelled_total") == 1 &&
-           sample(t, "program_executor_steps_in_flight") == 0;
+    return metrics_sample(t, "program_executor_programs_cancelled_total") == 1 &&
+           metrics_sample(t, "program_executor_steps_in_flight") == 0;
   }, 30s);
   INFO(text);
-  CHECK(sample(text, "program_executor_programs_cancelled_total") == 1);
-  CHECK(sample(text, "program_executor_programs_finished_total") == 0);
+  CHECK(metrics_sample(text, "program_executor_programs_cancelled_total") == 1);
+  CHECK(metrics_sample(text, "program_executor_programs_finished_total") == 0);
   CHECK(deployment.status(run_id)["state"] == "cancelled");
   CHECK(daemon->count_in_log("\"job\":\"demo.log\"") == 0);  // the next step never ran
 
   const test::CommandResult version = test::run_command({PE_DAEMON_PATH, "version", "--json"});
   const json build = json::parse(version.out);
-  CHECK(sample(text, "program_executor_build_info{abi=\"" + std::to_string(build["plugin_abi"].get<int>()) +
+  CHECK(metrics_sample(text, "program_executor_build_info{abi=\"" + std::to_string(build["plugin_abi"].get<int>()) +
                          "\",version=\"" + build["version"].get<std::string>() + "\"}") == 1);
   CHECK(daemon->stop(SIGTERM, 20s) == 0);
 }
@@ -330,8 +302,8 @@ TEST_CASE("a program the recovery sweeper republishes is counted", "[daemon][met
   CHECK(deployment.wait_until_ended("orphan")["state"] == "finished");
   CHECK(daemon->count_in_log("\"program.recovered\"") == 1);
   const std::string text = scrape_until(port, [](const std::string& t) {
-    return sample(t, "program_executor_programs_recovered_total") == 1;
+    return metrics_sample(t, "program_executor_programs_recovered_total") == 1;
   });
-  CHECK(sample(text, "program_executor_programs_recovered_total") == 1);
+  CHECK(metrics_sample(text, "program_executor_programs_recovered_total") == 1);
   CHECK(daemon->stop(SIGTERM, 20s) == 0);
 }

@@ -19,6 +19,7 @@
 #include "program_executor/store/database.hpp"
 #include "program_executor/store/dialect.hpp"
 #include "support/job_gate.hpp"
+#include "support/plugin_paths.hpp"
 #include "support/process.hpp"
 #include "support/program_cli.hpp"
 #include "support/test_environment.hpp"
@@ -465,7 +466,7 @@ TEST_CASE("the daemon refuses to start on a bad config or a bad plugin, saying w
   CHECK_THAT(result.err, Catch::Contains(config.string() + ":3:13: amqp.prefetch"));
 
   DeploymentOptions options;
-  options.plugin_dir = std::string(PE_FIXTURE_PLUGIN_DIR) + "/not_elf";
+  options.plugin_dir = test::fixture("not_elf").string();
   Deployment deployment(*url, options);
   result = test::run_command({PE_DAEMON_PATH, "run", "-c", deployment.config().string()});
   CHECK(result.exit_code == 1);

@@ -16,6 +16,7 @@
 #include "program_executor/amqp/queue_topology.hpp"
 #include "program_executor/executor/program_creator.hpp"
 #include "program_executor/store/database.hpp"
+#include "support/plugin_paths.hpp"
 
 using namespace program_executor;
 using namespace std::chrono_literals;
@@ -34,8 +35,8 @@ class RecoveryDeployment {
     // would install them.
     const fs::path plugins = dir_.path() / "plugins";
     fs::create_directory(plugins);
-    fs::copy_file(fs::path(PE_DEMO_PLUGIN_DIR) / "demo.so", plugins / "demo.so");
-    fs::copy_file(fs::path(PE_FIXTURE_PLUGIN_DIR) / "crash" / "crash.so", plugins / "crash.so");
+    fs::copy_file(test::demo_plugin(), plugins / "demo.so");
+    fs::copy_file(test::fixture("crash/crash.so"), plugins / "crash.so");
     config_ = dir_.path() / "config.yaml";
     test::DaemonConfig config{amqp_url_,           queue_,  database_.backend, database_.connection,
                               "",                  database_.table, true, workers,

@@ -15,6 +15,7 @@
 #include <catch2/catch.hpp>
 
 #include "program_executor/amqp/connection.hpp"
+#include "support/plugin_paths.hpp"
 #include "support/process.hpp"
 #include "support/program_cli.hpp"
 #include "support/test_environment.hpp"
@@ -59,7 +60,7 @@ class SecretDeployment {
         << "database:\n"
         << "  connection: \"db=" << (dir_.path() / "programs.db").string() << "\"\n"
         << "plugins:\n"
-        << "  directory: " << PE_DEMO_PLUGIN_DIR << "\n"
+        << "  directory: " << test::demo_plugin_dir().string() << "\n"
         << "workers: 1\n"
         << "shutdown_grace_seconds: 5\n"
         << "log:\n"

@@ -19,6 +19,7 @@
 #include "program_executor/store/database.hpp"
 #include "program_executor/store/throughput_store.hpp"
 #include "program_executor/store/dialect.hpp"
+#include "support/plugin_paths.hpp"
 #include "support/process.hpp"
 #include "support/program_cli.hpp"
 #include "support/test_environment.hpp"
@@ -103,7 +104,7 @@ struct DaemonConfig {
   std::string table;
   bool migrate = true;
   int workers = 2;
-  std::string plugin_dir = PE_DEMO_PLUGIN_DIR;
+  std::string plugin_dir = test::demo_plugin_dir().string();
   std::string extra_yaml;  ///< more top-level sections, written as is
 };
 

@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "support/plugin_paths.hpp"
 #include "support/process.hpp"
 #include "support/test_environment.hpp"
 
@@ -47,7 +48,7 @@ CommandResult check(const fs::path& config, bool json = false) {
 fs::path config_file(const TemporaryDirectory& dir, const std::string& extra, mode_t mode) {
   const fs::path path = dir.path() / "config.yaml";
   write(path,
-        "plugins:\n  directory: " + (fs::path(PE_FIXTURE_PLUGIN_DIR) / "good").string() + "\n" +
+        "plugins:\n  directory: " + program_executor::test::fixture("good").string() + "\n" +
             extra,
         mode);
   return path;

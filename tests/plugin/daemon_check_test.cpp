@@ -13,19 +13,20 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "support/plugin_paths.hpp"
 #include "support/process.hpp"
 #include "support/test_environment.hpp"
 
 namespace fs = std::filesystem;
 using program_executor::test::CommandResult;
 using program_executor::test::TemporaryDirectory;
+using program_executor::test::fixture;
 using program_executor::test::run_command;
 
 namespace {
 
 constexpr const char* password = "Pw-only-in-this-test-7f3a";
 
-fs::path fixture(const std::string& relative) { return fs::path(PE_FIXTURE_PLUGIN_DIR) / relative; }
 
 void write(const fs::path& path, const std::string& text, mode_t mode) {
   {
@@ -98,7 +99,7 @@ TEST_CASE("check refuses each untrusted plugin fixture, saying why", "[daemon][c
   const CommandResult result = check(config_file(dir, fixture(directory)));
   CHECK(result.exit_code == 1);
   CHECK(result.out.empty());
-  CHECK(result.err == refused(std::string(PE_FIXTURE_PLUGIN_DIR) + message));
+  CHECK(result.err == refused(fixture(directory).parent_path().string() + message));
 }
 
 TEST_CASE("check refuses plugins others could write or that another user owns",

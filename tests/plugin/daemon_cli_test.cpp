@@ -19,6 +19,7 @@
 #include "program_executor/config/config.hpp"
 #include "program_executor/store/database.hpp"
 #include "program_executor/store/migrations.hpp"
+#include "support/plugin_paths.hpp"
 #include "support/process.hpp"
 #include "support/test_environment.hpp"
 
@@ -42,7 +43,7 @@ void write(const fs::path& path, const std::string& text, mode_t mode = 0600) {
 // plugins, a SQLite file that does not exist yet, and `extra` lines.
 struct Deployment {
   explicit Deployment(const std::string& extra = "") {
-    write(config, "plugins:\n  directory: " + (fs::path(PE_FIXTURE_PLUGIN_DIR) / "good").string() +
+    write(config, "plugins:\n  directory: " + program_executor::test::fixture("good").string() +
                       "\ndatabase:\n  connection: db=" + database.string() + "\n" + extra);
   }
   CommandResult cli(std::vector<std::string> args) const {
@@ -132,7 +133,7 @@ TEST_CASE("create --strict refuses jobs no plugin in the directory has", "[daemo
       deployment.cli({"create", "--strict", "--jobs", "fixture.echo,later.job,other.job"});
   CHECK(result.exit_code == 1);
   CHECK(result.err == error_line("no plugin in " +
-                                 (fs::path(PE_FIXTURE_PLUGIN_DIR) / "good").string() +
+                                 program_executor::test::fixture("good").string() +
                                  " has the job(s) later.job, other.job (--strict)"));
   result = deployment.cli({"create", "--strict", "--json", "--jobs", "later.job"});
   CHECK(result.exit_code == 1);

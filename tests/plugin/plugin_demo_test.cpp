@@ -14,6 +14,7 @@
 
 #include "fixtures/fake_job_environment.hpp"
 #include "program_executor/plugin/plugin_loader.hpp"
+#include "support/plugin_paths.hpp"
 
 namespace fs = std::filesystem;
 namespace sdk = program_executor::sdk;
@@ -24,7 +25,7 @@ using program_executor::test::FakeJobData;
 
 namespace {
 
-const fs::path demo_plugin = fs::path(PE_DEMO_PLUGIN_DIR) / "demo.so";
+const fs::path demo_plugin = program_executor::test::demo_plugin();
 
 JobRegistry load_demo() {
   JobRegistry registry;

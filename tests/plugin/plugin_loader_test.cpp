@@ -12,6 +12,7 @@
 
 #include "fixtures/fake_job_environment.hpp"
 #include "program_executor/plugin/plugin_loader.hpp"
+#include "support/plugin_paths.hpp"
 
 namespace fs = std::filesystem;
 using program_executor::plugin::JobRegistry;
@@ -21,10 +22,10 @@ using program_executor::plugin::load_directory;
 using program_executor::plugin::load_plugin;
 using program_executor::test::FakeJobContext;
 using program_executor::test::FakeJobData;
+using program_executor::test::fixture;
 
 namespace {
 
-fs::path fixture(const std::string& relative) { return fs::path(PE_FIXTURE_PLUGIN_DIR) / relative; }
 
 // Runs `load` and returns the PluginLoadError it throws (a test failure if it
 // throws nothing or something else).

@@ -17,6 +17,7 @@
 
 #include "program_executor/plugin/plugin_loader.hpp"
 #include "program_executor/plugin/trusted_file.hpp"
+#include "support/plugin_paths.hpp"
 #include "support/test_environment.hpp"
 
 namespace fs = std::filesystem;
@@ -28,12 +29,12 @@ using program_executor::plugin::UntrustedFileError;
 using program_executor::plugin::load_directory;
 using program_executor::plugin::load_plugin;
 using program_executor::plugin::open_trusted_file;
+using program_executor::test::fixture;
 
 namespace {
 
 constexpr uid_t nobody = 65534;
 
-fs::path fixture(const std::string& relative) { return fs::path(PE_FIXTURE_PLUGIN_DIR) / relative; }
 
 template <class Load>
 std::optional<PluginLoadError> load_error(Load load) {

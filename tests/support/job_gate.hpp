@@ -9,12 +9,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/plugin_paths.hpp"
 #include "support/test_environment.hpp"
 
 namespace program_executor::test {
 
 /// The plugin directory holding demo.so and gate.so (fixture.gate).
-inline std::string demo_and_gate_plugin_dir() { return std::string(PE_FIXTURE_PLUGIN_DIR) + "/demo_gate"; }
+inline std::string demo_and_gate_plugin_dir() { return fixture("demo_gate").string(); }
 
 /// One gate: its fixture.gate steps run until open() is called.
 class JobGate {

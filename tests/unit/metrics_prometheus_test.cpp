@@ -1,9 +1,5 @@
 // The Prometheus exporter: what each Metrics call does to the text exposition,
 // scraped over HTTP from a real listener on a loopback port.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <regex>
 #include <string>
@@ -13,42 +9,13 @@
 #include <catch2/catch.hpp>
 
 #include "program_executor/metrics/prometheus_metrics.hpp"
+#include "support/http_scrape.hpp"
 
 namespace metrics = program_executor::metrics;
+using program_executor::test::http_get;
+using program_executor::test::metrics_sample;
 
 namespace {
-
-// GET http://127.0.0.1:<port><path> with HTTP/1.0 (the server closes after the
-// response); returns the whole response, status line and headers included.
-std::string http_get(int port, const std::string& path) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<std::uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval timeout{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  std::string response;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
-    const std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
-        static_cast<ssize_t>(request.size())) {
-      char buffer[4096];
-      for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) response.append(buffer, n);
-    }
-  }
-  ::close(fd);
-  return response;
-}
-
-// The value of the sample line `series` ("name{labels}" exactly as exposed), or -1.
-double sample(const std::string& exposition, const std::string& series) {
-  const std::string prefix = "\n" + series + " ";
-  const auto at = exposition.find(prefix);
-  if (at == std::string::npos) return -1;
-  return std::stod(exposition.substr(at + prefix.size()));
-}
 
 int port_of(const metrics::PrometheusMetrics& exporter) {
   const auto ports = exporter.listening_ports();
@@ -87,7 +54,7 @@ TEST_CASE("counts appear in the exposition scraped over HTTP", "[metrics]") {
         "program_executor_broker_reconnects_total",
         "program_executor_database_reconnects_total"}) {
     INFO(name);
-    CHECK(sample(scrape, name) == 0);
+    CHECK(metrics_sample(scrape, name) == 0);
   }
   CHECK(scrape.find("program_executor_job_executions_total") == std::string::npos);
 
@@ -114,35 +81,35 @@ TEST_CASE("counts appear in the exposition scraped over HTTP", "[metrics]") {
   scrape = http_get(port, "/metrics");
   CHECK(scrape.find("# TYPE program_executor_job_executions_total counter") != std::string::npos);
   CHECK(scrape.find("# TYPE program_executor_job_duration_seconds histogram") != std::string::npos);
-  CHECK(sample(scrape, "program_executor_programs_created_total") == 2);
-  CHECK(sample(scrape, "program_executor_programs_finished_total") == 1);
-  CHECK(sample(scrape, "program_executor_programs_errored_total") == 1);
-  CHECK(sample(scrape, "program_executor_programs_cancelled_total") == 1);
-  CHECK(sample(scrape, "program_executor_step_retries_total") == 1);
-  CHECK(sample(scrape, "program_executor_messages_parked_total") == 1);
-  CHECK(sample(scrape, "program_executor_messages_duplicate_total") == 2);
-  CHECK(sample(scrape, "program_executor_programs_recovered_total") == 1);
-  CHECK(sample(scrape, "program_executor_broker_reconnects_total") == 1);
-  CHECK(sample(scrape, "program_executor_database_reconnects_total") == 1);
-  CHECK(sample(scrape, "program_executor_steps_in_flight") == 1);
-  CHECK(sample(scrape,
+  CHECK(metrics_sample(scrape, "program_executor_programs_created_total") == 2);
+  CHECK(metrics_sample(scrape, "program_executor_programs_finished_total") == 1);
+  CHECK(metrics_sample(scrape, "program_executor_programs_errored_total") == 1);
+  CHECK(metrics_sample(scrape, "program_executor_programs_cancelled_total") == 1);
+  CHECK(metrics_sample(scrape, "program_executor_step_retries_total") == 1);
+  CHECK(metrics_sample(scrape, "program_executor_messages_parked_total") == 1);
+  CHECK(metrics_sample(scrape, "program_executor_messages_duplicate_total") == 2);
+  CHECK(metrics_sample(scrape, "program_executor_programs_recovered_total") == 1);
+  CHECK(metrics_sample(scrape, "program_executor_broker_reconnects_total") == 1);
+  CHECK(metrics_sample(scrape, "program_executor_database_reconnects_total") == 1);
+  CHECK(metrics_sample(scrape, "program_executor_steps_in_flight") == 1);
+  CHECK(metrics_sample(scrape,
                R"(program_executor_job_executions_total{job="export.fetch",outcome="success"})") ==
         2);
-  CHECK(sample(scrape,
+  CHECK(metrics_sample(scrape,
                R"(program_executor_job_executions_total{job="export.fetch",outcome="retry"})") ==
         1);
-  CHECK(sample(scrape,
+  CHECK(metrics_sample(scrape,
                R"(program_executor_job_executions_total{job="no.such.job",outcome="skipped"})") ==
         1);
-  CHECK(sample(scrape, R"(program_executor_job_duration_seconds_count{job="export.fetch"})") == 3);
-  CHECK(sample(scrape, R"(program_executor_job_duration_seconds_sum{job="export.fetch"})") ==
+  CHECK(metrics_sample(scrape, R"(program_executor_job_duration_seconds_count{job="export.fetch"})") == 3);
+  CHECK(metrics_sample(scrape, R"(program_executor_job_duration_seconds_sum{job="export.fetch"})") ==
         Approx(3.201));
   // Buckets are cumulative: 0.001 <= 0.005; 0.2 <= 0.25; 3.0 <= 5.
-  CHECK(sample(scrape, R"(program_executor_job_duration_seconds_bucket{job="export.fetch",le="0.005"})") == 1);
-  CHECK(sample(scrape, R"(program_executor_job_duration_seconds_bucket{job="export.fetch",le="0.25"})") == 2);
-  CHECK(sample(scrape, R"(program_executor_job_duration_seconds_bucket{job="export.fetch",le="2.5"})") == 2);
-  CHECK(sample(scrape, R"(program_executor_job_duration_seconds_bucket{job="export.fetch",le="5"})") == 3);
-  CHECK(sample(scrape, R"(program_executor_job_duration_seconds_bucket{job="export.fetch",le="+Inf"})") == 3);
+  CHECK(metrics_sample(scrape, R"(program_executor_job_duration_seconds_bucket{job="export.fetch",le="0.005"})") == 1);
+  CHECK(metrics_sample(scrape, R"(program_executor_job_duration_seconds_bucket{job="export.fetch",le="0.25"})") == 2);
+  CHECK(metrics_sample(scrape, R"(program_executor_job_duration_seconds_bucket{job="export.fetch",le="2.5"})") == 2);
+  CHECK(metrics_sample(scrape, R"(program_executor_job_duration_seconds_bucket{job="export.fetch",le="5"})") == 3);
+  CHECK(metrics_sample(scrape, R"(program_executor_job_duration_seconds_bucket{job="export.fetch",le="+Inf"})") == 3);
   // A skipped job did not run: no duration for it.
   CHECK(scrape.find(R"(program_executor_job_duration_seconds_count{job="no.such.job"})") ==
         std::string::npos);
@@ -168,11 +135,11 @@ TEST_CASE("concurrent updates from many threads are all counted", "[metrics]") {
   }
   for (auto& worker : workers) worker.join();
   const std::string text = http_get(port_of(exporter), "/metrics");
-  CHECK(sample(text, "program_executor_step_retries_total") == threads * per_thread);
-  CHECK(sample(text, "program_executor_steps_in_flight") == 0);
+  CHECK(metrics_sample(text, "program_executor_step_retries_total") == threads * per_thread);
+  CHECK(metrics_sample(text, "program_executor_steps_in_flight") == 0);
   for (const char* job : {"job.0", "job.1"}) {
     INFO(job);
-    CHECK(sample(text, std::string(R"(program_executor_job_executions_total{job=")") + job +
+    CHECK(metrics_sample(text, std::string(R"(program_executor_job_executions_total{job=")") + job +
                            R"(",outcome="success"})") == threads / 2 * per_thread);
   }
 }
@@ -184,9 +151,9 @@ TEST_CASE("job names past the label limit are counted as job other", "[metrics]"
   }
   exporter.job_executed("random.0", metrics::JobOutcome::skipped, 0);  // known: keeps its label
   const std::string text = exporter.exposition();
-  CHECK(sample(text, R"(program_executor_job_executions_total{job="other",outcome="skipped"})") ==
+  CHECK(metrics_sample(text, R"(program_executor_job_executions_total{job="other",outcome="skipped"})") ==
         10);
-  CHECK(sample(text, R"(program_executor_job_executions_total{job="random.0",outcome="skipped"})") ==
+  CHECK(metrics_sample(text, R"(program_executor_job_executions_total{job="random.0",outcome="skipped"})") ==
         2);
   CHECK(text.find(R"(job="random.)" + std::to_string(metrics::max_job_labels) + "\"") ==
         std::string::npos);
@@ -197,7 +164,7 @@ TEST_CASE("the factory serves /metrics and nothing else", "[metrics]") {
   auto& prometheus = dynamic_cast<metrics::PrometheusMetrics&>(*exporter);
   exporter->program_finished();
   const int port = port_of(prometheus);
-  CHECK(sample(http_get(port, "/metrics"), "program_executor_programs_finished_total") == 1);
+  CHECK(metrics_sample(http_get(port, "/metrics"), "program_executor_programs_finished_total") == 1);
   const std::string root = http_get(port, "/");
   CHECK(root.substr(0, root.find('\r')).find(" 404 ") != std::string::npos);
   CHECK(root.find("program_executor_") == std::string::npos);
@@ -224,9 +191,9 @@ TEST_CASE("build info is one series at 1 naming the version and plugin ABI", "[m
   CHECK(std::regex_match(labels.at("abi"), std::regex(R"(\d+)")));
   const std::string series = "program_executor_build_info{abi=\"" + labels.at("abi") +
                              "\",version=\"" + labels.at("version") + "\"}";
-  CHECK(sample(exporter.exposition(), series) == 1);
+  CHECK(metrics_sample(exporter.exposition(), series) == 1);
   // Counting other things leaves it alone.
   exporter.program_cancelled();
-  CHECK(sample(exporter.exposition(), series) == 1);
-  CHECK(sample(exporter.exposition(), "program_executor_programs_cancelled_total") == 1);
+  CHECK(metrics_sample(exporter.exposition(), series) == 1);
+  CHECK(metrics_sample(exporter.exposition(), "program_executor_programs_cancelled_total") == 1);
 }
