@@ -16,54 +16,25 @@
 
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
-#include <deque>
 #include <filesystem>
-#include <set>
 #include <limits>
 #include <vector>
 
-#include "program_executor/log/logger.hpp"
+#include "connection_state.hpp"
+#include "rabbitmq_c.hpp"
+#include "timeouts.hpp"
 
 namespace program_executor::amqp {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A dead broker or network must never block a call forever: each phase has a bound.
-constexpr std::chrono::seconds connect_timeout{10};
-constexpr std::chrono::seconds rpc_timeout{30};
-constexpr std::chrono::seconds confirm_timeout{30};
-// Closing politely must not hold up a shutdown when the broker is unresponsive.
-constexpr std::chrono::seconds close_timeout{5};
 constexpr int frame_max = 131072;
 // rabbitmq-c 0.11 never loads OpenSSL's default trust store, so an empty
 // ca_file would trust nothing; Debian's bundle is the system default.
 constexpr const char* system_ca_bundle = "/etc/ssl/certs/ca-certificates.crt";
-
-timeval to_timeval(std::chrono::microseconds duration) {
-  if (duration.count() < 0) duration = std::chrono::microseconds{0};
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(duration.count() / 1000000);
-  tv.tv_usec = static_cast<suseconds_t>(duration.count() % 1000000);
-  return tv;
-}
-
-amqp_bytes_t bytes_of(std::string_view text) {
-  // rabbitmq-c takes non-const pointers but only reads through them here.
-  return amqp_bytes_t{text.size(), const_cast<char*>(text.data())};
-}
-
-std::string string_of(amqp_bytes_t bytes) {
-  if (bytes.len == 0 || bytes.bytes == nullptr) return {};
-  return std::string(static_cast<const char*>(bytes.bytes), bytes.len);
-}
-
-std::string close_reason(std::uint16_t code, amqp_bytes_t text) {
-  return std::to_string(code) + " " + string_of(text);
-}
-
-std::string status_text(int status) { return amqp_error_string2(status); }
 
 // Why a TCP connection to host:port fails. rabbitmq-c reports only "a socket
 // error occurred" (and leaves errno at EINPROGRESS), which does not tell
@@ -244,263 +215,7 @@ std::string tls_failure(const ConnectionSettings& settings, const std::string& c
   return reason;
 }
 
-std::string reply_text(const amqp_rpc_reply_t& reply) {
-  switch (reply.reply_type) {
-    case AMQP_RESPONSE_NORMAL:
-      return "ok";
-    case AMQP_RESPONSE_NONE:
-      return "no reply received";
-    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-      return status_text(reply.library_error);
-    case AMQP_RESPONSE_SERVER_EXCEPTION:
-      if (reply.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
-        const auto* close = static_cast<const amqp_connection_close_t*>(reply.reply.decoded);
-        return "the broker closed the connection: " +
-               close_reason(close->reply_code, close->reply_text);
-      }
-      if (reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-        const auto* close = static_cast<const amqp_channel_close_t*>(reply.reply.decoded);
-        return "the broker closed the channel: " +
-               close_reason(close->reply_code, close->reply_text);
-      }
-      return std::string("unexpected reply ") + amqp_method_name(reply.reply.id);
-  }
-  return "unknown reply type";
-}
-
-struct ConnectionDeleter {
-  void operator()(amqp_connection_state_t state) const noexcept { amqp_destroy_connection(state); }
-};
-using ConnectionHandle =
-    std::unique_ptr<std::remove_pointer_t<amqp_connection_state_t>, ConnectionDeleter>;
-
-// Frees an envelope or message from rabbitmq-c on every exit path.
-struct EnvelopeGuard {
-  amqp_envelope_t* envelope;
-  ~EnvelopeGuard() { amqp_destroy_envelope(envelope); }
-};
-struct MessageGuard {
-  amqp_message_t* message;
-  ~MessageGuard() { amqp_destroy_message(message); }
-};
-
-// Text headers of a message; other kinds (tables, arrays, numbers) are skipped.
-PublishProperties properties_of(const amqp_basic_properties_t& props) {
-  PublishProperties out;
-  out.persistent = (props._flags & AMQP_BASIC_DELIVERY_MODE_FLAG) != 0 &&
-                   props.delivery_mode == AMQP_DELIVERY_PERSISTENT;
-  if ((props._flags & AMQP_BASIC_TIMESTAMP_FLAG) != 0) {
-    out.timestamp = static_cast<std::int64_t>(props.timestamp);
-  }
-  if ((props._flags & AMQP_BASIC_HEADERS_FLAG) != 0) {
-    for (int i = 0; i < props.headers.num_entries; ++i) {
-      const amqp_table_entry_t& entry = props.headers.entries[i];
-      if (entry.value.kind == AMQP_FIELD_KIND_UTF8 || entry.value.kind == AMQP_FIELD_KIND_BYTES) {
-        out.headers.emplace_back(string_of(entry.key), string_of(entry.value.value.bytes));
-      }
-    }
-  }
-  return out;
-}
-
-// What publishes are waiting for: the confirms of their delivery tags.
-struct ConfirmWait {
-  std::set<std::uint64_t> outstanding;  // published, not yet confirmed
-  bool nacked = false;
-  std::optional<std::string> returned;  // reply code and text of a basic.return
-
-  // multiple=1 confirms every tag up to and including `tag` (0: all outstanding).
-  void confirm(std::uint64_t tag, bool multiple, bool negative) {
-    bool covered = false;
-    if (multiple) {
-      const auto end = tag == 0 ? outstanding.end() : outstanding.upper_bound(tag);
-      covered = outstanding.begin() != end;
-      outstanding.erase(outstanding.begin(), end);
-    } else {
-      covered = outstanding.erase(tag) > 0;
-    }
-    if (negative && covered) nacked = true;
-  }
-  bool done() const { return outstanding.empty(); }
-};
 }  // namespace
-
-struct Connection::State {
-  ConnectionSettings settings;
-  std::string where;  // settings.describe(): the broker, never the password
-  ConnectionHandle connection;
-  amqp_channel_t channel = 1;
-  bool broken = false;
-  bool confirms_selected = false;
-  std::uint64_t next_publish_tag = 1;
-  std::optional<int> prefetch;
-  std::optional<std::string> consumer_tag;
-  std::string consumed_queue;
-  std::deque<Delivery> pending;  // deliveries read while waiting for a confirm
-
-  amqp_connection_state_t conn() const { return connection.get(); }
-
-  [[noreturn]] void fail(const std::string& doing, const std::string& cause, bool breaks = true) {
-    if (breaks) broken = true;
-    throw AmqpError(doing + " on " + where + ": " + cause);
-  }
-
-  void check_status(int status, const std::string& doing) {
-    if (status != AMQP_STATUS_OK) fail(doing, status_text(status));
-  }
-
-  // The cause of a failure while waiting for frames, with the likely reason
-  // when the connection itself went away.
-  std::string lost(int status) const {
-    std::string text = status_text(status);
-    if (status != AMQP_STATUS_SOCKET_ERROR && status != AMQP_STATUS_CONNECTION_CLOSED &&
-        status != AMQP_STATUS_HEARTBEAT_TIMEOUT) {
-      return text;
-    }
-    text = "the connection was lost (" + text + ")";
-    if (settings.heartbeat_seconds > 0) {
-      text +=
-          "; heartbeats are only exchanged inside library calls, so a connection not "
-          "serviced for about 2 x heartbeat_seconds (" +
-          std::to_string(settings.heartbeat_seconds) + " s) is dropped";
-    }
-    return text;
-  }
-
-  void require_usable(const std::string& doing) {
-    if (broken) fail(doing, "the connection is broken by an earlier failure; open a new one");
-  }
-
-  // Answers a close from the broker as the protocol asks, so it can free its side.
-  void answer_channel_close(amqp_channel_t closed) {
-    amqp_channel_close_ok_t ok{};
-    amqp_send_method(conn(), closed, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
-  }
-  void answer_connection_close() {
-    amqp_connection_close_ok_t ok{};
-    amqp_send_method(conn(), 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
-    broken = true;
-  }
-
-  // Checks the reply of a synchronous method. A closed channel or connection is
-  // acknowledged and leaves the connection broken.
-  void check_reply(const amqp_rpc_reply_t& reply, const std::string& doing) {
-    if (reply.reply_type == AMQP_RESPONSE_NORMAL) return;
-    if (reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION) {
-      if (reply.reply.id == AMQP_CONNECTION_CLOSE_METHOD) answer_connection_close();
-      if (reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD) answer_channel_close(channel);
-    }
-    fail(doing, reply_text(reply));
-  }
-
-  void open_channel() {
-    amqp_channel_open(conn(), channel);
-    check_reply(amqp_get_rpc_reply(conn()), "opening channel " + std::to_string(channel));
-    confirms_selected = false;
-    next_publish_tag = 1;
-    consumer_tag.reset();
-    if (prefetch) apply_prefetch(*prefetch);
-  }
-
-  void apply_prefetch(int count) {
-    amqp_basic_qos(conn(), channel, 0, static_cast<std::uint16_t>(count), 0);
-    check_reply(amqp_get_rpc_reply(conn()), "setting prefetch " + std::to_string(count));
-  }
-
-  // Reads the header and body following a basic.deliver or basic.return.
-  void read_content(amqp_channel_t on, amqp_message_t& message, const std::string& doing) {
-    const amqp_rpc_reply_t reply = amqp_read_message(conn(), on, &message, 0);
-    if (reply.reply_type != AMQP_RESPONSE_NORMAL) fail(doing, reply_text(reply));
-  }
-
-  // Handles a frame that is not the reply to a synchronous method: deliveries
-  // (buffered), confirms, returns, and closes or cancels by the broker.
-  void handle_frame(const amqp_frame_t& frame, const std::string& doing, ConfirmWait* wait) {
-    if (frame.frame_type != AMQP_FRAME_METHOD) {
-      fail(doing,
-           "unexpected frame type " + std::to_string(frame.frame_type) + " outside a message");
-    }
-    const amqp_method_t& method = frame.payload.method;
-    switch (method.id) {
-      case AMQP_BASIC_DELIVER_METHOD: {
-        const auto* deliver = static_cast<const amqp_basic_deliver_t*>(method.decoded);
-        Delivery delivery;
-        delivery.delivery_tag = deliver->delivery_tag;
-        delivery.redelivered = deliver->redelivered != 0;
-        delivery.routing_key = string_of(deliver->routing_key);
-        amqp_message_t message{};
-        read_content(frame.channel, message, doing);
-        MessageGuard guard{&message};
-        delivery.body = string_of(message.body);
-        delivery.properties = properties_of(message.properties);
-        pending.push_back(std::move(delivery));
-        return;
-      }
-      case AMQP_BASIC_ACK_METHOD: {
-        const auto* ack = static_cast<const amqp_basic_ack_t*>(method.decoded);
-        if (wait != nullptr) wait->confirm(ack->delivery_tag, ack->multiple != 0, false);
-        return;
-      }
-      case AMQP_BASIC_NACK_METHOD: {
-        const auto* nack = static_cast<const amqp_basic_nack_t*>(method.decoded);
-        if (wait != nullptr) wait->confirm(nack->delivery_tag, nack->multiple != 0, true);
-        return;
-      }
-      case AMQP_BASIC_RETURN_METHOD: {
-        const auto* ret = static_cast<const amqp_basic_return_t*>(method.decoded);
-        std::string reason = close_reason(ret->reply_code, ret->reply_text);
-        // The returned message's header and body follow; drain them.
-        amqp_message_t message{};
-        read_content(frame.channel, message, doing);
-        MessageGuard guard{&message};
-        // A return names no delivery tag: it fails the whole wait.
-        if (wait != nullptr) wait->returned = std::move(reason);
-        return;
-      }
-      case AMQP_BASIC_CANCEL_METHOD:
-        // The broker cancels a consumer when its queue is deleted (we
-        // advertise consumer_cancel_notify); the daemon must redeclare.
-        consumer_tag.reset();
-        fail(doing, "the broker cancelled the consumer of queue '" + consumed_queue +
-                        "' (was the queue deleted?)");
-      case AMQP_CHANNEL_CLOSE_METHOD: {
-        const auto* close = static_cast<const amqp_channel_close_t*>(method.decoded);
-        const std::string reason = close_reason(close->reply_code, close->reply_text);
-        answer_channel_close(frame.channel);
-        fail(doing, "the broker closed the channel: " + reason);
-      }
-      case AMQP_CONNECTION_CLOSE_METHOD: {
-        const auto* close = static_cast<const amqp_connection_close_t*>(method.decoded);
-        const std::string reason = close_reason(close->reply_code, close->reply_text);
-        answer_connection_close();
-        fail(doing, "the broker closed the connection: " + reason);
-      }
-      default:
-        // channel.flow and the like carry nothing we act on.
-        log::event(log::Level::debug, "amqp.frame.ignored", "",
-                   {{"method", amqp_method_name(method.id)}, {"broker", where}});
-        return;
-    }
-  }
-
-  void wait_for_confirm(ConfirmWait& wait, const std::string& doing) {
-    const auto deadline = Clock::now() + confirm_timeout;
-    while (!wait.done()) {
-      const auto remaining = deadline - Clock::now();
-      if (remaining <= Clock::duration::zero()) {
-        fail(doing, "no publisher confirm within " + std::to_string(confirm_timeout.count()) +
-                        " s; the message may or may not have been taken");
-      }
-      amqp_maybe_release_buffers(conn());
-      timeval tv = to_timeval(std::chrono::duration_cast<std::chrono::microseconds>(remaining));
-      amqp_frame_t frame{};
-      const int status = amqp_simple_wait_frame_noblock(conn(), &frame, &tv);
-      if (status == AMQP_STATUS_TIMEOUT) continue;
-      if (status != AMQP_STATUS_OK) fail(doing, lost(status));
-      handle_frame(frame, doing, &wait);
-    }
-  }
-};
 
 Connection::Connection(const ConnectionSettings& settings, std::string_view name)
     : state_(std::make_unique<State>()) {
