@@ -2,26 +2,16 @@
 
 #include <amqp.h>
 #include <amqp_framing.h>
-#include <amqp_ssl_socket.h>
-#include <amqp_tcp_socket.h>
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
-#include <poll.h>
-#include <sys/socket.h>
 #include <sys/time.h>
-#include <unistd.h>
 
 #include <array>
-#include <cerrno>
 #include <chrono>
-#include <cstring>
-#include <filesystem>
 #include <limits>
+#include <optional>
+#include <utility>
 #include <vector>
 
+#include "broker_socket.hpp"
 #include "connection_state.hpp"
 #include "rabbitmq_c.hpp"
 #include "timeouts.hpp"
@@ -32,188 +22,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr int frame_max = 131072;
-// rabbitmq-c 0.11 never loads OpenSSL's default trust store, so an empty
-// ca_file would trust nothing; Debian's bundle is the system default.
-constexpr const char* system_ca_bundle = "/etc/ssl/certs/ca-certificates.crt";
-
-// Why a TCP connection to host:port fails. rabbitmq-c reports only "a socket
-// error occurred" (and leaves errno at EINPROGRESS), which does not tell
-// "nothing listens" from "no route"; one more attempt of our own does.
-std::string tcp_failure(const std::string& host, int port, std::chrono::milliseconds timeout) {
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  if (::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0) return {};
-  std::string reason;
-  for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
-    const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK, a->ai_protocol);
-    if (fd < 0) continue;
-    int error = 0;
-    if (::connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
-      error = errno;
-      if (error == EINPROGRESS) {
-        pollfd p{fd, POLLOUT, 0};
-        const int ready = ::poll(&p, 1, static_cast<int>(timeout.count()));
-        socklen_t length = sizeof error;
-        if (ready == 0) {
-          error = ETIMEDOUT;
-        } else if (ready < 0 || ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) {
-          error = errno;
-        }
-      }
-    }
-    ::close(fd);
-    if (error == 0) {
-      reason.clear();  // it connects now: the failure was transient
-      break;
-    }
-    reason = std::strerror(error);
-  }
-  ::freeaddrinfo(found);
-  return reason;
-}
-
-struct SslContextDeleter {
-  void operator()(SSL_CTX* context) const noexcept { SSL_CTX_free(context); }
-};
-struct SslDeleter {
-  void operator()(SSL* ssl) const noexcept { SSL_free(ssl); }
-};
-struct X509Deleter {
-  void operator()(X509* certificate) const noexcept { X509_free(certificate); }
-};
-struct GeneralNamesDeleter {
-  void operator()(GENERAL_NAMES* names) const noexcept { GENERAL_NAMES_free(names); }
-};
-
-bool is_ip_address(const std::string& host) {
-  in6_addr ignored{};
-  return ::inet_pton(AF_INET, host.c_str(), &ignored) == 1 ||
-         ::inet_pton(AF_INET6, host.c_str(), &ignored) == 1;
-}
-
-// Makes OpenSSL's chain verification check that the certificate names `host`
-// (RFC 6125: subjectAltName DNS names with whole-label wildcards, IP
-// addresses). False if OpenSSL refuses the name.
-bool verify_host_in_chain(X509_VERIFY_PARAM* param, const std::string& host) {
-  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-  return is_ip_address(host) ? X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str()) == 1
-                             : X509_VERIFY_PARAM_set1_host(param, host.c_str(), 0) == 1;
-}
-
-// The DNS names and addresses a certificate is for (its subjectAltName, else
-// its common name), comma separated.
-std::string certificate_names(X509* certificate) {
-  std::string names;
-  const auto add = [&names](const std::string& name) {
-    names += (names.empty() ? "" : ", ") + name;
-  };
-  const std::unique_ptr<GENERAL_NAMES, GeneralNamesDeleter> alt_names(static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(certificate, NID_subject_alt_name, nullptr, nullptr)));
-  for (int i = 0; alt_names && i < sk_GENERAL_NAME_num(alt_names.get()); ++i) {
-    const GENERAL_NAME* name = sk_GENERAL_NAME_value(alt_names.get(), i);
-    if (name->type == GEN_DNS) {
-      const auto* text = reinterpret_cast<const char*>(ASN1_STRING_get0_data(name->d.dNSName));
-      add(std::string(text, static_cast<std::size_t>(ASN1_STRING_length(name->d.dNSName))));
-    } else if (name->type == GEN_IPADD) {
-      const int length = ASN1_STRING_length(name->d.iPAddress);
-      char text[INET6_ADDRSTRLEN] = {};
-      const int family = length == 4 ? AF_INET : AF_INET6;
-      if ((length == 4 || length == 16) &&
-          ::inet_ntop(family, ASN1_STRING_get0_data(name->d.iPAddress), text, sizeof text)) {
-        add(text);
-      }
-    }
-  }
-  if (names.empty()) {
-    char common_name[256] = {};
-    if (X509_NAME_get_text_by_NID(X509_get_subject_name(certificate), NID_commonName,
-                                  common_name, sizeof common_name) > 0) {
-      add(common_name);
-    }
-  }
-  return names.empty() ? std::string("no host") : names;
-}
-
-// Why a TLS connection failed. rabbitmq-c says only "SSL peer cert
-// verification failed", "SSL hostname verification failed" or "a SSL error
-// occurred"; one handshake of our own, with the same settings, asks OpenSSL
-// why (expired, self-signed, ...), which hosts the certificate names, or, for
-// AMQP_STATUS_SSL_ERROR, which alert the broker ends the session with once it
-// has judged our certificate. Empty when that handshake tells nothing.
-std::string tls_failure(const ConnectionSettings& settings, const std::string& ca_file,
-                        int status, std::chrono::milliseconds timeout) {
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  const std::string port = std::to_string(settings.port);
-  if (::getaddrinfo(settings.host.c_str(), port.c_str(), &hints, &found) != 0) return {};
-  int fd = -1;
-  for (const addrinfo* a = found; a != nullptr && fd < 0; a = a->ai_next) {
-    fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-    if (fd < 0) continue;
-    timeval tv = to_timeval(timeout);
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (::connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
-      ::close(fd);
-      fd = -1;
-    }
-  }
-  ::freeaddrinfo(found);
-  if (fd < 0) return {};
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-
-  const std::unique_ptr<SSL_CTX, SslContextDeleter> context(SSL_CTX_new(TLS_client_method()));
-  if (!context) return {};
-  if (!ca_file.empty()) SSL_CTX_load_verify_locations(context.get(), ca_file.c_str(), nullptr);
-  const config::TlsSettings& tls = settings.tls_options;
-  if (!tls.cert_file.empty() && !tls.key_file.empty()) {
-    // A broker that requires one may cut the handshake short without it.
-    SSL_CTX_use_certificate_chain_file(context.get(), tls.cert_file.c_str());
-    SSL_CTX_use_PrivateKey_file(context.get(), tls.key_file.c_str(), SSL_FILETYPE_PEM);
-  }
-  // Finish the handshake whatever the verdict, then read the verdict.
-  SSL_CTX_set_verify(context.get(), SSL_VERIFY_NONE, nullptr);
-  const std::unique_ptr<SSL, SslDeleter> ssl(SSL_new(context.get()));
-  if (!ssl) return {};
-  SSL_set_fd(ssl.get(), fd);
-  if (!is_ip_address(settings.host)) SSL_set_tlsext_host_name(ssl.get(), settings.host.c_str());
-  if (tls.verify_peer && tls.verify_hostname) {
-    verify_host_in_chain(SSL_get0_param(ssl.get()), settings.host);
-  }
-  const bool connected = SSL_connect(ssl.get()) == 1;
-  if (status == AMQP_STATUS_SSL_ERROR) {
-    // Wait for the broker's verdict without sending anything: writing to a
-    // socket the broker closed draws a reset that discards its alert unread.
-    // A broker that accepts us says nothing until the AMQP header: timeout.
-    std::string reason;
-    char reply = 0;
-    if (!connected || SSL_read(ssl.get(), &reply, 1) <= 0) {
-      if (const char* text = ERR_reason_error_string(ERR_peek_last_error())) reason = text;
-    }
-    ERR_clear_error();
-    return reason;
-  }
-  ERR_clear_error();  // a failure after the broker's certificate arrived still tells
-  const std::unique_ptr<X509, X509Deleter> certificate(SSL_get1_peer_certificate(ssl.get()));
-  if (!certificate) return {};
-  if (status == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED) {
-    return "the certificate is for " + certificate_names(certificate.get()) + ", not " +
-           settings.host;
-  }
-  const long verdict = SSL_get_verify_result(ssl.get());
-  if (verdict == X509_V_OK) return {};
-  std::string reason = X509_verify_cert_error_string(verdict);
-  if (verdict == X509_V_ERR_HOSTNAME_MISMATCH || verdict == X509_V_ERR_IP_ADDRESS_MISMATCH) {
-    reason += ": the certificate is for " + certificate_names(certificate.get()) + ", not " +
-              settings.host;
-  }
-  return reason;
-}
 
 }  // namespace
 
@@ -225,70 +33,9 @@ Connection::Connection(const ConnectionSettings& settings, std::string_view name
   s.connection.reset(amqp_new_connection());
   if (!s.connection) throw AmqpError("creating the AMQP connection state for " + s.where);
 
-  amqp_socket_t* socket = nullptr;  // owned by the connection state
-  std::string ca_file;               // TLS: the CAs that verify the broker
-  if (settings.tls) {
-    const config::TlsSettings& tls = settings.tls_options;
-    socket = amqp_ssl_socket_new(s.conn());
-    if (socket == nullptr) s.fail("creating a TLS socket", "amqp_ssl_socket_new failed");
-    // rabbitmq-c 0.11 checks the host name itself against DNS names only, so a
-    // broker reached by IP address never matches. When the chain is verified,
-    // OpenSSL's own check (IP addresses included) runs within it instead.
-    const bool openssl_checks_host = tls.verify_peer && tls.verify_hostname;
-    amqp_ssl_socket_set_verify_peer(socket, tls.verify_peer ? 1 : 0);
-    amqp_ssl_socket_set_verify_hostname(socket,
-                                        tls.verify_hostname && !openssl_checks_host ? 1 : 0);
-    if (openssl_checks_host) {
-      auto* context = static_cast<SSL_CTX*>(amqp_ssl_socket_get_context(socket));
-      if (context == nullptr || !verify_host_in_chain(SSL_CTX_get0_param(context), settings.host)) {
-        s.fail("configuring TLS", "cannot verify the host name '" + settings.host + "'");
-      }
-    }
-    ca_file = tls.ca_file;
-    std::error_code ignored;
-    if (ca_file.empty() && std::filesystem::exists(system_ca_bundle, ignored)) {
-      ca_file = system_ca_bundle;
-    }
-    if (!ca_file.empty()) {
-      s.check_status(amqp_ssl_socket_set_cacert(socket, ca_file.c_str()),
-                     "loading the CA file '" + ca_file + "'");
-    }
-    if (tls.cert_file.empty() != tls.key_file.empty()) {
-      s.fail("configuring TLS", "a client certificate needs both cert_file and key_file");
-    }
-    if (!tls.cert_file.empty()) {
-      s.check_status(
-          amqp_ssl_socket_set_key(socket, tls.cert_file.c_str(), tls.key_file.c_str()),
-          "loading the client certificate '" + tls.cert_file + "' and key '" + tls.key_file + "'");
-    }
-  } else {
-    socket = amqp_tcp_socket_new(s.conn());
-    if (socket == nullptr) s.fail("creating a TCP socket", "amqp_tcp_socket_new failed");
-  }
-
-  timeval connect_tv = to_timeval(connect_timeout);
-  const int opened =
-      amqp_socket_open_noblock(socket, settings.host.c_str(), settings.port, &connect_tv);
-  if (opened != AMQP_STATUS_OK) {
-    std::string cause = status_text(opened);
-    if (opened == AMQP_STATUS_SOCKET_ERROR) {
-      const std::string reason = tcp_failure(settings.host, settings.port, std::chrono::seconds{2});
-      if (!reason.empty()) cause += ": " + reason;
-    }
-    if (opened == AMQP_STATUS_SSL_PEER_VERIFY_FAILED ||
-        opened == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED) {
-      const std::string reason =
-          tls_failure(settings, ca_file, opened, std::chrono::seconds{2});
-      if (!reason.empty()) cause += ": " + reason;
-    }
-    const std::string doing = settings.tls ? "connecting (TLS)" : "connecting";
-    if (opened == AMQP_STATUS_SOCKET_ERROR || opened == AMQP_STATUS_TIMEOUT ||
-        opened == AMQP_STATUS_HOSTNAME_RESOLUTION_FAILED) {
-      s.broken = true;
-      throw BrokerUnreachableError(doing + " on " + s.where + ": " + cause);
-    }
-    s.fail(doing, cause);
-  }
+  std::optional<config::TlsSettings> tls;
+  if (settings.tls) tls = settings.tls_options;
+  const BrokerSocket socket(s.conn(), settings.host, settings.port, std::move(tls), s.where);
 
   timeval handshake_tv = to_timeval(connect_timeout);
   amqp_set_handshake_timeout(s.conn(), &handshake_tv);
@@ -322,16 +69,8 @@ Connection::Connection(const ConnectionSettings& settings, std::string_view name
     }
     if (login.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
         login.library_error == AMQP_STATUS_SSL_ERROR) {
-      // With TLS 1.3 a broker refuses the client's certificate only after the
-      // handshake, with an alert OpenSSL may have left in this thread's error
-      // queue; if it did not (the header was sent before the alert came),
-      // another handshake reads the alert.
-      std::string reason;
-      if (const char* text = ERR_reason_error_string(ERR_peek_last_error())) reason = text;
-      ERR_clear_error();
-      if (reason.empty()) {
-        reason = tls_failure(settings, ca_file, AMQP_STATUS_SSL_ERROR, std::chrono::seconds{2});
-      }
+      // With TLS 1.3 a broker refuses the client's certificate only after the handshake.
+      const std::string reason = socket.tls_refusal();
       if (!reason.empty()) cause += ": " + reason + " (does the broker accept amqp.tls.cert_file?)";
     }
     if (login.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&

@@ -11,5 +11,8 @@ constexpr std::chrono::seconds rpc_timeout{30};
 constexpr std::chrono::seconds confirm_timeout{30};
 // Closing politely must not hold up a shutdown when the broker is unresponsive.
 constexpr std::chrono::seconds close_timeout{5};
+// The attempt of our own that explains a failed connect (connect_diagnosis.hpp):
+// the failure is already known, only its reason is sought.
+constexpr std::chrono::seconds diagnosis_timeout{2};
 
 }  // namespace program_executor::amqp
