@@ -13,6 +13,9 @@
 #include "program_executor/amqp/connection_settings.hpp"
 #include "program_executor/amqp/message_publisher.hpp"
 #include "program_executor/amqp/queue_topology.hpp"
+// ReconnectingPublisher has its own header; included here so that code which
+// found it in this one still does.
+#include "program_executor/amqp/reconnecting_publisher.hpp"
 
 namespace program_executor::amqp {
 
@@ -99,24 +102,6 @@ class Connection : public MessagePublisher {
  private:
   struct State;
   std::unique_ptr<State> state_;
-};
-
-/// A MessagePublisher that opens its connection on first use and, when a
-/// publish fails because the connection broke, reconnects once and publishes
-/// again. Used from one thread only.
-class ReconnectingPublisher : public MessagePublisher {
- public:
-  ReconnectingPublisher(ConnectionSettings settings, std::string name);
-  ~ReconnectingPublisher() override;
-  void publish(const std::string& queue, std::string_view body,
-               const PublishProperties& properties) override;
-  void publish_all(const std::vector<OutgoingMessage>& messages) override;
-  void declare(const QueueSpec& queue) override;
-
- private:
-  ConnectionSettings settings_;
-  std::string name_;
-  std::unique_ptr<Connection> connection_;
 };
 
 }  // namespace program_executor::amqp
