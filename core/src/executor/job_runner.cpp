@@ -106,7 +106,7 @@ void JobRunner::loop() {
     } catch (...) {
       // StepProcessor::process_all never throws; this guards a Process that might.
     }
-    outcomes.resize(bodies.size(), StepOutcome{Disposition::retry, "step.runner_error"});
+    outcomes.resize(bodies.size(), StepOutcome{Disposition::retry, StepEvent::step_runner_error});
     const auto per_step = (std::chrono::steady_clock::now() - busy_since_) / bodies.size();
     limit = per_step > slow_step ? 1 : max_batch_;
     lock.lock();

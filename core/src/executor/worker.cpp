@@ -131,7 +131,7 @@ void Worker::run() {
     }
     for (const auto& [tag, outcome] : runner.take_finished()) {
       log::event(log::Level::warn, "step.ack_lost", "connection lost while the step ran",
-                 {{"worker", settings_.index}, {"outcome", outcome.event}});
+                 {{"worker", settings_.index}, {"outcome", to_string(outcome.event)}});
     }
     interruptible_sleep(backoff, stop_requested_, beat_);
     backoff = std::min<std::chrono::milliseconds>(backoff * 2, 30s);

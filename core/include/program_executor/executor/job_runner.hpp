@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "program_executor/executor/step_processor.hpp"
+#include "program_executor/executor/step_outcome.hpp"
 
 namespace program_executor::executor {
 
