@@ -58,7 +58,7 @@ struct Harness {
   // ran, however loaded the machine (the fairness tests set the real line).
   static executor::ProcessorSettings settings_for_tests() {
     executor::ProcessorSettings settings{"q", "q-parked", true, {}};
-    settings.slow_job_ms = 60000;
+    settings.fairness.slow_step = std::chrono::milliseconds(60000);
     return settings;
   }
   executor::StepProcessor processor(executor::ProcessorSettings settings = settings_for_tests()) {
@@ -763,7 +763,7 @@ TEST_CASE("in a batch, fast steps commit first; of the slow ones one runs, the o
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   });
   executor::ProcessorSettings settings{"q", "q-parked", true, {}};
-  settings.slow_job_ms = 5.0;  // the daemon's line; "fast" runs well under it
+  settings.fairness = executor::FairnessPolicy{};  // the daemon's line; "fast" runs well under it
   auto processor = h.processor(settings);
   processor.process(h.create({"fast"}, {}, {}, "warm-up"));
   const std::string slow_one = h.create({"slow", "fast"}, {}, {}, "slow-1");
@@ -812,7 +812,7 @@ TEST_CASE("a job that turns slow or fast while its batch runs leaves no claimed 
     if (message["runId"] == "r0") std::this_thread::sleep_for(std::chrono::milliseconds(50));
   });
   executor::ProcessorSettings settings{"q", "q-parked", true, {}};
-  settings.slow_job_ms = 5.0;  // the daemon's line
+  settings.fairness = executor::FairnessPolicy{};  // the daemon's line
   auto processor = h.processor(settings);
   // j runs fast, so the batch is claimed at once (on a machine too loaded for
   // that, the batch hands back what it does not run: the checks hold too).

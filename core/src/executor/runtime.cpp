@@ -171,7 +171,8 @@ void Runtime::start() {
                             config_.recovery.stale_after,
                             config_.recovery.max_crashes,
                             RetryPolicies::from(config_.retry),
-                            isolation_command()};
+                            isolation_command(),
+                            FairnessPolicy{}};
     {
       std::lock_guard lock(mutex_);
       ++running_;

@@ -114,7 +114,8 @@ void StepProcessor::count(const StepOutcome& outcome) {
 
 bool StepProcessor::slow(const std::string& job) const {
   const auto it = job_ms_.find(job);
-  return it == job_ms_.end() || it->second > settings_.slow_job_ms;
+  return settings_.fairness.slow_job(it == job_ms_.end() ? std::nullopt
+                                                         : std::optional<double>(it->second));
 }
 
 void StepProcessor::run_steps(StepBatch& batch, bool slow_ones) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "program_executor/amqp/message_publisher.hpp"
+#include "program_executor/executor/fairness_policy.hpp"
 #include "program_executor/executor/job_execution.hpp"
 #include "program_executor/executor/job_library.hpp"
 #include "program_executor/executor/program_creator.hpp"
@@ -52,10 +53,10 @@ struct ProcessorSettings {
   RetryPolicies retry{};
   /// Whether the deployment's queues are quorum queues (delay queues match).
   bool quorum = false;
-  /// A job whose recent runs took longer than this (moving average), or that
-  /// this processor has not run yet, is slow: in a batch, its steps run after
-  /// the fast ones commit, and all but one go back to the queue.
-  double slow_job_ms = 5.0;
+  /// Tells slow jobs (FairnessPolicy::slow_job, on their moving average here):
+  /// in a batch, their steps run after the fast ones commit, and all but one
+  /// go back to the queue.
+  FairnessPolicy fairness{};
   /// After a step crashed this many times running alone in an isolated
   /// process (without isolation: after this many workers died running it),
   /// its program is errored.
@@ -81,9 +82,10 @@ class StepProcessor {
   /// but with one query reading their rows, one claim for all their steps,
   /// one commit for the steps that succeeded, and the next steps published
   /// together (one wait for all their confirms). Steps of fast jobs run (and
-  /// commit) first; of the steps of slow jobs (a recent run over 5 ms, or
-  /// not run yet by this processor) one runs and the others are handed back
-  /// (Disposition::requeue). One outcome per body, in order. Never throws.
+  /// commit) first; of the steps of slow jobs (FairnessPolicy::slow_job: a
+  /// recent run over 5 ms, or not run yet by this processor) one runs and the
+  /// others are handed back (Disposition::requeue). One outcome per body, in
+  /// order. Never throws.
   std::vector<StepOutcome> process_all(const std::vector<std::string>& bodies);
 
   /// Extends the claims of the steps in progress when a third of their lease
