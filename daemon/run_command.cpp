@@ -1,4 +1,4 @@
-// `program-executor run`: the service loop around the executor's runtime:
+// `program-executor run`: the service loop around the executor's composition root:
 // configuration, signals, systemd's notifications and watchdog, shutdown.
 #include <unistd.h>
 
@@ -14,7 +14,7 @@
 #include "command_config.hpp"
 #include "commands.hpp"
 #include "program_executor/config/config.hpp"
-#include "program_executor/executor/runtime.hpp"
+#include "program_executor/executor/composition_root.hpp"
 #include "program_executor/log/logger.hpp"
 #include "service_signals.hpp"
 #include "sqlite_file.hpp"
@@ -32,12 +32,12 @@ int run_daemon(const CommonOptions& options) {
     // Before any thread starts, so only the loop below receives them.
     ServiceSignals signals;
 
-    executor::Runtime runtime(config);
+    executor::CompositionRoot root(config);
     // A broker that is not up yet (a host still booting) is waited for, each
     // attempt logged as amqp.waiting, instead of exiting: READY follows the
     // connection, and SIGTERM or SIGINT end the wait. systemd's
     // TimeoutStartSec= bounds it under the unit.
-    const bool connected = runtime.connect_broker([&](std::chrono::milliseconds delay) {
+    const bool connected = root.connect_broker([&](std::chrono::milliseconds delay) {
       sd_notifyf(0, "STATUS=waiting for the broker, next attempt in %lld ms",
                  static_cast<long long>(delay.count()));
       const auto until = std::chrono::steady_clock::now() + delay;
@@ -54,7 +54,7 @@ int run_daemon(const CommonOptions& options) {
       return 0;
     }
     sd_notify(0, "STATUS=");
-    runtime.start();
+    root.start();
     // Plugins are loaded, the database and the broker answered: tell systemd
     // (every sd_notify is a no-op when not started by systemd with Type=notify).
     sd_notify(0, "READY=1");
@@ -74,7 +74,7 @@ int run_daemon(const CommonOptions& options) {
         sd_notify(0, "RELOADING=1");
         try {
           config::Config next = config::load_file(options.config_path);
-          runtime.reload(next);
+          root.reload(next);
           config = std::move(next);
         } catch (const std::exception& e) {
           log::event(log::Level::error, "daemon.reload_failed",
@@ -83,14 +83,14 @@ int run_daemon(const CommonOptions& options) {
         sd_notify(0, "READY=1");
         continue;
       }
-      if (watchdog && runtime.healthy(max_beat_age)) sd_notify(0, "WATCHDOG=1");
+      if (watchdog && root.healthy(max_beat_age)) sd_notify(0, "WATCHDOG=1");
     }
     sd_notify(0, "STOPPING=1");
     log::event(log::Level::info, "daemon.stopping", "",
                {{"signal", signals.stop_name()},
                 {"grace_seconds", static_cast<long long>(config.shutdown_grace.count())}});
-    runtime.request_stop();
-    if (!runtime.wait_stopped(std::chrono::steady_clock::now() + config.shutdown_grace)) {
+    root.request_stop();
+    if (!root.wait_stopped(std::chrono::steady_clock::now() + config.shutdown_grace)) {
       // A job is still running. Its message is unacknowledged, so the broker
       // redelivers it when our connections close with the process.
       log::event(log::Level::warn, "daemon.grace_exceeded",

@@ -11,7 +11,14 @@
 
 using namespace program_executor;
 using executor::Disposition;
+using executor::StepEvent;
 using nlohmann::json;
+
+// Failed checks show the event's logged name.
+template <>
+struct Catch::StringMaker<StepEvent> {
+  static std::string convert(StepEvent event) { return std::string(to_string(event)); }
+};
 
 namespace {
 
@@ -51,7 +58,7 @@ struct Harness {
   // ran, however loaded the machine (the fairness tests set the real line).
   static executor::ProcessorSettings settings_for_tests() {
     executor::ProcessorSettings settings{"q", "q-parked", true, {}};
-    settings.slow_job_ms = 60000;
+    settings.fairness.slow_step = std::chrono::milliseconds(60000);
     return settings;
   }
   executor::StepProcessor processor(executor::ProcessorSettings settings = settings_for_tests()) {
@@ -83,7 +90,7 @@ TEST_CASE("a successful step that is not the last publishes the next step and ad
   body["extra"] = {{"kept", true}};  // unknown keys travel with the program
   auto outcome = h.processor().process(body.dump());
   CHECK(outcome.disposition == Disposition::ack);
-  CHECK(outcome.event == "job.finished");
+  CHECK(outcome.event == StepEvent::job_finished);
   REQUIRE(h.publisher.published.size() == 1);
   const auto& next = h.publisher.published[0];
   CHECK(next.queue == "q");
@@ -107,17 +114,17 @@ TEST_CASE("a step is claimed without a read first; a message the claim does not 
   h.add("b");
   const std::string first = h.create({"a", "b"});
   auto processor = h.processor();
-  CHECK(processor.process(first).event == "job.finished");
+  CHECK(processor.process(first).event == StepEvent::job_finished);
   CHECK(h.store.read_batches == 0);
   CHECK(h.store.claim_batches == 1);
   // The same message again: the program is past that step, which the claim
   // cannot tell from any other miss; the read can.
-  CHECK(processor.process(first).event == "step.duplicate");
+  CHECK(processor.process(first).event == StepEvent::step_duplicate);
   CHECK(h.store.read_batches == 1);
   CHECK(processor.process(R"({"jobs":["a"],"runId":"nobody","programData":{}})").event ==
-        "message.parked");
+        StepEvent::message_parked);
   CHECK(h.store.read_batches == 2);
-  CHECK(processor.process(h.publisher.published.at(0).body).event == "program.finished");
+  CHECK(processor.process(h.publisher.published.at(0).body).event == StepEvent::program_finished);
   CHECK(h.store.read_batches == 2);
   CHECK(h.ran == std::vector<std::string>{"a@0", "b@1"});
 }
@@ -128,9 +135,9 @@ TEST_CASE("where the store claims nothing unread (MySQL), every step reads its r
   h.add("a");
   h.add("b");
   auto processor = h.processor();
-  CHECK(processor.process(h.create({"a", "b"})).event == "job.finished");
-  CHECK(processor.process(h.publisher.published.at(0).body).event == "program.finished");
-  CHECK(processor.process(h.publisher.published.at(0).body).event == "step.duplicate");
+  CHECK(processor.process(h.create({"a", "b"})).event == StepEvent::job_finished);
+  CHECK(processor.process(h.publisher.published.at(0).body).event == StepEvent::program_finished);
+  CHECK(processor.process(h.publisher.published.at(0).body).event == StepEvent::step_duplicate);
   CHECK(h.store.read_batches == 3);
   CHECK(h.store.claim_batches == 2);
   CHECK(h.ran == std::vector<std::string>{"a@0", "b@1"});
@@ -143,7 +150,7 @@ TEST_CASE("the last step finishes the program and publishes nothing") {
   const std::string first = h.create({"a", "b"});
   REQUIRE(h.processor().process(first).disposition == Disposition::ack);
   auto outcome = h.processor().process(h.publisher.published.at(0).body);
-  CHECK(outcome.event == "program.finished");
+  CHECK(outcome.event == StepEvent::program_finished);
   CHECK(outcome.disposition == Disposition::ack);
   CHECK(h.publisher.published.size() == 1);
   const auto row = h.store.row("run-1");
@@ -158,7 +165,7 @@ TEST_CASE("a retryable error counts a retry, records the message and goes to the
   const std::string body = h.create({"a"});
   auto outcome = h.processor().process(body);
   CHECK(outcome.disposition == Disposition::retry);
-  CHECK(outcome.event == "job.retry");
+  CHECK(outcome.event == StepEvent::job_retry);
   auto row = h.store.row("run-1");
   CHECK(row.step_retry_count == 1);
   CHECK(row.error_message == "try later");
@@ -207,7 +214,7 @@ TEST_CASE("a checkpoint past its time limit yields: retried, neither counted nor
   const std::string body = h.create({"a"});
   auto outcome = h.processor().process(body);
   CHECK(outcome.disposition == Disposition::retry);
-  CHECK(outcome.event == "job.yield");
+  CHECK(outcome.event == StepEvent::job_yield);
   const auto row = h.store.row("run-1");
   CHECK(row.step_retry_count == 0);
   CHECK_FALSE(row.error_message);
@@ -220,7 +227,7 @@ TEST_CASE("a checkpoint within its limit, or without one, lets the job go on") {
     data.checkpoint({{"x", 1}}, std::chrono::milliseconds(0));
     data.checkpoint({{"y", 2}}, std::chrono::hours(1));
   });
-  CHECK(h.processor().process(h.create({"a"})).event == "program.finished");
+  CHECK(h.processor().process(h.create({"a"})).event == StepEvent::program_finished);
   CHECK(h.store.row("run-1").job_data["a"] == json{{"x", 1}, {"y", 2}});
 }
 
@@ -230,7 +237,7 @@ TEST_CASE("an ignorable error ends the program with its message") {
   h.add("b");
   auto outcome = h.processor().process(h.create({"a", "b"}));
   CHECK(outcome.disposition == Disposition::ack);
-  CHECK(outcome.event == "program.errored");
+  CHECK(outcome.event == StepEvent::program_errored);
   const auto row = h.store.row("run-1");
   CHECK(row.errored_at);
   CHECK(row.error_message == "nothing to do");
@@ -247,7 +254,7 @@ TEST_CASE("any other exception fails the program where it happened") {
   h.processor().process(first);
   auto outcome = h.processor().process(h.publisher.published.at(0).body);
   CHECK(outcome.disposition == Disposition::ack);
-  CHECK(outcome.event == "program.errored");
+  CHECK(outcome.event == StepEvent::program_errored);
   const auto row = h.store.row("run-1");
   CHECK(row.errored_at);
   CHECK(row.error_message == "boom");
@@ -258,7 +265,7 @@ TEST_CASE("any other exception fails the program where it happened") {
 TEST_CASE("an exception not derived from std::exception fails the program too") {
   Harness h;
   h.add("a", [](auto&, auto&, auto&) { throw 42; });
-  CHECK(h.processor().process(h.create({"a"})).event == "program.errored");
+  CHECK(h.processor().process(h.create({"a"})).event == StepEvent::program_errored);
   CHECK(h.store.row("run-1").error_message->find("unknown exception") != std::string::npos);
 }
 
@@ -267,7 +274,7 @@ TEST_CASE("a job factory that throws fails the program") {
   h.jobs.add("bad", [](const json&) -> std::unique_ptr<sdk::Job> {
     throw std::runtime_error("cannot construct");
   }, plugin::JobOrigin{"test", nullptr});
-  CHECK(h.processor().process(h.create({"bad"})).event == "program.errored");
+  CHECK(h.processor().process(h.create({"bad"})).event == StepEvent::program_errored);
   CHECK(h.store.row("run-1").error_message == "cannot construct");
 }
 
@@ -289,7 +296,7 @@ TEST_CASE("a cancelled program drops its next step without running it") {
   REQUIRE(h.store.cancel("run-1", "cancelled"));
   auto outcome = h.processor().process(body);
   CHECK(outcome.disposition == Disposition::ack);
-  CHECK(outcome.event == "program.cancelled");
+  CHECK(outcome.event == StepEvent::program_cancelled);
   CHECK(h.ran.empty());
 }
 
@@ -302,7 +309,7 @@ TEST_CASE("a program cancelled while its step runs is not moved on, nor its job 
   h.add("b");
   auto outcome = h.processor().process(h.create({"a", "b"}));
   CHECK(outcome.disposition == Disposition::ack);
-  CHECK(outcome.event == "step.cancelled");
+  CHECK(outcome.event == StepEvent::step_cancelled);
   const auto row = h.store.row("run-1");
   CHECK(row.step == 0);
   CHECK(row.state() == "cancelled");
@@ -314,7 +321,7 @@ TEST_CASE("a program cancelled while its step runs is not moved on, nor its job 
 TEST_CASE("a job failing with the message \"cancelled\" errors its program; it is not a cancel") {
   Harness h;
   h.add("a", [](auto&, auto&, auto&) { throw std::runtime_error("cancelled"); });
-  CHECK(h.processor().process(h.create({"a"})).event == "program.errored");
+  CHECK(h.processor().process(h.create({"a"})).event == StepEvent::program_errored);
   const auto row = h.store.row("run-1");
   CHECK(row.state() == "errored");
   CHECK(h.store.list(store::ProgramFilter{"errored", {}, 20, 0, {}}).size() == 1);
@@ -330,13 +337,13 @@ TEST_CASE("a stale or duplicated message never runs a step twice or forks the pr
   // The same first-step message again, e.g. redelivered after a crash before its ack.
   auto outcome = h.processor().process(first);
   CHECK(outcome.disposition == Disposition::ack);
-  CHECK(outcome.event == "step.duplicate");
+  CHECK(outcome.event == StepEvent::step_duplicate);
   CHECK(h.publisher.published.size() == 1);
   CHECK(h.store.row("run-1").step == 1);
   // A message for the last step of a finished program is a duplicate too.
   const std::string second = h.publisher.published[0].body;
   h.processor().process(second);
-  CHECK(h.processor().process(second).event == "step.duplicate");
+  CHECK(h.processor().process(second).event == StepEvent::step_duplicate);
   CHECK(h.ran == std::vector<std::string>{"a@0", "b@1"});
 }
 
@@ -358,7 +365,7 @@ TEST_CASE("messages that can never run are parked with the reason, never dropped
     h.publisher.published.clear();
     auto outcome = h.processor().process(body);
     CHECK(outcome.disposition == Disposition::ack);
-    CHECK(outcome.event == "message.parked");
+    CHECK(outcome.event == StepEvent::message_parked);
     REQUIRE(h.publisher.published.size() == 1);
     const auto& parked = h.publisher.published[0];
     CHECK(parked.queue == "q-parked");
@@ -374,7 +381,7 @@ TEST_CASE("an oversized message is parked before it is parsed") {
   auto outcome =
       h.processor(executor::ProcessorSettings{"q", "q-parked", true, {100, 64}})
           .process(std::string(101, ' '));
-  CHECK(outcome.event == "message.parked");
+  CHECK(outcome.event == StepEvent::message_parked);
   CHECK_THAT(h.publisher.published.at(0).properties.headers[0].second, Catch::Contains("101 bytes"));
 }
 
@@ -392,9 +399,9 @@ TEST_CASE("a database failure retries the step") {
   h.store.fail_next_find = true;
   auto outcome = h.processor().process(body);
   CHECK(outcome.disposition == Disposition::retry);
-  CHECK(outcome.event == "step.infrastructure_error");
+  CHECK(outcome.event == StepEvent::step_infrastructure_error);
   CHECK(h.ran.empty());
-  CHECK(h.processor().process(body).event == "program.finished");
+  CHECK(h.processor().process(body).event == StepEvent::program_finished);
 }
 
 TEST_CASE("jobs see the program data and their own job data, and can change it") {
@@ -458,7 +465,7 @@ TEST_CASE("a message one step ahead of its row waits for the row, then retries")
   // The row is still at step 0 (the previous step has not committed yet).
   auto outcome = h.processor(settings).process(second);
   CHECK(outcome.disposition == Disposition::retry);
-  CHECK(outcome.event == "step.early");
+  CHECK(outcome.event == StepEvent::step_early);
   CHECK(h.ran.empty());
   // Once the previous step's update lands, the same message runs.
   std::thread commit([&] {
@@ -469,7 +476,7 @@ TEST_CASE("a message one step ahead of its row waits for the row, then retries")
   settings.early_step_wait = std::chrono::seconds(5);
   outcome = h.processor(settings).process(second);
   commit.join();
-  CHECK(outcome.event == "program.finished");
+  CHECK(outcome.event == StepEvent::program_finished);
   CHECK(h.ran == std::vector<std::string>{"b@1"});
 }
 
@@ -478,7 +485,7 @@ TEST_CASE("a message with more jobs than its program is parked") {
   h.add("a");
   h.create({"a"});
   auto outcome = h.processor().process(R"({"jobs":["a","a"],"runId":"run-1"})");
-  CHECK(outcome.event == "message.parked");
+  CHECK(outcome.event == StepEvent::message_parked);
 }
 
 TEST_CASE("a step claimed by another live worker is not run twice") {
@@ -488,7 +495,7 @@ TEST_CASE("a step claimed by another live worker is not run twice") {
   REQUIRE(h.store.claim("run-1", 0, "other:1:0", std::chrono::seconds(30)));
   auto outcome = h.processor().process(body);
   CHECK(outcome.disposition == Disposition::ack);
-  CHECK(outcome.event == "step.busy");
+  CHECK(outcome.event == StepEvent::step_busy);
   CHECK(h.ran.empty());
   CHECK_FALSE(h.store.row("run-1").finished_at);
 }
@@ -499,7 +506,7 @@ TEST_CASE("an expired claim of a dead worker is taken over and counted as a cras
   const std::string body = h.create({"a"});
   REQUIRE(h.store.claim("run-1", 0, "dead:1:0", std::chrono::seconds(30)));
   h.store.expire("run-1");
-  CHECK(h.processor().process(body).event == "program.finished");
+  CHECK(h.processor().process(body).event == StepEvent::program_finished);
   CHECK(h.ran == std::vector<std::string>{"a@0"});
 }
 
@@ -513,7 +520,7 @@ TEST_CASE("a job that keeps killing its worker errors the program after max_cras
     h.store.expire("run-1");
   }
   auto outcome = h.processor().process(body);
-  CHECK(outcome.event == "program.errored");
+  CHECK(outcome.event == StepEvent::program_errored);
   const auto row = h.store.row("run-1");
   CHECK(row.errored_at);
   CHECK_THAT(*row.error_message, Catch::Contains("died 3 times") && Catch::Contains("poison"));
@@ -530,7 +537,7 @@ TEST_CASE("a worker that lost its claim cannot commit the step or write job data
   });
   h.add("b");
   auto outcome = h.processor().process(h.create({"a", "b"}));
-  CHECK(outcome.event == "step.superseded");
+  CHECK(outcome.event == StepEvent::step_superseded);
   CHECK(h.store.row("run-1").step == 0);
   CHECK(h.publisher.published.empty());
   CHECK_FALSE(h.store.row("run-1").job_data.contains("a"));
@@ -544,9 +551,9 @@ TEST_CASE("a step is committed before its successor is published; a lost publish
   h.publisher.fail = true;  // the broker refuses right after the commit
   auto outcome = h.processor().process(body);
   CHECK(outcome.disposition == Disposition::ack);
-  CHECK(outcome.event == "step.publish_failed");
+  CHECK(outcome.event == StepEvent::step_publish_failed);
   CHECK(h.store.row("run-1").step == 1);  // committed: a redelivery would be a duplicate
-  CHECK(h.processor().process(body).event == "step.duplicate");
+  CHECK(h.processor().process(body).event == StepEvent::step_duplicate);
 
   // Once the program is overdue, the sweeper republishes its current step, once.
   h.publisher.fail = false;
@@ -558,7 +565,7 @@ TEST_CASE("a step is committed before its successor is published; a lost publish
   REQUIRE(h.publisher.published.size() == 1);
   const json republished = json::parse(h.publisher.published[0].body);
   CHECK(republished == json{{"jobs", {"b"}}, {"programData", {{"p", 1}}}, {"runId", "run-1"}});
-  CHECK(h.processor().process(h.publisher.published[0].body).event == "program.finished");
+  CHECK(h.processor().process(h.publisher.published[0].body).event == StepEvent::program_finished);
   CHECK(h.ran == std::vector<std::string>{"a@0", "b@1"});
 }
 
@@ -591,7 +598,7 @@ TEST_CASE("the claim of a running step is renewed while the job runs") {
   h.library = std::make_unique<executor::JobLibrary>(h.jobs);
   processor = std::make_unique<executor::StepProcessor>(h.store, *h.library, h.publisher, settings,
                                                         h.stop);
-  CHECK(processor->process(body).event == "program.finished");
+  CHECK(processor->process(body).event == StepEvent::program_finished);
 }
 
 TEST_CASE("a step that reaches its retry limit errors the program saying so") {
@@ -602,10 +609,10 @@ TEST_CASE("a step that reaches its retry limit errors the program saying so") {
   config::RetrySettings retry;
   retry.defaults.max_attempts = 3;
   settings.retry = executor::RetryPolicies::from(retry);
-  CHECK(h.processor(settings).process(body).event == "job.retry");
-  CHECK(h.processor(settings).process(body).event == "job.retry");
+  CHECK(h.processor(settings).process(body).event == StepEvent::job_retry);
+  CHECK(h.processor(settings).process(body).event == StepEvent::job_retry);
   auto outcome = h.processor(settings).process(body);
-  CHECK(outcome.event == "program.errored");
+  CHECK(outcome.event == StepEvent::program_errored);
   CHECK(outcome.disposition == Disposition::ack);
   const auto row = h.store.row("run-1");
   CHECK(row.errored_at);
@@ -624,7 +631,7 @@ TEST_CASE("a retry with another delay goes to a delay queue of its own, declared
   settings.retry = executor::RetryPolicies::from(retry);
   auto processor = h.processor(settings);
   auto outcome = processor.process(body);
-  CHECK(outcome.event == "job.retry");
+  CHECK(outcome.event == StepEvent::job_retry);
   CHECK(outcome.disposition == Disposition::ack);  // moved to the delay queue, not nacked
   REQUIRE(h.publisher.declared.size() == 1);
   const auto& spec = h.publisher.declared[0];
@@ -652,7 +659,7 @@ TEST_CASE("when the delay queue cannot be used the step still retries, sooner") 
   settings.retry = executor::RetryPolicies::from(retry);
   h.publisher.fail = true;
   auto outcome = h.processor(settings).process(body);
-  CHECK(outcome.event == "job.retry");
+  CHECK(outcome.event == StepEvent::job_retry);
   CHECK(outcome.disposition == Disposition::retry);  // the standard retry queue
   CHECK(h.store.row("run-1").step_retry_count == 1);
 }
@@ -673,10 +680,10 @@ TEST_CASE("a batch claims its steps together, commits them together, publishes a
   // the step claimed by the first and is dropped.
   const auto outcomes = processor.process_all({first, only, third, first});
   REQUIRE(outcomes.size() == 4);
-  CHECK(outcomes[0].event == "job.finished");
-  CHECK(outcomes[1].event == "program.finished");
-  CHECK(outcomes[2].event == "job.finished");
-  CHECK(outcomes[3].event == "step.busy");
+  CHECK(outcomes[0].event == StepEvent::job_finished);
+  CHECK(outcomes[1].event == StepEvent::program_finished);
+  CHECK(outcomes[2].event == StepEvent::job_finished);
+  CHECK(outcomes[3].event == StepEvent::step_busy);
   CHECK(h.ran == std::vector<std::string>{"a@0", "a@0", "a@0"});
   CHECK(h.store.claim_batches == 1);
   CHECK(h.store.commit_batches == 1);
@@ -702,8 +709,8 @@ TEST_CASE("a failing job in a batch ends its own program only") {
   processor.process(h.create({"ok"}, {}, {}, "warm-up-2"));
   h.publisher.published.clear();
   const auto outcomes = processor.process_all({bad, good});
-  CHECK(outcomes[0].event == "program.errored");
-  CHECK(outcomes[1].event == "job.finished");
+  CHECK(outcomes[0].event == StepEvent::program_errored);
+  CHECK(outcomes[1].event == StepEvent::job_finished);
   CHECK(h.store.row("run-bad").error_message == "disk full");
   CHECK(h.store.row("run-good").step == 1);
   REQUIRE(h.publisher.published.size() == 1);
@@ -721,7 +728,7 @@ TEST_CASE("when a batch's commit fails, each of its steps is retried with its cl
   const auto outcomes = processor.process_all({one, two});
   for (const auto& outcome : outcomes) {
     CHECK(outcome.disposition == Disposition::retry);
-    CHECK(outcome.event == "step.infrastructure_error");
+    CHECK(outcome.event == StepEvent::step_infrastructure_error);
   }
   for (const char* run_id : {"run-1", "run-2"}) {
     CHECK(h.store.row(run_id).step == 0);
@@ -741,7 +748,7 @@ TEST_CASE("when the next steps cannot be published, the committed steps are acke
   const auto outcomes = processor.process_all({one, two});
   for (const auto& outcome : outcomes) {
     CHECK(outcome.disposition == Disposition::ack);
-    CHECK(outcome.event == "step.publish_failed");
+    CHECK(outcome.event == StepEvent::step_publish_failed);
   }
   // Committed: the rows moved on and are expected within stale_after, after
   // which the sweeper republishes their steps.
@@ -756,7 +763,7 @@ TEST_CASE("in a batch, fast steps commit first; of the slow ones one runs, the o
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   });
   executor::ProcessorSettings settings{"q", "q-parked", true, {}};
-  settings.slow_job_ms = 5.0;  // the daemon's line; "fast" runs well under it
+  settings.fairness = executor::FairnessPolicy{};  // the daemon's line; "fast" runs well under it
   auto processor = h.processor(settings);
   processor.process(h.create({"fast"}, {}, {}, "warm-up"));
   const std::string slow_one = h.create({"slow", "fast"}, {}, {}, "slow-1");
@@ -766,13 +773,13 @@ TEST_CASE("in a batch, fast steps commit first; of the slow ones one runs, the o
   h.ran.clear();
   h.publisher.published.clear();
   const auto outcomes = processor.process_all({slow_one, slow_two, never_seen, fast});
-  CHECK(outcomes[0].event == "job.finished");
+  CHECK(outcomes[0].event == StepEvent::job_finished);
   // A job this processor has not run yet counts as slow until it has.
   for (const std::size_t i : {1, 2}) {
     CHECK(outcomes[i].disposition == Disposition::requeue);
-    CHECK(outcomes[i].event == "step.handed_back");
+    CHECK(outcomes[i].event == StepEvent::step_handed_back);
   }
-  CHECK(outcomes[3].event == "job.finished");
+  CHECK(outcomes[3].event == StepEvent::job_finished);
   CHECK(h.ran == std::vector<std::string>{"fast@0", "slow@0"});
   // The fast step's next step went out before the slow job ran.
   REQUIRE(h.publisher.published.size() == 2);
@@ -787,9 +794,9 @@ TEST_CASE("in a batch, fast steps commit first; of the slow ones one runs, the o
   processor.process(h.create({"new"}, {}, {}, "warm-up-new"));
   const auto again = processor.process_all(
       {h.create({"new"}, {}, {}, "n1"), h.create({"new"}, {}, {}, "n2"), slow_two});
-  CHECK(again[0].event == "program.finished");
-  CHECK(again[1].event == "program.finished");
-  CHECK(again[2].event == "job.finished");
+  CHECK(again[0].event == StepEvent::program_finished);
+  CHECK(again[1].event == StepEvent::program_finished);
+  CHECK(again[2].event == StepEvent::job_finished);
 }
 
 TEST_CASE("a job that turns slow or fast while its batch runs leaves no claimed step unrun") {
@@ -805,7 +812,7 @@ TEST_CASE("a job that turns slow or fast while its batch runs leaves no claimed 
     if (message["runId"] == "r0") std::this_thread::sleep_for(std::chrono::milliseconds(50));
   });
   executor::ProcessorSettings settings{"q", "q-parked", true, {}};
-  settings.slow_job_ms = 5.0;  // the daemon's line
+  settings.fairness = executor::FairnessPolicy{};  // the daemon's line
   auto processor = h.processor(settings);
   // j runs fast, so the batch is claimed at once (on a machine too loaded for
   // that, the batch hands back what it does not run: the checks hold too).
@@ -817,15 +824,15 @@ TEST_CASE("a job that turns slow or fast while its batch runs leaves no claimed 
   REQUIRE(outcomes.size() == 20);
   std::size_t finished = 0;
   for (std::size_t i = 0; i < outcomes.size(); ++i) {
-    INFO("step of r" << i << ": " << outcomes[i].event);
+    INFO("step of r" << i << ": " << to_string(outcomes[i].event));
     const auto row = h.store.row("r" + std::to_string(i));
     // Run and committed, or handed back before any claim; never sent back
     // with a claim held.
-    if (outcomes[i].event == "job.finished") {
+    if (outcomes[i].event == StepEvent::job_finished) {
       ++finished;
       CHECK(row.step == 1);
     } else {
-      CHECK(outcomes[i].event == "step.handed_back");
+      CHECK(outcomes[i].event == StepEvent::step_handed_back);
       CHECK(row.lease_token == 0);
     }
     CHECK_FALSE(row.lease_owner.has_value());
@@ -835,7 +842,7 @@ TEST_CASE("a job that turns slow or fast while its batch runs leaves no claimed 
   // Every next step went out, and each is claimed at once when it comes back.
   REQUIRE(h.publisher.published.size() == finished);
   const auto next = processor.process(h.publisher.published.back().body);
-  CHECK(next.event == "program.finished");
+  CHECK(next.event == StepEvent::program_finished);
 }
 
 namespace {
@@ -869,7 +876,7 @@ TEST_CASE("a step that was in a process that died runs isolated until it moves o
   // Its neighbour killed the process five times: more than max_crashes (3),
   // but none of those deaths is this step's doing.
   for (int i = 0; i < 5; ++i) die_holding(h, "run-1", 0);
-  CHECK(processor.process(body).event == "job.finished");
+  CHECK(processor.process(body).event == StepEvent::job_finished);
   REQUIRE(isolation.runs.size() == 1);
   CHECK(isolation.runs[0].step == 0);
   CHECK(isolation.runs[0].token == h.store.row("run-1").lease_token);
@@ -879,7 +886,7 @@ TEST_CASE("a step that was in a process that died runs isolated until it moves o
   CHECK(row.step == 1);
   CHECK(row.step_crash_count == 0);
   // Moved on: the next step runs in the worker again.
-  CHECK(processor.process(h.publisher.published.at(0).body).event == "program.finished");
+  CHECK(processor.process(h.publisher.published.at(0).body).event == StepEvent::program_finished);
   CHECK(isolation.runs.size() == 1);
   CHECK(h.ran == std::vector<std::string>{"innocent@1"});
 }
@@ -895,7 +902,7 @@ TEST_CASE("a step that crashes running alone is retried, and after max_crashes s
   for (int crash = 1; crash <= 2; ++crash) {
     const auto outcome = processor.process(body);
     CHECK(outcome.disposition == Disposition::retry);
-    CHECK(outcome.event == "job.crashed");
+    CHECK(outcome.event == StepEvent::job_crashed);
     const auto row = h.store.row("run-1");
     CHECK(row.step_isolated_crash_count == crash);
     CHECK_FALSE(row.errored_at);
@@ -903,7 +910,7 @@ TEST_CASE("a step that crashes running alone is retried, and after max_crashes s
     CHECK_THAT(*row.error_message, Catch::Contains("signal 11"));
   }
   const auto outcome = processor.process(body);
-  CHECK(outcome.event == "program.errored");
+  CHECK(outcome.event == StepEvent::program_errored);
   const auto row = h.store.row("run-1");
   CHECK(row.state() == "errored");
   CHECK_THAT(*row.error_message, Catch::Contains("crash 3 of 3 running alone") &&
@@ -937,15 +944,16 @@ TEST_CASE("programs_cancelled counts a cancel that hits a running step, not a ta
   executor::StepProcessor processor(h.store, *h.library, h.publisher, {"q", "q-parked", true, {}},
                                     h.stop, counter);
 
-  CHECK(processor.process(h.create({"a", "b"})).event == "step.cancelled");
+  CHECK(processor.process(h.create({"a", "b"})).event == StepEvent::step_cancelled);
   CHECK(counter.cancelled == 1);
 
-  CHECK(processor.process(h.create({"slow", "b"}, {}, {}, "run-2")).event == "step.superseded");
+  CHECK(processor.process(h.create({"slow", "b"}, {}, {}, "run-2")).event ==
+        StepEvent::step_superseded);
   CHECK(counter.cancelled == 1);  // a takeover is no cancel
 
   // The usual case still counts: the next step of a cancelled program is dropped.
   const std::string waiting = h.create({"b"}, {}, {}, "run-3");
   REQUIRE(h.store.cancel("run-3", "cancelled"));
-  CHECK(processor.process(waiting).event == "program.cancelled");
+  CHECK(processor.process(waiting).event == StepEvent::program_cancelled);
   CHECK(counter.cancelled == 2);
 }

@@ -10,8 +10,10 @@
 
 namespace program_executor::executor {
 
-JobRunner::JobRunner(Process process, std::size_t max_batch)
-    : process_(std::move(process)), max_batch_(std::max<std::size_t>(max_batch, 1)) {
+JobRunner::JobRunner(Process process, std::size_t max_batch, FairnessPolicy fairness)
+    : process_(std::move(process)),
+      max_batch_(std::max<std::size_t>(max_batch, 1)),
+      fairness_(fairness) {
   wakeup_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wakeup_fd_ < 0) {
     throw std::runtime_error(std::string("creating the job runner's eventfd: ") +
@@ -81,10 +83,8 @@ void JobRunner::wait_idle() {
 }
 
 void JobRunner::loop() {
-  // Batching pays off for short steps, whose cost is mostly the claim, the
-  // commit and the confirm. Steps whose jobs take longer run one at a time,
-  // so a slow job neither holds other claimed steps nor delays their commits.
-  constexpr auto slow_step = std::chrono::milliseconds(5);
+  // Steps whose jobs take longer than batching is worth run one at a time
+  // (FairnessPolicy::batch_limit).
   std::size_t limit = max_batch_;
   std::unique_lock lock(mutex_);
   while (true) {
@@ -106,9 +106,9 @@ void JobRunner::loop() {
     } catch (...) {
       // StepProcessor::process_all never throws; this guards a Process that might.
     }
-    outcomes.resize(bodies.size(), StepOutcome{Disposition::retry, "step.runner_error"});
+    outcomes.resize(bodies.size(), StepOutcome{Disposition::retry, StepEvent::step_runner_error});
     const auto per_step = (std::chrono::steady_clock::now() - busy_since_) / bodies.size();
-    limit = per_step > slow_step ? 1 : max_batch_;
+    limit = fairness_.batch_limit(per_step, max_batch_);
     lock.lock();
     for (std::size_t i = 0; i < tags.size(); ++i) {
       finished_.emplace_back(tags[i], std::move(outcomes[i]));

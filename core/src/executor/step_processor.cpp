@@ -17,11 +17,17 @@ namespace {
 
 using log::Level;
 
-// Logs the outcome of a step and returns it.
-StepOutcome outcome(Disposition disposition, const char* event, Level level,
-                    const StepMessage& message, int step, std::string_view text = {}) {
+// Logs an event of a step under its run id, job and step.
+void log_step(Level level, std::string_view event, const StepMessage& message, int step,
+              std::string_view text = {}) {
   log::event(level, event, text,
              {{"run_id", message.run_id}, {"job", message.current_job()}, {"step", step}});
+}
+
+// Logs the outcome of a step and returns it.
+StepOutcome outcome(Disposition disposition, StepEvent event, Level level,
+                    const StepMessage& message, int step, std::string_view text = {}) {
+  log_step(level, to_string(event), message, step, text);
   return StepOutcome{disposition, event};
 }
 
@@ -51,81 +57,79 @@ StepOutcome StepProcessor::process(std::string_view body) {
 }
 
 std::vector<StepOutcome> StepProcessor::process_all(const std::vector<std::string>& bodies) {
-  std::vector<Step> steps(bodies.size());
-  for (std::size_t i = 0; i < bodies.size(); ++i) {
+  StepBatch batch(bodies);
+  for (BatchStep* step : batch.at(StepStage::received)) {
     metrics_.step_started();
-    steps[i].body = bodies[i];
     try {
-      steps[i].message = parse_step_message(steps[i].body, settings_.limits);
+      step->message = parse_step_message(step->body, settings_.limits);
+      step->stage = StepStage::parsed;
     } catch (const InvalidMessage& e) {
-      steps[i].outcome = park(steps[i].body, e.what());
+      step->decide(park(step->body, e.what()));
     }
   }
-  // Whether a step's job is slow is decided once, here, for the whole batch:
-  // job_ms_ moves while the batch runs, and a step re-classified halfway
-  // would be skipped by both passes below with its claim still held.
-  const bool batch = steps.size() > 1;
-  for (Step& step : steps) {
-    if (!step.outcome) step.slow = slow(step.message.current_job());
+  batch.classify([this](const std::string& job) { return slow(job); });
+  claim_unread(batch);
+  read_rows(batch);
+  for (BatchStep* step : batch.at(StepStage::read)) {
+    if (std::optional<StepOutcome> refused = examine(*step)) {
+      step->decide(std::move(*refused));
+    } else {
+      step->stage = StepStage::claimable;
+    }
   }
-  claim_unread(steps, batch);
-  read_rows(steps);
-  for (Step& step : steps) {
-    if (!step.outcome && !step.claim) step.outcome = examine(step);
-  }
-  hand_back_slow(steps);
-  claim_steps(steps);
+  batch.hand_back_slow();
+  claim_steps(batch);
   // Fast steps commit (and their next steps go out) before a slow job starts.
-  run_steps(steps, false);
-  commit_steps(steps);
-  run_steps(steps, true);
-  commit_steps(steps);
-  release_unrun(steps);
+  run_steps(batch, false);
+  commit_steps(batch);
+  run_steps(batch, true);
+  commit_steps(batch);
+  release_unrun(batch);
   drop_holds();
 
-  std::vector<StepOutcome> outcomes;
-  outcomes.reserve(steps.size());
-  for (Step& step : steps) {
-    StepOutcome result = step.outcome.value_or(StepOutcome{Disposition::retry, "step.not_run"});
-    metrics_.step_ended();
-    if (result.disposition == Disposition::retry) metrics_.step_retried();
-    // A cancel that hits a running step is counted where it is seen (superseded()).
-    if (result.event == "program.cancelled") metrics_.program_cancelled();
-    if (result.event == "step.duplicate" || result.event == "step.busy") metrics_.message_duplicate();
-    if (result.event == "message.parked") metrics_.message_parked();
-    outcomes.push_back(std::move(result));
-  }
+  std::vector<StepOutcome> outcomes = batch.outcomes();
+  for (const StepOutcome& outcome : outcomes) count(outcome);
   return outcomes;
+}
+
+void StepProcessor::count(const StepOutcome& outcome) {
+  metrics_.step_ended();
+  if (outcome.disposition == Disposition::retry) metrics_.step_retried();
+  switch (outcome.event) {
+    case StepEvent::program_cancelled:
+      // A cancel that hits a running step is counted where it is seen (superseded()).
+      metrics_.program_cancelled();
+      break;
+    case StepEvent::step_duplicate:
+    case StepEvent::step_busy:
+      metrics_.message_duplicate();
+      break;
+    case StepEvent::message_parked:
+      metrics_.message_parked();
+      break;
+    default:
+      break;  // counted by the disposition alone
+  }
 }
 
 bool StepProcessor::slow(const std::string& job) const {
   const auto it = job_ms_.find(job);
-  return it == job_ms_.end() || it->second > settings_.slow_job_ms;
+  return settings_.fairness.slow_job(it == job_ms_.end() ? std::nullopt
+                                                         : std::optional<double>(it->second));
 }
 
-void StepProcessor::hand_back_slow(std::vector<Step>& steps) {
-  if (steps.size() < 2) return;
-  bool kept = false;
-  for (Step& step : steps) {
-    if (step.outcome || step.claim || !step.slow) continue;
-    if (!kept) {
-      kept = true;
-      continue;
-    }
-    step.outcome = StepOutcome{Disposition::requeue, "step.handed_back"};
-  }
-}
-
-void StepProcessor::run_steps(std::vector<Step>& steps, bool slow_ones) {
-  for (Step& step : steps) {
-    if (!step.claim || step.outcome || step.ran || step.slow != slow_ones) continue;
-    const std::string& job = step.message.current_job();
+void StepProcessor::run_steps(StepBatch& batch, bool slow_ones) {
+  for (BatchStep* step : batch.runnable(slow_ones)) {
+    const std::string& job = step->message.current_job();
     const auto started = std::chrono::steady_clock::now();
     try {
-      step.outcome = run_claimed(step.message, *step.row, *step.claim);
-      step.ran = !step.outcome;
+      if (std::optional<StepOutcome> ended = run_claimed(step->message, *step->row, *step->claim)) {
+        step->decide(std::move(*ended));
+      } else {
+        step->stage = StepStage::ran;
+      }
     } catch (const std::exception& e) {
-      step.outcome = infrastructure_error(step, e.what());
+      step->decide(infrastructure_error(*step, e.what()));
     }
     const double ms = elapsed_ms(started);
     auto [it, first] = job_ms_.emplace(job, ms);
@@ -133,15 +137,16 @@ void StepProcessor::run_steps(std::vector<Step>& steps, bool slow_ones) {
   }
 }
 
-void StepProcessor::release_unrun(std::vector<Step>& steps) {
+void StepProcessor::release_unrun(StepBatch& batch) {
   // Every claimed step has an outcome by now (each ran in exactly one of the
   // two passes). Should one not, its message must not go back to the broker
   // with the claim held: the copy would find the step "busy" and be dropped,
   // and the program would wait for the sweeper.
-  for (Step& step : steps) {
-    if (step.outcome || !step.claim) continue;
-    step.outcome = infrastructure_error(step, "step " + std::to_string(step.step) +
-                                                  " was claimed but neither run nor committed");
+  for (const StepStage unfinished : {StepStage::claimed, StepStage::ran}) {
+    for (BatchStep* step : batch.at(unfinished)) {
+      step->decide(infrastructure_error(*step, "step " + std::to_string(step->step) +
+                                                   " was claimed but neither run nor committed"));
+    }
   }
 }
 
@@ -205,66 +210,57 @@ void StepProcessor::renew_claim_if_due() {
   }
 }
 
-void StepProcessor::claim_unread(std::vector<Step>& steps, bool batch) {
-  // Steps of slow jobs in a batch of several wait for hand_back_slow, which
-  // needs their rows read first; every other step is claimed on its message's
-  // word, and only those not claimed so are read and examined.
+void StepProcessor::claim_unread(StepBatch& batch) {
+  // Every step is claimed on its message's word but those of slow jobs in a
+  // batch of several (StepBatch::claimable_unread); only the steps not claimed
+  // so are read and examined.
+  const std::vector<BatchStep*> claiming = batch.claimable_unread();
+  if (claiming.empty()) return;
   std::vector<store::UnreadClaim> requests;
-  std::vector<Step*> claiming;
-  for (Step& step : steps) {
-    if (step.outcome || (batch && step.slow)) continue;
-    requests.push_back(store::UnreadClaim{step.message.run_id, static_cast<int>(step.message.jobs.size())});
-    claiming.push_back(&step);
+  for (const BatchStep* step : claiming) {
+    requests.push_back(
+        store::UnreadClaim{step->message.run_id, static_cast<int>(step->message.jobs.size())});
   }
-  if (requests.empty()) return;
   std::vector<std::optional<store::ClaimedRow>> claimed;
   try {
     claimed = store_.claim_unread(requests, settings_.owner, settings_.lease);
   } catch (const std::exception& e) {
-    for (Step* step : claiming) step->outcome = infrastructure_error(*step, e.what());
+    for (BatchStep* step : claiming) step->decide(infrastructure_error(*step, e.what()));
     return;
   }
-  std::map<std::string_view, const Step*> claimed_runs;
+  bool any = false;
   for (std::size_t i = 0; i < claiming.size(); ++i) {
     if (!claimed[i]) continue;
-    Step& step = *claiming[i];
+    BatchStep& step = *claiming[i];
     step.row = std::move(claimed[i]->row);
     step.step = step.row->step;
     step.claim = claimed[i]->claim;
+    step.stage = StepStage::claimed;
     hold(step.message.run_id, step.step, step.claim->token);
-    claimed_runs.emplace(step.message.run_id, &step);
+    any = true;
   }
-  if (claimed_runs.empty()) return;
-  for (Step* step : claiming) {
-    if (step->claim) continue;
-    const auto it = claimed_runs.find(step->message.run_id);
-    if (it != claimed_runs.end() && it->second->message.jobs.size() == step->message.jobs.size()) {
-      // A copy of a message claimed in this very batch (e.g. redelivered).
-      step->step = it->second->step;
-      step->outcome = busy(*step);
-    }
-  }
+  if (!any) return;
+  for (BatchStep* copy : batch.copies_of_claimed(claiming)) copy->decide(busy(*copy));
   PE_CRASH_POINT("after_claim");
 }
 
-void StepProcessor::read_rows(std::vector<Step>& steps) {
+void StepProcessor::read_rows(StepBatch& batch) {
+  const std::vector<BatchStep*> reading = batch.at(StepStage::parsed);
+  if (reading.empty()) return;
   std::vector<std::string> run_ids;
-  std::vector<Step*> reading;
-  for (Step& step : steps) {
-    if (step.outcome || step.claim) continue;
-    run_ids.push_back(step.message.run_id);
-    reading.push_back(&step);
-  }
-  if (run_ids.empty()) return;
+  for (const BatchStep* step : reading) run_ids.push_back(step->message.run_id);
   try {
     std::vector<std::optional<store::ProgramRow>> rows = store_.find_all(run_ids);
-    for (std::size_t i = 0; i < reading.size(); ++i) reading[i]->row = std::move(rows[i]);
+    for (std::size_t i = 0; i < reading.size(); ++i) {
+      reading[i]->row = std::move(rows[i]);
+      reading[i]->stage = StepStage::read;
+    }
   } catch (const std::exception& e) {
-    for (Step* step : reading) step->outcome = infrastructure_error(*step, e.what());
+    for (BatchStep* step : reading) step->decide(infrastructure_error(*step, e.what()));
   }
 }
 
-std::optional<StepOutcome> StepProcessor::examine(Step& step) {
+std::optional<StepOutcome> StepProcessor::examine(BatchStep& step) {
   const StepMessage& message = step.message;
   try {
     std::optional<store::ProgramRow>& row = step.row;
@@ -285,16 +281,16 @@ std::optional<StepOutcome> StepProcessor::examine(Step& step) {
     }
     if (row->errored_at) {
       // How an operator stops a program by hand: the next step is dropped.
-      return outcome(Disposition::ack, "program.cancelled", Level::info, message, row->step,
-                     row->error_message.value_or(""));
+      return outcome(Disposition::ack, StepEvent::program_cancelled, Level::info, message,
+                     row->step, row->error_message.value_or(""));
     }
     if (step.step > row->step && !row->finished_at) {
-      return outcome(Disposition::retry, "step.early", Level::warn, message, step.step,
+      return outcome(Disposition::retry, StepEvent::step_early, Level::warn, message, step.step,
                      "the program is still at step " + std::to_string(row->step) +
                          "; retrying once the previous step has committed");
     }
     if (row->finished_at || step.step != row->step) {
-      return outcome(Disposition::ack, "step.duplicate", Level::warn, message, step.step,
+      return outcome(Disposition::ack, StepEvent::step_duplicate, Level::warn, message, step.step,
                      "the program is at step " + std::to_string(row->step) +
                          (row->finished_at ? " and finished" : "") +
                          "; this message is stale or duplicated and is dropped");
@@ -305,47 +301,47 @@ std::optional<StepOutcome> StepProcessor::examine(Step& step) {
   }
 }
 
-void StepProcessor::claim_steps(std::vector<Step>& steps) {
+void StepProcessor::claim_steps(StepBatch& batch) {
+  const std::vector<BatchStep*> claiming = batch.at(StepStage::claimable);
+  if (claiming.empty()) return;
   std::vector<store::ClaimRequest> requests;
-  std::vector<Step*> claiming;
-  for (Step& step : steps) {
-    if (step.outcome || step.claim) continue;
-    requests.push_back(store::ClaimRequest{step.message.run_id, step.step});
-    claiming.push_back(&step);
+  for (const BatchStep* step : claiming) {
+    requests.push_back(store::ClaimRequest{step->message.run_id, step->step});
   }
-  if (requests.empty()) return;
   std::vector<std::optional<store::StepClaim>> claims;
   try {
     // One transaction, one commit, for every step of the batch.
     claims = store_.claim_all(requests, settings_.owner, settings_.lease);
   } catch (const std::exception& e) {
-    for (Step* step : claiming) step->outcome = infrastructure_error(*step, e.what());
+    for (BatchStep* step : claiming) step->decide(infrastructure_error(*step, e.what()));
     return;
   }
   for (std::size_t i = 0; i < claiming.size(); ++i) {
-    Step& step = *claiming[i];
+    BatchStep& step = *claiming[i];
     if (!claims[i]) {
-      step.outcome = busy(step);
+      step.decide(busy(step));
       continue;
     }
     step.claim = claims[i];
+    step.stage = StepStage::claimed;
     hold(step.message.run_id, step.step, step.claim->token);
   }
   PE_CRASH_POINT("after_claim");
 }
 
-StepOutcome StepProcessor::busy(const Step& step) {
+StepOutcome StepProcessor::busy(const BatchStep& step) {
   // Another live worker runs this very step (this message is a copy, e.g.
   // republished by the sweeper). If that worker dies, its claim expires and
   // the sweeper republishes the step: dropping this copy loses nothing.
-  return outcome(Disposition::ack, "step.busy", Level::warn, step.message, step.step,
+  return outcome(Disposition::ack, StepEvent::step_busy, Level::warn, step.message, step.step,
                  "another worker holds this step; this copy is dropped");
 }
 
-StepOutcome StepProcessor::infrastructure_error(Step& step, const std::string& what) {
+StepOutcome StepProcessor::infrastructure_error(BatchStep& step, const std::string& what) {
   // Database or broker trouble: the job's own failures never get here. Try
   // the step again after the retry delay instead of losing it.
-  log::event(Level::error, "step.infrastructure_error", what, {{"run_id", step.message.run_id}});
+  log::event(Level::error, to_string(StepEvent::step_infrastructure_error), what,
+             {{"run_id", step.message.run_id}});
   if (step.claim) {
     try {
       store_.release(step.message.run_id, step.step, step.claim->token,
@@ -354,7 +350,7 @@ StepOutcome StepProcessor::infrastructure_error(Step& step, const std::string& w
       // The claim expires by itself; the sweeper then recovers the step.
     }
   }
-  return StepOutcome{Disposition::retry, "step.infrastructure_error"};
+  return StepOutcome{Disposition::retry, StepEvent::step_infrastructure_error};
 }
 
 StepOutcome StepProcessor::park(std::string_view body, const std::string& reason) {
@@ -365,14 +361,15 @@ StepOutcome StepProcessor::park(std::string_view body, const std::string& reason
     properties.headers.emplace_back("x-parked-from", settings_.queue);
     publisher_.publish(settings_.parked_queue, body, properties);
   } catch (const std::exception& e) {
-    log::event(Level::error, "message.park_failed", e.what(), {{"reason", reason}});
-    return StepOutcome{Disposition::retry, "message.park_failed"};
+    log::event(Level::error, to_string(StepEvent::message_park_failed), e.what(),
+               {{"reason", reason}});
+    return StepOutcome{Disposition::retry, StepEvent::message_park_failed};
   }
-  log::event(Level::error, "message.parked", reason,
+  log::event(Level::error, to_string(StepEvent::message_parked), reason,
              {{"queue", settings_.parked_queue},
               {"body", body.substr(0, 512)},
               {"bytes", static_cast<long long>(body.size())}});
-  return StepOutcome{Disposition::ack, "message.parked"};
+  return StepOutcome{Disposition::ack, StepEvent::message_parked};
 }
 
 std::optional<StepOutcome> StepProcessor::run_claimed(const StepMessage& message,
@@ -392,15 +389,15 @@ std::optional<StepOutcome> StepProcessor::run_claimed(const StepMessage& message
                             (isolation_ ? " running alone in an isolated process" : "") +
                             " (crash loop); the program is stopped";
     if (store_.fail(message.run_id, step, token, why)) metrics_.program_errored();
-    return outcome(Disposition::ack, "program.errored", Level::error, message, step, why);
+    return outcome(Disposition::ack, StepEvent::program_errored, Level::error, message, step, why);
   }
 
   // A snapshot for the whole step: a reload meanwhile affects the next steps.
   const std::shared_ptr<const plugin::JobRegistry> jobs = jobs_.current();
   if (!jobs->contains(job_name)) {
     metrics_.job_executed(job_name, metrics::JobOutcome::skipped, 0.0);
-    outcome(Disposition::ack, "job.skipped", Level::warn, message, step,
-            "no job with this name is loaded; the step counts as done");
+    log_step(Level::warn, "job.skipped", message, step,
+             "no job with this name is loaded; the step counts as done");
     return std::nullopt;  // committed with the batch
   }
 
@@ -440,17 +437,19 @@ std::optional<StepOutcome> StepProcessor::settle(const StepMessage& message,
   switch (result.kind) {
     case Kind::succeeded:
       executed(metrics::JobOutcome::success);
-      log::event(Level::info, "job.finished", "",
-                 {{"run_id", message.run_id}, {"job", job_name}, {"step", step}, {"duration_ms", ms}});
+      log::event(
+          Level::info, to_string(StepEvent::job_finished), "",
+          {{"run_id", message.run_id}, {"job", job_name}, {"step", step}, {"duration_ms", ms}});
       return std::nullopt;  // committed with the batch
     case Kind::yielded:
       // A cooperative yield: neither counted nor recorded, resumed later.
       executed(metrics::JobOutcome::yield);
       unhold(message.run_id);
       if (!store_.release(message.run_id, step, token, retry_expected)) return superseded();
-      log::event(Level::info, "job.yield", "execution time exceeded; resuming later",
-                 {{"run_id", message.run_id}, {"job", job_name}, {"step", step}, {"duration_ms", ms}});
-      return StepOutcome{Disposition::retry, "job.yield"};
+      log::event(
+          Level::info, to_string(StepEvent::job_yield), "execution time exceeded; resuming later",
+          {{"run_id", message.run_id}, {"job", job_name}, {"step", step}, {"duration_ms", ms}});
+      return StepOutcome{Disposition::retry, StepEvent::job_yield};
     case Kind::retryable: {
       executed(metrics::JobOutcome::retry);
       unhold(message.run_id);
@@ -459,9 +458,7 @@ std::optional<StepOutcome> StepProcessor::settle(const StepMessage& message,
       if (policy.exhausted(attempts)) {
         const std::string why = "job " + job_name + " failed " + std::to_string(attempts) +
                                 " times, its retry limit; last error: " + result.message;
-        if (!store_.fail(message.run_id, step, token, why)) return superseded();
-        metrics_.program_errored();
-        return outcome(Disposition::ack, "program.errored", Level::error, message, step, why);
+        return error_program(message, step, token, why, Level::error, why);
       }
       thread_local std::mt19937_64 random{std::random_device{}()};
       std::uniform_real_distribution<double> draw(0.0, 1.0);
@@ -470,9 +467,12 @@ std::optional<StepOutcome> StepProcessor::settle(const StepMessage& message,
                                delay + settings_.stale_after)) {
         return superseded();
       }
-      log::event(Level::warn, "job.retry", result.message,
-                 {{"run_id", message.run_id}, {"job", job_name}, {"step", step},
-                  {"retry_count", attempts}, {"delay_ms", static_cast<long long>(delay.count())},
+      log::event(Level::warn, to_string(StepEvent::job_retry), result.message,
+                 {{"run_id", message.run_id},
+                  {"job", job_name},
+                  {"step", step},
+                  {"retry_count", attempts},
+                  {"delay_ms", static_cast<long long>(delay.count())},
                   {"duration_ms", ms}});
       return schedule_retry(message, delay);
     }
@@ -480,19 +480,19 @@ std::optional<StepOutcome> StepProcessor::settle(const StepMessage& message,
       // Ends the program like any failure, but it is expected: info, not error.
       executed(metrics::JobOutcome::ignorable);
       unhold(message.run_id);
-      if (!store_.fail(message.run_id, step, token, result.message)) return superseded();
-      metrics_.program_errored();
-      return outcome(Disposition::ack, "program.errored", Level::info, message, step,
-                     "ignorable: " + result.message);
+      return error_program(message, step, token, result.message, Level::info,
+                           "ignorable: " + result.message);
     case Kind::failed:
       executed(metrics::JobOutcome::failed);
       unhold(message.run_id);
-      if (!store_.fail(message.run_id, step, token, result.message)) return superseded();
-      metrics_.program_errored();
-      log::event(Level::error, "program.errored", result.message,
-                 {{"run_id", message.run_id}, {"job", job_name}, {"step", step},
-                  {"duration_ms", ms}, {"body", message.body.dump()}});
-      return StepOutcome{Disposition::ack, "program.errored"};
+      return error_program(message, step, token, result.message, [&] {
+        log::event(Level::error, to_string(StepEvent::program_errored), result.message,
+                   {{"run_id", message.run_id},
+                    {"job", job_name},
+                    {"step", step},
+                    {"duration_ms", ms},
+                    {"body", message.body.dump()}});
+      });
     case Kind::cancelled:
       executed(metrics::JobOutcome::failed);
       unhold(message.run_id);
@@ -508,17 +508,32 @@ std::optional<StepOutcome> StepProcessor::settle(const StepMessage& message,
                               std::to_string(settings_.max_crashes) + " running alone)";
       if (crashes >= settings_.max_crashes) {
         const std::string stopped = why + "; the program is stopped";
-        if (!store_.fail(message.run_id, step, token, stopped)) return superseded();
-        metrics_.program_errored();
-        return outcome(Disposition::ack, "program.errored", Level::error, message, step, stopped);
+        return error_program(message, step, token, stopped, Level::error, stopped);
       }
       if (!store_.record_isolated_crash(message.run_id, step, token, why, retry_expected)) {
         return superseded();
       }
-      return outcome(Disposition::retry, "job.crashed", Level::error, message, step, why);
+      return outcome(Disposition::retry, StepEvent::job_crashed, Level::error, message, step, why);
     }
   }
   throw std::logic_error("unhandled job result");
+}
+
+StepOutcome StepProcessor::error_program(const StepMessage& message, int step, std::int64_t token,
+                                         const std::string& why,
+                                         const std::function<void()>& report) {
+  if (!store_.fail(message.run_id, step, token, why)) return superseded(message, step, token);
+  metrics_.program_errored();
+  report();
+  return StepOutcome{Disposition::ack, StepEvent::program_errored};
+}
+
+StepOutcome StepProcessor::error_program(const StepMessage& message, int step, std::int64_t token,
+                                         const std::string& why, Level level,
+                                         std::string_view text) {
+  return error_program(message, step, token, why, [&] {
+    log_step(level, to_string(StepEvent::program_errored), message, step, text);
+  });
 }
 
 StepOutcome StepProcessor::superseded(const StepMessage& message, int step, std::int64_t token) {
@@ -532,22 +547,22 @@ StepOutcome StepProcessor::superseded(const StepMessage& message, int step, std:
   }
   if (row && row->cancelled_at) {
     metrics_.program_cancelled();
-    return outcome(Disposition::ack, "step.cancelled", Level::info, message, step,
+    return outcome(Disposition::ack, StepEvent::step_cancelled, Level::info, message, step,
                    "the program was cancelled while the job ran; nothing after the cancel is "
                    "written and the program stays cancelled");
   }
   if (row && row->ended()) {
-    return outcome(Disposition::ack, "step.superseded", Level::warn, message, step,
+    return outcome(Disposition::ack, StepEvent::step_superseded, Level::warn, message, step,
                    "the program ended while the job ran (as " + row->state() +
                        "); this step's outcome is not written");
   }
   if (row && row->step != step) {
-    return outcome(Disposition::ack, "step.superseded", Level::warn, message, step,
+    return outcome(Disposition::ack, StepEvent::step_superseded, Level::warn, message, step,
                    "the program moved on to step " + std::to_string(row->step) +
                        " while the job ran (a worker that takes no claim, such as "
                        "program-executor-js's, ran this step too); this outcome is dropped");
   }
-  return outcome(Disposition::ack, "step.superseded", Level::warn, message, step,
+  return outcome(Disposition::ack, StepEvent::step_superseded, Level::warn, message, step,
                  "another worker took this step over (this worker's claim ran out); its "
                  "outcome is dropped");
 }
@@ -556,7 +571,7 @@ StepOutcome StepProcessor::schedule_retry(const StepMessage& message,
                                           std::chrono::milliseconds delay) {
   // The standard delay goes through the main queue's dead-letter route, as
   // program-executor-js retries (nack without requeue).
-  if (delay == settings_.retry_delay) return StepOutcome{Disposition::retry, "job.retry"};
+  if (delay == settings_.retry_delay) return StepOutcome{Disposition::retry, StepEvent::job_retry};
   // Any other delay: a queue of its own whose TTL sends the message back.
   const std::string queue = settings_.queue + "-retry-" + std::to_string(delay.count());
   try {
@@ -576,21 +591,19 @@ StepOutcome StepProcessor::schedule_retry(const StepMessage& message,
     declared_delays_.erase(delay.count());
     log::event(Level::warn, "job.retry_queue_failed", e.what(),
                {{"run_id", message.run_id}, {"queue", queue}});
-    return StepOutcome{Disposition::retry, "job.retry"};
+    return StepOutcome{Disposition::retry, StepEvent::job_retry};
   }
-  return StepOutcome{Disposition::ack, "job.retry"};
+  return StepOutcome{Disposition::ack, StepEvent::job_retry};
 }
 
-void StepProcessor::commit_steps(std::vector<Step>& steps) {
+void StepProcessor::commit_steps(StepBatch& batch) {
+  const std::vector<BatchStep*> committing = batch.at(StepStage::ran);
+  if (committing.empty()) return;
   std::vector<store::StepCommit> commits;
-  std::vector<Step*> committing;
-  for (Step& step : steps) {
-    if (step.outcome || !step.claim || !step.ran) continue;
-    commits.push_back(store::StepCommit{step.message.run_id, step.step, step.claim->token,
-                                        step.message.jobs.size() <= 1});
-    committing.push_back(&step);
+  for (const BatchStep* step : committing) {
+    commits.push_back(store::StepCommit{step->message.run_id, step->step, step->claim->token,
+                                        step->message.jobs.size() <= 1});
   }
-  if (commits.empty()) return;
   // Commit first, then publish: a crash in between leaves the rows moved on
   // and expected within stale_after; the sweeper then republishes the steps.
   // The reverse order (the original's) forks the program on such a crash.
@@ -599,16 +612,16 @@ void StepProcessor::commit_steps(std::vector<Step>& steps) {
   try {
     committed = store_.commit_all(commits, settings_.stale_after);
   } catch (const std::exception& e) {
-    for (Step* step : committing) step->outcome = infrastructure_error(*step, e.what());
+    for (BatchStep* step : committing) step->decide(infrastructure_error(*step, e.what()));
     return;
   }
   std::vector<amqp::OutgoingMessage> next_steps;
-  std::vector<Step*> publishing;
+  std::vector<BatchStep*> publishing;
   for (std::size_t i = 0; i < committing.size(); ++i) {
-    Step& step = *committing[i];
+    BatchStep& step = *committing[i];
     const StepMessage& message = step.message;
     if (!committed[i]) {
-      step.outcome = superseded(message, step.step, step.claim->token);
+      step.decide(superseded(message, step.step, step.claim->token));
       continue;
     }
     unhold(message.run_id);
@@ -618,10 +631,10 @@ void StepProcessor::commit_steps(std::vector<Step>& steps) {
                 {"token", static_cast<long long>(step.claim->token)}});
     if (commits[i].last) {
       metrics_.program_finished();
-      log::event(Level::info, "program.finished", "",
-                 {{"run_id", message.run_id},
-                  {"steps", static_cast<long long>(step.row->jobs.size())}});
-      step.outcome = StepOutcome{Disposition::ack, "program.finished"};
+      log::event(
+          Level::info, to_string(StepEvent::program_finished), "",
+          {{"run_id", message.run_id}, {"steps", static_cast<long long>(step.row->jobs.size())}});
+      step.decide(StepOutcome{Disposition::ack, StepEvent::program_finished});
       continue;
     }
     next_steps.push_back(amqp::OutgoingMessage{settings_.queue, next_step_body(message),
@@ -635,15 +648,17 @@ void StepProcessor::commit_steps(std::vector<Step>& steps) {
   } catch (const std::exception& e) {
     // The steps are committed; the next ones are overdue in stale_after and
     // then republished by the sweeper. Redelivering these would not help.
-    for (Step* step : publishing) {
-      log::event(Level::error, "step.publish_failed", e.what(),
+    for (BatchStep* step : publishing) {
+      log::event(Level::error, to_string(StepEvent::step_publish_failed), e.what(),
                  {{"run_id", step->message.run_id}, {"step", step->step + 1}});
-      step->outcome = StepOutcome{Disposition::ack, "step.publish_failed"};
+      step->decide(StepOutcome{Disposition::ack, StepEvent::step_publish_failed});
     }
     return;
   }
   PE_CRASH_POINT("after_publish");
-  for (Step* step : publishing) step->outcome = StepOutcome{Disposition::ack, "job.finished"};
+  for (BatchStep* step : publishing) {
+    step->decide(StepOutcome{Disposition::ack, StepEvent::job_finished});
+  }
 }
 
 }  // namespace program_executor::executor

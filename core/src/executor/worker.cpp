@@ -26,8 +26,6 @@ std::string worker_identity(int index) {
 
 // The longest the working loop sleeps, also while a job runs.
 constexpr auto loop_period = 200ms;
-// A batch running longer than this hands the deliveries queued behind it back.
-constexpr auto long_batch = 100ms;
 
 void mark(std::atomic<std::int64_t>& beat) {
   beat = steady_ms();
@@ -84,6 +82,7 @@ void Worker::run() {
   processor_settings.max_crashes = settings_.max_crashes;
   processor_settings.retry = settings_.retry;
   processor_settings.quorum = settings_.topology.quorum();
+  processor_settings.fairness = settings_.fairness;
   std::unique_ptr<ProcessIsolation> isolation;
   if (!settings_.isolation_command.empty()) {
     isolation = std::make_unique<ProcessIsolation>(settings_.isolation_command);
@@ -95,7 +94,7 @@ void Worker::run() {
   const std::size_t max_batch = static_cast<std::size_t>(std::max(1, settings_.prefetch / 2));
   JobRunner runner(
       [&processor](const std::vector<std::string>& bodies) { return processor.process_all(bodies); },
-      max_batch);
+      max_batch, settings_.fairness);
 
   auto backoff = 250ms;
   bool connected_before = false;
@@ -131,7 +130,7 @@ void Worker::run() {
     }
     for (const auto& [tag, outcome] : runner.take_finished()) {
       log::event(log::Level::warn, "step.ack_lost", "connection lost while the step ran",
-                 {{"worker", settings_.index}, {"outcome", outcome.event}});
+                 {{"worker", settings_.index}, {"outcome", to_string(outcome.event)}});
     }
     interruptible_sleep(backoff, stop_requested_, beat_);
     backoff = std::min<std::chrono::milliseconds>(backoff * 2, 30s);
@@ -140,7 +139,7 @@ void Worker::run() {
 
 void Worker::serve(amqp::Connection& consumer, JobRunner& runner, StepProcessor& processor) {
   bool cancelled = false;
-  bool throttled = false;  // prefetch lowered to 1 while a long batch runs
+  bool throttled = false;  // prefetch lowered while a long batch runs
   while (true) {
     mark(beat_);
     for (const auto& [tag, outcome] : runner.take_finished()) apply(consumer, tag, outcome);
@@ -154,9 +153,10 @@ void Worker::serve(amqp::Connection& consumer, JobRunner& runner, StepProcessor&
     // broker for idle workers, and this worker takes one at a time until the
     // job ends; fast steps keep the whole prefetch window.
     std::chrono::steady_clock::time_point since;
-    if (runner.running(&since) && std::chrono::steady_clock::now() - since > long_batch) {
-      if (!throttled && settings_.prefetch > 1 && !cancelled) {
-        consumer.set_prefetch(1);
+    if (runner.running(&since) &&
+        settings_.fairness.holds_up_queue(std::chrono::steady_clock::now() - since)) {
+      if (!throttled && settings_.prefetch > FairnessPolicy::throttled_prefetch && !cancelled) {
+        consumer.set_prefetch(FairnessPolicy::throttled_prefetch);
         throttled = true;
       }
       for (const std::uint64_t tag : runner.take_unstarted()) consumer.requeue(tag);

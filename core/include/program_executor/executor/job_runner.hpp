@@ -12,7 +12,8 @@
 #include <utility>
 #include <vector>
 
-#include "program_executor/executor/step_processor.hpp"
+#include "program_executor/executor/fairness_policy.hpp"
+#include "program_executor/executor/step_outcome.hpp"
 
 namespace program_executor::executor {
 
@@ -20,16 +21,18 @@ namespace program_executor::executor {
 /// connection alive while jobs run. The worker queues deliveries with
 /// submit(); whenever the runner is free it takes everything queued (up to
 /// `max_batch`) as one batch for `process`, so under load several steps share
-/// one claim and one commit, while a lone step starts at once. Finished
-/// outcomes wait in take_finished(); wakeup_fd() becomes readable when there
-/// are some, so the worker can wait for them and for its socket together.
+/// one claim and one commit, while a lone step starts at once; after a batch
+/// that was slow per step (FairnessPolicy::batch_limit) steps run one at a
+/// time. Finished outcomes wait in take_finished(); wakeup_fd() becomes
+/// readable when there are some, so the worker can wait for them and for its
+/// socket together.
 class JobRunner {
  public:
   using Process = std::function<std::vector<StepOutcome>(const std::vector<std::string>& bodies)>;
   /// A delivery's outcome, by its delivery tag.
   using Finished = std::pair<std::uint64_t, StepOutcome>;
 
-  JobRunner(Process process, std::size_t max_batch);
+  JobRunner(Process process, std::size_t max_batch, FairnessPolicy fairness = {});
   /// Waits for the batch in progress, then stops the thread. Deliveries still
   /// queued are not run.
   ~JobRunner();
@@ -63,6 +66,7 @@ class JobRunner {
 
   Process process_;
   std::size_t max_batch_;
+  FairnessPolicy fairness_;
   int wakeup_fd_ = -1;
   mutable std::mutex mutex_;
   std::condition_variable changed_;

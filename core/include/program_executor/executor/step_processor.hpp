@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -14,28 +15,20 @@
 #include <vector>
 
 #include "program_executor/amqp/message_publisher.hpp"
+#include "program_executor/executor/fairness_policy.hpp"
 #include "program_executor/executor/job_execution.hpp"
 #include "program_executor/executor/job_library.hpp"
 #include "program_executor/executor/program_creator.hpp"
 #include "program_executor/executor/retry_policy.hpp"
+#include "program_executor/executor/step_batch.hpp"
 #include "program_executor/executor/step_isolation.hpp"
 #include "program_executor/executor/step_message.hpp"
+#include "program_executor/executor/step_outcome.hpp"
+#include "program_executor/log/logger.hpp"
 #include "program_executor/metrics/metrics.hpp"
 #include "program_executor/store/program_store.hpp"
 
 namespace program_executor::executor {
-
-/// What the consumer does with the delivery once the step is processed.
-enum class Disposition {
-  ack,    ///< done with it (success, permanent failure, cancelled, duplicate, parked)
-  retry,  ///< nack without requeue: the broker dead-letters it to the retry queue
-  requeue,  ///< not run: back to the queue for another worker (reject with requeue)
-};
-
-struct StepOutcome {
-  Disposition disposition;
-  std::string event;  ///< the log event that describes the outcome, for tests and metrics
-};
 
 struct ProcessorSettings {
   std::string queue;         ///< main queue: next steps go here
@@ -60,10 +53,10 @@ struct ProcessorSettings {
   RetryPolicies retry{};
   /// Whether the deployment's queues are quorum queues (delay queues match).
   bool quorum = false;
-  /// A job whose recent runs took longer than this (moving average), or that
-  /// this processor has not run yet, is slow: in a batch, its steps run after
-  /// the fast ones commit, and all but one go back to the queue.
-  double slow_job_ms = 5.0;
+  /// Tells slow jobs (FairnessPolicy::slow_job, on their moving average here):
+  /// in a batch, their steps run after the fast ones commit, and all but one
+  /// go back to the queue.
+  FairnessPolicy fairness{};
   /// After a step crashed this many times running alone in an isolated
   /// process (without isolation: after this many workers died running it),
   /// its program is errored.
@@ -89,9 +82,10 @@ class StepProcessor {
   /// but with one query reading their rows, one claim for all their steps,
   /// one commit for the steps that succeeded, and the next steps published
   /// together (one wait for all their confirms). Steps of fast jobs run (and
-  /// commit) first; of the steps of slow jobs (a recent run over 5 ms, or
-  /// not run yet by this processor) one runs and the others are handed back
-  /// (Disposition::requeue). One outcome per body, in order. Never throws.
+  /// commit) first; of the steps of slow jobs (FairnessPolicy::slow_job: a
+  /// recent run over 5 ms, or not run yet by this processor) one runs and the
+  /// others are handed back (Disposition::requeue). One outcome per body, in
+  /// order. Never throws.
   std::vector<StepOutcome> process_all(const std::vector<std::string>& bodies);
 
   /// Extends the claims of the steps in progress when a third of their lease
@@ -107,35 +101,17 @@ class StepProcessor {
     std::chrono::steady_clock::time_point renewed;
   };
 
-  /// One delivery on its way through process_all().
-  struct Step {
-    std::string_view body;
-    StepMessage message;
-    std::optional<store::ProgramRow> row;
-    int step = 0;  ///< the step the message stands for
-    std::optional<store::StepClaim> claim;
-    bool ran = false;  ///< the job succeeded; the step waits for its commit
-    /// Its job counted as slow when the batch began (decided once per batch).
-    bool slow = false;
-    /// Set once decided.
-    std::optional<StepOutcome> outcome;
-  };
-
   /// Claims the steps the messages stand for without reading their rows
   /// first (one statement for the batch): the usual case of a step.
-  void claim_unread(std::vector<Step>& steps, bool batch);
+  void claim_unread(StepBatch& batch);
   /// Reads the rows of the parsed messages not claimed yet (one query).
-  void read_rows(std::vector<Step>& steps);
+  void read_rows(StepBatch& batch);
   /// Checks a message against its row: an outcome if it is not to be run
   /// (parked, cancelled, early, duplicate), nullopt to claim it.
-  std::optional<StepOutcome> examine(Step& step);
-  /// Keeps at most one step of a slow job (or of a job not seen yet) in the
-  /// batch and hands the others back to the broker: steps that wait behind a
-  /// slow job belong to idle workers.
-  void hand_back_slow(std::vector<Step>& steps);
+  std::optional<StepOutcome> examine(BatchStep& step);
   bool slow(const std::string& job) const;
-  void run_steps(std::vector<Step>& steps, bool slow_ones);
-  void claim_steps(std::vector<Step>& steps);
+  void run_steps(StepBatch& batch, bool slow_ones);
+  void claim_steps(StepBatch& batch);
   /// Runs the job (isolated if the step has a crash on record); nullopt when
   /// it succeeded and the step is to be committed.
   std::optional<StepOutcome> run_claimed(const StepMessage& message, const store::ProgramRow& row,
@@ -144,14 +120,22 @@ class StepProcessor {
   std::optional<StepOutcome> settle(const StepMessage& message, const store::ProgramRow& row,
                                     const store::StepClaim& claim, const JobResult& result,
                                     double ms);
+  /// Ends the program in error at the claimed step, `why` kept in its row,
+  /// and has `report` log it; if the row refuses (the step was superseded),
+  /// says that instead.
+  StepOutcome error_program(const StepMessage& message, int step, std::int64_t token,
+                            const std::string& why, const std::function<void()>& report);
+  /// The same, reported as program.errored at `level` with `text`.
+  StepOutcome error_program(const StepMessage& message, int step, std::int64_t token,
+                            const std::string& why, log::Level level, std::string_view text);
   /// The row refused the step's outcome: drops the claim and says why.
   StepOutcome superseded(const StepMessage& message, int step, std::int64_t token);
-  void commit_steps(std::vector<Step>& steps);
+  void commit_steps(StepBatch& batch);
   /// Releases the claim of any step that ended the batch without an outcome.
-  void release_unrun(std::vector<Step>& steps);
+  void release_unrun(StepBatch& batch);
   /// The outcome of a copy of a step someone holds: dropped.
-  StepOutcome busy(const Step& step);
-  StepOutcome infrastructure_error(Step& step, const std::string& what);
+  StepOutcome busy(const BatchStep& step);
+  StepOutcome infrastructure_error(BatchStep& step, const std::string& what);
   StepOutcome park(std::string_view body, const std::string& reason);
   StepOutcome schedule_retry(const StepMessage& message, std::chrono::milliseconds delay);
   void hold(const std::string& run_id, int step, std::int64_t token);
@@ -160,6 +144,8 @@ class StepProcessor {
   void drop_holds();
   /// Logs why a renewal failed (a cancel, a takeover, a worker without claims).
   void explain_lost_claim(const Claim& claim);
+  /// Counts a delivery's outcome in the metrics.
+  void count(const StepOutcome& outcome);
 
   store::ProgramStore& store_;
   const JobLibrary& jobs_;

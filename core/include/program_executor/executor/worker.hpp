@@ -8,6 +8,7 @@
 
 #include "program_executor/amqp/connection_settings.hpp"
 #include "program_executor/amqp/queue_topology.hpp"
+#include "program_executor/executor/fairness_policy.hpp"
 #include "program_executor/executor/job_library.hpp"
 #include "program_executor/executor/retry_policy.hpp"
 #include "program_executor/executor/step_processor.hpp"
@@ -35,15 +36,17 @@ struct WorkerSettings {
   /// The command running one step in an isolated process (ProcessIsolation);
   /// empty: steps with a crash on record run in the worker like any other.
   std::vector<std::string> isolation_command;
+  /// How long the worker keeps the steps it took before idle workers get them.
+  FairnessPolicy fairness{};
 };
 
 /// Consumes the main queue and hands the deliveries to a StepProcessor running
 /// on a job thread of its own (JobRunner: under load, up to prefetch/2 steps
 /// per batch, sharing one claim and one commit), while this thread keeps
 /// servicing the consumer connection (heartbeats, acks, buffered deliveries)
-/// however long the jobs run. While one batch runs longer than 100 ms the
-/// deliveries queued behind it go back to the broker and the prefetch drops to
-/// 1, so idle workers take them.
+/// however long the jobs run. While one batch runs longer than the fairness
+/// policy's long_batch (100 ms) the deliveries queued behind it go back to the
+/// broker and the prefetch drops to 1, so idle workers take them.
 /// rabbitmq-c connections are not thread-safe: the consumer connection is used
 /// only by run()'s thread, the publisher connection only by the job thread.
 class Worker {

@@ -1,4 +1,6 @@
-// Everything `program-executor run` starts: plugins, database, workers.
+// The composition root of the service: everything `program-executor run`
+// starts (metrics, plugins, database, broker, workers, the recovery sweeper)
+// is created and wired here, and nowhere else.
 #pragma once
 
 #include <atomic>
@@ -20,12 +22,12 @@
 
 namespace program_executor::executor {
 
-class Runtime {
+class CompositionRoot {
  public:
   /// Loads every plugin, opens the database and creates the table if missing,
   /// so a bad plugin or an unreachable database fails here with a precise
   /// message (PluginLoadError, StoreError) before any work is taken.
-  explicit Runtime(const config::Config& config);
+  explicit CompositionRoot(const config::Config& config);
 
   /// Connects to the broker and declares the queues once, before start(). A
   /// broker that cannot be reached (not up yet) is retried with backoff,
@@ -34,7 +36,7 @@ class Runtime {
   /// (login, TLS, a queue declared with other arguments) throws AmqpError.
   bool connect_broker(const amqp::StartupPause& pause);
   /// Stops the workers if still running and joins them.
-  ~Runtime();
+  ~CompositionRoot();
 
   /// Starts `workers` worker threads.
   void start();

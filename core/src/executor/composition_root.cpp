@@ -1,4 +1,4 @@
-#include "program_executor/executor/runtime.hpp"
+#include "program_executor/executor/composition_root.hpp"
 
 #include <algorithm>
 #include <filesystem>
@@ -66,7 +66,7 @@ void record_throughput(ThroughputRecorder& recorder, store::ThroughputStore& thr
 
 }  // namespace
 
-Runtime::Runtime(const config::Config& config) : config_(config) {
+CompositionRoot::CompositionRoot(const config::Config& config) : config_(config) {
   // First, so a taken port fails the start before anything else is touched.
   if (config_.metrics.listen.empty()) {
     metrics_ = std::make_unique<metrics::Metrics>();
@@ -93,7 +93,7 @@ Runtime::Runtime(const config::Config& config) : config_(config) {
              {{"backend", config_.database.backend}, {"table", config_.database.table}});
 }
 
-bool Runtime::connect_broker(const amqp::StartupPause& pause) {
+bool CompositionRoot::connect_broker(const amqp::StartupPause& pause) {
   const auto settings = amqp::parse_url(config_.amqp.url, config_.amqp.tls,
                                         config_.amqp.heartbeat_seconds);
   const int attempts = amqp::retry_while_unreachable(
@@ -109,7 +109,7 @@ bool Runtime::connect_broker(const amqp::StartupPause& pause) {
   return true;
 }
 
-Runtime::~Runtime() {
+CompositionRoot::~CompositionRoot() {
   if (!state_directory_.empty()) remove_loaded_jobs(state_directory_, loaded_.pid);
   request_stop();
   for (auto& thread : threads_) {
@@ -118,7 +118,7 @@ Runtime::~Runtime() {
   if (sweeper_.joinable()) sweeper_.join();
 }
 
-void Runtime::sweep_until_stopped() {
+void CompositionRoot::sweep_until_stopped() {
   const auto connection = amqp::parse_url(config_.amqp.url, config_.amqp.tls, 0);
   amqp::ReconnectingPublisher publisher(connection, "program-executor recovery");
   store::RecoveryWindow window(config_.recovery.stale_after);
@@ -157,7 +157,7 @@ void Runtime::sweep_until_stopped() {
   }
 }
 
-void Runtime::start() {
+void CompositionRoot::start() {
   const auto connection = amqp::parse_url(config_.amqp.url, config_.amqp.tls,
                                           config_.amqp.heartbeat_seconds);
   beats_ = std::make_unique<std::atomic<std::int64_t>[]>(static_cast<std::size_t>(config_.workers));
@@ -171,7 +171,8 @@ void Runtime::start() {
                             config_.recovery.stale_after,
                             config_.recovery.max_crashes,
                             RetryPolicies::from(config_.retry),
-                            isolation_command()};
+                            isolation_command(),
+                            FairnessPolicy{}};
     {
       std::lock_guard lock(mutex_);
       ++running_;
@@ -194,7 +195,7 @@ void Runtime::start() {
   record_loaded_jobs(false);
 }
 
-void Runtime::record_loaded_jobs(bool reloaded) {
+void CompositionRoot::record_loaded_jobs(bool reloaded) {
   if (!reloaded) {
     // systemd sets STATE_DIRECTORY from StateDirectory= (a colon-separated
     // list when the unit names several: the first is ours).
@@ -227,7 +228,7 @@ void Runtime::record_loaded_jobs(bool reloaded) {
   }
 }
 
-std::vector<std::string> Runtime::isolation_command() const {
+std::vector<std::string> CompositionRoot::isolation_command() const {
   // This very program, reading the daemon's configuration file: a step's
   // isolated process runs the same plugins against the same database.
   std::error_code error;
@@ -241,14 +242,14 @@ std::vector<std::string> Runtime::isolation_command() const {
   return {self.string(), "run-step", "-c", std::filesystem::absolute(config_.source).string()};
 }
 
-void Runtime::request_stop() { stop_requested_ = true; }
+void CompositionRoot::request_stop() { stop_requested_ = true; }
 
-bool Runtime::wait_stopped(std::chrono::steady_clock::time_point deadline) {
+bool CompositionRoot::wait_stopped(std::chrono::steady_clock::time_point deadline) {
   std::unique_lock lock(mutex_);
   return changed_.wait_until(lock, deadline, [this] { return running_ == 0; });
 }
 
-bool Runtime::healthy(std::chrono::milliseconds max_age) const {
+bool CompositionRoot::healthy(std::chrono::milliseconds max_age) const {
   const std::int64_t oldest_allowed = steady_ms() - max_age.count();
   for (int i = 0; i < config_.workers; ++i) {
     const std::int64_t beat = beats_ ? beats_[static_cast<std::size_t>(i)].load() : -1;
@@ -258,7 +259,7 @@ bool Runtime::healthy(std::chrono::milliseconds max_age) const {
   return beats_ != nullptr;
 }
 
-void Runtime::reload(const config::Config& config) {
+void CompositionRoot::reload(const config::Config& config) {
   plugin::JobRegistry registry = plugin::load_directory(config.plugins.directory);
   const auto size = static_cast<long long>(registry.size());
   jobs_->replace(std::move(registry));
