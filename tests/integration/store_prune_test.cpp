@@ -91,7 +91,12 @@ TEST_CASE("a finished program restarts at a step, other programs do not", "[stor
   REQUIRE(store->advance("f", 0, claim->token, 60s));
   claim = store->claim("f", 1, "test", 30s);
   REQUIRE(claim);
+  // The last step's isolated worker died once; finishing keeps the counts.
+  REQUIRE(store->record_isolated_crash("f", 1, claim->token, "killed", 1s));
+  claim = store->claim("f", 1, "test", 30s);
+  REQUIRE(claim);
   REQUIRE(store->finish("f", 1, claim->token));
+  REQUIRE(store->find("f")->step_isolated_crash_count == 1);
 
   CHECK_FALSE(store->resume("f", 0, 60s));  // resume() is for errored programs
   REQUIRE(store->restart_finished("f", 0, 60s));
@@ -101,6 +106,10 @@ TEST_CASE("a finished program restarts at a step, other programs do not", "[stor
   CHECK(row->step == 0);
   CHECK_FALSE(row->error_message);
   CHECK(row->step_retry_count == 0);
+  // Crash counts reset as resume() resets them (restart_finished once kept
+  // the isolated one: the two were written apart).
+  CHECK(row->step_crash_count == 0);
+  CHECK(row->step_isolated_crash_count == 0);
   CHECK(row->job_data["a"]["kept"] == true);
   CHECK(store->claim("f", 0, "test", 30s));           // runnable again
   CHECK_FALSE(store->restart_finished("f", 0, 60s));  // running now

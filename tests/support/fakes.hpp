@@ -45,9 +45,9 @@ class FakeProgramStore : public store::ProgramStore {
     if (it == rows_.end()) return std::nullopt;
     return it->second.row;
   }
-  std::optional<store::StepClaim> claim(const std::string& run_id, int step,
-                                        const std::string& owner,
-                                        std::chrono::milliseconds lease) override {
+  std::optional<store::StepClaim> claim_step(const std::string& run_id, int step,
+                                             const std::string& owner,
+                                             std::chrono::milliseconds lease) {
     std::lock_guard lock(mutex_);
     auto it = rows_.find(run_id);
     if (it == rows_.end()) return std::nullopt;
@@ -77,8 +77,8 @@ class FakeProgramStore : public store::ProgramStore {
       return true;
     });
   }
-  bool advance(const std::string& run_id, int step, std::int64_t token,
-               std::chrono::milliseconds expect_within) override {
+  bool advance_step(const std::string& run_id, int step, std::int64_t token,
+                    std::chrono::milliseconds expect_within) {
     return update(run_id, step, token, [&](Entry& e) {
       ++e.row.step;
       e.row.step_retry_count = 0;
@@ -89,7 +89,7 @@ class FakeProgramStore : public store::ProgramStore {
       return true;
     });
   }
-  bool finish(const std::string& run_id, int step, std::int64_t token) override {
+  bool finish_step(const std::string& run_id, int step, std::int64_t token) {
     return update(run_id, step, token, [](Entry& e) {
       e.row.finished_at = "now";
       e.ended = Clock::now();
@@ -228,19 +228,23 @@ class FakeProgramStore : public store::ProgramStore {
     rows_.at(run_id).until = Clock::now() - std::chrono::seconds(1);
   }
 
-  // Counted, then the base class's one-at-a-time loop (a fake has no transactions).
+  // Counted, then one step at a time (a fake has no transactions).
   std::vector<std::optional<store::StepClaim>> claim_all(
       const std::vector<store::ClaimRequest>& requests, const std::string& owner,
       std::chrono::milliseconds lease) override {
     ++claim_batches;
-    return ProgramStore::claim_all(requests, owner, lease);
+    std::vector<std::optional<store::StepClaim>> claims;
+    for (const store::ClaimRequest& request : requests) {
+      claims.push_back(claim_step(request.run_id, request.step, owner, lease));
+    }
+    return claims;
   }
   // Counted, then the base class's loop over find().
   std::vector<std::optional<store::ProgramRow>> find_all(const std::vector<std::string>& run_ids) override {
     ++read_batches;
     return ProgramStore::find_all(run_ids);
   }
-  // Counted as a claim batch; claims through claim() where the message's step
+  // Counted as a claim batch; claims through claim_step() where the message's step
   // is the row's, as SqlProgramStore does in one statement.
   std::vector<std::optional<store::ClaimedRow>> claim_unread(
       const std::vector<store::UnreadClaim>& requests, const std::string& owner,
@@ -254,7 +258,7 @@ class FakeProgramStore : public store::ProgramStore {
       if (!row || !seen.insert(row->run_id).second) continue;
       const int step = static_cast<int>(row->jobs.size()) - requests[i].jobs_left;
       if (row->ended() || row->step != step) continue;
-      if (const std::optional<store::StepClaim> taken = claim(row->run_id, step, owner, lease)) {
+      if (const std::optional<store::StepClaim> taken = claim_step(row->run_id, step, owner, lease)) {
         claimed[i] = store::ClaimedRow{*find(row->run_id), *taken};
         claimed[i]->row.job_data = claimed[i]->row.program_data = nlohmann::json::object();
       }
@@ -268,7 +272,12 @@ class FakeProgramStore : public store::ProgramStore {
       fail_next_commit = false;
       throw store::StoreError("database is gone");
     }
-    return ProgramStore::commit_all(commits, expect_within);
+    std::vector<bool> matched;
+    for (const store::StepCommit& commit : commits) {
+      matched.push_back(commit.last ? finish_step(commit.run_id, commit.step, commit.token)
+                                    : advance_step(commit.run_id, commit.step, commit.token, expect_within));
+    }
+    return matched;
   }
 
   // Deletes ended rows whose end lies more than `ended_more_than` back, lowest id first.
@@ -299,6 +308,7 @@ class FakeProgramStore : public store::ProgramStore {
     row.step = from_step;
     row.step_retry_count = 0;
     row.step_crash_count = 0;
+    row.step_isolated_crash_count = 0;
     row.lease_owner.reset();
     it->second.ended.reset();
     it->second.until = Clock::now() + expect_within;

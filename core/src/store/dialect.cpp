@@ -82,6 +82,8 @@ class SqliteDialect final : public Dialect {
     return concat({":", parameter});
   }
   std::string lock_rows() const override { return ""; }
+  bool update_returning() const noexcept override { return true; }
+  bool prepares_on_server() const noexcept override { return true; }
   // SQLite's plain BEGIN takes a read lock first and fails with "database is
   // locked" when two such transactions both upgrade; BEGIN IMMEDIATE takes the
   // write lock up front and waits on the busy timeout instead.
@@ -149,6 +151,8 @@ std::int32_t lock_key(const std::string& text) {
 
 class PostgresDialect final : public Dialect {
  public:
+  /// `through_odbc`: reached through psqlODBC rather than libpq.
+  explicit PostgresDialect(bool through_odbc = false) : through_odbc_(through_odbc) {}
   std::string_view name() const noexcept override { return "postgresql"; }
   std::string quote(std::string_view identifier) const override {
     return concat({"\"", identifier, "\""});
@@ -192,6 +196,12 @@ class PostgresDialect final : public Dialect {
     return concat({"CAST(:", parameter, " AS jsonb)"});
   }
   std::string lock_rows() const override { return " FOR UPDATE"; }
+  bool update_returning() const noexcept override { return true; }
+  std::string update_returning_rows(std::string update) const override {
+    if (!through_odbc_) return update;
+    return "WITH changed AS (" + update + ") SELECT * FROM changed";
+  }
+  bool prepares_on_server() const noexcept override { return true; }
   void prepare_session(soci::session& session) const override {
     session << "SET TIME ZONE 'UTC'";
     // NOTICEs (e.g. "relation already exists, skipping") would go to stderr through libpq.
@@ -232,6 +242,9 @@ class PostgresDialect final : public Dialect {
            " (version integer NOT NULL PRIMARY KEY, description varchar(255) NOT NULL,"
            " applied_at timestamptz NOT NULL)";
   }
+
+ private:
+  bool through_odbc_;
 };
 
 // ---- MySQL / MariaDB -------------------------------------------------------------
@@ -343,7 +356,7 @@ std::unique_ptr<Dialect> detect_odbc_dialect(soci::session& session) {
                     "PostgreSQL nor MySQL/MariaDB; no SQL dialect for it yet: ") +
         e.what());
   }
-  if (version.find("PostgreSQL") != std::string::npos) return make_dialect("postgresql");
+  if (version.find("PostgreSQL") != std::string::npos) return std::make_unique<PostgresDialect>(true);
   if (version.find("MariaDB") != std::string::npos ||
       (!version.empty() && version.front() >= '5' && version.front() <= '9')) {
     return make_dialect("mysql");

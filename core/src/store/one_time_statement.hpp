@@ -22,4 +22,17 @@ long long affected(soci::session& session, const std::string& query, Bindings&&.
   return statement.get_affected_rows();
 }
 
+/// Runs a query once (not prepared on the server first) and calls `on_row`
+/// after each row is fetched into the buffers that `bind` exchanged.
+template <class Bind, class OnRow>
+void for_each_row(soci::session& session, const std::string& query, Bind&& bind, OnRow&& on_row) {
+  soci::statement statement(session);
+  bind(statement);
+  statement.alloc();
+  statement.prepare(query, soci::details::st_one_time_query);
+  statement.define_and_bind();
+  statement.execute(false);
+  while (statement.fetch()) on_row();
+}
+
 }  // namespace program_executor::store::detail

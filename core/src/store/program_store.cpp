@@ -2,8 +2,9 @@
 
 namespace program_executor::store {
 
-// The defaults take one transaction per step; a store that can group them
-// (SqlProgramStore) overrides these to pay for one commit per batch.
+// The defaults read one row at a time and claim nothing unread; a store that
+// can do better (SqlProgramStore) overrides them. The single-step claim and
+// commits are the batch ones for a batch of one.
 
 std::vector<std::optional<ProgramRow>> ProgramStore::find_all(
     const std::vector<std::string>& run_ids) {
@@ -31,15 +32,10 @@ StateCounts ProgramStore::count_by_state() {
   }
 }
 
-std::vector<std::optional<StepClaim>> ProgramStore::claim_all(
-    const std::vector<ClaimRequest>& requests, const std::string& owner,
-    std::chrono::milliseconds lease) {
-  std::vector<std::optional<StepClaim>> claims;
-  claims.reserve(requests.size());
-  for (const ClaimRequest& request : requests) {
-    claims.push_back(claim(request.run_id, request.step, owner, lease));
-  }
-  return claims;
+std::optional<StepClaim> ProgramStore::claim(const std::string& run_id, int step,
+                                             const std::string& owner,
+                                             std::chrono::milliseconds lease) {
+  return claim_all({ClaimRequest{run_id, step}}, owner, lease).front();
 }
 
 std::vector<std::optional<ClaimedRow>> ProgramStore::claim_unread(
@@ -48,15 +44,13 @@ std::vector<std::optional<ClaimedRow>> ProgramStore::claim_unread(
   return std::vector<std::optional<ClaimedRow>>(requests.size());
 }
 
-std::vector<bool> ProgramStore::commit_all(const std::vector<StepCommit>& commits,
-                                           std::chrono::milliseconds expect_within) {
-  std::vector<bool> matched;
-  matched.reserve(commits.size());
-  for (const StepCommit& commit : commits) {
-    matched.push_back(commit.last ? finish(commit.run_id, commit.step, commit.token)
-                                  : advance(commit.run_id, commit.step, commit.token, expect_within));
-  }
-  return matched;
+bool ProgramStore::advance(const std::string& run_id, int step, std::int64_t token,
+                           std::chrono::milliseconds expect_within) {
+  return commit_all({StepCommit{run_id, step, token, false}}, expect_within).front();
+}
+
+bool ProgramStore::finish(const std::string& run_id, int step, std::int64_t token) {
+  return commit_all({StepCommit{run_id, step, token, true}}, {}).front();
 }
 
 }  // namespace program_executor::store

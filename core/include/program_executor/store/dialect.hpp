@@ -53,6 +53,26 @@ class Dialect {
   /// The JSON text bound to `:parameter`, as written into a JSON column.
   virtual std::string json_value(std::string_view parameter) const = 0;
 
+  /// Whether UPDATE ... RETURNING works through every SOCI backend that
+  /// reaches this database: the store then claims or commits a batch of steps
+  /// in one statement, and claims a step before reading its row (with
+  /// json_array_length). PostgreSQL (natively and behind ODBC, there in the
+  /// form of update_returning_rows) and SQLite (since 3.35) have it;
+  /// MySQL and MariaDB have no such UPDATE, so a batch is one transaction of
+  /// single-row statements there.
+  virtual bool update_returning() const noexcept { return false; }
+  /// `update`, an UPDATE ... RETURNING, written so that it yields a result
+  /// set even when it changes no row. psqlODBC reports no result set for an
+  /// UPDATE ... RETURNING that matched nothing, and fetching from it fails
+  /// ("invalid cursor state"); a SELECT from it as a data-modifying WITH
+  /// always has one. Elsewhere the statement as it is.
+  virtual std::string update_returning_rows(std::string update) const { return update; }
+  /// Whether a statement prepared once per session and kept there is parsed
+  /// and planned once (PostgreSQL, natively or through psqlODBC; SQLite
+  /// compiles it once): the store then keeps the statements every step runs.
+  /// False for MySQL, whose SOCI backend prepares on the client only.
+  virtual bool prepares_on_server() const noexcept { return false; }
+
   /// What follows "SELECT <values>" to make a one-row SELECT with a WHERE clause
   /// (" FROM DUAL" on MySQL, nothing elsewhere).
   virtual std::string from_dual() const { return ""; }

@@ -60,8 +60,8 @@ struct ClaimedRow {
   StepClaim claim;
 };
 
-/// One finished step to commit (ProgramStore::commit_all): advance() or, for
-/// the program's last step, finish().
+/// One finished step to commit (ProgramStore::commit_all): the step is
+/// advanced or, for the program's last step, the program finished.
 struct StepCommit {
   std::string run_id;
   int step = 0;
@@ -138,20 +138,20 @@ class ProgramStore {
   /// find() for each run id, in order (one query where the store can).
   virtual std::vector<std::optional<ProgramRow>> find_all(const std::vector<std::string>& run_ids);
 
-  /// Claims `step` for `owner` until now + `lease`, if the program is running
-  /// at that step and nobody holds an unexpired claim. Taking over an expired
-  /// claim that was never released counts a crash. nullopt: someone else holds
-  /// the step, or the program moved on.
-  virtual std::optional<StepClaim> claim(const std::string& run_id, int step,
-                                         const std::string& owner,
-                                         std::chrono::milliseconds lease) = 0;
-
-  /// claim() for each request, all in one transaction (one commit for the
-  /// batch). The result has one entry per request, in order. Throws
-  /// StoreError if the transaction fails; then no claim was taken.
+  /// Claims each requested step for `owner` until now + `lease`, if its
+  /// program is running at that step and nobody holds an unexpired claim; all
+  /// in one transaction (one commit for the batch). Taking over an expired
+  /// claim that was never released counts a crash. The result has one entry
+  /// per request, in order; nullopt: someone else holds the step, or the
+  /// program moved on. Throws StoreError if the transaction fails; then no
+  /// claim was taken.
   virtual std::vector<std::optional<StepClaim>> claim_all(const std::vector<ClaimRequest>& requests,
                                                           const std::string& owner,
-                                                          std::chrono::milliseconds lease);
+                                                          std::chrono::milliseconds lease) = 0;
+
+  /// claim_all() for one step.
+  std::optional<StepClaim> claim(const std::string& run_id, int step, const std::string& owner,
+                                 std::chrono::milliseconds lease);
 
   /// For each request, claims the step its message stands for, if the program
   /// is running at that step and nobody holds an unexpired claim, and returns
@@ -174,19 +174,21 @@ class ProgramStore {
   virtual bool release(const std::string& run_id, int step, std::int64_t token,
                        std::chrono::milliseconds expect_within) = 0;
 
-  /// step = step + 1, step_retry_count = 0, crashes = 0, if running at `step`
-  /// under `token`; the next step is expected within `expect_within`.
-  virtual bool advance(const std::string& run_id, int step, std::int64_t token,
-                       std::chrono::milliseconds expect_within) = 0;
-
-  /// finished_at = now, step_retry_count = 0, if running at `step` under `token`.
-  virtual bool finish(const std::string& run_id, int step, std::int64_t token) = 0;
-
-  /// advance() (or finish() for a last step) for each commit, all in one
-  /// transaction; one entry per commit saying whether its row matched. Throws
-  /// StoreError if the transaction fails; then nothing was committed.
+  /// Commits each finished step, all in one transaction, if its program is
+  /// running at that step under its token: step = step + 1, retry and crash
+  /// counts 0, the next step expected within `expect_within`; or, for the
+  /// program's last step (`last`), finished_at = now, step_retry_count = 0.
+  /// One entry per commit saying whether its row matched. Throws StoreError
+  /// if the transaction fails; then nothing was committed.
   virtual std::vector<bool> commit_all(const std::vector<StepCommit>& commits,
-                                       std::chrono::milliseconds expect_within);
+                                       std::chrono::milliseconds expect_within) = 0;
+
+  /// commit_all() for one step that is not the program's last.
+  bool advance(const std::string& run_id, int step, std::int64_t token,
+               std::chrono::milliseconds expect_within);
+
+  /// commit_all() for the program's last step.
+  bool finish(const std::string& run_id, int step, std::int64_t token);
 
   /// step_retry_count += 1, error_message = message, if running at `step`
   /// under `token`; the retry is expected within `expect_within`.
