@@ -1,4 +1,6 @@
 // The daemon's configuration, loaded from YAML and validated against the schema.
+// The member initializers below are the keys' defaults: the schema (schema.cpp)
+// names the member each key fills and reads its default from here.
 #pragma once
 
 #include <chrono>
