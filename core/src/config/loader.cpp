@@ -262,7 +262,7 @@ Config load_string(std::string_view yaml, std::string_view source_name,
       fail_at(source_name, given.at("amqp.password_file"), "amqp.password_file", problem.what());
     }
   }
-  if (config.amqp.queue_type == "quorum" && !config.amqp.durable) {
+  if (config.amqp.queue_type == QueueType::quorum && !config.amqp.durable) {
     fail_at(source_name, given.at("amqp.queue_type"), "amqp.queue_type",
             "quorum queues are always durable: amqp.durable must be true");
   }

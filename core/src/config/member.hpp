@@ -9,15 +9,62 @@
 #include <chrono>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <vector>
 
 #include "program_executor/config/config.hpp"
 #include "program_executor/config/schema.hpp"
 
 namespace program_executor::config {
 
+/// How the file spells one value of an enum a key chooses.
+template <typename Enum>
+struct ChoiceName {
+  std::string_view text;
+  Enum value;
+};
+
+/// The spellings of each choice enum, specialized below: the schema lists them
+/// as the key's choices and the loader parses them, so they are written once.
+template <typename Enum>
+struct Choices;
+
+template <>
+struct Choices<QueueType> {
+  static constexpr ChoiceName<QueueType> names[] = {{"classic", QueueType::classic},
+                                                    {"quorum", QueueType::quorum}};
+};
+
+template <>
+struct Choices<Backoff> {
+  static constexpr ChoiceName<Backoff> names[] = {{"fixed", Backoff::fixed},
+                                                  {"exponential", Backoff::exponential}};
+};
+
+template <>
+struct Choices<log::Level> {
+  static constexpr ChoiceName<log::Level> names[] = {
+      {"trace", log::Level::trace}, {"debug", log::Level::debug}, {"info", log::Level::info},
+      {"warn", log::Level::warn},   {"error", log::Level::error}, {"off", log::Level::off}};
+};
+
+template <>
+struct Choices<log::Format> {
+  static constexpr ChoiceName<log::Format> names[] = {{"text", log::Format::text},
+                                                      {"json", log::Format::json}};
+};
+
+/// The choices of a KeySpec whose member is an `Enum`.
+template <typename Enum>
+std::vector<std::string_view> choices_of() {
+  std::vector<std::string_view> texts;
+  for (const auto& choice : Choices<Enum>::names) texts.push_back(choice.text);
+  return texts;
+}
+
 // The value was validated against its key (and normalized: booleans
-// "true"/"false", integers in decimal within the key's bounds), so these
-// conversions cannot fail.
+// "true"/"false", integers in decimal within the key's bounds, a choice one of
+// its names), so these conversions cannot fail.
 inline void from_text(const std::string& text, std::string& target) { target = text; }
 
 inline void from_text(const std::string& text, bool& target) { target = text == "true"; }
@@ -34,6 +81,14 @@ void from_text(const std::string& text, std::chrono::duration<Rep, Period>& targ
   target = std::chrono::duration<Rep, Period>(count);
 }
 
+template <typename Enum>
+  requires std::is_enum_v<Enum>
+void from_text(const std::string& text, Enum& target) {
+  for (const auto& choice : Choices<Enum>::names) {
+    if (choice.text == text) target = choice.value;
+  }
+}
+
 inline std::string to_text(const std::string& value) { return value; }
 
 inline std::string to_text(bool value) { return value ? "true" : "false"; }
@@ -43,6 +98,15 @@ inline std::string to_text(int value) { return std::to_string(value); }
 template <typename Rep, typename Period>
 std::string to_text(std::chrono::duration<Rep, Period> value) {
   return std::to_string(value.count());
+}
+
+template <typename Enum>
+  requires std::is_enum_v<Enum>
+std::string to_text(Enum value) {
+  for (const auto& choice : Choices<Enum>::names) {
+    if (choice.value == value) return std::string(choice.text);
+  }
+  return {};  // every enumerator has a name (config_schema_test)
 }
 
 /// object.*First.*Rest...: the member at the end of a path of pointers to members.

@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "program_executor/log/logger.hpp"
+
 namespace program_executor::config {
 
 /// A configuration problem, already formatted as
@@ -18,6 +20,18 @@ namespace program_executor::config {
 class ConfigError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+};
+
+/// amqp.queue_type: how the queues are declared.
+enum class QueueType {
+  classic,  ///< as program-executor-js declares them
+  quorum,   ///< replicated across a RabbitMQ cluster; always durable
+};
+
+/// retry.backoff: how the delay between retries grows.
+enum class Backoff {
+  fixed,        ///< delay_ms every time
+  exponential,  ///< doubling from delay_ms up to max_delay_ms
 };
 
 struct TlsSettings {
@@ -37,7 +51,7 @@ struct AmqpSettings {
   bool durable = true;         ///< durable queues and persistent messages
   int prefetch = 64;           ///< unacknowledged messages per worker (half of them per batch)
   int heartbeat_seconds = 30;  ///< 0 disables heartbeats
-  std::string queue_type = "classic";  ///< classic or quorum
+  QueueType queue_type = QueueType::classic;
   int delivery_limit = 0;      ///< quorum only: the broker's redelivery cap, 0 none
   TlsSettings tls;
 };
@@ -58,8 +72,8 @@ struct PluginSettings {
 };
 
 struct LogSettings {
-  std::string level = "info";   ///< trace, debug, info, warn, error, off
-  std::string format = "text";  ///< text or json
+  log::Level level = log::Level::info;
+  log::Format format = log::Format::text;
 };
 
 struct MetricsSettings {
@@ -81,7 +95,7 @@ struct WebSettings {
 
 /// How a step that failed with a retryable error is retried.
 struct RetryPolicySettings {
-  std::string backoff = "fixed";  ///< fixed or exponential
+  Backoff backoff = Backoff::fixed;
   int delay_ms = 1000;
   int max_delay_ms = 300000;
   int jitter_percent = 0;
