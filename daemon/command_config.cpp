@@ -121,7 +121,7 @@ config::Config load_for_command(const CommonOptions& options, Uses uses) {
   }
   const log::Format format =
       log::parse_format(options.log_format.empty() ? "text" : options.log_format);
-  log::configure(std::max(log::Level::warn, log::parse_level(config.log.level)), format);
+  log::configure(std::max(log::Level::warn, config.log.level), format);
   if (const auto file = sqlite_file(config.database); file && parts.database) {
     note_database_file(*file);
   }
@@ -153,8 +153,8 @@ void publish_restarted_step(const config::Config& config, const CommonOptions& o
 }
 
 void configure_service_log(const config::Config& config, const CommonOptions& options) {
-  log::configure(log::parse_level(config.log.level),
-                 log::parse_format(options.log_format.empty() ? config.log.format : options.log_format),
+  log::configure(config.log.level,
+                 options.log_format.empty() ? config.log.format : log::parse_format(options.log_format),
                  log::Destination::standard_output);
 }
 

@@ -79,7 +79,7 @@ TEST_CASE("retry policies: defaults, and overrides per job name that inherit the
       backoff: fixed
 )",
                                               "retry.yaml");
-  CHECK(config.retry.defaults.backoff == "exponential");
+  CHECK(config.retry.defaults.backoff == cfg::Backoff::exponential);
   CHECK(config.retry.defaults.delay_ms == 500);
   CHECK(config.retry.defaults.max_delay_ms == 300000);
   CHECK(config.retry.defaults.max_attempts == 5);
@@ -87,9 +87,9 @@ TEST_CASE("retry policies: defaults, and overrides per job name that inherit the
   const auto& upload = config.retry.jobs.at("export.upload");
   CHECK(upload.max_attempts == 10);
   CHECK(upload.max_delay_ms == 60000);
-  CHECK(upload.backoff == "exponential");  // inherited
+  CHECK(upload.backoff == cfg::Backoff::exponential);  // inherited
   CHECK(upload.delay_ms == 500);           // inherited
-  CHECK(config.retry.jobs.at("report:build").backoff == "fixed");
+  CHECK(config.retry.jobs.at("report:build").backoff == cfg::Backoff::fixed);
   CHECK(config.retry.jobs.at("report:build").max_attempts == 5);
 
   CHECK(error_of("retry:\n  jobs:\n    a.b:\n      max_attemps: 3\n") ==
@@ -107,7 +107,7 @@ TEST_CASE("retry policies: defaults, and overrides per job name that inherit the
 
 TEST_CASE("quorum queues need durable queues", "[config][loader]") {
   const cfg::Config quorum = cfg::load_string("amqp:\n  queue_type: quorum\n  delivery_limit: 20\n", "q.yaml");
-  CHECK(quorum.amqp.queue_type == "quorum");
+  CHECK(quorum.amqp.queue_type == cfg::QueueType::quorum);
   CHECK(quorum.amqp.delivery_limit == 20);
   CHECK_THROWS_WITH(cfg::load_string("amqp:\n  durable: false\n  queue_type: quorum\n", "q.yaml"),
                     "q.yaml:3:15: amqp.queue_type: quorum queues are always durable: amqp.durable must be true");
@@ -181,8 +181,8 @@ TEST_CASE("a file setting every key is read completely", "[config][loader]") {
   CHECK(config.plugins.directory == "/opt/pe/plugins");
   CHECK(config.workers == 256);
   CHECK(config.shutdown_grace == std::chrono::seconds(86400));
-  CHECK(config.log.level == "trace");
-  CHECK(config.log.format == "json");
+  CHECK(config.log.level == program_executor::log::Level::trace);
+  CHECK(config.log.format == program_executor::log::Format::json);
 }
 
 TEST_CASE("a partial file keeps the defaults of the keys it leaves out", "[config][loader]") {
@@ -191,7 +191,7 @@ TEST_CASE("a partial file keeps the defaults of the keys it leaves out", "[confi
   CHECK(config.amqp.tls.verify_hostname);
   CHECK(config.amqp.queue == "program-executor");
   CHECK(config.workers == 3);
-  CHECK(config.log.level == "info");
+  CHECK(config.log.level == program_executor::log::Level::info);
 }
 
 TEST_CASE("load_file reads the file and names it in errors", "[config][loader]") {

@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "program_executor/config/config.hpp"
 #include "program_executor/config/schema.hpp"
@@ -131,7 +132,94 @@ TEST_CASE("the expected keys exist with the documented types and limits", "[conf
   CHECK(find("database.backend").choices ==
         std::vector<std::string_view>{"sqlite3", "postgresql", "mysql", "odbc"});
   CHECK(find("log.format").choices == std::vector<std::string_view>{"text", "json"});
+  CHECK(find("log.level").choices ==
+        std::vector<std::string_view>{"trace", "debug", "info", "warn", "error", "off"});
+  CHECK(find("retry.backoff").choices == std::vector<std::string_view>{"fixed", "exponential"});
+  CHECK(find("retry.jobs.*.backoff").choices == find("retry.backoff").choices);
   CHECK_FALSE(find("plugins.directory").default_value.empty());
+}
+
+// Texts a key accepts, as normalized by the validator: its default, each
+// choice, its bounds, both booleans, or some text.
+std::vector<std::string> sample_values(const cfg::KeySpec& key) {
+  std::vector<std::string> samples;
+  if (!key.default_value.empty()) samples.push_back(key.default_value);
+  switch (key.type) {
+    case cfg::ValueType::choice:
+      samples.insert(samples.end(), key.choices.begin(), key.choices.end());
+      break;
+    case cfg::ValueType::integer:
+      samples.push_back(std::to_string(key.min));
+      samples.push_back(std::to_string(key.max));
+      break;
+    case cfg::ValueType::boolean:
+      samples.insert(samples.end(), {"true", "false"});
+      break;
+    default:
+      samples.push_back("sample_text");
+      break;
+  }
+  return samples;
+}
+
+TEST_CASE("every key fills its own member and reads it back", "[config][schema]") {
+  const auto& keys = cfg::schema();
+  auto find = [&](std::string_view path) -> const cfg::KeySpec* {
+    const auto it = std::find_if(keys.begin(), keys.end(), [&](const cfg::KeySpec& k) { return k.path == path; });
+    return it == keys.end() ? nullptr : &*it;
+  };
+  for (const cfg::KeySpec& key : keys) {
+    INFO(key.path);
+    REQUIRE(key.member.fill != nullptr);
+    const bool per_job = key.path.rfind("retry.jobs.*.", 0) == 0;
+    // A per-job key has no default of its own; every other key has a member to read.
+    CHECK((key.member.read == nullptr) == per_job);
+    for (const std::string& value : sample_values(key)) {
+      INFO(value);
+      cfg::Config config;
+      if (per_job) {
+        // It fills the job's policy; read it through the global key of the same name.
+        key.member.fill(config, "some.job", value);
+        REQUIRE(config.retry.jobs.count("some.job") == 1);
+        const cfg::KeySpec* global = find("retry." + std::string(key.path.substr(13)));
+        REQUIRE(global != nullptr);
+        cfg::Config as_defaults;
+        as_defaults.retry.defaults = config.retry.jobs.at("some.job");
+        CHECK(global->member.read(as_defaults) == value);
+      } else {
+        key.member.fill(config, {}, value);
+        CHECK(key.member.read(config) == value);
+      }
+    }
+  }
+  // No two keys fill the same member: a value other than the default shows
+  // through the key's own member only.
+  const cfg::Config defaults;
+  for (const cfg::KeySpec& key : keys) {
+    if (key.member.read == nullptr) continue;
+    INFO(key.path);
+    const auto samples = sample_values(key);
+    const auto other_value = std::find_if(samples.begin(), samples.end(), [&](const std::string& value) {
+      return value != key.member.read(defaults);
+    });
+    REQUIRE(other_value != samples.end());
+    cfg::Config config;
+    key.member.fill(config, {}, *other_value);
+    for (const cfg::KeySpec& other : keys) {
+      if (&other == &key || other.member.read == nullptr) continue;
+      INFO(other.path);
+      CHECK(other.member.read(config) == other.member.read(defaults));
+    }
+  }
+}
+
+TEST_CASE("defaults come from the member initializers of config.hpp", "[config][schema]") {
+  const cfg::Config defaults;
+  for (const cfg::KeySpec& key : cfg::schema()) {
+    if (key.member.read == nullptr || key.path == "plugins.directory") continue;
+    INFO(key.path);
+    CHECK(key.default_value == key.member.read(defaults));
+  }
 }
 
 TEST_CASE("the markdown reference has one row per key and escapes pipes", "[config][schema]") {

@@ -19,7 +19,7 @@ TEST_CASE("the default policy retries every second forever, as program-executor-
 
 TEST_CASE("exponential backoff doubles up to the maximum") {
   config::RetryPolicySettings settings;
-  settings.backoff = "exponential";
+  settings.backoff = config::Backoff::exponential;
   settings.delay_ms = 500;
   settings.max_delay_ms = 5000;
   const RetryPolicy policy = RetryPolicy::from(settings);

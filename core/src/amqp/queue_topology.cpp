@@ -25,7 +25,7 @@ QueueTopology::QueueTopology(std::string queue, bool durable, bool quorum, int d
 }
 
 QueueTopology QueueTopology::from(const config::AmqpSettings& settings) {
-  return QueueTopology(settings.queue, settings.durable, settings.queue_type == "quorum",
+  return QueueTopology(settings.queue, settings.durable, settings.queue_type == config::QueueType::quorum,
                        settings.delivery_limit);
 }
 

@@ -9,6 +9,7 @@
 #include <cctype>
 #include <charconv>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 #include "program_executor/config/config.hpp"
@@ -174,19 +175,38 @@ bool holds_written_password(std::string_view raw) {
   return false;
 }
 
-// Values were validated against schema(), so these conversions cannot fail;
-// an absent entry (optional key left unset) keeps the struct's default.
-void assign(const Values& values, std::string_view path, std::string& target) {
-  if (const auto it = values.find(path); it != values.end()) target = it->second;
+// The bound values of a key with one "*" segment (retry.jobs.*.backoff), as
+// (name, value): the validator keys them "retry.jobs[<name>].backoff". Names
+// cannot contain ']' (job names are [A-Za-z0-9_.:-]).
+template <typename Visit>
+void for_each_bound(const Values& values, std::string_view path, Visit visit) {
+  const auto star = path.find(".*.");
+  const std::string prefix = std::string(path.substr(0, star)) + "[";
+  const std::string suffix = "]." + std::string(path.substr(star + 3));
+  for (auto it = values.lower_bound(prefix);
+       it != values.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+    const std::string_view bound = it->first;
+    const auto close = bound.find(']', prefix.size());
+    if (close == std::string_view::npos || bound.substr(close) != suffix) continue;
+    visit(bound.substr(prefix.size(), close - prefix.size()), it->second);
+  }
 }
 
-void assign(const Values& values, std::string_view path, bool& target) {
-  if (const auto it = values.find(path); it != values.end()) target = it->second == "true";
-}
-
-void assign(const Values& values, std::string_view path, int& target) {
-  if (const auto it = values.find(path); it != values.end()) {
-    std::from_chars(it->second.data(), it->second.data() + it->second.size(), target);
+// Every value into the member its key names. Keys without a "*" come first:
+// a job's retry policy starts as a copy of the complete defaults. Keys left
+// out (an optional key without a default) keep the member's initial value.
+void fill_members(Config& config, const Values& values) {
+  for (const KeySpec& key : schema()) {
+    if (key.path.find('*') != std::string_view::npos) continue;
+    if (const auto it = values.find(key.path); it != values.end()) {
+      key.member.fill(config, {}, it->second);
+    }
+  }
+  for (const KeySpec& key : schema()) {
+    if (key.path.find('*') == std::string_view::npos) continue;
+    for_each_bound(values, key.path, [&](std::string_view name, const std::string& value) {
+      key.member.fill(config, name, value);
+    });
   }
 }
 
@@ -231,8 +251,8 @@ Config load_string(std::string_view yaml, std::string_view source_name,
       config.secrets_in_file.emplace_back(key.path);
     }
   }
-  assign(values, "amqp.url", config.amqp.url);
-  assign(values, "amqp.password_file", config.amqp.password_file);
+  fill_members(config, values);
+  // The rules between keys, on the filled Config, in the order of the schema.
   if (!config.amqp.password_file.empty() && !options.broker) {
     config.unresolved.emplace_back("amqp.password_file");  // not read: not needed
   } else if (!config.amqp.password_file.empty()) {
@@ -242,24 +262,10 @@ Config load_string(std::string_view yaml, std::string_view source_name,
       fail_at(source_name, given.at("amqp.password_file"), "amqp.password_file", problem.what());
     }
   }
-  assign(values, "amqp.queue", config.amqp.queue);
-  assign(values, "amqp.durable", config.amqp.durable);
-  assign(values, "amqp.prefetch", config.amqp.prefetch);
-  assign(values, "amqp.heartbeat_seconds", config.amqp.heartbeat_seconds);
-  assign(values, "amqp.queue_type", config.amqp.queue_type);
-  assign(values, "amqp.delivery_limit", config.amqp.delivery_limit);
-  if (config.amqp.queue_type == "quorum" && !config.amqp.durable) {
+  if (config.amqp.queue_type == QueueType::quorum && !config.amqp.durable) {
     fail_at(source_name, given.at("amqp.queue_type"), "amqp.queue_type",
             "quorum queues are always durable: amqp.durable must be true");
   }
-  assign(values, "amqp.tls.ca_file", config.amqp.tls.ca_file);
-  assign(values, "amqp.tls.cert_file", config.amqp.tls.cert_file);
-  assign(values, "amqp.tls.key_file", config.amqp.tls.key_file);
-  assign(values, "amqp.tls.verify_peer", config.amqp.tls.verify_peer);
-  assign(values, "amqp.tls.verify_hostname", config.amqp.tls.verify_hostname);
-  assign(values, "database.backend", config.database.backend);
-  assign(values, "database.connection", config.database.connection);
-  assign(values, "database.password_file", config.database.password_file);
   if (!config.database.password_file.empty() && !options.database) {
     config.unresolved.emplace_back("database.password_file");  // not read: not needed
   } else if (!config.database.password_file.empty()) {
@@ -281,47 +287,6 @@ Config load_string(std::string_view yaml, std::string_view source_name,
                                                          : "database.backend";
     if (given.count(key)) fail_at(source_name, given.at(key), key, problem);
   }
-  assign(values, "database.table", config.database.table);
-  assign(values, "database.migrate", config.database.migrate);
-  assign(values, "database.reconnect_timeout_seconds", config.database.reconnect_timeout_seconds);
-  assign(values, "plugins.directory", config.plugins.directory);
-  assign(values, "workers", config.workers);
-  int grace_seconds = static_cast<int>(config.shutdown_grace.count());
-  assign(values, "shutdown_grace_seconds", grace_seconds);
-  config.shutdown_grace = std::chrono::seconds(grace_seconds);
-  const auto assign_seconds = [&](const char* key, std::chrono::seconds& target) {
-    int seconds = static_cast<int>(target.count());
-    assign(values, key, seconds);
-    target = std::chrono::seconds(seconds);
-  };
-  assign_seconds("recovery.lease_seconds", config.recovery.lease);
-  assign_seconds("recovery.stale_after_seconds", config.recovery.stale_after);
-  assign_seconds("recovery.unclaimed_after_seconds", config.recovery.unclaimed_after);
-  int max_age_hours = static_cast<int>(config.recovery.max_age.count());
-  assign(values, "recovery.max_age_hours", max_age_hours);
-  config.recovery.max_age = std::chrono::hours(max_age_hours);
-  assign_seconds("recovery.sweep_interval_seconds", config.recovery.sweep_interval);
-  assign(values, "recovery.max_crashes", config.recovery.max_crashes);
-  const auto assign_policy = [&](const std::string& prefix, RetryPolicySettings& policy) {
-    assign(values, prefix + "backoff", policy.backoff);
-    assign(values, prefix + "delay_ms", policy.delay_ms);
-    assign(values, prefix + "max_delay_ms", policy.max_delay_ms);
-    assign(values, prefix + "jitter_percent", policy.jitter_percent);
-    assign(values, prefix + "max_attempts", policy.max_attempts);
-  };
-  assign_policy("retry.", config.retry.defaults);
-  // Overrides are keyed "retry.jobs[<job name>].<key>"; each starts from the defaults.
-  const std::string jobs_prefix = "retry.jobs[";
-  for (auto it = values.lower_bound(jobs_prefix);
-       it != values.end() && it->first.compare(0, jobs_prefix.size(), jobs_prefix) == 0; ++it) {
-    const auto close = it->first.find("].", jobs_prefix.size());
-    const std::string job = it->first.substr(jobs_prefix.size(), close - jobs_prefix.size());
-    if (!config.retry.jobs.count(job)) {
-      RetryPolicySettings policy = config.retry.defaults;
-      assign_policy(jobs_prefix + job + "].", policy);
-      config.retry.jobs.emplace(job, policy);
-    }
-  }
   // A policy whose longest delay is shorter than its first: point at whichever
   // of the two keys the file gave (the defaults alone are consistent).
   const auto check_delays = [&](const std::string& prefix, const RetryPolicySettings& policy) {
@@ -334,27 +299,16 @@ Config load_string(std::string_view yaml, std::string_view source_name,
     }
   };
   check_delays("retry.", config.retry.defaults);
-  for (const auto& [job, policy] : config.retry.jobs) check_delays(jobs_prefix + job + "].", policy);
-  assign(values, "log.level", config.log.level);
-  assign(values, "log.format", config.log.format);
-  assign(values, "metrics.listen", config.metrics.listen);
+  for (const auto& [job, policy] : config.retry.jobs) check_delays("retry.jobs[" + job + "].", policy);
   if (const std::string problem = listen_address_problem(config.metrics.listen); !problem.empty()) {
     fail_at(source_name, given.at("metrics.listen"), "metrics.listen", problem);
   }
-  assign(values, "web.listen", config.web.listen);
   if (config.web.listen.empty()) {
     fail_at(source_name, given.at("web.listen"), "web.listen", "must not be empty");
   }
   if (const std::string problem = listen_address_problem(config.web.listen); !problem.empty()) {
     fail_at(source_name, given.at("web.listen"), "web.listen", problem);
   }
-  assign(values, "web.operator_token_file", config.web.operator_token_file);
-  assign(values, "web.viewer_token_file", config.web.viewer_token_file);
-  assign(values, "web.allow_unknown_jobs", config.web.allow_unknown_jobs);
-  assign(values, "web.max_body_bytes", config.web.max_body_bytes);
-  assign(values, "web.threads", config.web.threads);
-  assign(values, "web.tls.cert_file", config.web.tls_cert_file);
-  assign(values, "web.tls.key_file", config.web.tls_key_file);
   if (config.web.tls_cert_file.empty() != config.web.tls_key_file.empty()) {
     const char* given_key = config.web.tls_cert_file.empty() ? "web.tls.key_file" : "web.tls.cert_file";
     fail_at(source_name, given.at(given_key), given_key,

@@ -1,9 +1,12 @@
 // The configuration schema: every key the daemon reads, in one table. The
-// loader validates against it and docs/configuration.md is generated from it,
-// so a key cannot exist in one and be missing from the other.
+// validator checks the file against it, the loader fills Config through each
+// key's member and docs/configuration.md is generated from it, so a key cannot
+// exist in one and be missing from another.
 #include "program_executor/config/schema.hpp"
 
 #include <string>
+
+#include "member.hpp"
 
 #ifndef PE_DEFAULT_PLUGIN_DIR
 #error "PE_DEFAULT_PLUGIN_DIR must be defined by the build (see core/CMakeLists.txt)"
@@ -11,22 +14,34 @@
 
 namespace program_executor::config {
 
+namespace {
+
+// A key's default is its member's value in a default Config (config.hpp's
+// member initializers), unless the entry gives one.
+std::vector<KeySpec> with_member_defaults(std::vector<KeySpec> keys) {
+  const Config defaults;
+  for (KeySpec& key : keys) {
+    if (key.default_value.empty() && key.member.read != nullptr) {
+      key.default_value = key.member.read(defaults);
+    }
+  }
+  return keys;
+}
+
+}  // namespace
+
 const std::vector<KeySpec>& schema() {
-  // Defaults repeat the member initializers of config.hpp as YAML text; the
-  // unit tests check that loading an empty file yields a default Config.
-  static const std::vector<KeySpec> keys = {
+  static const std::vector<KeySpec> keys = with_member_defaults({
       {.path = "amqp.url",
        .type = ValueType::amqp_url,
-       .default_value = "amqp://guest:guest@127.0.0.1:5672/",
-       .required = false,
+       .member = member<&Config::amqp, &AmqpSettings::url>,
        .help = "Broker URL, `amqp://user:password@host:port/vhost` (`amqps://` for TLS). It holds "
                "the password: take it from the environment with `${NAME}`, or leave it out and "
                "use `amqp.password_file`.",
        .secret = true},
       {.path = "amqp.password_file",
        .type = ValueType::path,
-       .default_value = "",
-       .required = false,
+       .member = member<&Config::amqp, &AmqpSettings::password_file>,
        .help = "File holding the broker password (its whole content, less one final line "
                "break), for the user named in `amqp.url` (`guest` when none); it replaces any "
                "password written in `amqp.url`. With systemd credentials: "
@@ -34,21 +49,18 @@ const std::vector<KeySpec>& schema() {
                "in the unit. Must be a regular file of at most 4096 bytes."},
       {.path = "amqp.queue",
        .type = ValueType::queue_name,
-       .default_value = "program-executor",
-       .required = false,
+       .member = member<&Config::amqp, &AmqpSettings::queue>,
        .help = "Queue the steps of programs travel on; `<queue>-retry-1000` is declared beside it "
                "for retries. Every worker of one deployment uses the same name."},
       {.path = "amqp.durable",
        .type = ValueType::boolean,
-       .default_value = "true",
-       .required = false,
+       .member = member<&Config::amqp, &AmqpSettings::durable>,
        .help = "Durable queues and persistent messages, so a broker restart loses no program. "
                "`false` joins a deployment of the original Node.js library, whose queues are not "
                "durable (RabbitMQ refuses to re-declare a queue with another durability)."},
       {.path = "amqp.prefetch",
        .type = ValueType::integer,
-       .default_value = "64",
-       .required = false,
+       .member = member<&Config::amqp, &AmqpSettings::prefetch>,
        .help = "Unacknowledged messages the broker hands to each worker at a time. A worker "
                "runs up to half of them as one batch, with one claim and one commit for all "
                "(see docs/performance.md); while a batch runs longer than 100 ms, the messages "
@@ -58,22 +70,19 @@ const std::vector<KeySpec>& schema() {
        .max = 1000},
       {.path = "amqp.heartbeat_seconds",
        .type = ValueType::integer,
-       .default_value = "30",
-       .required = false,
+       .member = member<&Config::amqp, &AmqpSettings::heartbeat_seconds>,
        .help = "AMQP heartbeat interval in seconds; `0` disables heartbeats.",
        .min = 0,
        .max = 3600},
       {.path = "amqp.queue_type",
        .type = ValueType::choice,
-       .default_value = "classic",
-       .required = false,
+       .member = member<&Config::amqp, &AmqpSettings::queue_type>,
        .help = "`classic` queues, as program-executor-js declares them, or `quorum` queues, "
                "replicated across a RabbitMQ cluster (needs `amqp.durable: true`).",
-       .choices = {"classic", "quorum"}},
+       .choices = choices_of<QueueType>()},
       {.path = "amqp.delivery_limit",
        .type = ValueType::integer,
-       .default_value = "0",
-       .required = false,
+       .member = member<&Config::amqp, &AmqpSettings::delivery_limit>,
        .help = "Quorum queues only: the broker dead-letters a message delivered this many times "
                "(a backstop behind `recovery.max_crashes`; the message comes back through the "
                "retry queue); `0`: no limit. Messages handed back from behind a slow job count "
@@ -82,42 +91,35 @@ const std::vector<KeySpec>& schema() {
        .max = 1000000},
       {.path = "amqp.tls.ca_file",
        .type = ValueType::path,
-       .default_value = "",
-       .required = false,
+       .member = member<&Config::amqp, &AmqpSettings::tls, &TlsSettings::ca_file>,
        .help = "PEM bundle of the CAs that verify the broker (`amqps://` only); unset: the "
                "system's default CAs."},
       {.path = "amqp.tls.cert_file",
        .type = ValueType::path,
-       .default_value = "",
-       .required = false,
+       .member = member<&Config::amqp, &AmqpSettings::tls, &TlsSettings::cert_file>,
        .help = "Client certificate (PEM) for mutual TLS; unset: none."},
       {.path = "amqp.tls.key_file",
        .type = ValueType::path,
-       .default_value = "",
-       .required = false,
+       .member = member<&Config::amqp, &AmqpSettings::tls, &TlsSettings::key_file>,
        .help = "Private key (PEM) of `amqp.tls.cert_file`."},
       {.path = "amqp.tls.verify_peer",
        .type = ValueType::boolean,
-       .default_value = "true",
-       .required = false,
+       .member = member<&Config::amqp, &AmqpSettings::tls, &TlsSettings::verify_peer>,
        .help = "Verify the broker's certificate chain. Turn off only for tests."},
       {.path = "amqp.tls.verify_hostname",
        .type = ValueType::boolean,
-       .default_value = "true",
-       .required = false,
+       .member = member<&Config::amqp, &AmqpSettings::tls, &TlsSettings::verify_hostname>,
        .help = "Check that the broker's certificate names the host of `amqp.url`."},
       {.path = "database.backend",
        .type = ValueType::choice,
-       .default_value = "sqlite3",
-       .required = false,
+       .member = member<&Config::database, &DatabaseSettings::backend>,
        .help = "SQL backend: `sqlite3` (a file on this host), `postgresql` (PostgreSQL 11+), "
                "`mysql` (MariaDB 10.5+, MySQL 8) or `odbc` (a server reached through an ODBC "
                "driver; PostgreSQL and MySQL/MariaDB so far). See docs/databases.md.",
        .choices = {"sqlite3", "postgresql", "mysql", "odbc"}},
       {.path = "database.connection",
        .type = ValueType::string,
-       .default_value = "db=/var/lib/program-executor/programs.db",
-       .required = false,
+       .member = member<&Config::database, &DatabaseSettings::connection>,
        .help = "Connection string of the backend: sqlite3 `db=<file>`; postgresql "
                "`host=... dbname=... user=... password=...` or a `postgresql://` URL; mysql "
                "`host=... db=... user=... password=...` or a `mysql://` URL; odbc an ODBC "
@@ -127,8 +129,7 @@ const std::vector<KeySpec>& schema() {
        .secret = true},
       {.path = "database.password_file",
        .type = ValueType::path,
-       .default_value = "",
-       .required = false,
+       .member = member<&Config::database, &DatabaseSettings::password_file>,
        .help = "File holding the database password (its whole content, less one final line "
                "break), for the user named in `database.connection`; it replaces any password "
                "written there. postgresql, mysql and odbc only (each in its own syntax: "
@@ -137,131 +138,115 @@ const std::vector<KeySpec>& schema() {
                "the unit. Must be a regular file of at most 4096 bytes."},
       {.path = "database.table",
        .type = ValueType::sql_identifier,
-       .default_value = "programs",
-       .required = false,
+       .member = member<&Config::database, &DatabaseSettings::table>,
        .help = "Table recording the progress of each program, created on first use (or taken "
                "over from program-executor-js). Every worker of one deployment uses the same "
                "table. At most 48 characters (`<table>_schema_version` must fit)."},
       {.path = "database.migrate",
        .type = ValueType::boolean,
-       .default_value = "true",
-       .required = false,
+       .member = member<&Config::database, &DatabaseSettings::migrate>,
        .help = "Apply missing schema migrations at start (needs a user allowed to create and "
                "alter the table). `false`: only check that the schema is current and refuse to "
                "start otherwise; run `program-executor migrate` with such a user instead."},
       {.path = "database.reconnect_timeout_seconds",
        .type = ValueType::integer,
-       .default_value = "10",
-       .required = false,
+       .member = member<&Config::database, &DatabaseSettings::reconnect_timeout_seconds>,
        .help = "After the database connection is lost, how long one operation keeps trying to "
                "reconnect (with backoff) before it fails; a failed step is retried later.",
        .min = 0,
        .max = 3600},
       {.path = "plugins.directory",
        .type = ValueType::path,
+       .member = member<&Config::plugins, &PluginSettings::directory>,
+       // The build's directory: a default Config has none.
        .default_value = PE_DEFAULT_PLUGIN_DIR,
-       .required = false,
        .help = "Directory whose `*.so` files are loaded as job plugins at start.",
        .documented_default = "`<libdir>/program-executor/plugins`, fixed at build time"},
       {.path = "workers",
        .type = ValueType::integer,
-       .default_value = "2",
-       .required = false,
+       .member = member<&Config::workers>,
        .help = "Messages processed in parallel.",
        .min = 1,
        .max = 256},
       {.path = "shutdown_grace_seconds",
        .type = ValueType::integer,
-       .default_value = "30",
-       .required = false,
+       .member = member<&Config::shutdown_grace>,
        .help = "After SIGTERM, seconds the running jobs get to finish before the daemon stops.",
        .min = 0,
        .max = 86400},
       {.path = "retry.backoff",
        .type = ValueType::choice,
-       .default_value = "fixed",
-       .required = false,
+       .member = member<&Config::retry, &RetrySettings::defaults, &RetryPolicySettings::backoff>,
        .help = "How the delay between retries of a failed step grows: `fixed` (`delay_ms` every time, as program-executor-js) or `exponential` (doubling from `delay_ms` up to `max_delay_ms`). Retries wait in broker queues `<queue>-retry-<ms>`; no broker plugin is needed.",
-       .choices = {"fixed", "exponential"}},
+       .choices = choices_of<Backoff>()},
       {.path = "retry.delay_ms",
        .type = ValueType::integer,
-       .default_value = "1000",
-       .required = false,
+       .member = member<&Config::retry, &RetrySettings::defaults, &RetryPolicySettings::delay_ms>,
        .help = "Delay before the first retry, in milliseconds. Delays other than 1000 are rounded to a ladder of retry queues about 19 % apart.",
        .min = 100,
        .max = 86400000},
       {.path = "retry.max_delay_ms",
        .type = ValueType::integer,
-       .default_value = "300000",
-       .required = false,
+       .member = member<&Config::retry, &RetrySettings::defaults, &RetryPolicySettings::max_delay_ms>,
        .help = "Longest delay between two retries, in milliseconds (exponential backoff).",
        .min = 100,
        .max = 86400000},
       {.path = "retry.jitter_percent",
        .type = ValueType::integer,
-       .default_value = "0",
-       .required = false,
+       .member = member<&Config::retry, &RetrySettings::defaults, &RetryPolicySettings::jitter_percent>,
        .help = "Random spread of each delay, in percent of it (20: from 90 % to 110 %), so steps that failed together do not retry together.",
        .min = 0,
        .max = 100},
       {.path = "retry.max_attempts",
        .type = ValueType::integer,
-       .default_value = "0",
-       .required = false,
+       .member = member<&Config::retry, &RetrySettings::defaults, &RetryPolicySettings::max_attempts>,
        .help = "Executions of a step ending in a retryable error before its program is errored with a message saying so; `0`: retry forever (as program-executor-js). Yields (a checkpoint past its time limit) do not count.",
        .min = 0,
        .max = 1000000},
       {.path = "retry.jobs.*.backoff",
        .type = ValueType::choice,
-       .default_value = "",
-       .required = false,
+       .member = retry_job_member<&RetryPolicySettings::backoff>,
        .help = "This job's backoff (overrides `retry.backoff`).",
-       .choices = {"fixed", "exponential"},
+       .choices = choices_of<Backoff>(),
        .documented_default = "the `retry.backoff` value"},
       {.path = "retry.jobs.*.delay_ms",
        .type = ValueType::integer,
-       .default_value = "",
-       .required = false,
+       .member = retry_job_member<&RetryPolicySettings::delay_ms>,
        .help = "This job's first delay (overrides `retry.delay_ms`).",
        .min = 100,
        .max = 86400000,
        .documented_default = "the `retry.delay_ms` value"},
       {.path = "retry.jobs.*.max_delay_ms",
        .type = ValueType::integer,
-       .default_value = "",
-       .required = false,
+       .member = retry_job_member<&RetryPolicySettings::max_delay_ms>,
        .help = "This job's longest delay (overrides `retry.max_delay_ms`).",
        .min = 100,
        .max = 86400000,
        .documented_default = "the `retry.max_delay_ms` value"},
       {.path = "retry.jobs.*.jitter_percent",
        .type = ValueType::integer,
-       .default_value = "",
-       .required = false,
+       .member = retry_job_member<&RetryPolicySettings::jitter_percent>,
        .help = "This job's jitter (overrides `retry.jitter_percent`).",
        .min = 0,
        .max = 100,
        .documented_default = "the `retry.jitter_percent` value"},
       {.path = "retry.jobs.*.max_attempts",
        .type = ValueType::integer,
-       .default_value = "",
-       .required = false,
+       .member = retry_job_member<&RetryPolicySettings::max_attempts>,
        .help = "This job's attempt limit (overrides `retry.max_attempts`).",
        .min = 0,
        .max = 1000000,
        .documented_default = "the `retry.max_attempts` value"},
       {.path = "recovery.lease_seconds",
        .type = ValueType::integer,
-       .default_value = "30",
-       .required = false,
+       .member = member<&Config::recovery, &RecoverySettings::lease>,
        .help = "A worker's claim on the step it runs lasts this long and is renewed while the job "
                "runs; a claim that runs out (the worker died) lets another worker take the step.",
        .min = 2,
        .max = 3600},
       {.path = "recovery.stale_after_seconds",
        .type = ValueType::integer,
-       .default_value = "60",
-       .required = false,
+       .member = member<&Config::recovery, &RecoverySettings::stale_after>,
        .help = "A running program that has not moved for this long past when it was expected to "
                "(its claim expired, or its next step message is missing) gets its current step "
                "republished by the recovery sweeper. Bounds the recovery time after a crash.",
@@ -269,8 +254,7 @@ const std::vector<KeySpec>& schema() {
        .max = 86400},
       {.path = "recovery.unclaimed_after_seconds",
        .type = ValueType::integer,
-       .default_value = "0",
-       .required = false,
+       .member = member<&Config::recovery, &RecoverySettings::unclaimed_after>,
        .help = "How long a step nobody claimed may be overdue before the sweeper republishes it "
                "(a lost message); `0`: `recovery.stale_after_seconds`. program-executor-js workers "
                "take no claim, so in a deployment shared with them a step they run looks "
@@ -279,8 +263,7 @@ const std::vector<KeySpec>& schema() {
        .max = 604800},
       {.path = "recovery.max_age_hours",
        .type = ValueType::integer,
-       .default_value = "168",
-       .required = false,
+       .member = member<&Config::recovery, &RecoverySettings::max_age>,
        .help = "Running programs that stopped moving longer ago than this are not republished "
                "(taking over an old table must not revive abandoned work); they are counted in "
                "the log (`recovery.abandoned`) and can be resumed by hand. `0`: no limit.",
@@ -288,15 +271,13 @@ const std::vector<KeySpec>& schema() {
        .max = 876000},
       {.path = "recovery.sweep_interval_seconds",
        .type = ValueType::integer,
-       .default_value = "5",
-       .required = false,
+       .member = member<&Config::recovery, &RecoverySettings::sweep_interval>,
        .help = "How often each daemon looks for overdue programs.",
        .min = 1,
        .max = 3600},
       {.path = "recovery.max_crashes",
        .type = ValueType::integer,
-       .default_value = "3",
-       .required = false,
+       .member = member<&Config::recovery, &RecoverySettings::max_crashes>,
        .help = "A step whose process died this many times while it ran alone (segfault, abort, "
                "out of memory) errors its program instead of crashing workers forever. A step "
                "that was in a process that died runs alone, isolated, until it moves on, so only "
@@ -305,81 +286,70 @@ const std::vector<KeySpec>& schema() {
        .max = 1000},
       {.path = "log.level",
        .type = ValueType::choice,
-       .default_value = "info",
-       .required = false,
+       .member = member<&Config::log, &LogSettings::level>,
        .help = "Lowest severity written to the log.",
-       .choices = {"trace", "debug", "info", "warn", "error", "off"}},
+       .choices = choices_of<log::Level>()},
       {.path = "log.format",
        .type = ValueType::choice,
-       .default_value = "text",
-       .required = false,
+       .member = member<&Config::log, &LogSettings::format>,
        .help = "`text`: one line per event for people; `json`: one JSON object per line for log "
                "shippers.",
-       .choices = {"text", "json"}},
+       .choices = choices_of<log::Format>()},
       {.path = "metrics.listen",
        .type = ValueType::string,
-       .default_value = "127.0.0.1:9464",
-       .required = false,
+       .member = member<&Config::metrics, &MetricsSettings::listen>,
        .help = "Address of the Prometheus endpoint, `http://<listen>/metrics`: `IPV4:PORT` "
                "(`0.0.0.0:9464` for every interface; no IPv6). Loopback by default, since the "
                "endpoint has no authentication. Empty (`\"\"`): no endpoint. See "
                "docs/operations.md for the metrics."},
       {.path = "web.listen",
        .type = ValueType::string,
-       .default_value = "127.0.0.1:8080",
-       .required = false,
+       .member = member<&Config::web, &WebSettings::listen>,
        .help = "Address of the HTTP API and web console that `program-executor serve` runs "
                "(docs/api.md, docs/console.md): `IPV4:PORT`. Loopback by default; put a TLS "
                "reverse proxy in front, or set `web.tls.*`, before opening it to a network. "
                "The workers (`run`) ignore the `web:` section."},
       {.path = "web.operator_token_file",
        .type = ValueType::path,
-       .default_value = "",
-       .required = false,
+       .member = member<&Config::web, &WebSettings::operator_token_file>,
        .help = "File of the bearer tokens of operators (read, create, cancel, resume): one "
                "token per line, blank lines and `#` comments ignored, at least 16 characters "
                "each. With systemd credentials: `${CREDENTIALS_DIRECTORY}/operator-tokens`. "
                "Read at start and on SIGHUP."},
       {.path = "web.viewer_token_file",
        .type = ValueType::path,
-       .default_value = "",
-       .required = false,
+       .member = member<&Config::web, &WebSettings::viewer_token_file>,
        .help = "File of the bearer tokens of viewers (read only), as `web.operator_token_file`. "
                "`serve` refuses to start when neither file names a token."},
       {.path = "web.allow_unknown_jobs",
        .type = ValueType::boolean,
-       .default_value = "false",
-       .required = false,
+       .member = member<&Config::web, &WebSettings::allow_unknown_jobs>,
        .help = "Let `POST /api/v1/programs` create programs with jobs no plugin of "
                "`plugins.directory` has (a producer deployed before its plugin); refused with "
                "422 otherwise."},
       {.path = "web.max_body_bytes",
        .type = ValueType::integer,
-       .default_value = "1048576",
-       .required = false,
+       .member = member<&Config::web, &WebSettings::max_body_bytes>,
        .help = "Largest request body the API reads; a larger one is refused with 413 before it "
                "is read whole.",
        .min = 1024,
        .max = 67108864},
       {.path = "web.threads",
        .type = ValueType::integer,
-       .default_value = "8",
-       .required = false,
+       .member = member<&Config::web, &WebSettings::threads>,
        .help = "Requests `serve` handles at once (its thread pool; each holds one database "
                "session while it runs).",
        .min = 1,
        .max = 256},
       {.path = "web.tls.cert_file",
        .type = ValueType::path,
-       .default_value = "",
-       .required = false,
+       .member = member<&Config::web, &WebSettings::tls_cert_file>,
        .help = "Certificate chain (PEM) for HTTPS; with `web.tls.key_file`. Empty: plain HTTP."},
       {.path = "web.tls.key_file",
        .type = ValueType::path,
-       .default_value = "",
-       .required = false,
+       .member = member<&Config::web, &WebSettings::tls_key_file>,
        .help = "Private key (PEM) of `web.tls.cert_file`."},
-  };
+  });
   return keys;
 }
 

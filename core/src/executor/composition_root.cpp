@@ -263,7 +263,7 @@ void CompositionRoot::reload(const config::Config& config) {
   plugin::JobRegistry registry = plugin::load_directory(config.plugins.directory);
   const auto size = static_cast<long long>(registry.size());
   jobs_->replace(std::move(registry));
-  log::configure(log::parse_level(config.log.level), log::parse_format(config.log.format),
+  log::configure(config.log.level, config.log.format,
                  log::Destination::standard_output);
   for (const auto& key : restart_only_changes(config_, config)) {
     log::event(log::Level::warn, "daemon.reload_needs_restart",

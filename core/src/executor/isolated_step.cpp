@@ -48,7 +48,7 @@ JobResult run(const std::filesystem::path& config_path, const IsolatedStep& step
               const std::atomic<bool>& stop) {
   const auto started = std::chrono::steady_clock::now();
   const config::Config config = config::load_file(config_path);
-  log::configure(log::parse_level(config.log.level), log::parse_format(config.log.format),
+  log::configure(config.log.level, config.log.format,
                  log::Destination::standard_output);
   const StepMessage message = parse_step_message(step.body);
   const plugin::JobRegistry jobs = plugin::load_directory(config.plugins.directory);

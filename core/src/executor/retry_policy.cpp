@@ -19,7 +19,7 @@ milliseconds rung(int k) {
 
 RetryPolicy RetryPolicy::from(const config::RetryPolicySettings& settings) {
   RetryPolicy policy;
-  policy.backoff = settings.backoff == "exponential" ? Backoff::exponential : Backoff::fixed;
+  policy.backoff = settings.backoff;
   policy.delay = milliseconds(settings.delay_ms);
   policy.max_delay = milliseconds(std::max(settings.max_delay_ms, settings.delay_ms));
   policy.jitter_percent = settings.jitter_percent;

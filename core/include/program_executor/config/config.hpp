@@ -1,4 +1,6 @@
 // The daemon's configuration, loaded from YAML and validated against the schema.
+// The member initializers below are the keys' defaults: the schema (schema.cpp)
+// names the member each key fills and reads its default from here.
 #pragma once
 
 #include <chrono>
@@ -9,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "program_executor/log/logger.hpp"
+
 namespace program_executor::config {
 
 /// A configuration problem, already formatted as
@@ -16,6 +20,18 @@ namespace program_executor::config {
 class ConfigError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+};
+
+/// amqp.queue_type: how the queues are declared.
+enum class QueueType {
+  classic,  ///< as program-executor-js declares them
+  quorum,   ///< replicated across a RabbitMQ cluster; always durable
+};
+
+/// retry.backoff: how the delay between retries grows.
+enum class Backoff {
+  fixed,        ///< delay_ms every time
+  exponential,  ///< doubling from delay_ms up to max_delay_ms
 };
 
 struct TlsSettings {
@@ -35,7 +51,7 @@ struct AmqpSettings {
   bool durable = true;         ///< durable queues and persistent messages
   int prefetch = 64;           ///< unacknowledged messages per worker (half of them per batch)
   int heartbeat_seconds = 30;  ///< 0 disables heartbeats
-  std::string queue_type = "classic";  ///< classic or quorum
+  QueueType queue_type = QueueType::classic;
   int delivery_limit = 0;      ///< quorum only: the broker's redelivery cap, 0 none
   TlsSettings tls;
 };
@@ -56,8 +72,8 @@ struct PluginSettings {
 };
 
 struct LogSettings {
-  std::string level = "info";   ///< trace, debug, info, warn, error, off
-  std::string format = "text";  ///< text or json
+  log::Level level = log::Level::info;
+  log::Format format = log::Format::text;
 };
 
 struct MetricsSettings {
@@ -79,7 +95,7 @@ struct WebSettings {
 
 /// How a step that failed with a retryable error is retried.
 struct RetryPolicySettings {
-  std::string backoff = "fixed";  ///< fixed or exponential
+  Backoff backoff = Backoff::fixed;
   int delay_ms = 1000;
   int max_delay_ms = 300000;
   int jitter_percent = 0;

@@ -1,5 +1,6 @@
-// The one declarative description of every configuration key: the loader
-// validates against it and the configuration reference is generated from it.
+// The one declarative description of every configuration key: the validator
+// checks the file against it, the loader fills Config through it and the
+// configuration reference is generated from it.
 #pragma once
 
 #include <functional>
@@ -7,6 +8,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "program_executor/config/config.hpp"
 
 namespace program_executor::config {
 
@@ -21,14 +24,31 @@ enum class ValueType {
   amqp_url,    ///< a string starting with amqp:// or amqps://
 };
 
+/// The Config member a key fills, as Fluent Bit's config_map names the
+/// structure offset of each key. Built by member<...> in core/src/config/member.hpp.
+struct Member {
+  /// Writes the key's validated value (its normalized text, see load_values)
+  /// into the member; `name` is the name bound to the key's "*" segment, empty
+  /// for a key without one.
+  void (*fill)(Config& config, std::string_view name, const std::string& value) = nullptr;
+  /// The member's value as YAML text; null for a key with no default of its
+  /// own (a per-job key inherits the global one).
+  std::string (*read)(const Config& config) = nullptr;
+};
+
 struct KeySpec {
   /// Dotted key path, e.g. "amqp.url". A segment "*" matches any name the
   /// file gives (retry.jobs.*.max_attempts); such values are keyed by the
   /// bound path "retry.jobs[<name>].max_attempts".
   std::string_view path;
   ValueType type;
-  std::string_view default_value;  ///< as YAML text; empty with required=false means "unset"
-  bool required;
+  /// Where load_string() puts the value; tables that are only validated
+  /// (load_values) leave it empty.
+  Member member = {};
+  /// As YAML text; empty with required=false means "unset". schema() reads it
+  /// from a default Config through `member`, unless the entry gives one.
+  std::string default_value = {};
+  bool required = false;
   std::string_view help;
   std::vector<std::string_view> choices = {};  ///< for ValueType::choice
   long long min = 0;               ///< for ValueType::integer

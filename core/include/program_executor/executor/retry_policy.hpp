@@ -11,7 +11,7 @@
 namespace program_executor::executor {
 
 struct RetryPolicy {
-  enum class Backoff { fixed, exponential };
+  using Backoff = config::Backoff;
   Backoff backoff = Backoff::fixed;
   std::chrono::milliseconds delay{1000};
   std::chrono::milliseconds max_delay{300000};
