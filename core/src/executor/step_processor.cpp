@@ -388,8 +388,9 @@ std::optional<StepOutcome> StepProcessor::run_claimed(const StepMessage& message
                             std::to_string(crashes) + " times" +
                             (isolation_ ? " running alone in an isolated process" : "") +
                             " (crash loop); the program is stopped";
-    if (store_.fail(message.run_id, step, token, why)) metrics_.program_errored();
-    return outcome(Disposition::ack, StepEvent::program_errored, Level::error, message, step, why);
+    // Through error_program, as every other ending: a claim taken over
+    // meanwhile makes this step.superseded, not a second program.errored.
+    return error_program(message, step, token, why, Level::error, why);
   }
 
   // A snapshot for the whole step: a reload meanwhile affects the next steps.
