@@ -6,14 +6,13 @@
 #include <string>
 #include <vector>
 
-#include <unistd.h>
-
 #include "program_executor/amqp/connection.hpp"
 #include "program_executor/amqp/startup_wait.hpp"
 #include "program_executor/executor/clock.hpp"
 #include "program_executor/executor/recovery_sweeper.hpp"
 #include "program_executor/executor/throughput_recorder.hpp"
 #include "program_executor/executor/worker.hpp"
+#include "program_executor/executor/worker_identity.hpp"
 #include "program_executor/log/logger.hpp"
 #include "program_executor/metrics/prometheus_metrics.hpp"
 #include "program_executor/plugin/plugin_loader.hpp"
@@ -40,14 +39,6 @@ std::vector<std::string> restart_only_changes(const config::Config& running,
   check(running.workers != next.workers, "workers");
   check(running.metrics.listen != next.metrics.listen, "metrics.listen");
   return changed;
-}
-
-// This daemon in the steps-per-minute table: host:pid, the prefix of the
-// lease_owner its workers' claims carry (worker.cpp, worker_identity).
-std::string daemon_identity() {
-  char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
-  return std::string(host) + ":" + std::to_string(::getpid());
 }
 
 // Moves the steps counted since the last call into the steps-per-minute
@@ -131,7 +122,7 @@ void CompositionRoot::sweep_until_stopped() {
   // rows older than 48 hours pruned once an hour.
   auto* recorder = dynamic_cast<ThroughputRecorder*>(metrics_.get());
   store::ThroughputStore throughput(*database_);
-  const std::string owner = daemon_identity();
+  const std::string owner = process_identity();
   const auto record_every = std::min(config_.recovery.sweep_interval, std::chrono::seconds(10));
   auto next_record = std::chrono::steady_clock::now() + record_every;
   auto next_prune = std::chrono::steady_clock::now();

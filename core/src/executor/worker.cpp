@@ -10,19 +10,13 @@
 #include "program_executor/amqp/connection.hpp"
 #include "program_executor/executor/clock.hpp"
 #include "program_executor/executor/job_runner.hpp"
+#include "program_executor/executor/worker_identity.hpp"
 #include "program_executor/log/logger.hpp"
 
 namespace program_executor::executor {
 namespace {
 
 using namespace std::chrono_literals;
-
-// Names the claims this worker takes, for operators reading lease_owner.
-std::string worker_identity(int index) {
-  char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
-  return std::string(host) + ":" + std::to_string(::getpid()) + ":" + std::to_string(index);
-}
 
 // The longest the working loop sleeps, also while a job runs.
 constexpr auto loop_period = 200ms;
