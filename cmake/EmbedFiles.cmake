@@ -5,8 +5,8 @@
 #   cmake -DOUTPUT=out.cpp -DHEADER=module/x.hpp -DNAMESPACE=ns -DFILES="a.html;b.js" -DBASE_DIR=dir
 #         -P EmbedFiles.cmake
 # The source defines `const std::vector<EmbeddedFile>& embedded_files()` in
-# NAMESPACE, both declared by HEADER (EmbeddedFile: `std::string_view name,
-# content`), each file named by its path relative to BASE_DIR.
+# NAMESPACE, declared by HEADER (EmbeddedFile is program_executor/embedded_file.hpp,
+# which HEADER includes), each file named by its path relative to BASE_DIR.
 foreach(var OUTPUT HEADER NAMESPACE FILES BASE_DIR)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "EmbedFiles.cmake: ${var} is not set")

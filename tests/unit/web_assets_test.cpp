@@ -43,7 +43,7 @@ TEST_CASE("the console and the OpenAPI document are embedded with their content 
     CHECK(std::string(asset->content) == source_file(name));
   }
   // Whatever else is embedded is served with a real content type.
-  for (const web::EmbeddedFile& file : web::embedded_files()) {
+  for (const EmbeddedFile& file : web::embedded_files()) {
     INFO(file.name);
     const auto asset = web::web_asset(file.name);
     REQUIRE(asset);

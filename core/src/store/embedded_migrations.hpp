@@ -2,17 +2,13 @@
 // (cmake/EmbedFiles.cmake, from the list in core/CMakeLists.txt).
 #pragma once
 
-#include <string_view>
 #include <vector>
+
+#include "program_executor/embedded_file.hpp"
 
 namespace program_executor::store::detail {
 
-struct EmbeddedFile {
-  std::string_view name;     ///< path under core/sql: "<dialect>/NNN_<name>.sql"
-  std::string_view content;  ///< the file's bytes
-};
-
-/// Every migration file (generated source).
+/// Every migration file (generated source), named "<dialect>/NNN_<name>.sql".
 const std::vector<EmbeddedFile>& embedded_files();
 
 }  // namespace program_executor::store::detail

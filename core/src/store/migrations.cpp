@@ -13,7 +13,7 @@ namespace {
 
 std::map<std::string, std::vector<Migration>, std::less<>> load_builtin() {
   std::map<std::string, std::vector<Migration>, std::less<>> by_dialect;
-  for (const detail::EmbeddedFile& file : detail::embedded_files()) {
+  for (const EmbeddedFile& file : detail::embedded_files()) {
     // <dialect>/NNN_<name>.sql, as core/CMakeLists.txt lists them.
     const std::size_t slash = file.name.find('/');
     const std::string_view dialect = file.name.substr(0, slash);

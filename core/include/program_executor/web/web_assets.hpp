@@ -8,14 +8,12 @@
 #include <string_view>
 #include <vector>
 
+#include "program_executor/embedded_file.hpp"
+
 namespace program_executor::web {
 
-struct EmbeddedFile {
-  std::string_view name;     ///< path under core/src/web/: "console/app.js", "openapi.json"
-  std::string_view content;
-};
-
-/// Every embedded file (generated source).
+/// Every embedded file (generated source), named by its path under
+/// core/src/web/: "console/app.js", "openapi.json".
 const std::vector<EmbeddedFile>& embedded_files();
 
 struct WebAsset {
