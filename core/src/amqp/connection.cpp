@@ -117,16 +117,9 @@ void Connection::declare(const QueueSpec& queue) {
   amqp_queue_declare(s.conn(), s.channel, bytes_of(queue.name), 0, queue.durable ? 1 : 0, 0, 0,
                      arguments);
   const amqp_rpc_reply_t reply = amqp_get_rpc_reply(s.conn());
-  if (reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
-      reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-    const auto* close = static_cast<const amqp_channel_close_t*>(reply.reply.decoded);
-    const std::uint16_t code = close->reply_code;
-    const std::string reason = close_reason(code, close->reply_text);
-    // The channel is dead; a new number avoids any late frame of the old one.
-    s.answer_channel_close(s.channel);
-    ++s.channel;
-    s.open_channel();
-    if (code == AMQP_PRECONDITION_FAILED) {
+  if (const auto closed = s.reopen_after_channel_close(reply)) {
+    const std::string& reason = closed->reason;
+    if (closed->code == AMQP_PRECONDITION_FAILED) {
       // The broker's text names the argument that differs.
       const std::string hint =
           reason.find("'durable'") != std::string::npos
@@ -149,17 +142,10 @@ bool Connection::queue_exists(const std::string& queue) {
   s.require_usable(doing);
   amqp_queue_declare(s.conn(), s.channel, bytes_of(queue), 1, 0, 0, 0, amqp_empty_table);
   const amqp_rpc_reply_t reply = amqp_get_rpc_reply(s.conn());
-  if (reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
-      reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-    const auto* close = static_cast<const amqp_channel_close_t*>(reply.reply.decoded);
-    const std::uint16_t code = close->reply_code;
-    const std::string reason = close_reason(code, close->reply_text);
-    // As in declare(): the channel is dead, a new number replaces it.
-    s.answer_channel_close(s.channel);
-    ++s.channel;
-    s.open_channel();
-    if (code == AMQP_NOT_FOUND) return false;
-    throw AmqpError(doing + " on " + s.where + ": the broker closed the channel: " + reason);
+  if (const auto closed = s.reopen_after_channel_close(reply)) {
+    if (closed->code == AMQP_NOT_FOUND) return false;
+    throw AmqpError(doing + " on " + s.where + ": the broker closed the channel: " +
+                    closed->reason);
   }
   s.check_reply(reply, doing);
   return true;

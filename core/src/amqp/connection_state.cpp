@@ -77,6 +77,20 @@ void Connection::State::check_reply(const amqp_rpc_reply_t& reply, const std::st
   fail(doing, reply_text(reply));
 }
 
+std::optional<Connection::State::ChannelClose> Connection::State::reopen_after_channel_close(
+    const amqp_rpc_reply_t& reply) {
+  if (reply.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION ||
+      reply.reply.id != AMQP_CHANNEL_CLOSE_METHOD) {
+    return std::nullopt;
+  }
+  const auto* close = static_cast<const amqp_channel_close_t*>(reply.reply.decoded);
+  ChannelClose closed{close->reply_code, close_reason(close->reply_code, close->reply_text)};
+  answer_channel_close(channel);
+  ++channel;
+  open_channel();
+  return closed;
+}
+
 void Connection::State::open_channel() {
   amqp_channel_open(conn(), channel);
   check_reply(amqp_get_rpc_reply(conn()), "opening channel " + std::to_string(channel));

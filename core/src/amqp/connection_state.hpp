@@ -60,6 +60,16 @@ struct Connection::State {
   void check_reply(const amqp_rpc_reply_t& reply, const std::string& doing);
 
   void open_channel();
+
+  // For a reply saying the broker closed the channel (as a passive or
+  // mismatched queue.declare does): answers the close, opens a fresh channel
+  // under a new number (so no late frame of the old one is mistaken for it)
+  // and returns the close's code and reason. nullopt for any other reply.
+  struct ChannelClose {
+    std::uint16_t code = 0;
+    std::string reason;
+  };
+  std::optional<ChannelClose> reopen_after_channel_close(const amqp_rpc_reply_t& reply);
   void apply_prefetch(int count);
 
   // Reads the header and body following a basic.deliver or basic.return.
