@@ -51,7 +51,7 @@ TEST_CASE("log timestamps parse as UTC with their fraction") {
   CHECK_FALSE(parse_iso_utc(""));
 }
 
-TEST_CASE("recorder lines parse; cut or foreign lines do not") {
+TEST_CASE("recorder lines parse, cut or foreign lines do not") {
   auto full = parse_execution_line("start r-1 2 3 4567 1700000000000000000 4570");
   REQUIRE(full);
   CHECK(full->kind == "start");
@@ -153,7 +153,7 @@ TEST_CASE("overlaps are two workers in one step at one time") {
   }
 }
 
-TEST_CASE("daemon log lines parse into events; others are skipped") {
+TEST_CASE("daemon log lines parse into events, others are skipped") {
   auto committed = parse_log_line(
       R"({"ts":"1970-01-01T00:00:02.000Z","level":"info","event":"step.committed","run_id":"r","step":3})");
   REQUIRE(committed);

@@ -210,7 +210,7 @@ TEST_CASE("SIGTERM while waiting for the broker stops the daemon cleanly, never 
   CHECK_FALSE(any_contains(notify.seen, "READY=1"));
 }
 
-TEST_CASE("SIGHUP loads new plugins for the next steps; a bad reload keeps the running set",
+TEST_CASE("SIGHUP loads new plugins for the next steps, a bad reload keeps the running set",
           "[daemon][reload]") {
   auto url = test::amqp_url_or_skip();
   if (!url) return;

@@ -289,7 +289,7 @@ TEST_CASE("job data updates are read-modify-write of one job's entry, under the 
                     Catch::Contains("no program with run id missing"));
 }
 
-TEST_CASE("concurrent claims: exactly one wins; concurrent job data updates lose nothing",
+TEST_CASE("concurrent claims: exactly one wins, concurrent job data updates lose nothing",
           "[store]") {
   test::ScratchTable table;
   auto first = table.open(4);
@@ -510,7 +510,7 @@ TEST_CASE("bad settings are refused before anything is touched", "[store]") {
                     Catch::Contains("supported: sqlite3, postgresql, mysql, odbc"));
 }
 
-TEST_CASE("list filters by state and job, newest first; resume restarts an ended program",
+TEST_CASE("list filters by state and job, newest first, resume restarts an ended program",
           "[store]") {
   test::ScratchTable table;
   auto database = table.open();

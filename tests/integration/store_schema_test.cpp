@@ -61,7 +61,7 @@ std::vector<store::Migration> with(const store::Database& database,
 
 }  // namespace
 
-TEST_CASE("a missing table is created at the latest version; starting again changes nothing",
+TEST_CASE("a missing table is created at the latest version, starting again changes nothing",
           "[store][schema]") {
   test::ScratchTable table;
   auto database = table.open();

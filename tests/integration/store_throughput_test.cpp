@@ -123,7 +123,7 @@ TEST_CASE("the schema's version 4 creates the throughput table", "[store][throug
   CHECK(database->schema_status().version >= 4);
 }
 
-TEST_CASE("counts of one daemon and minute add up; each owner has its row", "[store][throughput]") {
+TEST_CASE("counts of one daemon and minute add up, each owner has its row", "[store][throughput]") {
   ThroughputScratch scratch;
   auto database = scratch.table.open();
   database->ensure_schema();

@@ -168,7 +168,7 @@ TEST_CASE("MariaDB: sslca connects with TLS, with and without a client certifica
   }
 }
 
-TEST_CASE("MariaDB: a wrong CA and no TLS are refused; the host name is not checked",
+TEST_CASE("MariaDB: a wrong CA and no TLS are refused, the host name is not checked",
           "[store][tls]") {
   const auto servers = tls_servers();
   if (!servers) return;

@@ -76,7 +76,7 @@ void wait_for_start(Recorder& recorder, std::size_t batches) {
 
 }  // namespace
 
-TEST_CASE("a lone delivery starts at once; those queued meanwhile run together, up to the limit") {
+TEST_CASE("a lone delivery starts at once, those queued meanwhile run together, up to the limit") {
   Recorder recorder;
   recorder.events = {{"one", StepEvent::program_finished}, {"m6", StepEvent::step_busy}};
   // The first batch is held open while the test queues the others, which on a
@@ -117,7 +117,7 @@ TEST_CASE("after a slow batch, steps run one at a time") {
         std::vector<std::vector<std::string>>{{"slow"}, {"m2"}, {"m3"}, {"m4"}});
 }
 
-TEST_CASE("deliveries not started can be taken back; the running one finishes") {
+TEST_CASE("deliveries not started can be taken back, the running one finishes") {
   Recorder recorder;
   JobRunner runner(recorder.process(), 4);
   runner.submit(7, "running");

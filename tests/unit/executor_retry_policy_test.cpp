@@ -75,7 +75,7 @@ TEST_CASE("jitter and stochastic rounding keep the mean delay and spread the ret
   CHECK(total / draws == Approx(3000).epsilon(0.03));
 }
 
-TEST_CASE("per-job policies override the default; other jobs keep it") {
+TEST_CASE("per-job policies override the default, other jobs keep it") {
   config::RetrySettings settings;
   settings.defaults.max_attempts = 5;
   config::RetryPolicySettings upload = settings.defaults;

@@ -26,7 +26,7 @@ void parse(StepBatch& batch) {
 
 }  // namespace
 
-TEST_CASE("a lone step is claimed unread whatever its job; in a batch, slow jobs are read first") {
+TEST_CASE("a lone step is claimed unread whatever its job, in a batch, slow jobs are read first") {
   const std::vector<std::string> lone = {body("r1", {"slow"})};
   StepBatch single(lone);
   parse(single);
@@ -74,7 +74,7 @@ TEST_CASE("of the claimable steps of slow jobs one stays, the others are handed 
   CHECK(outcomes[3].event == StepEvent::step_handed_back);
 }
 
-TEST_CASE("fast claimed steps run before slow ones; an undecided step ends as step.not_run") {
+TEST_CASE("fast claimed steps run before slow ones, an undecided step ends as step.not_run") {
   const std::vector<std::string> bodies = {body("r1", {"slow"}), body("r2", {"fast"})};
   StepBatch batch(bodies);
   parse(batch);

@@ -108,7 +108,7 @@ TEST_CASE("a successful step that is not the last publishes the next step and ad
   CHECK(h.ran == std::vector<std::string>{"a@0"});
 }
 
-TEST_CASE("a step is claimed without a read first; a message the claim does not match is read") {
+TEST_CASE("a step is claimed without a read first, a message the claim does not match is read") {
   Harness h;
   h.add("a");
   h.add("b");
@@ -543,7 +543,7 @@ TEST_CASE("a worker that lost its claim cannot commit the step or write job data
   CHECK_FALSE(h.store.row("run-1").job_data.contains("a"));
 }
 
-TEST_CASE("a step is committed before its successor is published; a lost publish is recovered") {
+TEST_CASE("a step is committed before its successor is published, a lost publish is recovered") {
   Harness h;
   h.add("a");
   h.add("b");
@@ -756,7 +756,7 @@ TEST_CASE("when the next steps cannot be published, the committed steps are acke
   CHECK(h.store.row("run-2").step == 1);
 }
 
-TEST_CASE("in a batch, fast steps commit first; of the slow ones one runs, the others go back") {
+TEST_CASE("in a batch, fast steps commit first, of the slow ones one runs, the others go back") {
   Harness h;
   h.add("fast");
   h.add("slow", [](const json&, sdk::JobDataHandler&, sdk::JobContext&) {

@@ -80,7 +80,7 @@ TEST_CASE("every dialect has the same versions, 1..N without gaps", "[store][mig
   CHECK(store::builtin_migrations("oracle").empty());
 }
 
-TEST_CASE("migration statements: comments dropped, split at ';', identifiers quoted per dialect",
+TEST_CASE("migration statements: comments dropped, split at semicolons, identifiers quoted per dialect",
           "[store][migrations]") {
   const store::Migration migration{
       7, "example",
