@@ -16,6 +16,7 @@
 #include "program_executor/amqp/queue_topology.hpp"
 #include "program_executor/executor/program_creator.hpp"
 #include "program_executor/store/database.hpp"
+#include "support/deployment.hpp"
 #include "support/plugin_paths.hpp"
 
 using namespace program_executor;
@@ -26,44 +27,32 @@ namespace fs = std::filesystem;
 namespace {
 
 // A queue, a table, a plugin directory and a config of one test's own.
-class RecoveryDeployment {
+class RecoveryDeployment : public test::Deployment {
  public:
   RecoveryDeployment(std::string amqp_url, const std::string& recovery_yaml, int workers = 2)
-      : amqp_url_(std::move(amqp_url)), queue_(test::unique_name("pe-rec")) {
-    database_ = test::suite_database(dir_.path());
+      : test::Deployment([&] {
+          test::DeploymentOptions settings;
+          settings.amqp_url = std::move(amqp_url);
+          settings.queue_prefix = "pe-rec";
+          settings.heartbeat_seconds = 5;
+          settings.database = test::suite_database;
+          settings.migrate = true;
+          settings.own_plugin_directory = true;
+          settings.workers = workers;
+          settings.shutdown_grace_seconds = 10;
+          settings.log_level = "debug";
+          settings.extra_yaml = "recovery:\n" + recovery_yaml;
+          return settings;
+        }()) {
     // The demo plugin and the crash fixture, side by side as an operator
     // would install them.
-    const fs::path plugins = dir_.path() / "plugins";
-    fs::create_directory(plugins);
-    fs::copy_file(test::demo_plugin(), plugins / "demo.so");
-    fs::copy_file(test::fixture("crash/crash.so"), plugins / "crash.so");
-    config_ = dir_.path() / "config.yaml";
-    test::DaemonConfig config{amqp_url_,           queue_,  database_.backend, database_.connection,
-                              "",                  database_.table, true, workers,
-                              plugins.string(),    "recovery:\n" + recovery_yaml};
-    test::write_config(config_, config);
+    install_plugin(test::demo_plugin(), "demo.so");
+    install_plugin(test::fixture("crash/crash.so"), "crash.so");
   }
-  ~RecoveryDeployment() { test::drop_deployment(database_, amqp_url_, queue_); }
 
   std::unique_ptr<test::DaemonProcess> start_daemon() {
-    auto log = dir_.path() / ("daemon-" + std::to_string(daemons_++) + ".log");
-    auto daemon = std::make_unique<test::DaemonProcess>(config_, log);
-    REQUIRE(daemon->wait_for_log("\"daemon.started\"", 60s));
-    return daemon;
+    return test::Deployment::start_daemon({}, 60s);
   }
-
-  const fs::path& config() const { return config_; }
-  const config::DatabaseSettings& database() const { return database_; }
-  const std::string& queue() const { return queue_; }
-  const std::string& amqp_url() const { return amqp_url_; }
-
- private:
-  test::TemporaryDirectory dir_;
-  std::string amqp_url_;
-  std::string queue_;
-  config::DatabaseSettings database_;
-  fs::path config_;
-  int daemons_ = 0;
 };
 
 // The daemon's JSON log events named `name`, for `run_id` if given.
