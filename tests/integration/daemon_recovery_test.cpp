@@ -17,6 +17,7 @@
 #include "program_executor/executor/program_creator.hpp"
 #include "program_executor/store/database.hpp"
 #include "support/deployment.hpp"
+#include "support/job_gate.hpp"
 #include "support/plugin_paths.hpp"
 
 using namespace program_executor;
@@ -44,10 +45,11 @@ class RecoveryDeployment : public test::Deployment {
           settings.extra_yaml = "recovery:\n" + recovery_yaml;
           return settings;
         }()) {
-    // The demo plugin and the crash fixture, side by side as an operator
-    // would install them.
+    // The demo plugin, the crash fixture and the gate fixture, side by side
+    // as an operator would install them.
     install_plugin(test::demo_plugin(), "demo.so");
     install_plugin(test::fixture("crash/crash.so"), "crash.so");
+    install_plugin(fs::path(test::demo_and_gate_plugin_dir()) / "gate.so", "gate.so");
   }
 
   std::unique_ptr<test::DaemonProcess> start_daemon() {
@@ -91,15 +93,21 @@ TEST_CASE("a job that kills its process stops its own program only, and the daem
                                 "  lease_seconds: 3\n  stale_after_seconds: 1\n"
                                 "  sweep_interval_seconds: 1\n  max_crashes: 3\n");
   auto first = deployment.start_daemon();
-  // An innocent program is in the middle of a long step when the poison's
-  // first run takes the whole process down with it.
-  const std::string innocent = test::create_program(deployment.config(), "demo.sleep,demo.sleep",
-                                                    {{"demo.sleep", {{"ms", 3000}}}});
+  // An innocent program is in the middle of a step when the poison's first
+  // run takes the whole process down with it: the step waits at a gate that
+  // stays closed until that process is gone, however loaded the machine is.
+  const test::JobGate gate;
+  json innocent_data = gate.job_data();
+  innocent_data["demo.sleep"] = {{"ms", 100}};
+  const std::string innocent =
+      test::create_program(deployment.config(), "fixture.gate,demo.sleep", innocent_data);
   REQUIRE(wait_for_event(*first, "job.started", innocent, 60s));
   const std::string poison = test::create_program(deployment.config(), "fixture.abort");
   const auto deadline = std::chrono::steady_clock::now() + 60s;
   while (first->running() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(50ms);
   REQUIRE_FALSE(first->running());
+  CHECK(events(*first, "job.finished", innocent).empty());  // it died with the process
+  gate.open();
 
   // What systemd does next: start it again.
   auto second = deployment.start_daemon();
