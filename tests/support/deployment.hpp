@@ -62,6 +62,12 @@ struct DeploymentOptions {
   /// server database gets its tables dropped at the end.
   std::function<config::DatabaseSettings(const std::filesystem::path&)> database;
   std::optional<bool> migrate;  ///< database.migrate
+  /// database.password_file, written as is: it may name ${CREDENTIALS_DIRECTORY}/...
+  std::string database_password_file;
+  /// The connection the end drops a server database's tables with, when the
+  /// deployment's own cannot log in by itself (its password is in
+  /// database_password_file); empty: the deployment's connection.
+  std::string owner_connection;
   /// plugins.directory; ignored with own_plugin_directory.
   std::string plugin_dir = demo_plugin_dir().string();
   /// An empty plugins/ of the deployment's own, filled with install_plugin().
@@ -110,7 +116,9 @@ class Deployment {
     }
     if (database_.backend == "sqlite3") return;  // the file goes with the directory
     try {
-      store::Database database(database_, 1);
+      config::DatabaseSettings owner = database_;
+      if (!options_.owner_connection.empty()) owner.connection = options_.owner_connection;
+      store::Database database(owner, 1);
       soci::session session(database.pool());
       for (const std::string& table :
            {database_.table, store::schema_version_table(database_.table),
@@ -140,6 +148,8 @@ class Deployment {
     // The SQLite file of the deployment takes the default backend and table.
     if (options_.database) out << "  backend: " << database_.backend << "\n";
     out << "  connection: " << yaml_quoted(database_.connection) << "\n";
+    if (!options_.database_password_file.empty())
+      out << "  password_file: " << options_.database_password_file << "\n";
     if (options_.database) out << "  table: " << database_.table << "\n";
     if (options_.migrate) out << "  migrate: " << (*options_.migrate ? "true" : "false") << "\n";
     out << "plugins:\n  directory: " << options_.plugin_dir << "\n";
