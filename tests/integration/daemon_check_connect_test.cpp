@@ -7,21 +7,17 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <fstream>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
-#include <soci/soci.h>
 
+#include "daemon_server_database.hpp"
 #include "program_executor/amqp/connection.hpp"
-#include "program_executor/store/database.hpp"
-#include "program_executor/store/dialect.hpp"
+#include "support/deployment.hpp"
 #include "support/plugin_paths.hpp"
-#include "support/process.hpp"
-#include "support/test_environment.hpp"
 
 namespace fs = std::filesystem;
 using namespace program_executor;
@@ -30,85 +26,27 @@ namespace {
 
 const std::string plugins = test::fixture("good").string();
 
-// A YAML single-quoted scalar; "$${" keeps the loader from expanding "${".
-std::string yaml_quoted(const std::string& text) {
-  std::string quoted = "'";
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '\'') {
-      quoted += "''";
-    } else if (text.compare(i, 2, "${") == 0) {
-      quoted += "$$";
-      quoted += text[i];
-    } else {
-      quoted += text[i];
-    }
-  }
-  return quoted + "'";
-}
-
-class Deployment {
+// The good fixture plugins and the suite's database.
+class Deployment : public test::Deployment {
  public:
-  Deployment(std::string amqp_url, bool migrate = true)
-      : amqp_url_(std::move(amqp_url)), queue_(test::unique_name("pe-check")) {
-    const char* backend = std::getenv("PE_TEST_DATABASE");
-    database_.backend = backend != nullptr && *backend != '\0' ? backend : "sqlite3";
-    database_.table = test::unique_name("pe_check");
-    if (database_.backend == "sqlite3") {
-      database_.connection = "db=" + (dir_.path() / "programs.db").string();
-    } else {
-      const char* connection = std::getenv("PE_TEST_DATABASE_CONNECTION");
-      if (connection == nullptr || *connection == '\0') {
-        FAIL("PE_TEST_DATABASE=" << database_.backend << " needs PE_TEST_DATABASE_CONNECTION");
-      }
-      database_.connection = connection;
-    }
-    std::ofstream out(config_);
-    out << "amqp:\n  url: " << yaml_quoted(amqp_url_) << "\n  queue: " << queue_ << "\n"
-        << "database:\n  backend: " << database_.backend
-        << "\n  connection: " << yaml_quoted(database_.connection)
-        << "\n  table: " << database_.table << "\n  migrate: " << (migrate ? "true" : "false")
-        << "\nplugins:\n  directory: " << plugins << "\n";
-  }
-  ~Deployment() {
-    try {
-      amqp::Connection connection(amqp::parse_url(amqp_url_, {}, 0), "test cleanup");
-      for (const auto& q : {queue_, queue_ + "-retry-1000", queue_ + "-parked"}) {
-        connection.delete_queue(q);
-      }
-    } catch (const std::exception&) {
-    }
-    if (database_.backend != "sqlite3") {
-      try {
-        store::Database database(database_, 1);
-        soci::session session(database.pool());
-        for (const auto& table : {database_.table, store::schema_version_table(database_.table)}) {
-          session << "DROP TABLE IF EXISTS " + database.dialect().quote(table);
-        }
-      } catch (const std::exception&) {
-      }
-    }
-  }
-  test::CommandResult cli(std::vector<std::string> args) const {
-    args.insert(args.begin(), PE_DAEMON_PATH);
-    args.insert(args.begin() + 2, {"-c", config_.string()});
-    return test::run_command(args);
-  }
+  explicit Deployment(std::string amqp_url, bool migrate = true)
+      : test::Deployment([&] {
+          test::DeploymentOptions settings;
+          settings.amqp_url = std::move(amqp_url);
+          settings.queue_prefix = "pe-check";
+          settings.database = test::suite_database;
+          settings.migrate = migrate;
+          settings.plugin_dir = ::plugins;
+          settings.log_format = "";
+          settings.metrics_listen = std::nullopt;
+          return settings;
+        }()) {}
   test::CommandResult check_connect(std::vector<std::string> extra = {}) const {
     std::vector<std::string> args = {"check", "--connect", "--user",
                                      ::getpwuid(::geteuid())->pw_name};
     args.insert(args.end(), extra.begin(), extra.end());
     return cli(args);
   }
-  const std::string& queue() const { return queue_; }
-  const std::string& table() const { return database_.table; }
-  const std::string& amqp_url() const { return amqp_url_; }
-
- private:
-  std::string amqp_url_;
-  std::string queue_;
-  test::TemporaryDirectory dir_;
-  fs::path config_ = dir_.path() / "config.yaml";
-  config::DatabaseSettings database_;
 };
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include "daemon_server_database.hpp"
 #include "program_executor/config/config.hpp"
 #include "program_executor/config/database_password.hpp"
+#include "support/deployment.hpp"
 
 using namespace program_executor;
 using namespace std::chrono_literals;
@@ -98,6 +99,30 @@ test::CommandResult cli_with_credentials(const fs::path& credentials, const fs::
   return test::run_command(args);
 }
 
+// A deployment on the server database `backend` as the user of `connection`,
+// whose password is in `password_file`, with a table and a queue of its own.
+test::DeploymentOptions password_file_deployment(const std::string& amqp_url,
+                                                 const std::string& backend,
+                                                 const std::string& connection,
+                                                 const std::string& password_file) {
+  test::DeploymentOptions settings;
+  settings.amqp_url = amqp_url;
+  settings.heartbeat_seconds = 5;
+  settings.database = [backend, connection](const fs::path&) {
+    config::DatabaseSettings database;
+    database.backend = backend;
+    database.connection = connection;
+    database.table = test::unique_name("pe_it");
+    return database;
+  };
+  settings.database_password_file = password_file;
+  settings.migrate = true;
+  settings.workers = 2;
+  settings.shutdown_grace_seconds = 10;
+  settings.log_level = "debug";
+  return settings;
+}
+
 }  // namespace
 
 TEST_CASE("the CLI and the daemon log in to the database with the password from a file",
@@ -119,25 +144,17 @@ TEST_CASE("the CLI and the daemon log in to the database with the password from 
 
   for (const std::string& form : forms(backend, *connection)) {
     INFO("connection: " << form);
-    test::TemporaryDirectory dir;
     // A systemd credential: the config names ${CREDENTIALS_DIRECTORY}/db-password.
-    const fs::path credentials = dir.path() / "credentials";
+    test::DeploymentOptions settings =
+        password_file_deployment(*url, backend, form, "${CREDENTIALS_DIRECTORY}/db-password");
+    settings.workers = 1;
+    // The end drops the table as pe_secret with the password in the string.
+    settings.owner_connection = config::with_database_password(backend, form, password);
+    test::Deployment deployment(std::move(settings));
+    const fs::path credentials = deployment.path("credentials");
     fs::create_directory(credentials);
     write_secret(credentials / "db-password", password);
-    test::DaemonConfig settings;
-    settings.amqp_url = *url;
-    settings.queue = test::unique_name("pe-it");
-    settings.backend = backend;
-    settings.connection = form;
-    settings.password_file = "${CREDENTIALS_DIRECTORY}/db-password";
-    settings.table = test::unique_name("pe_it");
-    settings.workers = 1;
-    const fs::path config = dir.path() / "config.yaml";
-    test::write_config(config, settings);
-    config::DatabaseSettings owner;
-    owner.backend = backend;
-    owner.table = settings.table;
-    owner.connection = config::with_database_password(backend, form, password);
+    const fs::path config = deployment.config();
     const auto absent = [&](const std::string& text) {
       return text.find(password) == std::string::npos;
     };
@@ -152,7 +169,7 @@ TEST_CASE("the CLI and the daemon log in to the database with the password from 
     REQUIRE(create.exit_code == 0);
     const std::string run_id = test::run_id_of(create);
     {
-      test::DaemonProcess daemon(config, dir.path() / "daemon.log",
+      test::DaemonProcess daemon(config, deployment.path("daemon.log"),
                                  {{"CREDENTIALS_DIRECTORY", credentials.string()}});
       REQUIRE(daemon.wait_for_log("\"daemon.started\"", 30s));
       CHECK(daemon.wait_for_log("\"program.finished\"", 30s));
@@ -168,7 +185,6 @@ TEST_CASE("the CLI and the daemon log in to the database with the password from 
       CHECK(absent(result->out));
       CHECK(absent(result->err));
     }
-    test::drop_deployment(owner, *url, settings.queue);
   }
 }
 
@@ -183,18 +199,13 @@ TEST_CASE("a wrong database password from a file is refused and appears in no ou
   if (!url) return;
   const auto connection = test::per_backend_connection(backend, "SECRET");
   if (!connection) return;
-  test::TemporaryDirectory dir;
+  // The password is refused, so no table is made: the end only deletes the queues.
+  test::Deployment deployment(password_file_deployment(*url, backend, *connection, ""));
   const std::string secret = unique_secret();
-  write_secret(dir.path() / "db-password", secret);
-  test::DaemonConfig settings;
-  settings.amqp_url = *url;
-  settings.queue = test::unique_name("pe-it");
-  settings.backend = backend;
-  settings.connection = *connection;
-  settings.password_file = (dir.path() / "db-password").string();
-  settings.table = test::unique_name("pe_it");
-  const fs::path config = dir.path() / "config.yaml";
-  test::write_config(config, settings);
+  write_secret(deployment.path("db-password"), secret);
+  deployment.options().database_password_file = deployment.path("db-password").string();
+  deployment.write_config();
+  const fs::path config = deployment.config();
 
   std::vector<test::CommandResult> results = {
       test::cli(config, "migrate"),
@@ -222,12 +233,11 @@ TEST_CASE("a wrong database password from a file is refused and appears in no ou
   // The message the operator sees, for the record (docs/security.md).
   WARN("refused (" << backend << "): " << results.front().err);
 
-  test::DaemonProcess daemon(config, dir.path() / "daemon.log");
+  test::DaemonProcess daemon(config, deployment.path("daemon.log"));
   CHECK(daemon.stop(0, 30s) == 1);  // signal 0: only waits for the exit
   const std::string log = daemon.log();
   CHECK_THAT(log, Catch::Contains(refusal(backend)));
   CHECK(log.find(secret) == std::string::npos);
-  test::drop_deployment({}, *url, settings.queue);
 }
 
 TEST_CASE("a mysql:// URL carries any password from a file", "[daemon][secrets][database]") {
@@ -239,17 +249,15 @@ TEST_CASE("a mysql:// URL carries any password from a file", "[daemon][secrets][
   if (!connection) return;
   const fs::path secret_file = test::env_text("PE_TEST_DB_SECRET_PASSWORD_FILE");
   REQUIRE(fs::is_regular_file(secret_file));
-  test::TemporaryDirectory dir;
-  test::DaemonConfig settings;
-  settings.amqp_url = "amqp://guest:guest@127.0.0.1:5672/";  // not used by migrate --check
-  settings.queue = "unused";
-  settings.backend = "mysql";
-  settings.connection = "mysql://pe_secret:wrong@" + parameter(*connection, "host") + ":" +
-                        parameter(*connection, "port") + "/" + parameter(*connection, "db");
-  settings.password_file = secret_file.string();
-  settings.table = test::unique_name("pe_it");
-  const fs::path config = dir.path() / "config.yaml";
-  test::write_config(config, settings);
+  test::DeploymentOptions settings = password_file_deployment(
+      "amqp://guest:guest@127.0.0.1:5672/",  // not used by migrate --check
+      "mysql",
+      "mysql://pe_secret:wrong@" + parameter(*connection, "host") + ":" +
+          parameter(*connection, "port") + "/" + parameter(*connection, "db"),
+      secret_file.string());
+  settings.delete_queues = false;  // no queue was declared, and no broker is needed
+  test::Deployment deployment(std::move(settings));
+  const fs::path config = deployment.config();
   // The password holds ' and \, which the URL's translation into SOCI
   // parameters must quote (core/src/store/database.cpp, soci_parameter).
   const test::CommandResult check = test::cli(config, "migrate", {"--check", "--json"});

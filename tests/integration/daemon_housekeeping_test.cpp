@@ -13,10 +13,8 @@
 
 #include "daemon_server_database.hpp"
 #include "program_executor/amqp/connection.hpp"
+#include "support/deployment.hpp"
 #include "support/plugin_paths.hpp"
-#include "support/process.hpp"
-#include "support/program_cli.hpp"
-#include "support/test_environment.hpp"
 
 using namespace program_executor;
 using namespace std::chrono_literals;
@@ -29,60 +27,25 @@ const fs::path demo_plugin = test::demo_plugin();
 const fs::path fixture_plugin = test::fixture("good/good.so");
 
 // A queue, a table, a plugin directory and a state directory of their own.
-class Housekeeping {
+class Housekeeping : public test::Deployment {
  public:
   explicit Housekeeping(std::string amqp_url)
-      : amqp_url_(std::move(amqp_url)), queue_(test::unique_name("pe-house")) {
-    plugins_ = dir_.path() / "plugins";
-    state_ = dir_.path() / "state";
-    fs::create_directories(plugins_);
-    fs::create_directories(state_);
-    database_.backend =
-        test::env_text("PE_TEST_DATABASE").empty() ? "sqlite3" : test::env_text("PE_TEST_DATABASE");
-    database_.table = test::unique_name("pe_house");
-    database_.connection = database_.backend == "sqlite3"
-                               ? "db=" + (dir_.path() / "programs.db").string()
-                               : test::env_text("PE_TEST_DATABASE_CONNECTION");
-    if (database_.connection.empty()) FAIL("PE_TEST_DATABASE_CONNECTION is not set");
-    std::ofstream out(config());
-    out << "amqp:\n  url: " << test::yaml_quoted(amqp_url_) << "\n  queue: " << queue_ << "\n"
-        << "database:\n  backend: " << database_.backend
-        << "\n  connection: " << test::yaml_quoted(database_.connection)
-        << "\n  table: " << database_.table << "\n"
-        << "plugins:\n  directory: " << plugins_.string() << "\n"
-        << "workers: 1\nlog:\n  level: debug\n  format: json\n"
-        // No Prometheus endpoint: daemons of parallel tests would all want port 9464.
-        << "metrics:\n  listen: \"\"\n";
-    REQUIRE(out.good());
-  }
-  ~Housekeeping() {
-    if (database_.backend != "sqlite3") {
-      test::drop_deployment(database_, amqp_url_, queue_);  // the table and the queues
-      return;
-    }
-    try {  // the SQLite file goes with the directory
-      amqp::Connection connection(amqp::parse_url(amqp_url_, {}, 0), "test cleanup");
-      for (const auto& q : {queue_, queue_ + "-retry-1000", queue_ + "-parked"}) {
-        connection.delete_queue(q);
-      }
-    } catch (const std::exception&) {
-    }
-  }
-
-  // As an operator installs a plugin: a new file moved into place.
-  void install_plugin(const fs::path& from, const std::string& name) {
-    const fs::path staging = dir_.path() / (name + ".new");
-    fs::copy_file(from, staging, fs::copy_options::overwrite_existing);
-    fs::rename(staging, plugins_ / name);
+      : test::Deployment([&] {
+          test::DeploymentOptions settings;
+          settings.amqp_url = std::move(amqp_url);
+          settings.queue_prefix = "pe-house";
+          settings.database = test::suite_database;
+          settings.own_plugin_directory = true;
+          settings.workers = 1;
+          settings.log_level = "debug";
+          return settings;
+        }()) {
+    fs::create_directories(state());
   }
 
   // The daemon as the unit runs it: with STATE_DIRECTORY set.
   std::unique_ptr<test::DaemonProcess> start_daemon() {
-    auto daemon = std::make_unique<test::DaemonProcess>(
-        config(), dir_.path() / ("daemon-" + std::to_string(daemons_++) + ".log"),
-        std::vector<std::pair<std::string, std::string>>{{"STATE_DIRECTORY", state_.string()}});
-    REQUIRE(daemon->wait_for_log("\"daemon.started\"", 30s));
-    return daemon;
+    return test::Deployment::start_daemon({{"STATE_DIRECTORY", state().string()}});
   }
 
   test::CommandResult cli(const std::string& command, std::vector<std::string> args = {}) {
@@ -111,7 +74,7 @@ class Housekeeping {
   // `jobs --json`, by job name.
   std::map<std::string, json> jobs() {
     std::map<std::string, json> by_name;
-    for (const json& row : cli_json("jobs", {"--state-directory", state_.string()})) {
+    for (const json& row : cli_json("jobs", {"--state-directory", state().string()})) {
       by_name[row["job"].get<std::string>()] = row;
     }
     return by_name;
@@ -142,19 +105,7 @@ class Housekeeping {
     return listing;
   }
 
-  fs::path config() const { return dir_.path() / "config.yaml"; }
-  const fs::path& state() const { return state_; }
-  const std::string& queue() const { return queue_; }
-  const std::string& amqp_url() const { return amqp_url_; }
-
- private:
-  test::TemporaryDirectory dir_;
-  std::string amqp_url_;
-  std::string queue_;
-  fs::path plugins_;
-  fs::path state_;
-  config::DatabaseSettings database_;
-  int daemons_ = 0;
+  fs::path state() const { return path("state"); }
 };
 
 }  // namespace

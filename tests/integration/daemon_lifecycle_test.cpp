@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "program_executor/amqp/connection.hpp"
+#include "support/deployment.hpp"
 #include "support/job_gate.hpp"
 #include "support/plugin_paths.hpp"
 #include "support/process.hpp"
@@ -27,57 +28,18 @@ using nlohmann::json;
 namespace {
 
 // A deployment whose plugin directory the test fills itself.
-class PluginDeployment {
+class PluginDeployment : public test::Deployment {
  public:
   explicit PluginDeployment(std::string amqp_url)
-      : amqp_url_(std::move(amqp_url)), queue_(test::unique_name("pe-life")) {
-    plugins_ = dir_.path() / "plugins";
-    fs::create_directories(plugins_);
-    write_config(plugins_);
-  }
-  ~PluginDeployment() {
-    try {
-      amqp::Connection connection(amqp::parse_url(amqp_url_, {}, 0), "test cleanup");
-      for (const auto& q : {queue_, queue_ + "-retry-1000", queue_ + "-parked", queue_ + "-retry-2000"}) {
-        connection.delete_queue(q);
-      }
-    } catch (const std::exception&) {
-    }
-  }
-
-  void write_config(const fs::path& plugin_dir, const std::string& extra = "") {
-    std::ofstream out(config_path());
-    out << "amqp:\n  url: \"" << amqp_url_ << "\"\n  queue: " << queue_ << "\n"
-        << "database:\n  connection: \"db=" << (dir_.path() / "programs.db").string() << "\"\n"
-        << "plugins:\n  directory: " << plugin_dir.string() << "\n"
-        << "workers: 1\nlog:\n  format: json\n"
-        // No Prometheus endpoint: daemons of parallel tests would all want port 9464.
-        << "metrics:\n  listen: \"\"\n"
-        << extra;
-  }
-
-  // Installs a plugin as an operator would: a new file moved into place.
-  void install_plugin(const fs::path& from, const std::string& name) {
-    const fs::path staging = dir_.path() / (name + ".new");
-    fs::copy_file(from, staging, fs::copy_options::overwrite_existing);
-    fs::rename(staging, plugins_ / name);
-  }
-
-  std::string create(const std::string& jobs) { return test::create_program(config_path(), jobs); }
-
-  json wait_until_ended(const std::string& run_id, std::chrono::seconds timeout = 60s) {
-    return test::wait_until_ended(config_path(), run_id, timeout);
-  }
-
-  fs::path config_path() const { return dir_.path() / "config.yaml"; }
-  fs::path log_path(const std::string& name) const { return dir_.path() / name; }
-  const fs::path& plugins() const { return plugins_; }
-
- private:
-  test::TemporaryDirectory dir_;
-  std::string amqp_url_;
-  std::string queue_;
-  fs::path plugins_;
+      : test::Deployment([&] {
+          test::DeploymentOptions settings;
+          settings.amqp_url = std::move(amqp_url);
+          settings.queue_prefix = "pe-life";
+          settings.own_plugin_directory = true;
+          settings.workers = 1;
+          settings.extra_queue_suffixes = {"-retry-2000"};
+          return settings;
+        }()) {}
 };
 
 const fs::path demo_plugin = test::demo_plugin();
@@ -127,10 +89,10 @@ TEST_CASE("the daemon tells systemd it is ready, pings the watchdog, reloads and
   if (!url) return;
   PluginDeployment deployment(*url);
   deployment.install_plugin(demo_plugin, "demo.so");
-  NotifySocket notify(deployment.log_path("notify.sock"));
-  test::DaemonProcess daemon(deployment.config_path(), deployment.log_path("daemon.log"),
-                             {{"NOTIFY_SOCKET", deployment.log_path("notify.sock").string()},
-                              {"WATCHDOG_USEC", "400000"}});
+  NotifySocket notify(deployment.path("notify.sock"));
+  test::DaemonProcess daemon(
+      deployment.config(), deployment.path("daemon.log"),
+      {{"NOTIFY_SOCKET", deployment.path("notify.sock").string()}, {"WATCHDOG_USEC", "400000"}});
   CHECK(notify.wait_for("READY=1", 30s));
   // Pings every 200 ms while the worker loop turns (the deadlines are only
   // there to end the test: they allow for a loaded machine).
@@ -170,9 +132,9 @@ TEST_CASE("a broker that comes up late is waited for: READY once connected, then
   test::TcpForwarder late_broker(broker.host, broker.port);
   PluginDeployment deployment(url_through(broker, late_broker.port()));
   deployment.install_plugin(demo_plugin, "demo.so");
-  NotifySocket notify(deployment.log_path("notify.sock"));
-  test::DaemonProcess daemon(deployment.config_path(), deployment.log_path("daemon.log"),
-                             {{"NOTIFY_SOCKET", deployment.log_path("notify.sock").string()}});
+  NotifySocket notify(deployment.path("notify.sock"));
+  test::DaemonProcess daemon(deployment.config(), deployment.path("daemon.log"),
+                             {{"NOTIFY_SOCKET", deployment.path("notify.sock").string()}});
 
   // Each refused attempt is logged, and systemd hears why the start takes long.
   REQUIRE(daemon.wait_for_log("\"amqp.waiting\"", 30s, 2));
@@ -200,9 +162,9 @@ TEST_CASE("SIGTERM while waiting for the broker stops the daemon cleanly, never 
   test::TcpForwarder absent_broker(broker.host, broker.port);  // never listens
   PluginDeployment deployment(url_through(broker, absent_broker.port()));
   deployment.install_plugin(demo_plugin, "demo.so");
-  NotifySocket notify(deployment.log_path("notify.sock"));
-  test::DaemonProcess daemon(deployment.config_path(), deployment.log_path("daemon.log"),
-                             {{"NOTIFY_SOCKET", deployment.log_path("notify.sock").string()}});
+  NotifySocket notify(deployment.path("notify.sock"));
+  test::DaemonProcess daemon(deployment.config(), deployment.path("daemon.log"),
+                             {{"NOTIFY_SOCKET", deployment.path("notify.sock").string()}});
   REQUIRE(daemon.wait_for_log("\"amqp.waiting\"", 30s));
   CHECK(daemon.stop(SIGTERM, 20s) == 0);
   CHECK(daemon.count_in_log("\"daemon.stopped\"") == 1);
@@ -216,7 +178,7 @@ TEST_CASE("SIGHUP loads new plugins for the next steps, a bad reload keeps the r
   if (!url) return;
   PluginDeployment deployment(*url);
   deployment.install_plugin(demo_plugin, "demo.so");
-  test::DaemonProcess daemon(deployment.config_path(), deployment.log_path("daemon.log"));
+  test::DaemonProcess daemon(deployment.config(), deployment.path("daemon.log"));
   REQUIRE(daemon.wait_for_log("\"daemon.started\"", 30s));
 
   // Not loaded yet: skipped, as any unknown job.
@@ -243,11 +205,11 @@ TEST_CASE("SIGHUP loads new plugins for the next steps, a bad reload keeps the r
   CHECK(daemon.count_in_log("\"job.skipped\"") == 1);
 
   // So does a config that does not validate; the daemon keeps working.
-  deployment.write_config(deployment.plugins(), "workers: many\n");
+  deployment.rewrite_config("workers: many\n");
   ::kill(daemon.pid(), SIGHUP);
   REQUIRE(daemon.wait_for_log("\"daemon.reload_failed\"", 30s, 2));
   CHECK(daemon.count_in_log("workers") >= 1);
-  deployment.write_config(deployment.plugins());
+  deployment.rewrite_config("");
   run_id = deployment.create("demo.log");
   CHECK(deployment.wait_until_ended(run_id)["state"] == "finished");
   CHECK(daemon.stop(SIGTERM, 20s) == 0);
@@ -259,7 +221,7 @@ TEST_CASE("a .so replaced under the same name serves the next steps after a relo
   if (!url) return;
   PluginDeployment deployment(*url);
   deployment.install_plugin(fixture_plugin, "jobs.so");
-  test::DaemonProcess daemon(deployment.config_path(), deployment.log_path("daemon.log"));
+  test::DaemonProcess daemon(deployment.config(), deployment.path("daemon.log"));
   REQUIRE(daemon.wait_for_log("\"daemon.started\"", 30s));
   std::string run_id = deployment.create("fixture.count");
   CHECK(deployment.wait_until_ended(run_id)["state"] == "finished");
@@ -284,23 +246,22 @@ TEST_CASE("a step whose worker was killed is taken over once its claim expires",
   deployment.install_plugin(gate_plugin, "gate.so");
   // The claim outlives the second daemon's start however slow the machine
   // is, so the redelivered message meets it still held.
-  deployment.write_config(deployment.plugins(),
-                          "recovery:\n  lease_seconds: 15\n  stale_after_seconds: 1\n"
-                          "  sweep_interval_seconds: 1\n");
-  auto first = std::make_unique<test::DaemonProcess>(deployment.config_path(),
-                                                     deployment.log_path("first.log"));
+  deployment.rewrite_config(
+      "recovery:\n  lease_seconds: 15\n  stale_after_seconds: 1\n  sweep_interval_seconds: 1\n");
+  auto first =
+      std::make_unique<test::DaemonProcess>(deployment.config(), deployment.path("first.log"));
   REQUIRE(first->wait_for_log("\"daemon.started\"", 30s));
   const test::JobGate gate;  // closed while the first daemon runs the step
-  auto result = test::run_command({PE_DAEMON_PATH, "create", "-c", deployment.config_path().string(),
-                                   "--jobs", "fixture.gate,demo.count", "--job-data",
-                                   gate.job_data().dump()});
+  auto result =
+      test::run_command({PE_DAEMON_PATH, "create", "-c", deployment.config().string(), "--jobs",
+                         "fixture.gate,demo.count", "--job-data", gate.job_data().dump()});
   REQUIRE(result.exit_code == 0);
   const std::string run_id = result.out.substr(0, 36);
   REQUIRE(first->wait_for_log("\"job.started\"", 30s));
   CHECK(first->stop(SIGKILL, 30s) == 128 + SIGKILL);  // dies holding the claim
   gate.open();
 
-  test::DaemonProcess second(deployment.config_path(), deployment.log_path("second.log"));
+  test::DaemonProcess second(deployment.config(), deployment.path("second.log"));
   const json row = deployment.wait_until_ended(run_id, 120s);
   CHECK(row["state"] == "finished");
   CHECK(row["job_data"]["demo.count"]["runs"] == 1);
@@ -317,16 +278,16 @@ TEST_CASE("programs run on quorum queues", "[daemon][quorum]") {
   if (!url) return;
   PluginDeployment deployment(*url);
   deployment.install_plugin(demo_plugin, "demo.so");
-  deployment.write_config(deployment.plugins(), "");
+  deployment.rewrite_config("");
   {
     // The keys belong in the amqp section written above.
-    std::ifstream in(deployment.config_path());
+    std::ifstream in(deployment.config());
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     const auto at = text.find("database:");
     text.insert(at, "  queue_type: quorum\n  delivery_limit: 10\n");
-    std::ofstream(deployment.config_path()) << text;
+    std::ofstream(deployment.config()) << text;
   }
-  test::DaemonProcess daemon(deployment.config_path(), deployment.log_path("daemon.log"));
+  test::DaemonProcess daemon(deployment.config(), deployment.path("daemon.log"));
   REQUIRE(daemon.wait_for_log("\"daemon.started\"", 30s));
   const std::string run_id = deployment.create("demo.flaky,demo.count");
   const json row = deployment.wait_until_ended(run_id);
@@ -341,15 +302,15 @@ TEST_CASE("retry policies: a delay queue per delay, and a limit that errors the 
   if (!url) return;
   PluginDeployment deployment(*url);
   deployment.install_plugin(demo_plugin, "demo.so");
-  deployment.write_config(deployment.plugins(),
-                          "retry:\n  max_attempts: 10\n  jobs:\n    demo.flaky:\n"
-                          "      delay_ms: 2000\n      max_attempts: 2\n");
-  test::DaemonProcess daemon(deployment.config_path(), deployment.log_path("daemon.log"));
+  deployment.rewrite_config(
+      "retry:\n  max_attempts: 10\n  jobs:\n    demo.flaky:\n"
+      "      delay_ms: 2000\n      max_attempts: 2\n");
+  test::DaemonProcess daemon(deployment.config(), deployment.path("daemon.log"));
   REQUIRE(daemon.wait_for_log("\"daemon.started\"", 30s));
   const auto started = std::chrono::steady_clock::now();
-  auto result = test::run_command({PE_DAEMON_PATH, "create", "-c", deployment.config_path().string(),
-                                   "--jobs", "demo.flaky", "--job-data",
-                                   R"({"demo.flaky":{"failures":5}})"});
+  auto result =
+      test::run_command({PE_DAEMON_PATH, "create", "-c", deployment.config().string(), "--jobs",
+                         "demo.flaky", "--job-data", R"({"demo.flaky":{"failures":5}})"});
   REQUIRE(result.exit_code == 0);
   const json row = deployment.wait_until_ended(result.out.substr(0, 36));
   CHECK(row["state"] == "errored");
@@ -366,13 +327,13 @@ TEST_CASE("the operator's commands: list, resume, jobs, version, with --json", "
   if (!url) return;
   PluginDeployment deployment(*url);
   deployment.install_plugin(demo_plugin, "demo.so");
-  const std::string config = deployment.config_path().string();
+  const std::string config = deployment.config().string();
   auto cli = [&](std::vector<std::string> args) {
     args.insert(args.begin(), PE_DAEMON_PATH);
     args.insert(args.begin() + 2, {"-c", config});
     return test::run_command(args);
   };
-  test::DaemonProcess daemon(deployment.config_path(), deployment.log_path("daemon.log"));
+  test::DaemonProcess daemon(deployment.config(), deployment.path("daemon.log"));
   REQUIRE(daemon.wait_for_log("\"daemon.started\"", 30s));
 
   const std::string finishing = deployment.create("demo.log");

@@ -6,7 +6,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <fstream>
 #include <functional>
 #include <thread>
 
@@ -15,11 +14,8 @@
 
 #include "program_executor/amqp/connection.hpp"
 #include "program_executor/store/database.hpp"
+#include "support/deployment.hpp"
 #include "support/http_scrape.hpp"
-#include "support/plugin_paths.hpp"
-#include "support/process.hpp"
-#include "support/program_cli.hpp"
-#include "support/test_environment.hpp"
 
 using namespace program_executor;
 using namespace std::chrono_literals;
@@ -63,79 +59,21 @@ std::string executions(const std::string& job, const std::string& outcome) {
 
 // A queue, a database file and a config file of their own for one test, with
 // the metrics endpoint on `metrics_listen`.
-class Deployment {
+class Deployment : public test::Deployment {
  public:
   /// `extra` is written at the end of the config (more top-level sections).
   Deployment(std::string amqp_url, const std::string& metrics_listen, const std::string& extra = "")
-      : amqp_url_(std::move(amqp_url)), queue_(test::unique_name("pe-metrics")) {
-    config_ = dir_.path() / "config.yaml";
-    std::ofstream out(config_);
-    out << "amqp:\n"
-        << "  url: \"" << amqp_url_ << "\"\n"
-        << "  queue: " << queue_ << "\n"
-        << "database:\n"
-        << "  backend: sqlite3\n"
-        << "  connection: \"db=" << (dir_.path() / "programs.db").string() << "\"\n"
-        << "plugins:\n"
-        << "  directory: " << test::demo_plugin_dir().string() << "\n"
-        << "workers: 2\n"
-        << "shutdown_grace_seconds: 10\n"
-        << "log:\n"
-        << "  level: debug\n"
-        << "  format: json\n"
-        << "metrics:\n"
-        << "  listen: \"" << metrics_listen << "\"\n"
-        << extra;
-  }
-
-  ~Deployment() {
-    // Leave the broker as we found it.
-    try {
-      amqp::Connection connection(amqp::parse_url(amqp_url_, {}, 0), "test cleanup");
-      for (const auto& q : {queue_, queue_ + "-retry-1000", queue_ + "-parked"}) {
-        connection.delete_queue(q);
-      }
-    } catch (const std::exception&) {
-    }
-  }
-
-  std::unique_ptr<test::DaemonProcess> start_daemon() {
-    auto daemon = std::make_unique<test::DaemonProcess>(config_, dir_.path() / "daemon.log");
-    REQUIRE(daemon->wait_for_log("\"daemon.started\"", 30s));
-    return daemon;
-  }
-
-  // {"command", args...}: `program-executor command -c <config> args...`.
-  test::CommandResult cli(std::vector<std::string> args) {
-    const std::string command = args.front();
-    args.erase(args.begin());
-    return test::cli(config_, command, std::move(args));
-  }
-
-  std::string create(const std::string& jobs, const json& job_data = json::object()) {
-    return test::create_program(config_, jobs, job_data);
-  }
-
-  json status(const std::string& run_id) { return test::program_status(config_, run_id); }
-
-  json wait_until_ended(const std::string& run_id, std::chrono::seconds timeout = 60s) {
-    return test::wait_until_ended(config_, run_id, timeout);
-  }
-
-  const std::string& queue() const { return queue_; }
-  const std::filesystem::path& config() const { return config_; }
-  config::DatabaseSettings database() const {
-    config::DatabaseSettings settings;
-    settings.backend = "sqlite3";
-    settings.connection = "db=" + (dir_.path() / "programs.db").string();
-    return settings;
-  }
-
- private:
-  test::TemporaryDirectory dir_;
-  std::string amqp_url_;
-  std::string queue_;
-  std::filesystem::path config_;
+      : test::Deployment([&] {
+          test::DeploymentOptions settings;
+          settings.amqp_url = std::move(amqp_url);
+          settings.queue_prefix = "pe-metrics";
+          settings.workers = 2;
+          settings.shutdown_grace_seconds = 10;
+          settings.log_level = "debug";
+          settings.metrics_listen = metrics_listen;
+          settings.extra_yaml = extra;
+          return settings;
+        }()) {}
 };
 
 // Scrapes until `done` holds for the exposition (counters are updated after

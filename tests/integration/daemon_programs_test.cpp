@@ -12,17 +12,11 @@
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
-#include <soci/soci.h>
 
 #include "daemon_server_database.hpp"
 #include "program_executor/amqp/connection.hpp"
-#include "program_executor/store/database.hpp"
-#include "program_executor/store/dialect.hpp"
+#include "support/deployment.hpp"
 #include "support/job_gate.hpp"
-#include "support/plugin_paths.hpp"
-#include "support/process.hpp"
-#include "support/program_cli.hpp"
-#include "support/test_environment.hpp"
 
 using namespace program_executor;
 using namespace std::chrono_literals;
@@ -30,103 +24,32 @@ using nlohmann::json;
 
 namespace {
 
-struct DeploymentOptions {
-  int workers = 2;
-  int heartbeat_seconds = 5;
-  int shutdown_grace_seconds = 10;
-  std::string plugin_dir = test::demo_and_gate_plugin_dir();
+// The database is PE_TEST_DATABASE (sqlite3, postgresql, mysql, odbc; default
+// sqlite3, a file of the test's own) reached with PE_TEST_DATABASE_CONNECTION;
+// tests share a server database through tables of their own, so they run in
+// parallel. A configured database that cannot be reached fails the test.
+struct DeploymentOptions : test::DeploymentOptions {
+  DeploymentOptions() {
+    database = test::suite_database;
+    heartbeat_seconds = 5;
+    workers = 2;
+    shutdown_grace_seconds = 10;
+    plugin_dir = test::demo_and_gate_plugin_dir();
+    log_level = "debug";
+  }
 };
 
-// A queue, a table and a config file of their own for one test. The database
-// is PE_TEST_DATABASE (sqlite3, postgresql, mysql, odbc; default sqlite3, a
-// file of the test's own) reached with PE_TEST_DATABASE_CONNECTION; tests
-// share a server database through tables of their own, so they run in
-// parallel. A configured database that cannot be reached fails the test.
-class Deployment {
+// A queue, a table and a config file of their own for one test.
+class Deployment : public test::Deployment {
  public:
   explicit Deployment(std::string amqp_url, DeploymentOptions options = {})
-      : amqp_url_(std::move(amqp_url)), queue_(test::unique_name("pe-it")) {
-    database_ = test::suite_database(dir_.path());
-    config_ = dir_.path() / "config.yaml";
-    std::ofstream out(config_);
-    out << "amqp:\n"
-        << "  url: \"" << amqp_url_ << "\"\n"
-        << "  queue: " << queue_ << "\n"
-        << "  heartbeat_seconds: " << options.heartbeat_seconds << "\n"
-        << "database:\n"
-        << "  backend: " << database_.backend << "\n"
-        << "  connection: " << test::yaml_quoted(database_.connection) << "\n"
-        << "  table: " << database_.table << "\n"
-        << "plugins:\n"
-        << "  directory: " << options.plugin_dir << "\n"
-        << "workers: " << options.workers << "\n"
-        << "shutdown_grace_seconds: " << options.shutdown_grace_seconds << "\n"
-        << "log:\n"
-        << "  level: debug\n"
-        << "  format: json\n"
-        // No Prometheus endpoint: daemons of parallel tests would all want port 9464.
-        << "metrics:\n"
-        << "  listen: \"\"\n";
-  }
-
-  ~Deployment() {
-    // Leave the broker as we found it.
-    try {
-      amqp::Connection connection(amqp::parse_url(amqp_url_, {}, 0), "test cleanup");
-      for (const auto& q : {queue_, queue_ + "-retry-1000", queue_ + "-parked"}) {
-        connection.delete_queue(q);
-      }
-    } catch (const std::exception&) {
-    }
-    // And the database server (a SQLite file goes with the directory).
-    if (database_.backend != "sqlite3") {
-      try {
-        store::Database database(database_, 1);
-        soci::session session(database.pool());
-        for (const auto& table : {database_.table, store::schema_version_table(database_.table)}) {
-          session << "DROP TABLE IF EXISTS " + database.dialect().quote(table);
-        }
-      } catch (const std::exception&) {
-      }
-    }
-  }
-
-  std::unique_ptr<test::DaemonProcess> start_daemon() {
-    auto log = dir_.path() / ("daemon-" + std::to_string(daemons_++) + ".log");
-    auto daemon = std::make_unique<test::DaemonProcess>(config_, log);
-    REQUIRE(daemon->wait_for_log("\"daemon.started\"", 30s));
-    return daemon;
-  }
-
-  // {"command", args...}: `program-executor command -c <config> args...`.
-  test::CommandResult cli(std::vector<std::string> args) {
-    const std::string command = args.front();
-    args.erase(args.begin());
-    return test::cli(config_, command, std::move(args));
-  }
-
-  std::string create(const std::string& jobs, const json& job_data = json::object(),
-                     const json& program_data = json::object()) {
-    return test::create_program(config_, jobs, job_data, program_data);
-  }
-
-  json status(const std::string& run_id) { return test::program_status(config_, run_id); }
-
-  json wait_until_ended(const std::string& run_id, std::chrono::seconds timeout = 60s) {
-    return test::wait_until_ended(config_, run_id, timeout);
-  }
-
-  const std::string& queue() const { return queue_; }
-  const std::filesystem::path& config() const { return config_; }
-  const std::string& amqp_url() const { return amqp_url_; }
+      : test::Deployment(on_broker(std::move(amqp_url), std::move(options))) {}
 
  private:
-  test::TemporaryDirectory dir_;
-  std::string amqp_url_;
-  std::string queue_;
-  config::DatabaseSettings database_;
-  std::filesystem::path config_;
-  int daemons_ = 0;
+  static test::DeploymentOptions on_broker(std::string amqp_url, DeploymentOptions options) {
+    options.amqp_url = std::move(amqp_url);
+    return options;
+  }
 };
 
 // The log events of one daemon, parsed from its JSON lines, in log order.

@@ -16,6 +16,8 @@
 #include "program_executor/amqp/queue_topology.hpp"
 #include "program_executor/executor/program_creator.hpp"
 #include "program_executor/store/database.hpp"
+#include "support/deployment.hpp"
+#include "support/job_gate.hpp"
 #include "support/plugin_paths.hpp"
 
 using namespace program_executor;
@@ -26,44 +28,33 @@ namespace fs = std::filesystem;
 namespace {
 
 // A queue, a table, a plugin directory and a config of one test's own.
-class RecoveryDeployment {
+class RecoveryDeployment : public test::Deployment {
  public:
   RecoveryDeployment(std::string amqp_url, const std::string& recovery_yaml, int workers = 2)
-      : amqp_url_(std::move(amqp_url)), queue_(test::unique_name("pe-rec")) {
-    database_ = test::suite_database(dir_.path());
-    // The demo plugin and the crash fixture, side by side as an operator
-    // would install them.
-    const fs::path plugins = dir_.path() / "plugins";
-    fs::create_directory(plugins);
-    fs::copy_file(test::demo_plugin(), plugins / "demo.so");
-    fs::copy_file(test::fixture("crash/crash.so"), plugins / "crash.so");
-    config_ = dir_.path() / "config.yaml";
-    test::DaemonConfig config{amqp_url_,           queue_,  database_.backend, database_.connection,
-                              "",                  database_.table, true, workers,
-                              plugins.string(),    "recovery:\n" + recovery_yaml};
-    test::write_config(config_, config);
+      : test::Deployment([&] {
+          test::DeploymentOptions settings;
+          settings.amqp_url = std::move(amqp_url);
+          settings.queue_prefix = "pe-rec";
+          settings.heartbeat_seconds = 5;
+          settings.database = test::suite_database;
+          settings.migrate = true;
+          settings.own_plugin_directory = true;
+          settings.workers = workers;
+          settings.shutdown_grace_seconds = 10;
+          settings.log_level = "debug";
+          settings.extra_yaml = "recovery:\n" + recovery_yaml;
+          return settings;
+        }()) {
+    // The demo plugin, the crash fixture and the gate fixture, side by side
+    // as an operator would install them.
+    install_plugin(test::demo_plugin(), "demo.so");
+    install_plugin(test::fixture("crash/crash.so"), "crash.so");
+    install_plugin(fs::path(test::demo_and_gate_plugin_dir()) / "gate.so", "gate.so");
   }
-  ~RecoveryDeployment() { test::drop_deployment(database_, amqp_url_, queue_); }
 
   std::unique_ptr<test::DaemonProcess> start_daemon() {
-    auto log = dir_.path() / ("daemon-" + std::to_string(daemons_++) + ".log");
-    auto daemon = std::make_unique<test::DaemonProcess>(config_, log);
-    REQUIRE(daemon->wait_for_log("\"daemon.started\"", 60s));
-    return daemon;
+    return test::Deployment::start_daemon({}, 60s);
   }
-
-  const fs::path& config() const { return config_; }
-  const config::DatabaseSettings& database() const { return database_; }
-  const std::string& queue() const { return queue_; }
-  const std::string& amqp_url() const { return amqp_url_; }
-
- private:
-  test::TemporaryDirectory dir_;
-  std::string amqp_url_;
-  std::string queue_;
-  config::DatabaseSettings database_;
-  fs::path config_;
-  int daemons_ = 0;
 };
 
 // The daemon's JSON log events named `name`, for `run_id` if given.
@@ -102,15 +93,21 @@ TEST_CASE("a job that kills its process stops its own program only, and the daem
                                 "  lease_seconds: 3\n  stale_after_seconds: 1\n"
                                 "  sweep_interval_seconds: 1\n  max_crashes: 3\n");
   auto first = deployment.start_daemon();
-  // An innocent program is in the middle of a long step when the poison's
-  // first run takes the whole process down with it.
-  const std::string innocent = test::create_program(deployment.config(), "demo.sleep,demo.sleep",
-                                                    {{"demo.sleep", {{"ms", 3000}}}});
+  // An innocent program is in the middle of a step when the poison's first
+  // run takes the whole process down with it: the step waits at a gate that
+  // stays closed until that process is gone, however loaded the machine is.
+  const test::JobGate gate;
+  json innocent_data = gate.job_data();
+  innocent_data["demo.sleep"] = {{"ms", 100}};
+  const std::string innocent =
+      test::create_program(deployment.config(), "fixture.gate,demo.sleep", innocent_data);
   REQUIRE(wait_for_event(*first, "job.started", innocent, 60s));
   const std::string poison = test::create_program(deployment.config(), "fixture.abort");
   const auto deadline = std::chrono::steady_clock::now() + 60s;
   while (first->running() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(50ms);
   REQUIRE_FALSE(first->running());
+  CHECK(events(*first, "job.finished", innocent).empty());  // it died with the process
+  gate.open();
 
   // What systemd does next: start it again.
   auto second = deployment.start_daemon();

@@ -15,10 +15,7 @@
 #include <catch2/catch.hpp>
 
 #include "program_executor/amqp/connection.hpp"
-#include "support/plugin_paths.hpp"
-#include "support/process.hpp"
-#include "support/program_cli.hpp"
-#include "support/test_environment.hpp"
+#include "support/deployment.hpp"
 
 using namespace program_executor;
 using namespace std::chrono_literals;
@@ -40,53 +37,29 @@ std::string unique_secret() {
 }
 
 // A queue, a database and a configuration whose password comes from a file.
-class SecretDeployment {
+class SecretDeployment : public test::Deployment {
  public:
-  // `broker` is a URL without password (ConnectionSettings::describe()).
+  // `broker` is a URL without password (ConnectionSettings::describe()), so
+  // the queues are the test's to delete.
   SecretDeployment(const std::string& broker, const std::string& password)
-      : queue_(test::unique_name("pe-it")) {
-    password_file_ = dir_.path() / "amqp-password";
+      : test::Deployment([&] {
+          test::DeploymentOptions settings;
+          settings.amqp_url = broker;
+          settings.workers = 1;
+          settings.shutdown_grace_seconds = 5;
+          settings.log_level = "debug";
+          settings.delete_queues = false;
+          return settings;
+        }()) {
+    const fs::path password_file = path("amqp-password");
     {
-      std::ofstream out(password_file_);
+      std::ofstream out(password_file);
       out << password << "\n";
     }
-    fs::permissions(password_file_, fs::perms::owner_read | fs::perms::owner_write);
-    config_ = dir_.path() / "config.yaml";
-    std::ofstream out(config_);
-    out << "amqp:\n"
-        << "  url: \"" << broker << "\"\n"
-        << "  password_file: " << password_file_.string() << "\n"
-        << "  queue: " << queue_ << "\n"
-        << "database:\n"
-        << "  connection: \"db=" << (dir_.path() / "programs.db").string() << "\"\n"
-        << "plugins:\n"
-        << "  directory: " << test::demo_plugin_dir().string() << "\n"
-        << "workers: 1\n"
-        << "shutdown_grace_seconds: 5\n"
-        << "log:\n"
-        << "  level: debug\n"
-        << "  format: json\n"
-        // No Prometheus endpoint: daemons of parallel tests would all want port 9464.
-        << "metrics:\n"
-        << "  listen: \"\"\n";
+    fs::permissions(password_file, fs::perms::owner_read | fs::perms::owner_write);
+    options().amqp_password_file = password_file.string();
+    write_config();
   }
-
-  // {"command", args...}: `program-executor command -c <config> args...`.
-  test::CommandResult cli(std::vector<std::string> args) const {
-    const std::string command = args.front();
-    args.erase(args.begin());
-    return test::cli(config_, command, std::move(args));
-  }
-
-  const fs::path& config() const { return config_; }
-  const fs::path& dir() const { return dir_.path(); }
-  const std::string& queue() const { return queue_; }
-
- private:
-  test::TemporaryDirectory dir_;
-  std::string queue_;
-  fs::path password_file_;
-  fs::path config_;
 };
 
 // What the kernel shows every user about `pid`: the command line and the

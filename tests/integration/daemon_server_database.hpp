@@ -19,6 +19,7 @@
 #include "program_executor/store/database.hpp"
 #include "program_executor/store/throughput_store.hpp"
 #include "program_executor/store/dialect.hpp"
+#include "support/deployment.hpp"
 #include "support/plugin_paths.hpp"
 #include "support/process.hpp"
 #include "support/program_cli.hpp"
@@ -52,21 +53,6 @@ inline std::optional<std::string> per_backend_connection(const std::string& back
   }
   WARN("SKIPPED: " << name << " is not set (source /var/tmp/pe-databases/env)");
   return std::nullopt;
-}
-
-/// A YAML single-quoted scalar; "$${" keeps the loader from expanding "${".
-inline std::string yaml_quoted(const std::string& text) {
-  std::string quoted = "'";
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '\'') {
-      quoted += "''";
-    } else if (text.compare(i, 2, "${") == 0) {
-      quoted += "$$";
-    } else {
-      quoted += text[i];
-    }
-  }
-  return quoted + "'";
 }
 
 /// The suite's database for one test (PE_TEST_DATABASE, default sqlite3: a

@@ -19,6 +19,7 @@
 #include "program_executor/config/config.hpp"
 #include "program_executor/store/database.hpp"
 #include "program_executor/store/migrations.hpp"
+#include "support/deployment.hpp"
 #include "support/plugin_paths.hpp"
 #include "support/process.hpp"
 #include "support/test_environment.hpp"
@@ -39,21 +40,22 @@ void write(const fs::path& path, const std::string& text, mode_t mode = 0600) {
   REQUIRE(::chmod(path.c_str(), mode) == 0);
 }
 
-// A deployment in a temporary directory: config.yaml with the good fixture
-// plugins, a SQLite file that does not exist yet, and `extra` lines.
-struct Deployment {
-  explicit Deployment(const std::string& extra = "") {
-    write(config, "plugins:\n  directory: " + program_executor::test::fixture("good").string() +
-                      "\ndatabase:\n  connection: db=" + database.string() + "\n" + extra);
+// A deployment in a temporary directory: config.yaml (mode 0600) with the
+// good fixture plugins, a SQLite file that does not exist yet, and `extra`
+// lines; no broker.
+struct Deployment : program_executor::test::Deployment {
+  explicit Deployment(const std::string& extra = "")
+      : program_executor::test::Deployment([&] {
+          program_executor::test::DeploymentOptions settings;
+          settings.plugin_dir = program_executor::test::fixture("good").string();
+          settings.log_format = "";
+          settings.metrics_listen = std::nullopt;
+          settings.extra_yaml = extra;
+          return settings;
+        }()) {
+    REQUIRE(::chmod(config().c_str(), 0600) == 0);
   }
-  CommandResult cli(std::vector<std::string> args) const {
-    args.insert(args.begin(), PE_DAEMON_PATH);
-    args.insert(args.begin() + 2, {"-c", config.string()});
-    return run_command(args);
-  }
-  TemporaryDirectory dir;
-  fs::path config = dir.path() / "config.yaml";
-  fs::path database = dir.path() / "programs.db";
+  fs::path database_file() const { return path("programs.db"); }
 };
 
 std::string error_line(const std::string& message) {
@@ -115,7 +117,7 @@ TEST_CASE("create refuses empty job names and never takes an option for one",
   CHECK(error.at("error") == "usage");
   CHECK(error.at("message") == message);
   // Refused before anything was opened or written.
-  CHECK_FALSE(fs::exists(deployment.database));
+  CHECK_FALSE(fs::exists(deployment.database_file()));
 }
 
 TEST_CASE("create never takes the next option as a job", "[daemon][cli][create]") {
@@ -124,7 +126,7 @@ TEST_CASE("create never takes the next option as a job", "[daemon][cli][create]"
   CHECK(result.exit_code == 2);
   CHECK(nlohmann::json::parse(result.out).at("message") ==
         "--jobs: job 1 of 1 '--json' starts with '-': an option, not a job name");
-  CHECK_FALSE(fs::exists(deployment.database));
+  CHECK_FALSE(fs::exists(deployment.database_file()));
 }
 
 TEST_CASE("create --strict refuses jobs no plugin in the directory has", "[daemon][cli][create]") {
@@ -138,13 +140,13 @@ TEST_CASE("create --strict refuses jobs no plugin in the directory has", "[daemo
   result = deployment.cli({"create", "--strict", "--json", "--jobs", "later.job"});
   CHECK(result.exit_code == 1);
   CHECK(nlohmann::json::parse(result.out).at("error") == "unknown_jobs");
-  CHECK_FALSE(fs::exists(deployment.database));
+  CHECK_FALSE(fs::exists(deployment.database_file()));
 }
 
 TEST_CASE("read-only commands create no database and say so", "[daemon][cli][read_only]") {
   const Deployment deployment;
   const std::string missing =
-      "the SQLite database " + deployment.database.string() +
+      "the SQLite database " + deployment.database_file().string() +
       " does not exist; this command changes nothing, so it does not create it: the daemon "
       "creates it at its first start (or run `program-executor migrate` as the daemon's user)";
   for (const std::vector<std::string>& command :
@@ -160,11 +162,11 @@ TEST_CASE("read-only commands create no database and say so", "[daemon][cli][rea
     CHECK(nlohmann::json::parse(result.out) ==
           nlohmann::json{{"error", "database"}, {"message", missing}});
   }
-  CHECK_FALSE(fs::exists(deployment.database));
+  CHECK_FALSE(fs::exists(deployment.database_file()));
 
   // Once migrate made it, they read it, and still change nothing.
   REQUIRE(deployment.cli({"migrate"}).exit_code == 0);
-  const auto modified = fs::last_write_time(deployment.database);
+  const auto modified = fs::last_write_time(deployment.database_file());
   CommandResult result = deployment.cli({"list"});
   CHECK(result.exit_code == 0);
   CHECK(result.out == "no programs\n");
@@ -173,7 +175,7 @@ TEST_CASE("read-only commands create no database and say so", "[daemon][cli][rea
   CHECK(nlohmann::json::parse(result.out) ==
         nlohmann::json{{"error", "not_found"}, {"message", "no program with run id no-such-run"}});
   CHECK(deployment.cli({"migrate", "--check"}).exit_code == 0);
-  CHECK(fs::last_write_time(deployment.database) == modified);
+  CHECK(fs::last_write_time(deployment.database_file()) == modified);
 }
 
 TEST_CASE("a read-only command finds an old table and does not migrate it",
@@ -182,7 +184,7 @@ TEST_CASE("a read-only command finds an old table and does not migrate it",
   {
     // A table as program-executor-js leaves it: no version table.
     program_executor::config::DatabaseSettings settings;
-    settings.connection = "db=" + deployment.database.string();
+    settings.connection = "db=" + deployment.database_file().string();
     program_executor::store::Database database(settings, 1);
     soci::session session(database.pool());
     session << "CREATE TABLE programs (run_id VARCHAR(36) PRIMARY KEY)";
@@ -201,7 +203,7 @@ TEST_CASE("cancel of a cancelled program is a no-op that exits 0", "[daemon][cli
   REQUIRE(deployment.cli({"migrate"}).exit_code == 0);
   {
     program_executor::config::DatabaseSettings settings;
-    settings.connection = "db=" + deployment.database.string();
+    settings.connection = "db=" + deployment.database_file().string();
     program_executor::store::Database database(settings, 1);
     database.program_store()->insert({"run-to-cancel", {"fixture.echo"}, {}, {}});
   }
@@ -229,7 +231,7 @@ TEST_CASE("operator commands read the unit's environment file", "[daemon][cli][e
   // The broker password comes from the environment, as the packaged unit gives it.
   const Deployment deployment(
       "amqp:\n  url: amqp://worker:${PE_TEST_CLI_AMQP_PASSWORD}@127.0.0.1:5672/\n");
-  const fs::path environment = deployment.dir.path() / "environment";
+  const fs::path environment = deployment.dir() / "environment";
 
   // Commands that only read the database do not need the broker's password.
   REQUIRE(deployment.cli({"migrate"}).exit_code == 0);
@@ -240,9 +242,10 @@ TEST_CASE("operator commands read the unit's environment file", "[daemon][cli][e
   CommandResult result = deployment.cli({"check", "--user", "root"});
   CHECK(result.exit_code == 1);
   CHECK(result.err ==
-        error_line(deployment.config.string() +
+        error_line(deployment.config().string() +
                    ":6:8: amqp.url: environment variable PE_TEST_CLI_AMQP_PASSWORD is not set; "
-                   "the unit's environment file " + environment.string() +
+                   "the unit's environment file " +
+                   environment.string() +
                    " does not exist: write NAME=value lines there (mode 0640), or set the "
                    "variable"));
 
@@ -256,12 +259,12 @@ TEST_CASE("operator commands read the unit's environment file", "[daemon][cli][e
   CHECK(result.out.find("s3cr3t-for-cli") == std::string::npos);
 
   // NAME.yaml takes NAME.environment, as program-executor@NAME.service does.
-  const fs::path instance = deployment.dir.path() / "exports.yaml";
-  fs::copy_file(deployment.config, instance);
+  const fs::path instance = deployment.dir() / "exports.yaml";
+  fs::copy_file(deployment.config(), instance);
   result = run_command({PE_DAEMON_PATH, "check", "-c", instance.string(), "--user", "root"});
   CHECK(result.exit_code == 1);
   CHECK_THAT(result.err, Catch::Contains("the unit's environment file " +
-                                         (deployment.dir.path() / "exports.environment").string()));
+                                         (deployment.dir() / "exports.environment").string()));
   result = run_command({PE_DAEMON_PATH, "check", "-c", instance.string(), "--user", "root",
                         "--environment-file", environment.string()});
   CHECK(result.exit_code == 0);
@@ -284,12 +287,12 @@ TEST_CASE("check warns when the daemon's user cannot read the config or write th
   CHECK(result.exit_code == 0);
   const std::string config_warning =
       "program-executor: check: warning: nobody (the daemon's user) cannot read " +
-      deployment.config.string() + " (owner " + ::getpwuid(::geteuid())->pw_name;
+      deployment.config().string() + " (owner " + ::getpwuid(::geteuid())->pw_name;
   CHECK_THAT(result.err, Catch::Contains(config_warning));
   CHECK_THAT(result.err, Catch::Contains("the config: the daemon cannot start; install -m 0640 "
                                          "-g nobody it"));
   CHECK_THAT(result.err, Catch::Contains("nobody (the daemon's user) cannot write " +
-                                         deployment.database.string()));
+                                         deployment.database_file().string()));
   result = deployment.cli({"check", "--user", "nobody", "--strict"});
   CHECK(result.exit_code == 1);
 
@@ -307,7 +310,7 @@ TEST_CASE("commands log text lines on stderr whatever log.format says, unless as
   {
     // A newer program-executor migrated: commands that write warn (database.schema_newer).
     program_executor::config::DatabaseSettings settings;
-    settings.connection = "db=" + deployment.database.string();
+    settings.connection = "db=" + deployment.database_file().string();
     program_executor::store::Database database(settings, 1);
     {
       soci::session session(database.pool());  // the pool's one session, given back below
