@@ -760,10 +760,12 @@ TEST_CASE("in a batch, fast steps commit first, of the slow ones one runs, the o
   Harness h;
   h.add("fast");
   h.add("slow", [](const json&, sdk::JobDataHandler&, sdk::JobContext&) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
   });
   executor::ProcessorSettings settings{"q", "q-parked", true, {}};
-  settings.fairness = executor::FairnessPolicy{};  // the daemon's line; "fast" runs well under it
+  // A line far from both jobs: the daemon's 5 ms is within reach of an empty
+  // job on a loaded machine under the sanitizers, which made "fast" slow.
+  settings.fairness = executor::FairnessPolicy{.slow_step = std::chrono::milliseconds(100)};
   auto processor = h.processor(settings);
   processor.process(h.create({"fast"}, {}, {}, "warm-up"));
   const std::string slow_one = h.create({"slow", "fast"}, {}, {}, "slow-1");
