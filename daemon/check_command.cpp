@@ -281,7 +281,7 @@ void database_findings(const config::Config& config, Findings& findings) {
     }
     const auto database = open_database_read_only(config, TableRequired::no);
     const store::SchemaStatus status = database->schema_status();
-    const std::string table = "database: " + std::string(store::to_string(database->backend())) +
+    const std::string table = "database: " + std::string(to_string(database->backend())) +
                               ": table " + config.database.table;
     if (!status.table_exists) {
       (config.database.migrate ? findings.notes : findings.problems)

@@ -29,7 +29,7 @@ void become_root_again() {
 }  // namespace
 
 std::optional<std::filesystem::path> sqlite_file(const config::DatabaseSettings& database) {
-  if (database.backend != "sqlite3") return std::nullopt;
+  if (database.backend != config::DatabaseBackend::sqlite3) return std::nullopt;
   const std::string& text = database.connection;
   std::string file;
   if (text.find('=') == std::string::npos) {

@@ -26,7 +26,7 @@ constexpr long long expect_within_ms = 3600LL * 1000;
 config::DatabaseSettings settings_of(const std::string& backend, const std::string& connection,
                                      const std::string& table) {
   config::DatabaseSettings settings;
-  settings.backend = backend;
+  settings.backend = store::parse_backend(backend);
   settings.connection = connection;
   settings.table = table;
   settings.migrate = true;

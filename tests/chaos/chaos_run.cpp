@@ -1474,7 +1474,7 @@ int run(Options options) {
   std::cout.flush();
 
   config::DatabaseSettings database_settings;
-  database_settings.backend = options.backend;
+  database_settings.backend = store::parse_backend(options.backend);
   database_settings.connection = options.connection;
   database_settings.table = d.table;
   Bookkeeping bookkeeping(database_settings);

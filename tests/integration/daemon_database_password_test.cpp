@@ -110,7 +110,7 @@ test::DeploymentOptions password_file_deployment(const std::string& amqp_url,
   settings.heartbeat_seconds = 5;
   settings.database = [backend, connection](const fs::path&) {
     config::DatabaseSettings database;
-    database.backend = backend;
+    database.backend = store::parse_backend(backend);
     database.connection = connection;
     database.table = test::unique_name("pe_it");
     return database;
@@ -149,7 +149,7 @@ TEST_CASE("the CLI and the daemon log in to the database with the password from 
         password_file_deployment(*url, backend, form, "${CREDENTIALS_DIRECTORY}/db-password");
     settings.workers = 1;
     // The end drops the table as pe_secret with the password in the string.
-    settings.owner_connection = config::with_database_password(backend, form, password);
+    settings.owner_connection = config::with_database_password(store::parse_backend(backend), form, password);
     test::Deployment deployment(std::move(settings));
     const fs::path credentials = deployment.path("credentials");
     fs::create_directory(credentials);

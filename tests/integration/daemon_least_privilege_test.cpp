@@ -105,7 +105,7 @@ TEST_CASE("programs run end to end as a database user with data privileges only"
   const fs::path owner_config = dir.path() / "owner.yaml";
   test::write_config(owner_config, settings);
   config::DatabaseSettings owner_settings;
-  owner_settings.backend = backend;
+  owner_settings.backend = store::parse_backend(backend);
   owner_settings.connection = owner_connection;
   owner_settings.table = settings.table;
   settings.connection = *least;

@@ -61,22 +61,23 @@ inline std::optional<std::string> per_backend_connection(const std::string& back
 inline config::DatabaseSettings suite_database(const std::filesystem::path& dir) {
   config::DatabaseSettings settings;
   const char* backend = std::getenv("PE_TEST_DATABASE");
-  settings.backend = backend != nullptr && *backend != '\0' ? backend : "sqlite3";
+  settings.backend =
+      store::parse_backend(backend != nullptr && *backend != '\0' ? backend : "sqlite3");
   settings.table = unique_name("pe_it");
-  if (settings.backend == "sqlite3") {
+  if (settings.backend == config::DatabaseBackend::sqlite3) {
     settings.connection = "db=" + (dir / "programs.db").string();
     return settings;
   }
   const char* connection = std::getenv("PE_TEST_DATABASE_CONNECTION");
   if (connection == nullptr || *connection == '\0') {
-    FAIL("PE_TEST_DATABASE=" << settings.backend
+    FAIL("PE_TEST_DATABASE=" << to_string(settings.backend)
                              << " needs PE_TEST_DATABASE_CONNECTION (see .ci/databases)");
   }
   settings.connection = connection;
   try {
     store::Database probe(settings, 1);
   } catch (const std::exception& e) {
-    FAIL("the configured test database (" << settings.backend << ") is unreachable: " << e.what());
+    FAIL("the configured test database (" << to_string(settings.backend) << ") is unreachable: " << e.what());
   }
   return settings;
 }

@@ -33,14 +33,14 @@ inline bool server_backend() { return test_backend() != "sqlite3"; }
 inline config::DatabaseSettings test_database_settings(const TemporaryDirectory& dir,
                                                        const std::string& table) {
   config::DatabaseSettings settings;
-  settings.backend = test_backend();
+  settings.backend = store::parse_backend(test_backend());
   settings.table = table;
-  if (settings.backend == "sqlite3") {
+  if (settings.backend == config::DatabaseBackend::sqlite3) {
     settings.connection = "db=" + (dir.path() / "programs.db").string();
   } else {
     settings.connection = env_or("PE_TEST_DATABASE_CONNECTION", "");
     if (settings.connection.empty()) {
-      FAIL("PE_TEST_DATABASE=" << settings.backend
+      FAIL("PE_TEST_DATABASE=" << to_string(settings.backend)
                                << " needs PE_TEST_DATABASE_CONNECTION (see .ci/databases)");
     }
   }
@@ -69,14 +69,14 @@ class ScratchTable {
     try {
       return std::make_unique<store::Database>(settings_, pool_size);
     } catch (const std::exception& e) {
-      FAIL("the configured test database (" << settings_.backend << ") is unreachable: " << e.what());
+      FAIL("the configured test database (" << to_string(settings_.backend) << ") is unreachable: " << e.what());
     }
     return nullptr;
   }
 
  private:
   void drop() noexcept {
-    if (settings_.backend == "sqlite3") return;  // the directory goes away
+    if (settings_.backend == config::DatabaseBackend::sqlite3) return;  // the directory goes away
     try {
       store::Database database(settings_, 1);
       soci::session session(database.pool());

@@ -42,7 +42,7 @@ class ThroughputScratch {
 
  private:
   void drop() noexcept {
-    if (table.settings().backend == "sqlite3") return;  // the directory goes away
+    if (table.settings().backend == config::DatabaseBackend::sqlite3) return;  // the directory goes away
     try {
       store::Database database(table.settings(), 1);
       soci::session session(database.pool());

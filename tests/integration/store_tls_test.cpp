@@ -56,7 +56,7 @@ std::string replaced(std::string text, const std::string& from, const std::strin
 
 config::DatabaseSettings settings(const std::string& backend, const std::string& connection) {
   config::DatabaseSettings out;
-  out.backend = backend;
+  out.backend = store::parse_backend(backend);
   out.connection = connection;
   out.table = test::unique_name("pe_tls");
   return out;

@@ -114,7 +114,7 @@ class Deployment {
       } catch (const std::exception&) {
       }
     }
-    if (database_.backend == "sqlite3") return;  // the file goes with the directory
+    if (database_.backend == config::DatabaseBackend::sqlite3) return;  // the file goes with the directory
     try {
       config::DatabaseSettings owner = database_;
       if (!options_.owner_connection.empty()) owner.connection = options_.owner_connection;
@@ -146,7 +146,7 @@ class Deployment {
     }
     out << "database:\n";
     // The SQLite file of the deployment takes the default backend and table.
-    if (options_.database) out << "  backend: " << database_.backend << "\n";
+    if (options_.database) out << "  backend: " << to_string(database_.backend) << "\n";
     out << "  connection: " << yaml_quoted(database_.connection) << "\n";
     if (!options_.database_password_file.empty())
       out << "  password_file: " << options_.database_password_file << "\n";

@@ -65,16 +65,16 @@ std::string percent_decode(const std::string& text) {
 TEST_CASE("postgresql key=value: password='...' with libpq quoting, replacing any other",
           "[config][secrets][database]") {
   using cfg::with_database_password;
-  CHECK(with_database_password("postgresql", "host=db dbname=jobs user=pe", "plain") ==
+  CHECK(with_database_password(cfg::DatabaseBackend::postgresql, "host=db dbname=jobs user=pe", "plain") ==
         "host=db dbname=jobs user=pe password='plain'");
-  CHECK(with_database_password("postgresql", "host=db password=old user=pe", "new") ==
+  CHECK(with_database_password(cfg::DatabaseBackend::postgresql, "host=db password=old user=pe", "new") ==
         "host=db user=pe password='new'");
-  CHECK(with_database_password("postgresql", "host=db password = 'o l\\'d' user=pe", "new") ==
+  CHECK(with_database_password(cfg::DatabaseBackend::postgresql, "host=db password = 'o l\\'d' user=pe", "new") ==
         "host=db user=pe password='new'");
-  CHECK(with_database_password("postgresql", "host=db  sslmode=verify-full  ", "it's\\") ==
+  CHECK(with_database_password(cfg::DatabaseBackend::postgresql, "host=db  sslmode=verify-full  ", "it's\\") ==
         "host=db sslmode=verify-full password='it\\'s\\\\'");
-  CHECK(with_database_password("postgresql", "", "p") == "password='p'");
-  const std::string out = with_database_password("postgresql", "host=db user=pe", nasty);
+  CHECK(with_database_password(cfg::DatabaseBackend::postgresql, "", "p") == "password='p'");
+  const std::string out = with_database_password(cfg::DatabaseBackend::postgresql, "host=db user=pe", nasty);
   REQUIRE(out.rfind("host=db user=pe password=", 0) == 0);
   CHECK(unquote_key_value(out, out.find("password=") + 9) == nasty);
 }
@@ -82,21 +82,21 @@ TEST_CASE("postgresql key=value: password='...' with libpq quoting, replacing an
 TEST_CASE("postgresql URL: the password percent-encoded into the userinfo",
           "[config][secrets][database]") {
   using cfg::with_database_password;
-  CHECK(with_database_password("postgresql", "postgresql://pe@db:5432/jobs?sslmode=verify-full",
+  CHECK(with_database_password(cfg::DatabaseBackend::postgresql, "postgresql://pe@db:5432/jobs?sslmode=verify-full",
                                "p@ss:w/rd%?# '") ==
         "postgresql://pe:p%40ss%3Aw%2Frd%25%3F%23%20%27@db:5432/jobs?sslmode=verify-full");
-  CHECK(with_database_password("postgresql", "postgres://pe:old@db/jobs", "new") ==
+  CHECK(with_database_password(cfg::DatabaseBackend::postgresql, "postgres://pe:old@db/jobs", "new") ==
         "postgres://pe:new@db/jobs");
-  CHECK(with_database_password("postgresql", "postgresql://db", "x") == "postgresql://:x@db");
-  CHECK(with_database_password("postgresql", "postgresql://pe@[::1]:5432/jobs", "x") ==
+  CHECK(with_database_password(cfg::DatabaseBackend::postgresql, "postgresql://db", "x") == "postgresql://:x@db");
+  CHECK(with_database_password(cfg::DatabaseBackend::postgresql, "postgresql://pe@[::1]:5432/jobs", "x") ==
         "postgresql://pe:x@[::1]:5432/jobs");
   // A password in the query would win over the userinfo: dropped.
-  CHECK(with_database_password("postgresql",
+  CHECK(with_database_password(cfg::DatabaseBackend::postgresql,
                                "postgresql://pe@db/jobs?password=old&sslmode=require", "x") ==
         "postgresql://pe:x@db/jobs?sslmode=require");
-  CHECK(with_database_password("postgresql", "postgresql://pe@db/jobs?password=old", "x") ==
+  CHECK(with_database_password(cfg::DatabaseBackend::postgresql, "postgresql://pe@db/jobs?password=old", "x") ==
         "postgresql://pe:x@db/jobs");
-  const std::string out = with_database_password("postgresql", "postgresql://pe@db/jobs", nasty);
+  const std::string out = with_database_password(cfg::DatabaseBackend::postgresql, "postgresql://pe@db/jobs", nasty);
   const auto colon = out.find(':', 13);
   CHECK(percent_decode(out.substr(colon + 1, out.find('@', colon) - colon - 1)) == nasty);
 }
@@ -104,31 +104,31 @@ TEST_CASE("postgresql URL: the password percent-encoded into the userinfo",
 TEST_CASE("mysql: SOCI's password= parameter, or the userinfo of a mysql:// URL",
           "[config][secrets][database]") {
   using cfg::with_database_password;
-  CHECK(with_database_password("mysql", "host=db db=jobs user=pe", "plain") ==
+  CHECK(with_database_password(cfg::DatabaseBackend::mysql, "host=db db=jobs user=pe", "plain") ==
         "host=db db=jobs user=pe password='plain'");
   // SOCI takes the first of two: the old ones must go, pass= included.
-  CHECK(with_database_password("mysql", "password=old host=db pass=older user=pe", "new") ==
+  CHECK(with_database_password(cfg::DatabaseBackend::mysql, "password=old host=db pass=older user=pe", "new") ==
         "host=db user=pe password='new'");
-  CHECK(with_database_password("mysql", "host=db user=pe sslca='/etc/my ca.pem'", "a'b\\c") ==
+  CHECK(with_database_password(cfg::DatabaseBackend::mysql, "host=db user=pe sslca='/etc/my ca.pem'", "a'b\\c") ==
         "host=db user=pe sslca='/etc/my ca.pem' password='a\\'b\\\\c'");
-  CHECK(with_database_password("mysql", "mysql://pe@db:3306/jobs?charset=utf8mb4", "p@ss w") ==
+  CHECK(with_database_password(cfg::DatabaseBackend::mysql, "mysql://pe@db:3306/jobs?charset=utf8mb4", "p@ss w") ==
         "mysql://pe:p%40ss%20w@db:3306/jobs?charset=utf8mb4");
-  CHECK(with_database_password("mysql", "MariaDB://pe:old@db/jobs?pass=x&password=y", "n") ==
+  CHECK(with_database_password(cfg::DatabaseBackend::mysql, "MariaDB://pe:old@db/jobs?pass=x&password=y", "n") ==
         "MariaDB://pe:n@db/jobs");
-  const std::string out = with_database_password("mysql", "host=db", nasty);
+  const std::string out = with_database_password(cfg::DatabaseBackend::mysql, "host=db", nasty);
   CHECK(unquote_key_value(out, out.find("password=") + 9) == nasty);
 }
 
 TEST_CASE("odbc: PWD={...} with } doubled, replacing PWD= and PASSWORD=",
           "[config][secrets][database]") {
   using cfg::with_database_password;
-  CHECK(with_database_password("odbc", "DSN=jobs;UID=pe", "plain") == "DSN=jobs;UID=pe;PWD={plain}");
-  CHECK(with_database_password("odbc", "DSN=jobs;UID=pe;", "p") == "DSN=jobs;UID=pe;PWD={p}");
+  CHECK(with_database_password(cfg::DatabaseBackend::odbc, "DSN=jobs;UID=pe", "plain") == "DSN=jobs;UID=pe;PWD={plain}");
+  CHECK(with_database_password(cfg::DatabaseBackend::odbc, "DSN=jobs;UID=pe;", "p") == "DSN=jobs;UID=pe;PWD={p}");
   CHECK(with_database_password(
-            "odbc", "DRIVER={PostgreSQL Unicode};SERVER=db;UID=pe;PWD={o;l}}d};Password=x;PORT=5432",
+            cfg::DatabaseBackend::odbc, "DRIVER={PostgreSQL Unicode};SERVER=db;UID=pe;PWD={o;l}}d};Password=x;PORT=5432",
             "n}e;w{") == "DRIVER={PostgreSQL Unicode};SERVER=db;UID=pe;PORT=5432;PWD={n}}e;w{}");
-  CHECK(with_database_password("odbc", " pwd = old ;DSN=jobs", "n") == "DSN=jobs;PWD={n}");
-  CHECK_THROWS_WITH(with_database_password("odbc", "DSN=jobs;PWD={unterminated", "n"),
+  CHECK(with_database_password(cfg::DatabaseBackend::odbc, " pwd = old ;DSN=jobs", "n") == "DSN=jobs;PWD={n}");
+  CHECK_THROWS_WITH(with_database_password(cfg::DatabaseBackend::odbc, "DSN=jobs;PWD={unterminated", "n"),
                     "database.connection is not a valid ODBC connection string: a value in "
                     "braces without its closing '}'");
 }
@@ -136,13 +136,13 @@ TEST_CASE("odbc: PWD={...} with } doubled, replacing PWD= and PASSWORD=",
 TEST_CASE("a connection string the injection cannot take apart is refused without its text",
           "[config][secrets][database]") {
   using cfg::with_database_password;
-  CHECK_THROWS_WITH(with_database_password("postgresql", "host=db password='hunter2", "x"),
+  CHECK_THROWS_WITH(with_database_password(cfg::DatabaseBackend::postgresql, "host=db password='hunter2", "x"),
                     "database.connection is not a valid list of key=value parameters: a quoted "
                     "value without its closing quote");
-  CHECK_THROWS_WITH(with_database_password("mysql", "host=db hunter2", "x"),
+  CHECK_THROWS_WITH(with_database_password(cfg::DatabaseBackend::mysql, "host=db hunter2", "x"),
                     "database.connection is not a valid list of key=value parameters: a "
                     "parameter without '=' after its name");
-  CHECK_THROWS_AS(with_database_password("sqlite3", "db=/x.db", "x"), std::invalid_argument);
+  CHECK_THROWS_AS(with_database_password(cfg::DatabaseBackend::sqlite3, "db=/x.db", "x"), std::invalid_argument);
 }
 
 TEST_CASE("database.password_file is read like amqp.password_file and put into the connection",

@@ -35,7 +35,7 @@ TEST_CASE("the secrets of a part the command does not use need not resolve",
   CHECK(config.unresolved == std::vector<std::string>{"amqp.url", "database.connection",
                                                       "amqp.password_file",
                                                       "database.password_file"});
-  CHECK(config.database.backend == "postgresql");
+  CHECK(config.database.backend == program_executor::config::DatabaseBackend::postgresql);
 }
 
 TEST_CASE("an unused part is still validated", "[config][load_options]") {

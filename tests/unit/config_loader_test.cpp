@@ -175,7 +175,7 @@ TEST_CASE("a file setting every key is read completely", "[config][loader]") {
   CHECK(config.amqp.tls.key_file == "/etc/ssl/client.key");
   CHECK_FALSE(config.amqp.tls.verify_peer);
   CHECK_FALSE(config.amqp.tls.verify_hostname);
-  CHECK(config.database.backend == "sqlite3");
+  CHECK(config.database.backend == program_executor::config::DatabaseBackend::sqlite3);
   CHECK(config.database.connection == "db=/tmp/p.db timeout=5");
   CHECK(config.database.table == "program_runs");
   CHECK(config.plugins.directory == "/opt/pe/plugins");

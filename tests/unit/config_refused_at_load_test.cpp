@@ -58,5 +58,5 @@ TEST_CASE("a database URL of another backend is refused at its position",
         "(no error)");
   CHECK(error_of("database:\n  backend: postgresql\n  connection: host=db user=pe\n") ==
         "(no error)");
-  CHECK(cfg::database_connection_problem("odbc", "anything://at/all").empty());
+  CHECK(cfg::database_connection_problem(cfg::DatabaseBackend::odbc, "anything://at/all").empty());
 }

@@ -155,7 +155,7 @@ TEST_CASE("connection strings: defaults added, URLs translated, mismatches refus
 
 TEST_CASE("backends by name", "[store]") {
   CHECK(store::parse_backend("postgresql") == store::Backend::postgresql);
-  CHECK(std::string(store::to_string(store::parse_backend("odbc"))) == "odbc");
+  CHECK(config::to_string(store::parse_backend("odbc")) == "odbc");
   CHECK_THROWS_WITH(store::parse_backend("oracle"),
                     Catch::Contains("supported: sqlite3, postgresql, mysql, odbc"));
   CHECK_THROWS_AS(store::make_dialect("oracle"), store::StoreError);

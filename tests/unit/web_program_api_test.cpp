@@ -37,7 +37,7 @@ config::Config test_config(const test::TemporaryDirectory& dir) {
   config::Config config;
   config.amqp.url = unreachable_broker;
   config.amqp.queue = "pe-web-unit";
-  config.database.backend = "sqlite3";
+  config.database.backend = config::DatabaseBackend::sqlite3;
   config.database.connection = "db=" + (dir.path() / "programs.db").string();
   config.database.table = "programs";
   config.plugins.directory = "/usr/lib/program-executor/plugins";

@@ -6,7 +6,7 @@
 
 namespace program_executor::config {
 
-std::string database_connection_problem(std::string_view backend, std::string_view connection) {
+std::string database_connection_problem(DatabaseBackend backend, std::string_view connection) {
   static const std::regex url_scheme("^([A-Za-z][A-Za-z0-9+.-]*)://");
   const std::string text(connection);
   std::smatch m;
@@ -14,16 +14,16 @@ std::string database_connection_problem(std::string_view backend, std::string_vi
   std::transform(scheme.begin(), scheme.end(), scheme.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   const auto wrong_url = [&](const char* expected) {
-    return "a " + scheme + ":// URL, but database.backend is " + std::string(backend) +
+    return "a " + scheme + ":// URL, but database.backend is " + std::string(to_string(backend)) +
            " (expected " + expected + ")";
   };
-  if (backend == "sqlite3") {
+  if (backend == DatabaseBackend::sqlite3) {
     if (!scheme.empty()) return wrong_url("db=<file>");
-  } else if (backend == "postgresql") {
+  } else if (backend == DatabaseBackend::postgresql) {
     if (!scheme.empty() && scheme != "postgresql" && scheme != "postgres") {
       return wrong_url("postgresql://... or key=value parameters");
     }
-  } else if (backend == "mysql") {
+  } else if (backend == DatabaseBackend::mysql) {
     if (scheme == "mysql" || scheme == "mariadb") {
       // The grammar the store's mysql:// reader accepts.
       static const std::regex pattern(

@@ -193,28 +193,27 @@ bool has_scheme(std::string_view connection, std::initializer_list<std::string_v
 
 }  // namespace
 
-std::string with_database_password(std::string_view backend, std::string_view connection,
+std::string with_database_password(DatabaseBackend backend, std::string_view connection,
                                    std::string_view password) {
-  if (backend == "postgresql") {
-    if (has_scheme(connection, {"postgresql", "postgres"})) {
-      return with_url_password(connection, password, {"password"});
-    }
-    return with_key_value_password(connection, password, {"password"});
+  switch (backend) {
+    case DatabaseBackend::postgresql:
+      if (has_scheme(connection, {"postgresql", "postgres"})) {
+        return with_url_password(connection, password, {"password"});
+      }
+      return with_key_value_password(connection, password, {"password"});
+    case DatabaseBackend::mysql:
+      if (has_scheme(connection, {"mysql", "mariadb"})) {
+        return with_url_password(connection, password, {"password", "pass"});
+      }
+      return with_key_value_password(connection, password, {"password", "pass"});
+    case DatabaseBackend::odbc:
+      return with_odbc_password(connection, password);
+    case DatabaseBackend::sqlite3:
+      break;
   }
-  if (backend == "mysql") {
-    if (has_scheme(connection, {"mysql", "mariadb"})) {
-      return with_url_password(connection, password, {"password", "pass"});
-    }
-    return with_key_value_password(connection, password, {"password", "pass"});
-  }
-  if (backend == "odbc") return with_odbc_password(connection, password);
-  if (backend == "sqlite3") {
-    throw std::invalid_argument(
-        "database.backend sqlite3 takes no password (database.password_file is for postgresql, "
-        "mysql and odbc)");
-  }
-  throw std::invalid_argument("database.backend " + std::string(backend) +
-                              " takes no password file");
+  throw std::invalid_argument(
+      "database.backend sqlite3 takes no password (database.password_file is for postgresql, "
+      "mysql and odbc)");
 }
 
 }  // namespace program_executor::config

@@ -36,6 +36,15 @@ struct Choices<QueueType> {
 };
 
 template <>
+struct Choices<DatabaseBackend> {
+  static constexpr ChoiceName<DatabaseBackend> names[] = {
+      {to_string(DatabaseBackend::sqlite3), DatabaseBackend::sqlite3},
+      {to_string(DatabaseBackend::postgresql), DatabaseBackend::postgresql},
+      {to_string(DatabaseBackend::mysql), DatabaseBackend::mysql},
+      {to_string(DatabaseBackend::odbc), DatabaseBackend::odbc}};
+};
+
+template <>
 struct Choices<Backoff> {
   static constexpr ChoiceName<Backoff> names[] = {{"fixed", Backoff::fixed},
                                                   {"exponential", Backoff::exponential}};

@@ -116,7 +116,7 @@ const std::vector<KeySpec>& schema() {
        .help = "SQL backend: `sqlite3` (a file on this host), `postgresql` (PostgreSQL 11+), "
                "`mysql` (MariaDB 10.5+, MySQL 8) or `odbc` (a server reached through an ODBC "
                "driver; PostgreSQL and MySQL/MariaDB so far). See docs/databases.md.",
-       .choices = {"sqlite3", "postgresql", "mysql", "odbc"}},
+       .choices = choices_of<DatabaseBackend>()},
       {.path = "database.connection",
        .type = ValueType::string,
        .member = member<&Config::database, &DatabaseSettings::connection>,

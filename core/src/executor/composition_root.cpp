@@ -81,7 +81,7 @@ CompositionRoot::CompositionRoot(const config::Config& config) : config_(config)
   database_->ensure_schema();
   store_ = database_->program_store();
   log::event(log::Level::info, "database.ready", "",
-             {{"backend", config_.database.backend}, {"table", config_.database.table}});
+             {{"backend", std::string(to_string(config_.database.backend))}, {"table", config_.database.table}});
 }
 
 bool CompositionRoot::connect_broker(const amqp::StartupPause& pause) {

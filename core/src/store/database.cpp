@@ -163,23 +163,14 @@ int latest_version(const std::vector<Migration>& migrations) {
 
 }  // namespace
 
-Backend parse_backend(const std::string& name) {
-  if (name == "sqlite3") return Backend::sqlite3;
-  if (name == "postgresql") return Backend::postgresql;
-  if (name == "mysql") return Backend::mysql;
-  if (name == "odbc") return Backend::odbc;
-  throw StoreError("unsupported database backend '" + name +
-                   "' (supported: sqlite3, postgresql, mysql, odbc)");
-}
-
-const char* to_string(Backend backend) noexcept {
-  switch (backend) {
-    case Backend::sqlite3: return "sqlite3";
-    case Backend::postgresql: return "postgresql";
-    case Backend::mysql: return "mysql";
-    case Backend::odbc: return "odbc";
+Backend parse_backend(std::string_view name) {
+  if (const auto backend = config::database_backend_named(name)) return *backend;
+  std::string supported;
+  for (const Backend backend : config::database_backends) {
+    supported += (supported.empty() ? "" : ", ") + std::string(to_string(backend));
   }
-  return "unknown";
+  throw StoreError("unsupported database backend '" + std::string(name) + "' (supported: " +
+                   supported + ")");
 }
 
 std::string soci_connection_string(Backend backend, const std::string& connection) {
@@ -189,7 +180,8 @@ std::string soci_connection_string(Backend backend, const std::string& connectio
       std::regex_search(connection, m, url_scheme) ? lower(m[1].str()) : std::string();
   const auto wrong_url = [&](const char* expected) {
     return StoreError(std::string("database.connection is a ") + scheme + ":// URL, but " +
-                      "database.backend is " + to_string(backend) + " (expected " + expected + ")");
+                      "database.backend is " + std::string(to_string(backend)) + " (expected " +
+                      expected + ")");
   };
   switch (backend) {
     case Backend::sqlite3: {
@@ -221,7 +213,7 @@ std::string soci_connection_string(Backend backend, const std::string& connectio
 }
 
 Database::Database(const config::DatabaseSettings& settings, std::size_t pool_size)
-    : backend_(parse_backend(settings.backend)),
+    : backend_(settings.backend),
       table_(settings.table),
       connection_(soci_connection_string(backend_, settings.connection)),
       migrate_on_start_(settings.migrate),
@@ -235,7 +227,7 @@ Database::Database(const config::DatabaseSettings& settings, std::size_t pool_si
     try {
       open_session(pool_->at(i));
     } catch (const soci::soci_error& e) {
-      throw StoreError(std::string("cannot open database (") + to_string(backend_) +
+      throw StoreError(std::string("cannot open database (") + std::string(to_string(backend_)) +
                        "): " + e.what());
     }
   }
@@ -244,11 +236,11 @@ Database::Database(const config::DatabaseSettings& settings, std::size_t pool_si
 Database::~Database() = default;
 
 void Database::open_session(soci::session& session) {
-  session.open(to_string(backend_), connection_);
+  session.open(std::string(to_string(backend_)), connection_);
   // ODBC is a way to connect, not a dialect: ask the server what it is.
   if (!dialect_) {
     dialect_ = backend_ == Backend::odbc ? detect_odbc_dialect(session)
-                                         : make_dialect(to_string(backend_));
+                                         : make_dialect(std::string(to_string(backend_)));
   }
   dialect_->prepare_session(session);
 }
@@ -266,7 +258,7 @@ void Database::reconnect(soci::session& session, Slot& slot) {
       slot.lost = false;
       slot.checked_epoch = loss_epoch_.load();
       log::event(log::Level::info, "database.reconnected", "",
-                 {{"backend", to_string(backend_)}, {"attempts", attempt}});
+                 {{"backend", std::string(to_string(backend_))}, {"attempts", attempt}});
       if (reconnect_listener_) reconnect_listener_();
       return;
     } catch (const std::exception& e) {
@@ -313,7 +305,7 @@ void SessionLease::mark_lost() noexcept {
   ++database_.loss_epoch_;
   log::event(log::Level::warn, "database.connection_lost",
              "the operation failed; the session is re-established on next use",
-             {{"backend", to_string(database_.backend_)}});
+             {{"backend", std::string(to_string(database_.backend_))}});
 }
 
 std::shared_ptr<void>& SessionLease::kept(const std::string& key) {

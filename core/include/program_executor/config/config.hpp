@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "program_executor/config/database_backend.hpp"
 #include "program_executor/log/logger.hpp"
 
 namespace program_executor::config {
@@ -57,7 +58,7 @@ struct AmqpSettings {
 };
 
 struct DatabaseSettings {
-  std::string backend = "sqlite3";  ///< sqlite3, postgresql, mysql or odbc
+  DatabaseBackend backend = DatabaseBackend::sqlite3;
   /// With database.password_file set, the file's password is already in here,
   /// in the backend's syntax (config/database_password.hpp).
   std::string connection = "db=/var/lib/program-executor/programs.db";

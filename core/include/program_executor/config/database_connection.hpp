@@ -5,12 +5,14 @@
 #include <string>
 #include <string_view>
 
+#include "program_executor/config/database_backend.hpp"
+
 namespace program_executor::config {
 
 /// Why `connection` cannot be a connection string for `backend` (a URL of
 /// another backend's scheme, a mysql:// URL the store cannot read), or "".
 /// Mirrors store::soci_connection_string. Never quotes the string (it may hold
 /// a password).
-std::string database_connection_problem(std::string_view backend, std::string_view connection);
+std::string database_connection_problem(DatabaseBackend backend, std::string_view connection);
 
 }  // namespace program_executor::config

@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "program_executor/config/database_backend.hpp"
+
 namespace program_executor::config {
 
 /// `connection` of `backend` with its password set to `password`, replacing
@@ -21,7 +23,7 @@ namespace program_executor::config {
 /// Throws std::invalid_argument for sqlite3 (no password) or a connection
 /// string it cannot take apart; the message never contains the password nor
 /// the connection string.
-std::string with_database_password(std::string_view backend, std::string_view connection,
+std::string with_database_password(DatabaseBackend backend, std::string_view connection,
                                    std::string_view password);
 
 }  // namespace program_executor::config

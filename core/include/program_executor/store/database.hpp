@@ -24,12 +24,12 @@ namespace program_executor::store {
 
 class Dialect;
 
-/// How we connect: the SOCI backend, loaded at run time.
-enum class Backend { sqlite3, postgresql, mysql, odbc };
+/// How we connect: the SOCI backend, loaded at run time (database.backend).
+using Backend = config::DatabaseBackend;
 
-/// "sqlite3", "postgresql", "mysql" or "odbc"; throws StoreError naming the supported ones.
-Backend parse_backend(const std::string& name);
-const char* to_string(Backend backend) noexcept;
+/// "sqlite3", "postgresql", "mysql" or "odbc", for tools that take the name on
+/// their command line; throws StoreError naming the supported ones.
+Backend parse_backend(std::string_view name);
 
 /// The SOCI connection string for `connection` as configured: sqlite3 gets a
 /// busy timeout, mysql:// and mariadb:// URLs become SOCI parameters,
