@@ -94,27 +94,34 @@ TEST_CASE("programs run end to end as a database user with data privileges only"
   const std::string owner_connection = test::env_text("PE_TEST_DATABASE_CONNECTION");
   REQUIRE_FALSE(owner_connection.empty());
 
-  test::TemporaryDirectory dir;
-  test::DaemonConfig settings;
-  settings.amqp_url = *url;
-  settings.queue = test::unique_name("pe-it");
-  settings.backend = backend;
-  settings.table = test::unique_name("pe_it");
-  settings.connection = owner_connection;
-  settings.plugin_dir = test::demo_and_gate_plugin_dir();  // demo.* and fixture.gate
-  const fs::path owner_config = dir.path() / "owner.yaml";
-  test::write_config(owner_config, settings);
-  config::DatabaseSettings owner_settings;
-  owner_settings.backend = store::parse_backend(backend);
-  owner_settings.connection = owner_connection;
-  owner_settings.table = settings.table;
-  settings.connection = *least;
-  settings.migrate = false;
-  const fs::path config = dir.path() / "least.yaml";
-  test::write_config(config, settings);
-  settings.migrate = true;
-  const fs::path config_migrate = dir.path() / "least-migrate.yaml";
-  test::write_config(config_migrate, settings);
+  // The deployment's config.yaml is the owner's; least.yaml and
+  // least-migrate.yaml reach the same table as pe_least. The deployment
+  // drops the table (as the owner) and deletes the queues at the end.
+  test::DeploymentOptions options;
+  options.amqp_url = *url;
+  options.heartbeat_seconds = 5;
+  options.database = [&](const fs::path&) {
+    config::DatabaseSettings owner;
+    owner.backend = store::parse_backend(backend);
+    owner.connection = owner_connection;
+    owner.table = test::unique_name("pe_it");
+    return owner;
+  };
+  options.migrate = true;
+  options.plugin_dir = test::demo_and_gate_plugin_dir();  // demo.* and fixture.gate
+  options.workers = 2;
+  options.shutdown_grace_seconds = 10;
+  options.log_level = "debug";
+  test::Deployment deployment(options);
+  const fs::path owner_config = deployment.config();
+  const config::DatabaseSettings owner_settings = deployment.database();
+  const std::string& table = deployment.table();
+  config::DatabaseSettings least_settings = owner_settings;
+  least_settings.connection = *least;
+  const fs::path config = deployment.path("least.yaml");
+  deployment.write_config_to(config, least_settings, false);
+  const fs::path config_migrate = deployment.path("least-migrate.yaml");
+  deployment.write_config_to(config_migrate, least_settings, true);
 
   // Before the owner migrates, pe_least can do nothing: no table to use, and
   // no right to create one.
@@ -128,12 +135,12 @@ TEST_CASE("programs run end to end as a database user with data privileges only"
   auto owner = std::make_unique<store::Database>(owner_settings, 1);
   {
     soci::session session(owner->pool());
-    for (const std::string& grant : minimal_grants(*owner, settings.table)) session << grant;
+    for (const std::string& grant : minimal_grants(*owner, table)) session << grant;
   }
 
   CHECK(test::cli(config, "migrate", {"--check"}).exit_code == 0);
   {
-    auto daemon = std::make_unique<test::DaemonProcess>(config, dir.path() / "daemon-1.log");
+    auto daemon = std::make_unique<test::DaemonProcess>(config, deployment.path("daemon-1.log"));
     REQUIRE(daemon->wait_for_log("\"daemon.started\"", 30s));
     const std::string multi = test::create_program(config, "demo.log,demo.sleep,demo.count,demo.log",
                                      {{"demo.sleep", {{"ms", 50}}}});
@@ -187,7 +194,7 @@ TEST_CASE("programs run end to end as a database user with data privileges only"
   }
   {
     // migrate: true with a current schema needs no DDL either.
-    test::DaemonProcess daemon(config_migrate, dir.path() / "daemon-2.log");
+    test::DaemonProcess daemon(config_migrate, deployment.path("daemon-2.log"));
     REQUIRE(daemon.wait_for_log("\"daemon.started\"", 30s));
     const std::string run_id = test::create_program(config_migrate, "demo.log,demo.log");
     CHECK(test::wait_until_ended(config_migrate, run_id)["state"] == "finished");
@@ -196,21 +203,18 @@ TEST_CASE("programs run end to end as a database user with data privileges only"
 
   // The grants are really that small: no DELETE, no DDL.
   {
-    config::DatabaseSettings least_settings = owner_settings;
-    least_settings.connection = *least;
     least_settings.migrate = false;
     store::Database restricted(least_settings, 1);
     soci::session session(restricted.pool());
-    const std::string table = restricted.dialect().quote(settings.table);
-    CHECK_THROWS(session << "DELETE FROM " + table);
-    CHECK_THROWS(session << "ALTER TABLE " + table + " ADD COLUMN pe_extra INTEGER");
-    CHECK_THROWS(session << "CREATE TABLE " + restricted.dialect().quote(settings.table + "_x") +
+    const std::string quoted = restricted.dialect().quote(table);
+    CHECK_THROWS(session << "DELETE FROM " + quoted);
+    CHECK_THROWS(session << "ALTER TABLE " + quoted + " ADD COLUMN pe_extra INTEGER");
+    CHECK_THROWS(session << "CREATE TABLE " + restricted.dialect().quote(table + "_x") +
                                 " (id INTEGER)");
     CHECK_THROWS(session << "INSERT INTO " +
-                                restricted.dialect().quote(store::schema_version_table(settings.table)) +
+                                restricted.dialect().quote(store::schema_version_table(table)) +
                                 " (version, description) VALUES (99, 'x')");
   }
-  revoke_grants(*owner, settings.table);
+  revoke_grants(*owner, table);
   owner.reset();
-  test::drop_deployment(owner_settings, *url, settings.queue);
 }

@@ -1,7 +1,8 @@
 // Shared by the daemon tests that need a server database user other than the
 // suite's owner (the password-file user pe_secret, the least-privileged user
 // pe_least of .ci/databases): the per-backend variables of
-// /var/tmp/pe-databases/env, a configuration writer, and cleanup.
+// /var/tmp/pe-databases/env, and suite_database, the suite's backend for a
+// test::Deployment (support/deployment.hpp writes the config and cleans up).
 #pragma once
 
 #include <cctype>
@@ -80,65 +81,6 @@ inline config::DatabaseSettings suite_database(const std::filesystem::path& dir)
     FAIL("the configured test database (" << to_string(settings.backend) << ") is unreachable: " << e.what());
   }
   return settings;
-}
-
-struct DaemonConfig {
-  std::string amqp_url;
-  std::string queue;
-  std::string backend;
-  std::string connection;
-  std::string password_file;  ///< written as is: may be ${CREDENTIALS_DIRECTORY}/...
-  std::string table;
-  bool migrate = true;
-  int workers = 2;
-  std::string plugin_dir = test::demo_plugin_dir().string();
-  std::string extra_yaml;  ///< more top-level sections, written as is
-};
-
-inline void write_config(const std::filesystem::path& path, const DaemonConfig& config) {
-  std::ofstream out(path);
-  out << "amqp:\n"
-      << "  url: " << yaml_quoted(config.amqp_url) << "\n"
-      << "  queue: " << config.queue << "\n"
-      << "  heartbeat_seconds: 5\n"
-      << "database:\n"
-      << "  backend: " << config.backend << "\n"
-      << "  connection: " << yaml_quoted(config.connection) << "\n";
-  if (!config.password_file.empty()) out << "  password_file: " << config.password_file << "\n";
-  out << "  table: " << config.table << "\n"
-      << "  migrate: " << (config.migrate ? "true" : "false") << "\n"
-      << "plugins:\n"
-      << "  directory: " << config.plugin_dir << "\n"
-      << "workers: " << config.workers << "\n"
-      << "shutdown_grace_seconds: 10\n"
-      << "log:\n"
-      << "  level: debug\n"
-      << "  format: json\n"
-      << "metrics:\n"
-      << "  listen: \"\"\n"
-      << config.extra_yaml;
-  REQUIRE(out.good());
-}
-
-/// Drops the table of a test and its version table, as the owner; deletes its queues.
-inline void drop_deployment(const config::DatabaseSettings& owner, const std::string& amqp_url,
-                            const std::string& queue) noexcept {
-  try {
-    store::Database database(owner, 1);
-    soci::session session(database.pool());
-    for (const std::string& table : {owner.table, store::schema_version_table(owner.table),
-                                      store::throughput_table(owner.table)}) {
-      session << "DROP TABLE IF EXISTS " + database.dialect().quote(table);
-    }
-  } catch (const std::exception&) {
-  }
-  try {
-    amqp::Connection connection(amqp::parse_url(amqp_url, {}, 0), "test cleanup");
-    for (const auto& q : {queue, queue + "-retry-1000", queue + "-parked"}) {
-      connection.delete_queue(q);
-    }
-  } catch (const std::exception&) {
-  }
 }
 
 }  // namespace program_executor::test

@@ -133,8 +133,14 @@ class Deployment {
   Deployment& operator=(const Deployment&) = delete;
 
   /// Writes config.yaml from the options (again, after a test changed them).
-  void write_config() const {
-    std::ofstream out(config());
+  void write_config() const { write_config_to(config(), database_, options_.migrate); }
+
+  /// Writes the deployment's config to `path` with `database` and
+  /// database.migrate `migrate` instead: another user of the same table (a
+  /// least-privileged one), beside the deployment's own config.yaml.
+  void write_config_to(const std::filesystem::path& path, const config::DatabaseSettings& database,
+                       std::optional<bool> migrate) const {
+    std::ofstream out(path);
     if (!options_.amqp_url.empty()) {
       out << "amqp:\n  url: " << yaml_quoted(options_.amqp_url) << "\n";
       if (!options_.amqp_password_file.empty()) {
@@ -146,12 +152,12 @@ class Deployment {
     }
     out << "database:\n";
     // The SQLite file of the deployment takes the default backend and table.
-    if (options_.database) out << "  backend: " << to_string(database_.backend) << "\n";
-    out << "  connection: " << yaml_quoted(database_.connection) << "\n";
+    if (options_.database) out << "  backend: " << to_string(database.backend) << "\n";
+    out << "  connection: " << yaml_quoted(database.connection) << "\n";
     if (!options_.database_password_file.empty())
       out << "  password_file: " << options_.database_password_file << "\n";
-    if (options_.database) out << "  table: " << database_.table << "\n";
-    if (options_.migrate) out << "  migrate: " << (*options_.migrate ? "true" : "false") << "\n";
+    if (options_.database) out << "  table: " << database.table << "\n";
+    if (migrate) out << "  migrate: " << (*migrate ? "true" : "false") << "\n";
     out << "plugins:\n  directory: " << options_.plugin_dir << "\n";
     if (options_.workers) out << "workers: " << *options_.workers << "\n";
     if (options_.shutdown_grace_seconds) {
