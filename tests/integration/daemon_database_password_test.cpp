@@ -108,13 +108,7 @@ test::DeploymentOptions password_file_deployment(const std::string& amqp_url,
   test::DeploymentOptions settings;
   settings.amqp_url = amqp_url;
   settings.heartbeat_seconds = 5;
-  settings.database = [backend, connection](const fs::path&) {
-    config::DatabaseSettings database;
-    database.backend = store::parse_backend(backend);
-    database.connection = connection;
-    database.table = test::unique_name("pe_it");
-    return database;
-  };
+  settings.database = test::server_database(backend, connection);
   settings.database_password_file = password_file;
   settings.migrate = true;
   settings.workers = 2;

@@ -100,13 +100,7 @@ TEST_CASE("programs run end to end as a database user with data privileges only"
   test::DeploymentOptions options;
   options.amqp_url = *url;
   options.heartbeat_seconds = 5;
-  options.database = [&](const fs::path&) {
-    config::DatabaseSettings owner;
-    owner.backend = store::parse_backend(backend);
-    owner.connection = owner_connection;
-    owner.table = test::unique_name("pe_it");
-    return owner;
-  };
+  options.database = test::server_database(backend, owner_connection);
   options.migrate = true;
   options.plugin_dir = test::demo_and_gate_plugin_dir();  // demo.* and fixture.gate
   options.workers = 2;

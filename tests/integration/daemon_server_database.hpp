@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -81,6 +82,20 @@ inline config::DatabaseSettings suite_database(const std::filesystem::path& dir)
     FAIL("the configured test database (" << to_string(settings.backend) << ") is unreachable: " << e.what());
   }
   return settings;
+}
+
+
+/// A Deployment's database (DeploymentOptions::database): the server
+/// `backend` reached through `connection`, on a table of the test's own.
+inline std::function<config::DatabaseSettings(const std::filesystem::path&)> server_database(
+    const std::string& backend, const std::string& connection) {
+  return [backend, connection](const std::filesystem::path&) {
+    config::DatabaseSettings database;
+    database.backend = store::parse_backend(backend);
+    database.connection = connection;
+    database.table = unique_name("pe_it");
+    return database;
+  };
 }
 
 }  // namespace program_executor::test
