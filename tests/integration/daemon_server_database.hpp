@@ -17,6 +17,7 @@
 
 #include "program_executor/amqp/connection.hpp"
 #include "program_executor/store/database.hpp"
+#include "program_executor/store/attempt_record.hpp"
 #include "program_executor/store/throughput_store.hpp"
 #include "program_executor/store/dialect.hpp"
 #include "support/plugin_paths.hpp"
@@ -140,7 +141,8 @@ inline void drop_deployment(const config::DatabaseSettings& owner, const std::st
     store::Database database(owner, 1);
     soci::session session(database.pool());
     for (const std::string& table : {owner.table, store::schema_version_table(owner.table),
-                                      store::throughput_table(owner.table)}) {
+                                      store::throughput_table(owner.table),
+                                      store::attempts_table(owner.table)}) {
       session << "DROP TABLE IF EXISTS " + database.dialect().quote(table);
     }
   } catch (const std::exception&) {
