@@ -71,6 +71,11 @@ std::vector<ProgramRow> OperatorQueries::list(const ProgramFilter& filter) {
     // JSON string, quotes included (so "a" does not match "ab").
     const std::string pattern = filter.job ? nlohmann::json(*filter.job).dump() : "";
     if (filter.job) where += " AND " + dialect_.job_list_contains("jobs", "pattern");
+    // Errored since a moment: finished_at IS NULL first, as state_condition's.
+    if (filter.errored_within) {
+      where += " AND finished_at IS NULL AND cancelled_at IS NULL AND errored_at >= " + later("errored_since");
+    }
+    const long long errored_since = filter.errored_within ? -filter.errored_within->count() : 0;
     const int limit = std::max(filter.limit, 0);
     const int offset = std::max(filter.offset, 0);
     const long long before = filter.before_id.value_or(0);
@@ -84,6 +89,7 @@ std::vector<ProgramRow> OperatorQueries::list(const ProgramFilter& filter) {
           reader.bind(statement);
           if (filter.before_id) statement.exchange(soci::use(before));
           if (filter.job) statement.exchange(soci::use(pattern));
+          if (filter.errored_within) statement.exchange(soci::use(errored_since));
           statement.exchange(soci::use(limit));
           statement.exchange(soci::use(offset));
         },

@@ -108,6 +108,9 @@ struct ProgramFilter {
   /// previous page); cheaper than `offset` on a deep page. (Last, so the
   /// aggregate initialisations {state, job, limit, offset} keep their meaning.)
   std::optional<long long> before_id;
+  /// Only programs that errored (not cancelled) at most this long ago by the
+  /// database's clock (`list --errored-since`).
+  std::optional<std::chrono::milliseconds> errored_within = std::nullopt;
 };
 
 /// How many programs are in each state (ProgramStore::count_by_state).
