@@ -482,7 +482,7 @@ TEST_CASE("attempts answers the history oldest first and the reason, as explain 
   CHECK(body == executor::explain_json(api.row("r1"), api.store->attempts("r1")));
 }
 
-TEST_CASE("attempts of a program that has not run yet is an empty history; an unknown one 404",
+TEST_CASE("attempts of a program that has not run yet is an empty history, of an unknown one 404",
           "[web][api][attempts]") {
   Api api;
   api.running("r1");
