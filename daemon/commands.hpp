@@ -20,6 +20,7 @@ struct CommonOptions {
 struct ListOptions {
   std::string state;  ///< empty: any
   std::string job;    ///< empty: any
+  std::string errored_since;  ///< empty: any; a DURATION back from now or a UTC TIMESTAMP
   int limit = 20;
   int page = 1;
 };
@@ -45,6 +46,9 @@ int show_status(const CommonOptions& options, const std::string& run_id);
 int cancel_program(const CommonOptions& options, const std::string& run_id);
 /// Programs newest first, filtered by state and job name, a page at a time.
 int list_programs(const CommonOptions& options, const ListOptions& list);
+/// `explain RUN_ID`: the program's attempt history as a timeline, and why it
+/// is in its state (executor/attempt_timeline.hpp).
+int explain_program(const CommonOptions& options, const std::string& run_id);
 /// Restarts an errored or cancelled program from the step it stopped at, or
 /// from `from_step` (1-based, as status shows), keeping its job data.
 int resume_program(const CommonOptions& options, const std::string& run_id, int from_step);

@@ -97,6 +97,16 @@ int main(int argc, char** argv) {
   status->add_option("RUN_ID", run_id, "Run id of the program")->required();
   status->add_flag("--json", common.json, "Print the row as JSON, with the table's column names");
 
+  auto* explain = app.add_subcommand(
+      "explain",
+      "Show what happened to a program: each attempt of each step, where it ran, how long, the "
+      "retries, yields and crashes, and why the program is in its state");
+  add_config(explain);
+  add_environment(explain);
+  explain->add_option("RUN_ID", run_id, "Run id of the program")->required();
+  explain->add_flag("--json", common.json,
+                    "Print {runId, state, reason, attempts: [...]}, attempts oldest first");
+
   ListOptions list_options;
   auto* list = app.add_subcommand("list", "List programs, newest first");
   add_config(list);
@@ -104,6 +114,9 @@ int main(int argc, char** argv) {
   list->add_option("--state", list_options.state, "running, finished, errored or cancelled")
       ->check(CLI::IsMember({"running", "finished", "errored", "cancelled"}));
   list->add_option("--job", list_options.job, "Only programs with this job");
+  list->add_option("--errored-since", list_options.errored_since,
+                   "Only programs that errored since: DURATION back from now (90d, 12h, 30m, 45s, "
+                   "2w) or UTC TIMESTAMP (2026-01-31, 2026-01-31T12:00:00Z)");
   list->add_option("--limit", list_options.limit, "Programs per page")
       ->check(CLI::Range(1, 10000))
       ->capture_default_str();
@@ -198,6 +211,7 @@ int main(int argc, char** argv) {
   if (*create) return create_program(common, create_options);
   if (*status) return show_status(common, run_id);
   if (*list) return list_programs(common, list_options);
+  if (*explain) return explain_program(common, run_id);
   if (*resume) return resume_program(common, run_id, from_step);
   if (*cancel) return cancel_program(common, run_id);
   if (*check) return check_config(common, check_options);

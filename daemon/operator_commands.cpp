@@ -10,10 +10,12 @@
 #include <nlohmann/json.hpp>
 
 #include "program_executor/config/config.hpp"
+#include "program_executor/executor/attempt_timeline.hpp"
 #include "program_executor/executor/program_status.hpp"
 #include "program_executor/log/logger.hpp"
 #include "program_executor/sdk/abi.hpp"
 #include "program_executor/store/database.hpp"
+#include "program_executor/store/program_pruner.hpp"
 #include "cli_errors.hpp"
 #include "command_config.hpp"
 
@@ -23,10 +25,35 @@ int show_status(const CommonOptions& options, const std::string& run_id) {
   return guarded([&] {
     const config::Config config = load_for_command(options, Uses::database);
     const auto database = open_database_read_only(config);
-    auto row = database->program_store()->find(run_id);
+    auto store = database->program_store();
+    auto row = store->find(run_id);
     if (!row) return fail(error_code::not_found, "no program with run id " + run_id);
-    std::cout << (options.json ? executor::status_json(*row) + "\n"
-                               : executor::format_status(*row));
+    const auto attempts = static_cast<long long>(store->attempts(run_id).size());
+    if (options.json) {
+      nlohmann::json status = nlohmann::json::parse(executor::status_json(*row));
+      status["attempts"] = attempts;
+      std::cout << status.dump() << "\n";
+    } else {
+      std::cout << executor::format_status(*row) << "attempts      " << attempts
+                << " recorded (program-executor explain " << run_id << ")\n";
+    }
+    return 0;
+  });
+}
+
+int explain_program(const CommonOptions& options, const std::string& run_id) {
+  return guarded([&] {
+    const config::Config config = load_for_command(options, Uses::database);
+    const auto database = open_database_read_only(config);
+    auto store = database->program_store();
+    auto row = store->find(run_id);
+    if (!row) return fail(error_code::not_found, "no program with run id " + run_id);
+    const std::vector<store::AttemptRecord> attempts = store->attempts(run_id);
+    if (options.json) {
+      std::cout << executor::explain_json(*row, attempts).dump() << "\n";
+    } else {
+      for (const std::string& line : executor::format_timeline(*row, attempts)) std::cout << line << "\n";
+    }
     return 0;
   });
 }
@@ -133,6 +160,13 @@ int list_programs(const CommonOptions& options, const ListOptions& list) {
     store::ProgramFilter filter;
     if (!list.state.empty()) filter.state = list.state;
     if (!list.job.empty()) filter.job = list.job;
+    if (!list.errored_since.empty()) {
+      // As prune's --finished-before: a moment on this host's clock, turned
+      // into an age the database compares with its own clock.
+      const auto now = std::chrono::system_clock::now();
+      const auto since = store::parse_cutoff(list.errored_since, now);
+      filter.errored_within = std::chrono::duration_cast<std::chrono::milliseconds>(now - since);
+    }
     filter.limit = list.limit;
     filter.offset = (list.page - 1) * list.limit;
     const std::vector<store::ProgramRow> rows = database->program_store()->list(filter);

@@ -11,6 +11,7 @@
 #include "program_executor/executor/program_creator.hpp"
 #include "program_executor/store/dialect.hpp"
 #include "program_executor/store/migrations.hpp"
+#include "program_executor/store/attempt_record.hpp"
 #include "program_executor/store/throughput_store.hpp"
 #include "program_executor/store/write_transaction.hpp"
 
@@ -62,6 +63,7 @@ void BenchTable::drop() {
   lease.session() << "DROP TABLE IF EXISTS " + dialect.quote(table_);
   lease.session() << "DROP TABLE IF EXISTS " + dialect.quote(store::schema_version_table(table_));
   lease.session() << "DROP TABLE IF EXISTS " + dialect.quote(store::throughput_table(table_));
+  lease.session() << "DROP TABLE IF EXISTS " + dialect.quote(store::attempts_table(table_));
   created_ = false;
 }
 

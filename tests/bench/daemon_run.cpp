@@ -197,6 +197,8 @@ std::filesystem::path write_config(const DaemonPlan& plan, const std::string& qu
       // sweeper, which would republish its steps; the sweeper still runs.
       << "recovery:\n"
       << "  stale_after_seconds: 3600\n"
+      << "history:\n"
+      << "  enabled: " << (plan.history ? "true" : "false") << "\n"
       << "log:\n"
       << "  level: " << plan.log_level << "\n"
       // JSON lines: the bench reads the job events back (tests/chaos/analysis.hpp).

@@ -27,6 +27,7 @@ struct DaemonPlan {
   /// the gaps between steps measured from them; the log format is JSON.
   std::string log_level = "info";
   std::optional<int> prefetch;  ///< unset: the daemon's default
+  bool history = true;          ///< history.enabled: the attempt history written or not
   std::filesystem::path work_dir;  ///< configs and logs
   std::chrono::seconds timeout{600};
 };

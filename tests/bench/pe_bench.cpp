@@ -43,6 +43,7 @@ struct Options {
   bool skip_floor = false;
   bool json = false;
   std::string log_level = "info";
+  std::string history = "on";  ///< history.enabled of the daemons: on or off
   std::string job_ms;  ///< comma separated: one demo.sleep run per duration
   std::string mixed;   ///< "EVERY:MS": one run where every EVERY-th program sleeps MS, the rest 0
   double max_gap = 0;  ///< > 0: fail on program.recovered or a longer gap between steps
@@ -278,6 +279,7 @@ int run(const Options& options) {
     plan.connection = resolved.connection;
     plan.log_level = resolved.log_level;
     plan.prefetch = resolved.prefetch;
+    plan.history = resolved.history == "on";
     plan.work_dir = work.path();
     plan.timeout = std::chrono::seconds(resolved.timeout_seconds);
 
@@ -417,6 +419,10 @@ int main(int argc, char** argv) {
   app.add_option("--prefetch", options.prefetch,
                  "amqp.prefetch of the daemon and of the unpipelined floor (default: the daemon's, 64; the floor 1)")
       ->check(CLI::Range(1, 1000));
+  app.add_option("--history", options.history,
+                 "history.enabled of the daemons: on (the attempt history written with each step) or off")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
   app.add_option("--programs", options.programs, "Programs per throughput run")
       ->check(CLI::Range(1, 10000000))
       ->capture_default_str();

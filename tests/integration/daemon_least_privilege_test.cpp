@@ -34,15 +34,21 @@ std::vector<std::string> minimal_grants(const store::Database& owner, const std:
   const std::string versions = dialect.quote(store::schema_version_table(table));
   // The steps-per-minute table: each daemon adds its count and prunes old minutes.
   const std::string throughput = dialect.quote(store::throughput_table(table));
+  // The attempt history: written with each step, pruned by the sweeper.
+  const std::string attempts = dialect.quote(store::attempts_table(table));
   if (std::string(dialect.name()) == "mysql") {
     return {"GRANT SELECT, INSERT, UPDATE ON " + data + " TO 'pe_least'@'127.0.0.1'",
             "GRANT SELECT ON " + versions + " TO 'pe_least'@'127.0.0.1'",
-            "GRANT SELECT, INSERT, UPDATE, DELETE ON " + throughput + " TO 'pe_least'@'127.0.0.1'"};
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON " + throughput + " TO 'pe_least'@'127.0.0.1'",
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON " + attempts + " TO 'pe_least'@'127.0.0.1'"};
   }
   return {"GRANT SELECT, INSERT, UPDATE ON " + data + " TO pe_least",
           "GRANT SELECT ON " + versions + " TO pe_least",
           "GRANT SELECT, INSERT, UPDATE, DELETE ON " + throughput + " TO pe_least",
-          "GRANT USAGE ON SEQUENCE " + dialect.quote(table + "_id_seq") + " TO pe_least"};
+          "GRANT SELECT, INSERT, UPDATE, DELETE ON " + attempts + " TO pe_least",
+          "GRANT USAGE ON SEQUENCE " + dialect.quote(table + "_id_seq") + " TO pe_least",
+          "GRANT USAGE ON SEQUENCE " + dialect.quote(store::attempts_table(table) + "_id_seq") +
+              " TO pe_least"};
 }
 
 // MariaDB keeps table grants after DROP TABLE: take them back first.
@@ -51,7 +57,8 @@ void revoke_grants(const store::Database& owner, const std::string& table) noexc
   try {
     soci::session session(const_cast<store::Database&>(owner).pool());
     for (const std::string& name :
-         {table, store::schema_version_table(table), store::throughput_table(table)}) {
+         {table, store::schema_version_table(table), store::throughput_table(table),
+          store::attempts_table(table)}) {
       session << "REVOKE ALL PRIVILEGES ON " + owner.dialect().quote(name) +
                      " FROM 'pe_least'@'127.0.0.1'";
     }

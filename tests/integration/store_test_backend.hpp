@@ -14,6 +14,7 @@
 #include <catch2/catch.hpp>
 #include <soci/soci.h>
 
+#include "program_executor/store/attempt_record.hpp"
 #include "program_executor/store/database.hpp"
 #include "program_executor/store/throughput_store.hpp"
 #include "program_executor/store/dialect.hpp"
@@ -81,7 +82,8 @@ class ScratchTable {
       store::Database database(settings_, 1);
       soci::session session(database.pool());
       for (const std::string& table :
-           {name_, store::schema_version_table(name_), store::throughput_table(name_)}) {
+           {name_, store::schema_version_table(name_), store::throughput_table(name_),
+            store::attempts_table(name_)}) {
         session << "DROP TABLE IF EXISTS " + database.dialect().quote(table);
       }
     } catch (const std::exception&) {

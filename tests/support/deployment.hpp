@@ -22,6 +22,7 @@
 
 #include "program_executor/amqp/connection.hpp"
 #include "program_executor/config/config.hpp"
+#include "program_executor/store/attempt_record.hpp"
 #include "program_executor/store/database.hpp"
 #include "program_executor/store/dialect.hpp"
 #include "program_executor/store/throughput_store.hpp"
@@ -122,7 +123,7 @@ class Deployment {
       soci::session session(database.pool());
       for (const std::string& table :
            {database_.table, store::schema_version_table(database_.table),
-            store::throughput_table(database_.table)}) {
+            store::throughput_table(database_.table), store::attempts_table(database_.table)}) {
         session << "DROP TABLE IF EXISTS " + database.dialect().quote(table);
       }
     } catch (const std::exception&) {

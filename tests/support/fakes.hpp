@@ -70,12 +70,13 @@ class FakeProgramStore : public store::ProgramStore {
     });
   }
   bool release(const std::string& run_id, int step, std::int64_t token,
-               std::chrono::milliseconds expect_within) override {
-    return update(run_id, step, token, [&](Entry& e) {
+               std::chrono::milliseconds expect_within,
+               const store::AttemptEnding* attempt = nullptr) override {
+    return logged(run_id, step, attempt, update(run_id, step, token, [&](Entry& e) {
       e.row.lease_owner.reset();
       e.until = Clock::now() + expect_within;
       return true;
-    });
+    }));
   }
   bool advance_step(const std::string& run_id, int step, std::int64_t token,
                     std::chrono::milliseconds expect_within) {
@@ -100,28 +101,32 @@ class FakeProgramStore : public store::ProgramStore {
     });
   }
   bool record_retry(const std::string& run_id, int step, std::int64_t token,
-                    std::string_view message, std::chrono::milliseconds expect_within) override {
-    return update(run_id, step, token, [&](Entry& e) {
+                    std::string_view message, std::chrono::milliseconds expect_within,
+                    const store::AttemptEnding* attempt = nullptr) override {
+    return logged(run_id, step, attempt, update(run_id, step, token, [&](Entry& e) {
       ++e.row.step_retry_count;
       e.row.error_message = std::string(message);
       e.row.lease_owner.reset();
       e.until = Clock::now() + expect_within;
       return true;
-    });
+    }));
   }
   bool record_isolated_crash(const std::string& run_id, int step, std::int64_t token,
                              std::string_view message,
-                             std::chrono::milliseconds expect_within) override {
-    return update(run_id, step, token, [&](Entry& e) {
+                             std::chrono::milliseconds expect_within,
+                             const store::AttemptEnding* attempt = nullptr) override {
+    return logged(run_id, step, attempt, update(run_id, step, token, [&](Entry& e) {
       ++e.row.step_crash_count;
       ++e.row.step_isolated_crash_count;
       e.row.error_message = std::string(message);
       e.row.lease_owner.reset();
       e.until = Clock::now() + expect_within;
       return true;
-    });
+    }));
   }
-  void drop_claim(const std::string& run_id, std::int64_t token) override {
+  void drop_claim(const std::string& run_id, std::int64_t token, int step = 0,
+                  const store::AttemptEnding* attempt = nullptr) override {
+    logged(run_id, step, attempt, true);
     std::lock_guard lock(mutex_);
     auto it = rows_.find(run_id);
     if (it == rows_.end() || it->second.row.lease_token != token) return;
@@ -129,15 +134,15 @@ class FakeProgramStore : public store::ProgramStore {
     if (it->second.row.ended()) it->second.until.reset();
   }
   bool fail(const std::string& run_id, int step, std::int64_t token,
-            std::string_view message) override {
-    return update(run_id, step, token, [&](Entry& e) {
+            std::string_view message, const store::AttemptEnding* attempt = nullptr) override {
+    return logged(run_id, step, attempt, update(run_id, step, token, [&](Entry& e) {
       e.row.errored_at = "now";
       e.ended = Clock::now();
       e.row.error_message = std::string(message);
       e.row.lease_owner.reset();
       e.until.reset();
       return true;
-    });
+    }));
   }
   bool cancel(const std::string& run_id, std::string_view message) override {
     std::lock_guard lock(mutex_);
@@ -274,8 +279,10 @@ class FakeProgramStore : public store::ProgramStore {
     }
     std::vector<bool> matched;
     for (const store::StepCommit& commit : commits) {
-      matched.push_back(commit.last ? finish_step(commit.run_id, commit.step, commit.token)
-                                    : advance_step(commit.run_id, commit.step, commit.token, expect_within));
+      const bool moved = commit.last ? finish_step(commit.run_id, commit.step, commit.token)
+                                     : advance_step(commit.run_id, commit.step, commit.token, expect_within);
+      matched.push_back(logged(commit.run_id, commit.step,
+                               commit.attempt ? &*commit.attempt : nullptr, moved));
     }
     return matched;
   }
@@ -315,6 +322,17 @@ class FakeProgramStore : public store::ProgramStore {
     return true;
   }
 
+  /// The attempts the store was given with a change that matched, in order
+  /// (AttemptRecord without times or token).
+  std::vector<store::AttemptRecord> attempts(const std::string& run_id) override {
+    std::lock_guard lock(mutex_);
+    std::vector<store::AttemptRecord> found;
+    for (const store::AttemptRecord& record : attempt_log_) {
+      if (record.run_id == run_id) found.push_back(record);
+    }
+    return found;
+  }
+
   bool fail_next_find = false;  ///< the next read of a row fails (find, or claim_unread)
   bool fail_next_commit = false;
   bool claim_unread_enabled = true;  ///< false: claim_unread claims nothing, as the base class
@@ -324,6 +342,26 @@ class FakeProgramStore : public store::ProgramStore {
   int delete_batches = 0;  ///< delete_ended calls
 
  private:
+  // Keeps `attempt` when the change it came with matched; returns `matched`.
+  bool logged(const std::string& run_id, int step, const store::AttemptEnding* attempt, bool matched) {
+    if (attempt == nullptr || !matched) return matched;
+    std::lock_guard lock(mutex_);
+    store::AttemptRecord record;
+    record.id = static_cast<long long>(attempt_log_.size()) + 1;
+    record.run_id = run_id;
+    record.step = step;
+    record.job = attempt->job;
+    record.attempt = attempt->attempt;
+    record.worker = attempt->worker;
+    record.duration_ms = attempt->duration_ms;
+    record.outcome = attempt->outcome;
+    if (!attempt->error.empty()) record.error = attempt->error;
+    if (!attempt->exception_type.empty()) record.exception_type = attempt->exception_type;
+    attempt_log_.push_back(std::move(record));
+    return matched;
+  }
+  std::vector<store::AttemptRecord> attempt_log_;
+
   struct Entry {
     store::ProgramRow row;
     std::optional<Clock::time_point> until;

@@ -226,7 +226,7 @@ TEST_CASE("a file that cannot be read is reported with the reason", "[config][lo
 TEST_CASE("unknown keys are errors listing the allowed keys", "[config][loader]") {
   CHECK(error_of("workers: 4\nworkerz: 5\n") ==
         "test.yaml:2:1: workerz: unknown key; allowed keys here: amqp, database, plugins, workers, "
-        "shutdown_grace_seconds, retry, recovery, log, metrics, web");
+        "shutdown_grace_seconds, retry, recovery, history, log, metrics, web");
   CHECK(error_of("amqp:\n  tls:\n    verify: false\n") ==
         "test.yaml:3:5: amqp.tls.verify: unknown key; allowed keys here: ca_file, cert_file, key_file, verify_peer, "
         "verify_hostname");
@@ -410,4 +410,17 @@ TEST_CASE("alias fan-out cannot make the walk explode", "[config][loader]") {
   CHECK(message.find(": document too large (more than 10000 nodes, counting each use of an alias)") !=
         std::string::npos);
   CHECK(message.rfind("test.yaml:", 0) == 0);
+}
+
+TEST_CASE("history.*: the attempt history on for 30 days unless the file says otherwise", "[config]") {
+  const cfg::Config defaults = cfg::load_string("workers: 1\n", "d.yaml");
+  CHECK(defaults.history.enabled);
+  CHECK(defaults.history.retention == std::chrono::days(30));
+  const cfg::Config set = cfg::load_string("history:\n  enabled: false\n  retention: 7\n", "h.yaml");
+  CHECK_FALSE(set.history.enabled);
+  CHECK(set.history.retention == std::chrono::days(7));
+  CHECK_THROWS_WITH(cfg::load_string("history:\n  retention: 0\n", "h.yaml"),
+                    Catch::Contains("h.yaml:2:") && Catch::Contains("history.retention"));
+  CHECK_THROWS_WITH(cfg::load_string("history:\n  keep: 3\n", "h.yaml"),
+                    Catch::Contains("history.keep"));
 }

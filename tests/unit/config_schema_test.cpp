@@ -107,7 +107,13 @@ TEST_CASE("the expected keys exist with the documented types and limits", "[conf
   // 18 + amqp.password_file and database.password_file (security) + metrics.listen (ops)
   // + 6 recovery.* (step protocol, unclaimed steps, old programs) + amqp.queue_type and
   // amqp.delivery_limit (quorum queues) + 5 retry.* and 5 retry.jobs.*.* + 8 web.* (serve)
-  CHECK(cfg::schema().size() == 49);
+  // + history.enabled and history.retention (the attempt history)
+  CHECK(cfg::schema().size() == 51);
+  CHECK(find("history.enabled").type == cfg::ValueType::boolean);
+  CHECK(find("history.enabled").default_value == "true");
+  CHECK(find("history.retention").type == cfg::ValueType::integer);
+  CHECK(find("history.retention").default_value == "30");  // days
+  CHECK(find("history.retention").min == 1);
   CHECK(find("web.listen").default_value == "127.0.0.1:8080");
   CHECK(find("web.allow_unknown_jobs").default_value == "false");
   CHECK(find("web.max_body_bytes").min == 1024);

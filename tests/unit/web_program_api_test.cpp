@@ -8,6 +8,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -16,6 +17,7 @@
 
 #include "program_executor/amqp/connection_settings.hpp"
 #include "program_executor/amqp/queue_topology.hpp"
+#include "program_executor/executor/attempt_timeline.hpp"
 #include "program_executor/store/database.hpp"
 #include "program_executor/web/api_problem.hpp"
 #include "program_executor/web/program_api.hpp"
@@ -124,6 +126,13 @@ struct Api {
     REQUIRE(store->cancel(run_id, "cancelled"));
   }
 };
+
+// What a worker hands the store when it ends an attempt of `job`.
+store::AttemptEnding ending(std::string_view outcome, const std::string& job, int attempt,
+                            long long ms, const std::string& error = {}) {
+  return store::AttemptEnding{job, attempt, "unit:1:0", std::string(outcome), ms, error,
+                              error.empty() ? std::string() : "program_executor::sdk::RetryableError"};
+}
 
 // The ApiProblem `call` throws (the test fails if it throws none).
 template <typename Call>
@@ -415,6 +424,94 @@ TEST_CASE("get answers the program with its data, or 404", "[web][api][get]") {
   const auto problem = refusal([&] { return api.api.get("no-such-run"); });
   check_problem(problem, 404, "not-found");
   CHECK_THAT(problem.detail(), Catch::Contains("no-such-run"));
+}
+
+TEST_CASE("attempts answers the history oldest first and the reason, as explain --json does",
+          "[web][api][attempts]") {
+  Api api;
+  api.running("r1");
+  // Step 0 fails once and is retried, then both steps commit.
+  auto claim = api.store->claim("r1", 0, "unit:1:0", 30s);
+  REQUIRE(claim);
+  const auto retry = ending(store::attempt_outcome::retry, "extract", 1, 40, "connection reset");
+  REQUIRE(api.store->record_retry("r1", 0, claim->token, "connection reset", 1min, &retry));
+  claim = api.store->claim("r1", 0, "unit:1:0", 30s);
+  REQUIRE(claim);
+  REQUIRE(api.store->commit_all(
+              {{"r1", 0, claim->token, false, ending(store::attempt_outcome::finished, "extract", 2, 12)}},
+              1min) == std::vector<bool>{true});
+  claim = api.store->claim("r1", 1, "unit:1:0", 30s);
+  REQUIRE(claim);
+  REQUIRE(api.store->commit_all(
+              {{"r1", 1, claim->token, true, ending(store::attempt_outcome::finished, "load", 1, 7)}},
+              1min) == std::vector<bool>{true});
+
+  const web::ApiResponse response = api.api.attempts("r1");
+  CHECK(response.status == 200);
+  CHECK(response.headers.empty());
+  const json& body = response.body;
+  std::set<std::string> keys;
+  for (const auto& [key, value] : body.items()) keys.insert(key);
+  CHECK(keys == std::set<std::string>{"runId", "state", "reason", "attempts"});
+  CHECK(body["runId"] == "r1");
+  CHECK(body["state"] == "finished");
+  REQUIRE(body["attempts"].size() == 3);
+  const json& first = body["attempts"][0];
+  keys.clear();
+  for (const auto& [key, value] : first.items()) keys.insert(key);
+  CHECK(keys == std::set<std::string>{"step", "job", "attempt", "outcome", "worker", "startedAt",
+                                      "endedAt", "durationMs", "error"});
+  CHECK(first["step"] == 0);
+  CHECK(first["job"] == "extract");
+  CHECK(first["attempt"] == 1);
+  CHECK(first["outcome"] == "retry");
+  CHECK(first["worker"] == "unit:1:0");
+  CHECK(first["durationMs"] == 40);
+  CHECK(first["error"] == "connection reset");
+  CHECK(first["startedAt"].is_string());
+  CHECK(first["endedAt"].is_string());
+  CHECK(body["attempts"][1]["step"] == 0);
+  CHECK(body["attempts"][1]["attempt"] == 2);
+  CHECK(body["attempts"][1]["outcome"] == "finished");
+  CHECK(body["attempts"][1]["error"].is_null());
+  CHECK(body["attempts"][2]["step"] == 1);
+  CHECK(body["attempts"][2]["job"] == "load");
+  CHECK(body["attempts"][2]["outcome"] == "finished");
+  CHECK_THAT(body["reason"].get<std::string>(), Catch::StartsWith("finished: "));
+  // The command's --json and the API's answer are one function of the same reads.
+  CHECK(body == executor::explain_json(api.row("r1"), api.store->attempts("r1")));
+}
+
+TEST_CASE("attempts of a program that has not run yet is an empty history, of an unknown one 404",
+          "[web][api][attempts]") {
+  Api api;
+  api.running("r1");
+  const web::ApiResponse response = api.api.attempts("r1");
+  CHECK(response.status == 200);
+  CHECK(response.body["state"] == "running");
+  CHECK(response.body["attempts"] == json::array());
+  CHECK_THAT(response.body["reason"].get<std::string>(), Catch::StartsWith("running: "));
+
+  const auto problem = refusal([&] { return api.api.attempts("no-such-run"); });
+  check_problem(problem, 404, "not-found");
+  CHECK_THAT(problem.detail(), Catch::Contains("no-such-run"));
+}
+
+TEST_CASE("attempts of an errored program ends with the errored attempt and says why",
+          "[web][api][attempts]") {
+  Api api;
+  api.running("r1");
+  const auto claim = api.store->claim("r1", 0, "unit:1:0", 30s);
+  REQUIRE(claim);
+  const auto failed = ending(store::attempt_outcome::errored, "extract", 1, 3, "disk full");
+  REQUIRE(api.store->fail("r1", 0, claim->token, "disk full", &failed));
+  const json body = api.api.attempts("r1").body;
+  CHECK(body["state"] == "errored");
+  REQUIRE(body["attempts"].size() == 1);
+  CHECK(body["attempts"][0]["outcome"] == "errored");
+  CHECK(body["attempts"][0]["error"] == "disk full");
+  CHECK_THAT(body["reason"].get<std::string>(), Catch::StartsWith("errored at step 0 (extract)"));
+  CHECK_THAT(body["reason"].get<std::string>(), Catch::Contains("disk full"));
 }
 
 TEST_CASE("cancel ends a running program, answers 200 again for a cancelled one, 409 for an "

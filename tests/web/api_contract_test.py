@@ -326,7 +326,7 @@ def public_routes(api, state):
 def jobs_and_empty_stats(api, state):
     r = api.call("GET", "/api/v1/jobs", 200, api.viewer)
     jobs = {job["name"]: job["plugin"] for job in r.json()["jobs"]}
-    for name in ("demo.noop", "demo.sleep", "demo.fail", "demo.count"):
+    for name in ("demo.noop", "demo.sleep", "demo.fail", "demo.count", "demo.flaky"):
         check(name in jobs, f"GET /api/v1/jobs: {name} missing: {sorted(jobs)}")
     check(all(p.endswith(".so") for p in jobs.values()), f"GET /api/v1/jobs: plugins {jobs}")
     api.call("GET", "/api/v1/jobs", 200, api.operator)
@@ -452,6 +452,69 @@ def cancel_and_resume(api, state):
                        f"recentErrors == [{failing}] (cancelled ones excluded)")
 
 
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+WORKER = re.compile(r"^.+:\d+:\d+$")  # host:pid:worker
+
+
+def attempt_history(api, state):
+    """GET /programs/{runId}/attempts: a step that fails twice, then the program
+    finishes; the answer is what `explain --json` prints for it."""
+    run_id = api.create(["demo.flaky", "demo.noop"], job_data={"demo.flaky": {"failures": 2}})
+    program = api.wait_for(run_id, ["finished", "errored"])
+    check(program["state"] == "finished", f"demo.flaky (2 failures) ended {program['state']}: "
+                                          f"{program['error']}")
+    r = api.call("GET", f"/api/v1/programs/{run_id}/attempts", 200, api.viewer)
+    history = r.json()
+    check(history["runId"] == run_id and history["state"] == "finished",
+          f"attempts of {run_id}: runId {history['runId']}, state {history['state']}")
+    attempts = history["attempts"]
+    seen = [(a["step"], a["job"], a["attempt"], a["outcome"], a["error"]) for a in attempts]
+    check(seen == [(0, "demo.flaky", 1, "retry", "flaky failure 1 of 2"),
+                   (0, "demo.flaky", 2, "retry", "flaky failure 2 of 2"),
+                   (0, "demo.flaky", 3, "finished", None),
+                   (1, "demo.noop", 1, "finished", None)],
+          f"attempts of a step that failed twice, then the next one: {seen}")
+    for a in attempts:
+        check(ISO_UTC.match(a["startedAt"]) and ISO_UTC.match(a["endedAt"])
+              and a["startedAt"] <= a["endedAt"],
+              f"attempt {a['step']}/{a['attempt']}: startedAt {a['startedAt']}, endedAt "
+              f"{a['endedAt']}")
+        check(WORKER.match(a["worker"]), f"attempt {a['step']}/{a['attempt']}: worker "
+                                         f"{a['worker']!r} is not host:pid:worker")
+    started = [a["startedAt"] for a in attempts]
+    check(started == sorted(started), f"attempts not oldest first: {started}")
+    # A retry waits for the retry queue (1 s): the next attempt starts after it.
+    for before, after in zip(attempts, attempts[1:3]):
+        check(after["startedAt"] > before["endedAt"],
+              f"attempt {after['attempt']} started {after['startedAt']}, before attempt "
+              f"{before['attempt']} ended {before['endedAt']}")
+    check(history["reason"].startswith("finished: "), f"reason: {history['reason']!r}")
+    # The command line and the API print one document.
+    explain = api.deploy.cli("explain", run_id, "--json")
+    if check(explain.returncode == 0, f"explain --json exited {explain.returncode}: "
+                                      f"{explain.stderr[-500:]}"):
+        check(json.loads(explain.stdout) == history,
+              f"explain --json differs from the API:\n{explain.stdout}\n{r.text}")
+    api.call("GET", f"/api/v1/programs/{run_id}/attempts", 200, api.operator)
+
+    # The errored program of cancel_and_resume: it failed, was resumed, failed again.
+    errored = state.get("errored")
+    if errored is not None:
+        history = api.call("GET", f"/api/v1/programs/{errored}/attempts", 200, api.viewer).json()
+        seen = [(a["step"], a["job"], a["attempt"], a["outcome"], a["error"])
+                for a in history["attempts"]]
+        check(seen == [(0, "demo.fail", 1, "errored", "boom")] * 2,
+              f"attempts of a program that errored, was resumed and errored again: {seen}")
+        check(history["state"] == "errored" and "boom" in history["reason"],
+              f"errored: state {history['state']}, reason {history['reason']!r}")
+
+    # Unknown run id: 404; another method: 405.
+    for run in (UNKNOWN_RUN_ID, "no-such-program"):
+        api.call("GET", f"/api/v1/programs/{run}/attempts", 404, api.viewer, problem="not-found")
+    api.call("POST", f"/api/v1/programs/{run_id}/attempts", 405, api.operator,
+             problem="method-not-allowed")
+
+
 def list_and_paging(api, state):
     # 7 programs of demo.log to page through, and enough others to pass the
     # default limit of 50.
@@ -539,6 +602,7 @@ def auth_matrix(api, state):
     cancelled_before = api.get(cancelled)
     garbage = "garbage-" + "x" * 32
     viewer_routes = [("GET", "/api/v1/programs", {}), ("GET", f"/api/v1/programs/{long_one}", {}),
+                     ("GET", f"/api/v1/programs/{long_one}/attempts", {}),
                      ("GET", "/api/v1/jobs", {}), ("GET", "/api/v1/stats", {})]
     operator_routes = [
         ("POST", "/api/v1/programs", {"json_body": {"jobs": ["demo.noop"]}}),
@@ -693,7 +757,7 @@ def final_stats(api, state):
 
 
 SCENARIOS = [public_routes, jobs_and_empty_stats, create_get_finish, cancel_and_resume,
-             list_and_paging, auth_matrix, reload_tokens, bad_input, final_stats]
+             attempt_history, list_and_paging, auth_matrix, reload_tokens, bad_input, final_stats]
 
 
 def main():

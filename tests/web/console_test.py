@@ -3,10 +3,14 @@
 (deployment.py): a wrong token is refused, the operator logs in, sees the
 overview, a program created through the API appears in the list by the
 console's own refresh, its page shows it running, the Cancel button cancels
-it, and the page shows `cancelled`, all without a reload.
+it, and the page shows `cancelled`, all without a reload. Then the attempt
+history on the program page: a program whose first step failed twice before
+it finished shows its four attempts and the reason line; one that errored
+shows its long error shortened, whole when expanded, never parsed as markup.
 
 Screenshots (overview.png, list.png, program-running.png,
-program-cancelled.png, login-error.png) go to PE_TEST_ARTIFACTS (default:
+program-cancelled.png, login-error.png, program-attempts.png,
+program-attempts-errored.png) go to PE_TEST_ARTIFACTS (default:
 <build dir>/test-artifacts/console); with PE_UPDATE_DOC_SCREENSHOTS=1 the
 overview and the cancelled program are also copied to docs/console/.
 
@@ -43,7 +47,11 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 WAIT_SECONDS = 30
 SCREENSHOTS = ("overview.png", "list.png", "program-running.png", "program-cancelled.png",
-               "login-error.png")
+               "login-error.png", "program-attempts.png", "program-attempts-errored.png")
+# An error the page must show as text, long and on several lines: shortened in
+# its row, whole when expanded, its markup never parsed.
+LONG_ERROR = ("<img src=x id=injected> upstream refused the batch: " + "x" * 150 +
+              "\nline 2 of the error\nline 3 of the error")
 
 
 def step(text):
@@ -138,6 +146,93 @@ def create(deploy, body):
     return r.json()["runId"]
 
 
+def api_get(deploy, path):
+    r = requests.get(deploy.url(path), timeout=30,
+                     headers={"Authorization": f"Bearer {deploy.viewer_token}"})
+    assert r.status_code == 200, f"GET {path}: {r.status_code} {r.text[:300]}"
+    return r.json()
+
+
+def attempt_rows(console, count):
+    """Waits until the attempts table has `count` rows; the rows' cells as text."""
+    css = "#program-attempts tbody tr.attempt"
+
+    def rows(driver):
+        found = driver.find_elements(By.CSS_SELECTOR, css)
+        if len(found) != count:
+            return False
+        return [[cell.text.strip() for cell in row.find_elements(By.TAG_NAME, "td")]
+                + [row.get_attribute("data-outcome")] for row in found]
+    try:
+        return WebDriverWait(console.driver, WAIT_SECONDS, ignored_exceptions=(
+            StaleElementReferenceException,)).until(rows)
+    except TimeoutException:
+        now = len(console.driver.find_elements(By.CSS_SELECTOR, css))
+        raise AssertionError(f"{css}: {now} rows, not {count}, after {WAIT_SECONDS} s")
+
+
+def open_program(console, run_id):
+    """Opens a program's page from the list, as a user does."""
+    console.click("#nav-programs")
+    row = f'#programs-table tr[data-run-id="{run_id}"]'
+    console.element(row)
+    console.click(f"{row} a")
+    console.text_is("#program-run-id", run_id)
+
+
+def attempt_timeline(console, deploy, retried, errored):
+    """The program page's attempt table and reason line, for a program whose
+    first step failed twice before it finished, and for one that errored with
+    a long error."""
+    step(f"{retried} (demo.flaky failing twice, then demo.noop): its attempts")
+    open_program(console, retried)
+    console.text_is("#program-state", "finished")
+    rows = attempt_rows(console, 4)
+    # Columns: step (from 1), job, attempt, outcome, ran on, started, duration, error; data-outcome.
+    seen = [(r[0], r[1], r[2], r[3], r[7], r[8]) for r in rows]
+    assert seen == [("1", "demo.flaky", "1", "retry", "flaky failure 1 of 2", "retry"),
+                    ("1", "demo.flaky", "2", "retry", "flaky failure 2 of 2", "retry"),
+                    ("1", "demo.flaky", "3", "finished", "", "finished"),
+                    ("2", "demo.noop", "1", "finished", "", "finished")], \
+        f"the attempts table shows {seen}"
+    history = api_get(deploy, f"/api/v1/programs/{retried}/attempts")
+    for row, attempt in zip(rows, history["attempts"]):
+        assert row[4] == attempt["worker"], f"ran on {row[4]!r}, the API says {attempt['worker']!r}"
+    console.text_is("#program-reason", history["reason"])
+    assert history["reason"].startswith("finished: "), f"reason {history['reason']!r}"
+    console.text_is("#program-attempts-count", "(4)")
+    colours = {outcome: console.element(f"#program-attempts .outcome-{outcome}")
+               .value_of_css_property("background-color") for outcome in ("retry", "finished")}
+    assert colours["retry"] != colours["finished"], f"retry and finished look alike: {colours}"
+    console.assert_not_reloaded("attempts")
+    console.screenshot("program-attempts.png")
+
+    step(f"{errored} (demo.flaky once, then demo.fail with a long error): shortened, expandable")
+    open_program(console, errored)
+    console.text_is("#program-state", "errored")
+    rows = attempt_rows(console, 3)
+    assert [r[8] for r in rows] == ["retry", "finished", "errored"], f"outcomes {rows}"
+    assert [r[0] for r in rows] == ["1", "1", "2"], f"steps {rows}"
+    first_line = LONG_ERROR.split("\n", 1)[0]
+    cell = console.element('#program-attempts tr[data-outcome="errored"] details.attempt-error')
+    summary = cell.find_element(By.TAG_NAME, "summary")
+    assert summary.text.strip() == first_line[:120] + "...", f"shortened error {summary.text!r}"
+    whole = cell.find_element(By.TAG_NAME, "pre")
+    assert not whole.is_displayed(), "the whole error shows before it was expanded"
+    summary.click()
+    console.wait.until(lambda d: whole.is_displayed(), "the whole error did not expand")
+    assert whole.get_attribute("textContent") == LONG_ERROR, \
+        f"expanded error {whole.get_attribute('textContent')!r}"
+    assert not console.driver.find_elements(By.CSS_SELECTOR, "#injected"), \
+        "the error's markup was parsed into the page"
+    history = api_get(deploy, f"/api/v1/programs/{errored}/attempts")
+    console.text_is("#program-reason", history["reason"])
+    assert history["reason"].startswith("errored at step 1 (demo.fail)"), history["reason"]
+    console.assert_not_reloaded("errored attempts")
+    console.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", cell)
+    console.screenshot("program-attempts-errored.png")
+
+
 def scenario(console, deploy):
     driver = console.driver
     driver.get(deploy.url("/"))
@@ -165,6 +260,12 @@ def scenario(console, deploy):
     console.text_is("#count-finished", "3")
     console.text_is("#count-errored", "1")
     console.element(f'#recent-errors tr[data-run-id="{failed}"]')
+    # Two programs that retry, for the attempt history at the end: their retries
+    # (1 s each) run meanwhile.
+    retried = create(deploy, {"jobs": ["demo.flaky", "demo.noop"],
+                              "jobData": {"demo.flaky": {"failures": 2}}})
+    errored = create(deploy, {"jobs": ["demo.flaky", "demo.fail"], "jobData": {
+        "demo.flaky": {"failures": 1}, "demo.fail": {"message": LONG_ERROR}}})
 
     # A program that stays running (demo.sleep, 10 minutes; interruptible, so
     # the daemon hands it back at once when the test stops it).
@@ -206,6 +307,8 @@ def scenario(console, deploy):
     assert r.status_code == 200 and r.json()["state"] == "cancelled", \
         f"the API says {r.status_code} {r.text[:300]}"
     console.screenshot("program-cancelled.png")
+
+    attempt_timeline(console, deploy, retried, errored)
 
 
 def main():

@@ -297,7 +297,8 @@ class Deployment:
 
     def _drop_tables(self):
         """Drops the test's tables on a server database (a SQLite file goes with the directory)."""
-        tables = [self.table, self.table + "_schema_version", self.table + "_throughput"]
+        tables = [self.table, self.table + "_schema_version", self.table + "_throughput",
+                  self.table + "_attempts"]
         statement = "".join(f"DROP TABLE IF EXISTS {t};" for t in tables)
         try:
             if self.backend == "postgresql":

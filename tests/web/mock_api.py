@@ -116,6 +116,35 @@ def shown(p, full=True):
     return out
 
 
+def attempts_of(p):
+    """An imitation of GET /programs/{runId}/attempts, made up from the row:
+    one finished attempt per step done, the retries of the current step, its
+    error. The reason is a stand-in, not what `explain` would say."""
+    out, t = [], p["createdAt"]
+    worker = "worker-a:4711:0"
+    rng = random.Random(p["runId"])  # the same durations on every refresh
+
+    def attempt(step, number, outcome, error=None):
+        nonlocal t
+        ms = rng.randint(3, 900)
+        out.append({"step": step, "job": p["jobs"][step], "attempt": number, "outcome": outcome,
+                    "worker": worker, "startedAt": iso(t), "endedAt": iso(t + timedelta(milliseconds=ms)),
+                    "durationMs": ms, "error": error})
+        t += timedelta(milliseconds=ms + 1000)
+
+    for step in range(min(p["step"], len(p["jobs"]))):
+        attempt(step, 1, "finished")
+    if p["step"] < len(p["jobs"]):
+        for retry in range(p["stepRetryCount"]):
+            attempt(p["step"], retry + 1, "retry", "connection reset by peer (retrying)")
+        if p["state"] == "errored":
+            attempt(p["step"], p["stepRetryCount"] + 1, "errored", p["error"])
+    reason = {"finished": f"finished: all {len(p['jobs'])} steps committed (mock)",
+              "errored": f"errored at step {p['step']}: {p['error']} (mock)",
+              "cancelled": "cancelled by an operator (mock)"}.get(p["state"], "running (mock)")
+    return {"runId": p["runId"], "state": p["state"], "reason": reason, "attempts": out}
+
+
 class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):
         pass
@@ -214,6 +243,11 @@ class Handler(BaseHTTPRequestHandler):
             if p is None:
                 return self.problem(404, "not-found", "Not found", f"no program with run id {parts[1]}")
             return self.send(200, shown(p))
+        if len(parts) == 3 and parts[0] == "programs" and parts[2] == "attempts":
+            p = next((p for p in programs if p["runId"] == parts[1]), None)
+            if p is None:
+                return self.problem(404, "not-found", "Not found", f"no program with run id {parts[1]}")
+            return self.send(200, attempts_of(p))
         return self.problem(404, "not-found", "Not found", "no such route")
 
     def body(self):

@@ -284,6 +284,21 @@ const std::vector<KeySpec>& schema() {
                "the job that crashes is stopped (docs/guarantees.md).",
        .min = 1,
        .max = 1000},
+      {.path = "history.enabled",
+       .type = ValueType::boolean,
+       .member = member<&Config::history, &HistorySettings::enabled>,
+       .help = "Write the attempt history: one row per attempt of a step in `<table>_attempts`, "
+               "in the transaction of the step's state change, read by `program-executor "
+               "explain` (docs/operations.md). `false`: nothing is written (what is there stays "
+               "readable and is still pruned)."},
+      {.path = "history.retention",
+       .type = ValueType::integer,
+       .member = member<&Config::history, &HistorySettings::retention>,
+       .help = "Days an attempt is kept: older ones are deleted by the recovery sweeper in "
+               "bounded batches (docs/databases.md, *Attempt history*). `prune` also deletes the "
+               "attempts of the programs it deletes.",
+       .min = 1,
+       .max = 36500},
       {.path = "log.level",
        .type = ValueType::choice,
        .member = member<&Config::log, &LogSettings::level>,

@@ -79,7 +79,7 @@ CompositionRoot::CompositionRoot(const config::Config& config) : config_(config)
                                                 static_cast<std::size_t>(config_.workers) * 2 + 1);
   database_->on_reconnect([metrics = metrics_.get()] { metrics->database_reconnected(); });
   database_->ensure_schema();
-  store_ = database_->program_store();
+  store_ = database_->program_store(config_.history.enabled);
   log::event(log::Level::info, "database.ready", "",
              {{"backend", std::string(to_string(config_.database.backend))}, {"table", config_.database.table}});
 }
@@ -116,8 +116,12 @@ void CompositionRoot::sweep_until_stopped() {
   if (config_.recovery.unclaimed_after.count() > 0) window.unclaimed_after = config_.recovery.unclaimed_after;
   window.max_age = config_.recovery.max_age;
   RecoverySweeper sweeper(*store_, publisher,
-                          SweeperSettings{config_.amqp.queue, config_.amqp.durable, window, 200},
+                          SweeperSettings{config_.amqp.queue, config_.amqp.durable, window, 200,
+                                          config_.history.retention, 1000},
                           *metrics_);
+  // The attempt history: one bounded batch per sweep while a backlog lasts
+  // (a full batch), then once an hour.
+  auto next_history_prune = std::chrono::steady_clock::now();
   // The steps per minute: recorded every sweep interval (at most 10 s apart),
   // rows older than 48 hours pruned once an hour.
   auto* recorder = dynamic_cast<ThroughputRecorder*>(metrics_.get());
@@ -144,6 +148,16 @@ void CompositionRoot::sweep_until_stopped() {
       sweeper.sweep();
     } catch (const std::exception& e) {
       log::event(log::Level::warn, "recovery.sweep_failed", e.what());
+    }
+    if (std::chrono::steady_clock::now() >= next_history_prune) {
+      try {
+        const bool backlog = sweeper.prune_history() >= 1000;
+        next_history_prune = std::chrono::steady_clock::now() +
+                             (backlog ? std::chrono::milliseconds(0) : std::chrono::hours(1));
+      } catch (const std::exception& e) {
+        log::event(log::Level::warn, "history.prune_failed", e.what());
+        next_history_prune = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+      }
     }
   }
 }

@@ -47,4 +47,15 @@ int RecoverySweeper::sweep() {
   return recovered;
 }
 
+long long RecoverySweeper::prune_history() {
+  if (settings_.history_retention.count() <= 0) return 0;
+  const long long deleted =
+      store_.prune_attempts(settings_.history_retention, settings_.history_prune_batch);
+  if (deleted > 0) {
+    log::event(log::Level::debug, "history.pruned", "",
+               {{"attempts", deleted}, {"batch", settings_.history_prune_batch}});
+  }
+  return deleted;
+}
+
 }  // namespace program_executor::executor

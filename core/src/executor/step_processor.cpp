@@ -123,7 +123,8 @@ void StepProcessor::run_steps(StepBatch& batch, bool slow_ones) {
     const std::string& job = step->message.current_job();
     const auto started = std::chrono::steady_clock::now();
     try {
-      if (std::optional<StepOutcome> ended = run_claimed(step->message, *step->row, *step->claim)) {
+      if (std::optional<StepOutcome> ended =
+              run_claimed(step->message, *step->row, *step->claim, step->attempt)) {
         step->decide(std::move(*ended));
       } else {
         step->stage = StepStage::ran;
@@ -344,8 +345,16 @@ StepOutcome StepProcessor::infrastructure_error(BatchStep& step, const std::stri
              {{"run_id", step.message.run_id}});
   if (step.claim) {
     try {
+      // Tried again after the retry delay: a `retry` attempt (the job may
+      // have run: its commit is what failed).
+      store::AttemptEnding attempt =
+          step.attempt ? *step.attempt
+                       : attempt_ending(step.message, *step.row, store::attempt_outcome::retry, 0.0);
+      attempt.outcome = store::attempt_outcome::retry;
+      attempt.error = what;
+      attempt.exception_type = "infrastructure";
       store_.release(step.message.run_id, step.step, step.claim->token,
-                     settings_.retry_delay + settings_.stale_after);
+                     settings_.retry_delay + settings_.stale_after, &attempt);
     } catch (const std::exception&) {
       // The claim expires by itself; the sweeper then recovers the step.
     }
@@ -372,9 +381,24 @@ StepOutcome StepProcessor::park(std::string_view body, const std::string& reason
   return StepOutcome{Disposition::ack, StepEvent::message_parked};
 }
 
+store::AttemptEnding StepProcessor::attempt_ending(const StepMessage& message,
+                                                  const store::ProgramRow& row,
+                                                  std::string_view outcome, double ms,
+                                                  const std::string& error,
+                                                  const std::string& exception_type) const {
+  return store::AttemptEnding{message.current_job(),
+                              row.step_retry_count + 1,
+                              settings_.owner,
+                              std::string(outcome),
+                              static_cast<long long>(ms + 0.5),
+                              error,
+                              exception_type};
+}
+
 std::optional<StepOutcome> StepProcessor::run_claimed(const StepMessage& message,
                                                       const store::ProgramRow& row,
-                                                      const store::StepClaim& claim) {
+                                                      const store::StepClaim& claim,
+                                                      std::optional<store::AttemptEnding>& committed) {
   const std::string& job_name = message.current_job();
   const int step = row.step;
   const std::int64_t token = claim.token;
@@ -390,7 +414,9 @@ std::optional<StepOutcome> StepProcessor::run_claimed(const StepMessage& message
                             " (crash loop); the program is stopped";
     // Through error_program, as every other ending: a claim taken over
     // meanwhile makes this step.superseded, not a second program.errored.
-    return error_program(message, step, token, why, Level::error, why);
+    return error_program(message, step, token, why,
+                         attempt_ending(message, row, store::attempt_outcome::errored, 0.0, why),
+                         Level::error, why);
   }
 
   // A snapshot for the whole step: a reload meanwhile affects the next steps.
@@ -399,6 +425,7 @@ std::optional<StepOutcome> StepProcessor::run_claimed(const StepMessage& message
     metrics_.job_executed(job_name, metrics::JobOutcome::skipped, 0.0);
     log_step(Level::warn, "job.skipped", message, step,
              "no job with this name is loaded; the step counts as done");
+    committed = attempt_ending(message, row, store::attempt_outcome::skipped, 0.0);
     return std::nullopt;  // committed with the batch
   }
 
@@ -420,7 +447,10 @@ std::optional<StepOutcome> StepProcessor::run_claimed(const StepMessage& message
                            stop_requested_);
     result = execute_job(*jobs, message, job_data, context);
   }
-  return settle(message, row, claim, result, elapsed_ms(started));
+  const double ms = elapsed_ms(started);
+  std::optional<StepOutcome> ended = settle(message, row, claim, result, ms);
+  if (!ended) committed = attempt_ending(message, row, store::attempt_outcome::finished, ms);
+  return ended;
 }
 
 std::optional<StepOutcome> StepProcessor::settle(const StepMessage& message,
@@ -433,8 +463,14 @@ std::optional<StepOutcome> StepProcessor::settle(const StepMessage& message,
   const std::int64_t token = claim.token;
   const auto retry_expected = settings_.retry_delay + settings_.stale_after;
   const auto executed = [&](metrics::JobOutcome kind) { metrics_.job_executed(job_name, kind, ms / 1000); };
+  // This attempt as it ended, written with the row's change.
+  const auto ending = [&](std::string_view outcome, const std::string& error = {}) {
+    return attempt_ending(message, row, outcome, ms, error, result.exception_type);
+  };
   // The row refused the outcome: say why, and leave no claim behind.
-  const auto superseded = [&] { return this->superseded(message, step, token); };
+  const auto superseded = [&](const store::AttemptEnding& attempt) {
+    return this->superseded(message, step, token, &attempt);
+  };
   switch (result.kind) {
     case Kind::succeeded:
       executed(metrics::JobOutcome::success);
@@ -446,7 +482,10 @@ std::optional<StepOutcome> StepProcessor::settle(const StepMessage& message,
       // A cooperative yield: neither counted nor recorded, resumed later.
       executed(metrics::JobOutcome::yield);
       unhold(message.run_id);
-      if (!store_.release(message.run_id, step, token, retry_expected)) return superseded();
+      if (const auto attempt = ending(store::attempt_outcome::yield, result.message);
+          !store_.release(message.run_id, step, token, retry_expected, &attempt)) {
+        return superseded(attempt);
+      }
       log::event(
           Level::info, to_string(StepEvent::job_yield), "execution time exceeded; resuming later",
           {{"run_id", message.run_id}, {"job", job_name}, {"step", step}, {"duration_ms", ms}});
@@ -459,14 +498,17 @@ std::optional<StepOutcome> StepProcessor::settle(const StepMessage& message,
       if (policy.exhausted(attempts)) {
         const std::string why = "job " + job_name + " failed " + std::to_string(attempts) +
                                 " times, its retry limit; last error: " + result.message;
-        return error_program(message, step, token, why, Level::error, why);
+        return error_program(message, step, token, why,
+                             ending(store::attempt_outcome::errored, result.message), Level::error,
+                             why);
       }
       thread_local std::mt19937_64 random{std::random_device{}()};
       std::uniform_real_distribution<double> draw(0.0, 1.0);
       const auto delay = policy.queue_delay(attempts, draw(random), draw(random));
+      const auto attempt = ending(store::attempt_outcome::retry, result.message);
       if (!store_.record_retry(message.run_id, step, token, result.message,
-                               delay + settings_.stale_after)) {
-        return superseded();
+                               delay + settings_.stale_after, &attempt)) {
+        return superseded(attempt);
       }
       log::event(Level::warn, to_string(StepEvent::job_retry), result.message,
                  {{"run_id", message.run_id},
@@ -481,12 +523,14 @@ std::optional<StepOutcome> StepProcessor::settle(const StepMessage& message,
       // Ends the program like any failure, but it is expected: info, not error.
       executed(metrics::JobOutcome::ignorable);
       unhold(message.run_id);
-      return error_program(message, step, token, result.message, Level::info,
+      return error_program(message, step, token, result.message,
+                           ending(store::attempt_outcome::ignored, result.message), Level::info,
                            "ignorable: " + result.message);
     case Kind::failed:
       executed(metrics::JobOutcome::failed);
       unhold(message.run_id);
-      return error_program(message, step, token, result.message, [&] {
+      return error_program(message, step, token, result.message,
+                           ending(store::attempt_outcome::errored, result.message), [&] {
         log::event(Level::error, to_string(StepEvent::program_errored), result.message,
                    {{"run_id", message.run_id},
                     {"job", job_name},
@@ -497,7 +541,7 @@ std::optional<StepOutcome> StepProcessor::settle(const StepMessage& message,
     case Kind::cancelled:
       executed(metrics::JobOutcome::failed);
       unhold(message.run_id);
-      return superseded();
+      return superseded(ending(store::attempt_outcome::cancelled, result.message));
     case Kind::infrastructure:
       throw store::StoreError(result.message);  // the bookkeeping failed, not the job: retried
     case Kind::crashed: {
@@ -507,12 +551,14 @@ std::optional<StepOutcome> StepProcessor::settle(const StepMessage& message,
       const std::string why = "job " + job_name + ": " + result.message + " (crash " +
                               std::to_string(crashes) + " of " +
                               std::to_string(settings_.max_crashes) + " running alone)";
+      const auto attempt = ending(store::attempt_outcome::crashed, why);
       if (crashes >= settings_.max_crashes) {
         const std::string stopped = why + "; the program is stopped";
-        return error_program(message, step, token, stopped, Level::error, stopped);
+        return error_program(message, step, token, stopped, attempt, Level::error, stopped);
       }
-      if (!store_.record_isolated_crash(message.run_id, step, token, why, retry_expected)) {
-        return superseded();
+      if (!store_.record_isolated_crash(message.run_id, step, token, why, retry_expected,
+                                        &attempt)) {
+        return superseded(attempt);
       }
       return outcome(Disposition::retry, StepEvent::job_crashed, Level::error, message, step, why);
     }
@@ -522,29 +568,46 @@ std::optional<StepOutcome> StepProcessor::settle(const StepMessage& message,
 
 StepOutcome StepProcessor::error_program(const StepMessage& message, int step, std::int64_t token,
                                          const std::string& why,
+                                         const store::AttemptEnding& attempt,
                                          const std::function<void()>& report) {
-  if (!store_.fail(message.run_id, step, token, why)) return superseded(message, step, token);
+  if (!store_.fail(message.run_id, step, token, why, &attempt)) {
+    return superseded(message, step, token, &attempt);
+  }
   metrics_.program_errored();
   report();
   return StepOutcome{Disposition::ack, StepEvent::program_errored};
 }
 
 StepOutcome StepProcessor::error_program(const StepMessage& message, int step, std::int64_t token,
-                                         const std::string& why, Level level,
+                                         const std::string& why,
+                                         const store::AttemptEnding& attempt, Level level,
                                          std::string_view text) {
-  return error_program(message, step, token, why, [&] {
+  return error_program(message, step, token, why, attempt, [&] {
     log_step(level, to_string(StepEvent::program_errored), message, step, text);
   });
 }
 
-StepOutcome StepProcessor::superseded(const StepMessage& message, int step, std::int64_t token) {
+StepOutcome StepProcessor::superseded(const StepMessage& message, int step, std::int64_t token,
+                                      const store::AttemptEnding* attempt) {
   unhold(message.run_id);
   std::optional<store::ProgramRow> row;
   try {
-    store_.drop_claim(message.run_id, token);
+    // The row first: whether it was cancelled says how the attempt ended.
     row = store_.find(message.run_id);
   } catch (const std::exception&) {
-    // The claim expires by itself; the explanation below is then general.
+    // The explanation below is then general.
+  }
+  try {
+    if (attempt != nullptr) {
+      store::AttemptEnding ended = *attempt;
+      ended.outcome = row && row->cancelled_at ? store::attempt_outcome::cancelled
+                                               : store::attempt_outcome::stale;
+      store_.drop_claim(message.run_id, token, step, &ended);
+    } else {
+      store_.drop_claim(message.run_id, token);
+    }
+  } catch (const std::exception&) {
+    // The claim expires by itself.
   }
   if (row && row->cancelled_at) {
     metrics_.program_cancelled();
@@ -603,7 +666,7 @@ void StepProcessor::commit_steps(StepBatch& batch) {
   std::vector<store::StepCommit> commits;
   for (const BatchStep* step : committing) {
     commits.push_back(store::StepCommit{step->message.run_id, step->step, step->claim->token,
-                                        step->message.jobs.size() <= 1});
+                                        step->message.jobs.size() <= 1, step->attempt});
   }
   // Commit first, then publish: a crash in between leaves the rows moved on
   // and expected within stale_after; the sweeper then republishes the steps.
@@ -622,7 +685,8 @@ void StepProcessor::commit_steps(StepBatch& batch) {
     BatchStep& step = *committing[i];
     const StepMessage& message = step.message;
     if (!committed[i]) {
-      step.decide(superseded(message, step.step, step.claim->token));
+      step.decide(superseded(message, step.step, step.claim->token,
+                             step.attempt ? &*step.attempt : nullptr));
       continue;
     }
     unhold(message.run_id);

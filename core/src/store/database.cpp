@@ -471,8 +471,8 @@ MigrationReport Database::migrate(const std::vector<Migration>& migrations) {
   return report;
 }
 
-std::unique_ptr<ProgramStore> Database::program_store() {
-  return std::make_unique<SqlProgramStore>(*this);
+std::unique_ptr<ProgramStore> Database::program_store(bool history) {
+  return std::make_unique<SqlProgramStore>(*this, history);
 }
 
 }  // namespace program_executor::store

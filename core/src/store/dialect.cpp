@@ -81,6 +81,13 @@ class SqliteDialect final : public Dialect {
   std::string json_value(std::string_view parameter) const override {
     return concat({":", parameter});
   }
+  std::string json_array_text_at(std::string_view column, std::string_view index) const override {
+    return concat({"CASE WHEN json_valid(", column, ") THEN json_extract(", column, ", '$[' || (",
+                   index, ") || ']') END"});
+  }
+  std::string milliseconds_between(std::string_view from, std::string_view to) const override {
+    return concat({"CAST(ROUND((julianday(", to, ") - julianday(", from, ")) * 86400000.0) AS INTEGER)"});
+  }
   std::string lock_rows() const override { return ""; }
   bool update_returning() const noexcept override { return true; }
   bool prepares_on_server() const noexcept override { return true; }
@@ -195,6 +202,13 @@ class PostgresDialect final : public Dialect {
   std::string json_value(std::string_view parameter) const override {
     return concat({"CAST(:", parameter, " AS jsonb)"});
   }
+  std::string json_array_text_at(std::string_view column, std::string_view index) const override {
+    return concat({"(CASE WHEN json_typeof(CAST(", column, " AS json)) = 'array' THEN CAST(", column,
+                   " AS json) ->> (", index, ") END)"});
+  }
+  std::string milliseconds_between(std::string_view from, std::string_view to) const override {
+    return concat({"CAST(ROUND(EXTRACT(EPOCH FROM (", to, ") - (", from, ")) * 1000) AS bigint)"});
+  }
   std::string lock_rows() const override { return " FOR UPDATE"; }
   bool update_returning() const noexcept override { return true; }
   std::string update_returning_rows(std::string update) const override {
@@ -278,6 +292,12 @@ class MysqlDialect final : public Dialect {
     return concat({":", parameter});
   }
   std::string from_dual() const override { return " FROM DUAL"; }
+  std::string json_array_text_at(std::string_view column, std::string_view index) const override {
+    return concat({"JSON_UNQUOTE(JSON_EXTRACT(", column, ", CONCAT('$[', ", index, ", ']')))"});
+  }
+  std::string milliseconds_between(std::string_view from, std::string_view to) const override {
+    return concat({"(TIMESTAMPDIFF(MICROSECOND, ", from, ", ", to, ") DIV 1000)"});
+  }
   std::string lock_rows() const override { return " FOR UPDATE"; }
   void prepare_session(soci::session& session) const override {
     session << "SET NAMES utf8mb4";

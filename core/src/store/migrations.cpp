@@ -4,6 +4,7 @@
 #include <map>
 
 #include "embedded_migrations.hpp"
+#include "program_executor/store/attempt_record.hpp"
 #include "program_executor/store/dialect.hpp"
 #include "program_executor/store/program_store.hpp"
 #include "program_executor/store/throughput_store.hpp"
@@ -87,6 +88,9 @@ std::vector<std::string> migration_statements(const Migration& migration, const 
     replace_all(statement, "{unfinished_index}", dialect.quote(table + "_unfinished_index"));
     replace_all(statement, "{jobs_index}", dialect.quote(table + "_jobs_index"));
     replace_all(statement, "{throughput_table}", dialect.quote(throughput_table(table)));
+    replace_all(statement, "{attempts_table}", dialect.quote(attempts_table(table)));
+    replace_all(statement, "{attempts_run_index}", dialect.quote(attempts_table(table) + "_run_index"));
+    replace_all(statement, "{attempts_ended_index}", dialect.quote(attempts_table(table) + "_ended_index"));
   }
   return statements;
 }

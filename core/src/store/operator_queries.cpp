@@ -1,13 +1,16 @@
 #include "operator_queries.hpp"
 
 #include <algorithm>
+#include <optional>
 
 #include <soci/soci.h>
 
+#include "attempt_log.hpp"
 #include "guarded.hpp"
 #include "one_time_statement.hpp"
 #include "program_executor/store/database.hpp"
 #include "program_executor/store/dialect.hpp"
+#include "program_executor/store/write_transaction.hpp"
 #include "row_reader.hpp"
 #include "step_statements.hpp"
 
@@ -31,8 +34,9 @@ struct WindowValues {
 
 }  // namespace
 
-OperatorQueries::OperatorQueries(Database& database)
+OperatorQueries::OperatorQueries(Database& database, const AttemptLog& history)
     : database_(database),
+      history_(history),
       dialect_(database.dialect()),
       table_(dialect_.quote(database.table())),
       now_(dialect_.now()),
@@ -67,6 +71,11 @@ std::vector<ProgramRow> OperatorQueries::list(const ProgramFilter& filter) {
     // JSON string, quotes included (so "a" does not match "ab").
     const std::string pattern = filter.job ? nlohmann::json(*filter.job).dump() : "";
     if (filter.job) where += " AND " + dialect_.job_list_contains("jobs", "pattern");
+    // Errored since a moment: finished_at IS NULL first, as state_condition's.
+    if (filter.errored_within) {
+      where += " AND finished_at IS NULL AND cancelled_at IS NULL AND errored_at >= " + later("errored_since");
+    }
+    const long long errored_since = filter.errored_within ? -filter.errored_within->count() : 0;
     const int limit = std::max(filter.limit, 0);
     const int offset = std::max(filter.offset, 0);
     const long long before = filter.before_id.value_or(0);
@@ -80,6 +89,7 @@ std::vector<ProgramRow> OperatorQueries::list(const ProgramFilter& filter) {
           reader.bind(statement);
           if (filter.before_id) statement.exchange(soci::use(before));
           if (filter.job) statement.exchange(soci::use(pattern));
+          if (filter.errored_within) statement.exchange(soci::use(errored_since));
           statement.exchange(soci::use(limit));
           statement.exchange(soci::use(offset));
         },
@@ -232,7 +242,15 @@ bool OperatorQueries::begin_recovery(const std::string& run_id, int step, std::i
     const long long fencing = token;
     // The same overdue condition as overdue(): of several sweepers, one wins.
     // An expired claim that was never released is a worker that died: counted
-    // here, and cleared so the republished step can be claimed at once.
+    // here, and cleared so the republished step can be claimed at once. With
+    // the history on, its `crashed` attempt is written in the same
+    // transaction (and rolled back with it when another sweeper won).
+    std::optional<WriteTransaction> transaction;
+    if (history_.enabled()) {
+      transaction.emplace(session, dialect_);
+      affected(session, history_.crashed_insert(lease_fence()), soci::use(run_id), soci::use(step),
+               soci::use(fencing));
+    }
     const long long rows = affected(session, "UPDATE " + table_ +
                                                  " SET step_crash_count = step_crash_count +"
                                                  " CASE WHEN lease_owner IS NOT NULL THEN 1 ELSE 0 END,"
@@ -241,6 +259,7 @@ bool OperatorQueries::begin_recovery(const std::string& run_id, int step, std::i
                                                  std::string(still_running) + overdue_sql(),
                           soci::use(expect), soci::use(run_id), soci::use(step), soci::use(fencing),
                           soci::use(values.unclaimed), soci::use(values.never));
+    if (transaction && rows > 0) transaction->commit();
     return rows > 0;
   });
 }
@@ -259,7 +278,18 @@ long long OperatorQueries::delete_ended(std::chrono::milliseconds ended_more_tha
             ? "DELETE FROM " + table_ + ended + " ORDER BY id LIMIT :limit"
             : "DELETE FROM " + table_ + " WHERE id IN (SELECT id FROM " + table_ + ended +
                   " ORDER BY id LIMIT :limit)";
-    return affected(session, query, soci::use(before), soci::use(batch));
+    // The attempts of the programs of this batch go with them, in the same
+    // transaction (MySQL: LIMIT only in a derived table of an IN subquery).
+    const std::string batch_run_ids = "SELECT run_id FROM " + table_ + ended + " ORDER BY id LIMIT :limit";
+    WriteTransaction transaction(session, dialect_);
+    affected(session,
+             history_.delete_of(dialect_.name() == "mysql"
+                                    ? "SELECT run_id FROM (" + batch_run_ids + ") AS batch"
+                                    : batch_run_ids),
+             soci::use(before), soci::use(batch));
+    const long long deleted = affected(session, query, soci::use(before), soci::use(batch));
+    transaction.commit();
+    return deleted;
   });
 }
 

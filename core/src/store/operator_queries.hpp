@@ -20,9 +20,13 @@ class Dialect;
 namespace detail {
 
 /// See ProgramStore for what each method does; thread-safe.
+class AttemptLog;
+
 class OperatorQueries {
  public:
-  explicit OperatorQueries(Database& database);
+  /// `history`: the attempts table, where recovering a crashed claim
+  /// records its `crashed` attempt and pruning a program deletes its attempts.
+  OperatorQueries(Database& database, const AttemptLog& history);
 
   std::vector<ProgramRow> list(const ProgramFilter& filter);
   StateCounts count_by_state();
@@ -38,6 +42,7 @@ class OperatorQueries {
 
  private:
   Database& database_;
+  const AttemptLog& history_;
   const Dialect& dialect_;
   std::string table_;        ///< already quoted
   std::string now_;          ///< SQL expression for the current UTC time

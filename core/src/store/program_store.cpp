@@ -46,11 +46,17 @@ std::vector<std::optional<ClaimedRow>> ProgramStore::claim_unread(
 
 bool ProgramStore::advance(const std::string& run_id, int step, std::int64_t token,
                            std::chrono::milliseconds expect_within) {
-  return commit_all({StepCommit{run_id, step, token, false}}, expect_within).front();
+  return commit_all({StepCommit{run_id, step, token, false, std::nullopt}}, expect_within).front();
+}
+
+std::vector<AttemptRecord> ProgramStore::attempts(const std::string& /*run_id*/) { return {}; }
+
+long long ProgramStore::prune_attempts(std::chrono::milliseconds /*older_than*/, int /*limit*/) {
+  return 0;
 }
 
 bool ProgramStore::finish(const std::string& run_id, int step, std::int64_t token) {
-  return commit_all({StepCommit{run_id, step, token, true}}, {}).front();
+  return commit_all({StepCommit{run_id, step, token, true, std::nullopt}}, {}).front();
 }
 
 }  // namespace program_executor::store

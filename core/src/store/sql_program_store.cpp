@@ -2,10 +2,12 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 
 #include <soci/soci.h>
 
+#include "attempt_log.hpp"
 #include "guarded.hpp"
 #include "one_time_statement.hpp"
 #include "operator_queries.hpp"
@@ -19,6 +21,7 @@ namespace program_executor::store {
 namespace {
 
 using detail::affected;
+using detail::AttemptWrite;
 using detail::for_each_row;
 using detail::guarded;
 using detail::guarded_lease;
@@ -86,6 +89,30 @@ struct ClaimUnreadStatement {
   soci::statement statement;
 };
 
+// The attempts of the commits that matched their rows (`matched(i)`), for
+// one INSERT in the commit's transaction.
+// A run id gets one attempt at most (a batch commits a run id once: copies
+// of a step are dropped before they run).
+template <class Matched>
+std::vector<AttemptWrite> committed_attempts(const std::vector<StepCommit>& commits, Matched&& matched) {
+  std::vector<AttemptWrite> writes;
+  std::set<std::string_view> written;
+  for (std::size_t i = 0; i < commits.size(); ++i) {
+    const StepCommit& commit = commits[i];
+    if (commit.attempt && matched(i) && written.insert(commit.run_id).second) {
+      writes.push_back(AttemptWrite{commit.run_id, commit.step, commit.token, *commit.attempt});
+    }
+  }
+  return writes;
+}
+
+bool any_attempt(const std::vector<StepCommit>& commits) {
+  for (const StepCommit& commit : commits) {
+    if (commit.attempt) return true;
+  }
+  return false;
+}
+
 // StepStatements::insert with its buffers.
 struct InsertStatement {
   InsertStatement(soci::session& session, const std::string& query) : statement(session) {
@@ -121,11 +148,12 @@ struct CommitStatement {
 
 }  // namespace
 
-SqlProgramStore::SqlProgramStore(Database& database)
+SqlProgramStore::SqlProgramStore(Database& database, bool history)
     : database_(database),
       dialect_(database.dialect()),
       sql_(std::make_unique<const detail::StepStatements>(dialect_, dialect_.quote(database.table()))),
-      operator_queries_(std::make_unique<detail::OperatorQueries>(database)) {}
+      history_(std::make_unique<const detail::AttemptLog>(dialect_, database.table(), history)),
+      operator_queries_(std::make_unique<detail::OperatorQueries>(database, *history_)) {}
 
 SqlProgramStore::~SqlProgramStore() = default;
 
@@ -206,6 +234,7 @@ std::vector<std::optional<StepClaim>> SqlProgramStore::claim_all(
   const char* what = requests.size() == 1 ? "claiming a step" : "claiming steps";
   return guarded(database_, what, requests.front().run_id, [&](soci::session& session) {
     WriteTransaction transaction(session, dialect_);
+    record_takeovers(session, first_per_run_id(requests));
     std::vector<std::optional<StepClaim>> claims;
     claims.reserve(requests.size());
     for (const ClaimRequest& request : requests) {
@@ -225,6 +254,13 @@ std::vector<std::optional<StepClaim>> SqlProgramStore::claim_all_returning(
   const long long lease_for = milliseconds(lease);
   std::map<std::string, StepClaim> claimed;
   guarded(database_, "claiming steps", requests.front().run_id, [&](soci::session& session) {
+    // With the history on, the crashed attempts of the claims taken over are
+    // written in the claim's transaction (a single statement needs none).
+    std::optional<WriteTransaction> transaction;
+    if (history_->enabled()) {
+      transaction.emplace(session, dialect_);
+      record_takeovers(session, unique);
+    }
     std::string run_id;
     long long token = 0;
     int crashes = 0;
@@ -244,6 +280,7 @@ std::vector<std::optional<StepClaim>> SqlProgramStore::claim_all_returning(
           }
         },
         [&] { claimed.emplace(run_id, StepClaim{token, crashes, isolated_crashes}); });
+    if (transaction) transaction->commit();
   });
   std::vector<std::optional<StepClaim>> claims;
   claims.reserve(requests.size());
@@ -272,7 +309,9 @@ std::vector<std::optional<ClaimedRow>> SqlProgramStore::claim_unread(
   // Tables taken over from program-executor-js may hold a run id more than
   // once: the lowest id counts, as in find().
   std::map<std::string, ProgramRow> rows;
-  const std::string query = sql_->claim_unread(unique.size());
+  // With the history on, a claim taken over goes through claim_all, which
+  // records the crashed attempt with it; here only free steps are claimed.
+  const std::string query = sql_->claim_unread(unique.size(), history_->enabled());
   guarded_lease(database_, "claiming steps", requests.front().run_id, [&](SessionLease& session) {
     auto& claim = kept<ClaimUnreadStatement>(session, query, unique.size());
     claim.owner = owner;
@@ -299,6 +338,45 @@ std::vector<std::optional<ClaimedRow>> SqlProgramStore::claim_unread(
   return claimed;
 }
 
+void SqlProgramStore::record_takeovers(soci::session& session,
+                                       const std::vector<const ClaimRequest*>& requests) {
+  if (!history_->enabled() || requests.empty()) return;
+  soci::statement statement(session);
+  for (const ClaimRequest* request : requests) {
+    statement.exchange(soci::use(request->run_id));
+    statement.exchange(soci::use(request->step));
+  }
+  statement.alloc();
+  statement.prepare(history_->crashed_insert(sql_->requested(requests.size())),
+                    soci::details::st_one_time_query);
+  statement.define_and_bind();
+  statement.execute(true);
+}
+
+template <class Bind>
+bool SqlProgramStore::change_with_attempt(const char* what, const std::string& run_id, int step,
+                                          std::int64_t token, const std::string& query,
+                                          const AttemptEnding* attempt, Bind&& bind) {
+  return guarded(database_, what, run_id, [&](soci::session& session) {
+    const auto change = [&] {
+      soci::statement statement(session);
+      bind(statement);
+      statement.alloc();
+      statement.prepare(query, soci::details::st_one_time_query);
+      statement.define_and_bind();
+      statement.execute(true);
+      return statement.get_affected_rows() > 0;
+    };
+    if (attempt == nullptr || !history_->enabled()) return change();
+    // Unmatched, the transaction rolls back: no attempt without its change.
+    WriteTransaction transaction(session, dialect_);
+    if (!change()) return false;
+    history_->insert(session, {AttemptWrite{run_id, step, token, *attempt}});
+    transaction.commit();
+    return true;
+  });
+}
+
 std::optional<StepClaim> SqlProgramStore::claim_in(soci::session& session,
                                                    const ClaimRequest& request,
                                                    const std::string& owner, long long lease) {
@@ -323,11 +401,17 @@ bool SqlProgramStore::renew(const std::string& run_id, int step, std::int64_t to
 }
 
 bool SqlProgramStore::release(const std::string& run_id, int step, std::int64_t token,
-                              std::chrono::milliseconds expect_within) {
+                              std::chrono::milliseconds expect_within,
+                              const AttemptEnding* attempt) {
   const long long expect = milliseconds(expect_within);
   const long long fencing = token;
-  return changed(database_, "releasing a claim", run_id, sql_->release, soci::use(expect),
-                 soci::use(run_id), soci::use(step), soci::use(fencing));
+  return change_with_attempt("releasing a claim", run_id, step, token, sql_->release, attempt,
+                             [&](soci::statement& statement) {
+                               statement.exchange(soci::use(expect));
+                               statement.exchange(soci::use(run_id));
+                               statement.exchange(soci::use(step));
+                               statement.exchange(soci::use(fencing));
+                             });
 }
 
 std::vector<bool> SqlProgramStore::commit_all(const std::vector<StepCommit>& commits,
@@ -343,6 +427,7 @@ std::vector<bool> SqlProgramStore::commit_all(const std::vector<StepCommit>& com
     std::vector<bool> matched;
     matched.reserve(commits.size());
     for (const StepCommit& commit : commits) matched.push_back(commit_in(session, commit, expect_within));
+    history_->insert(session, committed_attempts(commits, [&](std::size_t i) { return matched[i]; }));
     transaction.commit();
     return matched;
   });
@@ -376,15 +461,21 @@ std::vector<bool> SqlProgramStore::commit_all_returning(const std::vector<StepCo
         },
         [&] { matched.insert(run_id); });
   };
+  const bool record = history_->enabled() && any_attempt(commits);
   guarded(database_, "committing steps", commits.front().run_id, [&](soci::session& session) {
-    if (advancing.empty() || finishing.empty()) {
+    if (!record && (advancing.empty() || finishing.empty())) {
       update(session, advancing, false);
       update(session, finishing, true);
       return;
     }
+    // The attempts go in with the steps they end: one transaction, one
+    // INSERT for the batch.
     WriteTransaction transaction(session, dialect_);
     update(session, advancing, false);
     update(session, finishing, true);
+    history_->insert(session, committed_attempts(commits, [&](std::size_t i) {
+                       return matched.count(commits[i].run_id) > 0;
+                     }));
     transaction.commit();
   });
   std::vector<bool> result;
@@ -394,17 +485,34 @@ std::vector<bool> SqlProgramStore::commit_all_returning(const std::vector<StepCo
 }
 
 bool SqlProgramStore::commit_one(const StepCommit& commit, std::chrono::milliseconds expect_within) {
+  const bool record = commit.attempt && history_->enabled();
   return guarded_lease(database_, commit.last ? "finishing a program" : "advancing a program",
                        commit.run_id, [&](SessionLease& session) {
-                         if (!sql_->keep_prepared) return commit_in(session.session(), commit, expect_within);
-                         const std::string& query = commit.last ? sql_->finish : sql_->advance;
-                         auto& statement = kept<CommitStatement>(session, query, !commit.last);
-                         statement.expect = milliseconds(expect_within);
-                         statement.run_id = commit.run_id;
-                         statement.step = commit.step;
-                         statement.token = commit.token;
-                         statement.statement.execute(true);
-                         return statement.statement.get_affected_rows() > 0;
+                         // Without the history one statement in autocommit;
+                         // with it, the attempt in the same transaction.
+                         std::optional<WriteTransaction> transaction;
+                         if (record) transaction.emplace(session.session(), dialect_);
+                         bool matched = false;
+                         if (!sql_->keep_prepared) {
+                           matched = commit_in(session.session(), commit, expect_within);
+                         } else {
+                           const std::string& query = commit.last ? sql_->finish : sql_->advance;
+                           auto& statement = kept<CommitStatement>(session, query, !commit.last);
+                           statement.expect = milliseconds(expect_within);
+                           statement.run_id = commit.run_id;
+                           statement.step = commit.step;
+                           statement.token = commit.token;
+                           statement.statement.execute(true);
+                           matched = statement.statement.get_affected_rows() > 0;
+                         }
+                         if (!transaction) return matched;
+                         if (matched) {
+                           history_->insert(session.session(),
+                                            {AttemptWrite{commit.run_id, commit.step, commit.token,
+                                                          *commit.attempt}});
+                         }
+                         transaction->commit();
+                         return matched;
                        });
 }
 
@@ -422,37 +530,83 @@ bool SqlProgramStore::commit_in(soci::session& session, const StepCommit& commit
 
 bool SqlProgramStore::record_retry(const std::string& run_id, int step, std::int64_t token,
                                    std::string_view message,
-                                   std::chrono::milliseconds expect_within) {
+                                   std::chrono::milliseconds expect_within,
+                                   const AttemptEnding* attempt) {
   const std::string text = truncate_error_message(message);
   const long long expect = milliseconds(expect_within);
   const long long fencing = token;
-  return changed(database_, "recording a retry", run_id, sql_->record_retry, soci::use(text),
-                 soci::use(expect), soci::use(run_id), soci::use(step), soci::use(fencing));
+  return change_with_attempt("recording a retry", run_id, step, token, sql_->record_retry, attempt,
+                             [&](soci::statement& statement) {
+                               statement.exchange(soci::use(text));
+                               statement.exchange(soci::use(expect));
+                               statement.exchange(soci::use(run_id));
+                               statement.exchange(soci::use(step));
+                               statement.exchange(soci::use(fencing));
+                             });
 }
 
 bool SqlProgramStore::record_isolated_crash(const std::string& run_id, int step,
                                             std::int64_t token, std::string_view message,
-                                            std::chrono::milliseconds expect_within) {
+                                            std::chrono::milliseconds expect_within,
+                                            const AttemptEnding* attempt) {
   const std::string text = truncate_error_message(message);
   const long long expect = milliseconds(expect_within);
   const long long fencing = token;
-  return changed(database_, "recording a crash", run_id, sql_->record_isolated_crash,
-                 soci::use(text), soci::use(expect), soci::use(run_id), soci::use(step),
-                 soci::use(fencing));
+  return change_with_attempt("recording a crash", run_id, step, token, sql_->record_isolated_crash,
+                             attempt, [&](soci::statement& statement) {
+                               statement.exchange(soci::use(text));
+                               statement.exchange(soci::use(expect));
+                               statement.exchange(soci::use(run_id));
+                               statement.exchange(soci::use(step));
+                               statement.exchange(soci::use(fencing));
+                             });
 }
 
-void SqlProgramStore::drop_claim(const std::string& run_id, std::int64_t token) {
+void SqlProgramStore::drop_claim(const std::string& run_id, std::int64_t token, int step,
+                                 const AttemptEnding* attempt) {
   const long long fencing = token;
-  changed(database_, "dropping a claim", run_id, sql_->drop_claim, soci::use(run_id),
-          soci::use(fencing));
+  if (attempt == nullptr || !history_->enabled()) {
+    changed(database_, "dropping a claim", run_id, sql_->drop_claim, soci::use(run_id),
+            soci::use(fencing));
+    return;
+  }
+  guarded(database_, "dropping a claim", run_id, [&](soci::session& session) {
+    // The row refused the holder's outcome: whatever the drop matches (a
+    // cancel cleared the claim already), the attempt ended here.
+    WriteTransaction transaction(session, dialect_);
+    affected(session, sql_->drop_claim, soci::use(run_id), soci::use(fencing));
+    const AttemptWrite write{run_id, step, token, *attempt};
+    if (attempt->outcome == attempt_outcome::stale) {
+      history_->supersede(session, write);
+    } else {
+      history_->insert(session, {write});
+    }
+    transaction.commit();
+  });
 }
 
 bool SqlProgramStore::fail(const std::string& run_id, int step, std::int64_t token,
-                           std::string_view message) {
+                           std::string_view message, const AttemptEnding* attempt) {
   const std::string text = truncate_error_message(message);
   const long long fencing = token;
-  return changed(database_, "failing a program", run_id, sql_->fail, soci::use(text),
-                 soci::use(run_id), soci::use(step), soci::use(fencing));
+  return change_with_attempt("failing a program", run_id, step, token, sql_->fail, attempt,
+                             [&](soci::statement& statement) {
+                               statement.exchange(soci::use(text));
+                               statement.exchange(soci::use(run_id));
+                               statement.exchange(soci::use(step));
+                               statement.exchange(soci::use(fencing));
+                             });
+}
+
+std::vector<AttemptRecord> SqlProgramStore::attempts(const std::string& run_id) {
+  return guarded(database_, "reading the attempt history", run_id,
+                 [&](soci::session& session) { return history_->read(session, run_id); });
+}
+
+long long SqlProgramStore::prune_attempts(std::chrono::milliseconds older_than, int limit) {
+  return guarded(database_, "pruning the attempt history", "", [&](soci::session& session) {
+    return history_->prune(session, milliseconds(older_than), limit);
+  });
 }
 
 nlohmann::json SqlProgramStore::update_job_data(

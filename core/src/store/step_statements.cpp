@@ -43,8 +43,8 @@ StepStatements::StepStatements(const Dialect& dialect, const std::string& quoted
   claim_set_ = "UPDATE " + table_ +
                " SET step_crash_count = step_crash_count +"
                " CASE WHEN lease_owner IS NOT NULL THEN 1 ELSE 0 END,"
-               " lease_owner = :owner, lease_token = lease_token + 1,"
-               " lease_until = " + dialect.now_plus("lease");
+               " lease_owner = :owner, lease_token = lease_token + 1, claimed_at = " + now +
+               ", lease_until = " + dialect.now_plus("lease");
   claim_free_ = " AND (lease_owner IS NULL OR lease_until IS NULL OR lease_until < " + now + ")";
   advance_set_ =
       "step = step + 1, step_retry_count = 0, step_crash_count = 0, step_isolated_crash_count = 0, " +
@@ -111,22 +111,25 @@ std::string StepStatements::find_many(std::size_t count) const {
   return find_many_prefix_ + list + ") ORDER BY id";
 }
 
+std::string StepStatements::requested(std::size_t count) const {
+  return any_of(count, [](const std::string& n) { return "run_id = :run_id" + n + " AND step = :step" + n; });
+}
+
 std::string StepStatements::claim_many(std::size_t count) const {
   // A single statement: atomic in autocommit, and one round trip.
   return dialect_.update_returning_rows(
-      claim_set_ + " WHERE (" +
-      any_of(count, [](const std::string& n) { return "run_id = :run_id" + n + " AND step = :step" + n; }) +
-      ")" + std::string(still_running) + claim_free_ +
+      claim_set_ + " WHERE (" + requested(count) + ")" + std::string(still_running) + claim_free_ +
       " RETURNING run_id, lease_token, step_crash_count, step_isolated_crash_count");
 }
 
-std::string StepStatements::claim_unread(std::size_t count) const {
+std::string StepStatements::claim_unread(std::size_t count, bool free_only) const {
   // A step message names the jobs left, so its step is the job count minus those.
   return dialect_.update_returning_rows(
       claim_set_ + " WHERE (" + any_of(count, [&](const std::string& n) {
         return "run_id = :run_id" + n + " AND step = " + jobs_count_ + " - :jobs_left" + n;
       }) +
-      ")" + std::string(still_running) + claim_free_ + " RETURNING " + claimed_columns_);
+      ")" + std::string(still_running) + (free_only ? " AND lease_owner IS NULL" : claim_free_) +
+      " RETURNING " + claimed_columns_);
 }
 
 std::string StepStatements::advance_many(std::size_t count) const {

@@ -81,13 +81,18 @@ struct StepStatements {
   /// owner, lease (ms), then run_id and step per request. Returns run_id,
   /// lease_token, step_crash_count, step_isolated_crash_count per claim.
   std::string claim_many(std::size_t count) const;
+  /// The condition of claim_many's rows: run_id and step per request.
+  std::string requested(std::size_t count) const;
   /// Whether claim_unread() exists: UPDATE ... RETURNING and a JSON array
   /// length, so the step can be computed from the job list.
   bool claims_unread() const noexcept { return !jobs_count_.empty(); }
   /// owner, lease (ms), then run_id and jobs_left per request: claims the
   /// step that many jobs before the end of the job list. Returns each claimed
   /// row (RowReader, without job_data and program_data).
-  std::string claim_unread(std::size_t count) const;
+  /// `free_only`: only steps nobody holds a claim on, expired or not, so a
+  /// takeover (which counts a crash, and with the history on records the
+  /// `crashed` attempt in claim_all's transaction) goes through claim_all.
+  std::string claim_unread(std::size_t count, bool free_only = false) const;
   /// expect (ms), then a fence per step. Returns the run_id of each row moved.
   std::string advance_many(std::size_t count) const;
   /// A fence per step. Returns the run_id of each row finished.

@@ -6,6 +6,7 @@
 
 #include "program_executor/amqp/amqp_error.hpp"
 #include "program_executor/config/job_name.hpp"
+#include "program_executor/executor/attempt_timeline.hpp"
 #include "program_executor/executor/program_creator.hpp"
 #include "program_executor/executor/program_status.hpp"
 #include "program_executor/executor/step_publishing.hpp"
@@ -260,6 +261,19 @@ ApiResponse ProgramApi::list(const std::map<std::string, std::string>& query) {
 
 ApiResponse ProgramApi::get(const std::string& run_id) {
   return {200, program_json(existing(run_id), true), {}};
+}
+
+ApiResponse ProgramApi::attempts(const std::string& run_id) {
+  // The row first, then its attempts, as `explain` reads them: the answer
+  // and the command's --json are built by the same function from the same reads.
+  const store::ProgramRow row = existing(run_id);
+  std::vector<store::AttemptRecord> history;
+  try {
+    history = store_.attempts(run_id);
+  } catch (const store::StoreError& e) {
+    throw unavailable("cannot read the attempt history", e);
+  }
+  return {200, executor::explain_json(row, history), {}};
 }
 
 ApiResponse ProgramApi::cancel(const std::string& run_id) {

@@ -154,6 +154,8 @@ void WebServer::install_routes() {
                      [this](auto& req, auto&) { return api_.create(req.body); }});
   routes->push_back({"GET", std::regex("/api/v1/programs/" + run_id), Access::viewer,
                      [this](auto&, auto& match) { return api_.get(match[1].str()); }});
+  routes->push_back({"GET", std::regex("/api/v1/programs/" + run_id + "/attempts"), Access::viewer,
+                     [this](auto&, auto& match) { return api_.attempts(match[1].str()); }});
   routes->push_back({"POST", std::regex("/api/v1/programs/" + run_id + "/cancel"), Access::operator_,
                      [this](auto&, auto& match) { return api_.cancel(match[1].str()); }});
   routes->push_back({"POST", std::regex("/api/v1/programs/" + run_id + "/resume"), Access::operator_,

@@ -119,6 +119,12 @@ struct RecoverySettings {
   int max_crashes = 3;
 };
 
+/// The attempt history (`<table>_attempts`, `program-executor explain`).
+struct HistorySettings {
+  bool enabled = true;                     ///< false: no attempt is written
+  std::chrono::days retention{30};         ///< attempts older are pruned by the sweeper
+};
+
 struct Config {
   std::string source;  ///< file the configuration was read from
   /// Secret keys whose value, as written in the file, holds a password itself
@@ -139,6 +145,7 @@ struct Config {
   WebSettings web;
   RecoverySettings recovery;
   RetrySettings retry;
+  HistorySettings history;
 };
 
 /// The parts of the configuration a caller uses. Every key is validated

@@ -28,6 +28,9 @@ struct JobResult {
   };
   Kind kind = Kind::succeeded;
   std::string message;
+  /// The C++ type of the exception the job ended with (demangled); empty
+  /// when it ended without one. Kept in the attempt history.
+  std::string exception_type = {};
 
   nlohmann::json to_json() const;
   /// Throws std::invalid_argument for anything to_json() did not write.

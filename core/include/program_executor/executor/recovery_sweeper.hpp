@@ -16,6 +16,11 @@ struct SweeperSettings {
   /// nobody claimed, the age past which programs are left alone).
   store::RecoveryWindow window{std::chrono::milliseconds(60000)};
   int batch = 200;  ///< programs recovered per sweep at most
+  /// Attempts older than this are pruned (history.retention); 0: never.
+  std::chrono::milliseconds history_retention{0};
+  /// Attempts deleted per statement: a bounded batch, so the deletes never
+  /// hold locks or a transaction long enough to slow the steps.
+  int history_prune_batch = 1000;
 };
 
 /// A program is overdue when its claim expired without a release (its worker
@@ -34,6 +39,13 @@ class RecoverySweeper {
   /// The first pass also logs how many overdue programs are older than the
   /// window's max_age and left alone (recovery.abandoned).
   int sweep();
+
+  /// One bounded batch of the attempt history's pruning (at most
+  /// history_prune_batch rows older than history_retention); returns how
+  /// many were deleted. A full batch means more are due: the caller calls
+  /// again at its next turn, so pruning a backlog never blocks a sweep.
+  /// Throws on database failure.
+  long long prune_history();
 
  private:
   store::ProgramStore& store_;

@@ -41,6 +41,8 @@ struct BatchStep {
   bool slow = false;
   StepStage stage = StepStage::received;
   std::optional<StepOutcome> outcome;  ///< set when decided
+  /// The attempt its commit ends (`finished`, `skipped`), once it ran.
+  std::optional<store::AttemptEnding> attempt;
 
   /// The step is done with: `outcome` is what becomes of its delivery.
   void decide(StepOutcome decided);

@@ -113,23 +113,36 @@ class StepProcessor {
   void run_steps(StepBatch& batch, bool slow_ones);
   void claim_steps(StepBatch& batch);
   /// Runs the job (isolated if the step has a crash on record); nullopt when
-  /// it succeeded and the step is to be committed.
+  /// it succeeded and the step is to be committed, with the attempt that
+  /// commit ends in `committed`.
   std::optional<StepOutcome> run_claimed(const StepMessage& message, const store::ProgramRow& row,
-                                         const store::StepClaim& claim);
+                                         const store::StepClaim& claim,
+                                         std::optional<store::AttemptEnding>& committed);
   /// Books how the job ended (retry, yield, failure, crash); nullopt to commit.
   std::optional<StepOutcome> settle(const StepMessage& message, const store::ProgramRow& row,
                                     const store::StepClaim& claim, const JobResult& result,
                                     double ms);
+  /// The attempt of `message`'s step at `row` as this worker ends it.
+  store::AttemptEnding attempt_ending(const StepMessage& message, const store::ProgramRow& row,
+                                      std::string_view outcome, double ms,
+                                      const std::string& error = {},
+                                      const std::string& exception_type = {}) const;
   /// Ends the program in error at the claimed step, `why` kept in its row,
   /// and has `report` log it; if the row refuses (the step was superseded),
   /// says that instead.
+  /// `attempt` is written with it.
   StepOutcome error_program(const StepMessage& message, int step, std::int64_t token,
-                            const std::string& why, const std::function<void()>& report);
+                            const std::string& why, const store::AttemptEnding& attempt,
+                            const std::function<void()>& report);
   /// The same, reported as program.errored at `level` with `text`.
   StepOutcome error_program(const StepMessage& message, int step, std::int64_t token,
-                            const std::string& why, log::Level level, std::string_view text);
-  /// The row refused the step's outcome: drops the claim and says why.
-  StepOutcome superseded(const StepMessage& message, int step, std::int64_t token);
+                            const std::string& why, const store::AttemptEnding& attempt,
+                            log::Level level, std::string_view text);
+  /// The row refused the step's outcome: drops the claim and says why; the
+  /// attempt (when given) is written with the drop as `cancelled` (the
+  /// program was cancelled) or `stale` (taken over, or moved on without it).
+  StepOutcome superseded(const StepMessage& message, int step, std::int64_t token,
+                         const store::AttemptEnding* attempt);
   void commit_steps(StepBatch& batch);
   /// Releases the claim of any step that ended the batch without an outcome.
   void release_unrun(StepBatch& batch);

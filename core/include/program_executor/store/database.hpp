@@ -65,7 +65,8 @@ class Database {
   SchemaStatus schema_status(const std::vector<Migration>& migrations);
 
   /// A ProgramStore over this database; shares the pool, thread-safe.
-  std::unique_ptr<ProgramStore> program_store();
+  /// `history`: whether the store writes the attempt history (history.enabled).
+  std::unique_ptr<ProgramStore> program_store(bool history = true);
 
   /// Called (on the thread that reconnected) each time a lost session is
   /// re-established, e.g. to count it. Set before the database is shared.

@@ -50,6 +50,12 @@ class Dialect {
   /// no wildcards, case counts (what LIKE would not promise). PostgreSQL's
   /// form is served by the jobs index of migration 5.
   virtual std::string job_list_contains(std::string_view column, std::string_view parameter) const = 0;
+  /// The text of the string at 0-based position `index` (an SQL expression)
+  /// of the JSON array in `column`; NULL when there is none.
+  virtual std::string json_array_text_at(std::string_view column, std::string_view index) const = 0;
+  /// The whole milliseconds from timestamp `from` to timestamp `to` (SQL
+  /// expressions), as an integer.
+  virtual std::string milliseconds_between(std::string_view from, std::string_view to) const = 0;
   /// The JSON text bound to `:parameter`, as written into a JSON column.
   virtual std::string json_value(std::string_view parameter) const = 0;
 

@@ -23,7 +23,8 @@ const std::vector<Migration>& builtin_migrations(std::string_view dialect);
 
 /// A migration's statements, ready to run against `table`: comment lines
 /// dropped, split at ';' ending a line, and the placeholders {table},
-/// {run_id_index}, {overdue_index} and {throughput_table} replaced by quoted identifiers.
+/// {run_id_index}, {overdue_index}, {throughput_table}, {attempts_table} and the
+/// other index placeholders replaced by quoted identifiers.
 std::vector<std::string> migration_statements(const Migration& migration, const Dialect& dialect,
                                               const std::string& table);
 

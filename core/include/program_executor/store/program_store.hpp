@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "program_executor/store/attempt_record.hpp"
 #include "program_executor/store/program_row.hpp"
 
 namespace program_executor::store {
@@ -67,6 +68,8 @@ struct StepCommit {
   int step = 0;
   std::int64_t token = 0;
   bool last = false;
+  /// The attempt this commit ends (`finished` or `skipped`), written with it.
+  std::optional<AttemptEnding> attempt = std::nullopt;
 };
 
 /// A program whose progress is overdue: its lease (or its "expected by" time)
@@ -105,6 +108,9 @@ struct ProgramFilter {
   /// previous page); cheaper than `offset` on a deep page. (Last, so the
   /// aggregate initialisations {state, job, limit, offset} keep their meaning.)
   std::optional<long long> before_id;
+  /// Only programs that errored (not cancelled) at most this long ago by the
+  /// database's clock (`list --errored-since`).
+  std::optional<std::chrono::milliseconds> errored_within = std::nullopt;
 };
 
 /// How many programs are in each state (ProgramStore::count_by_state).
@@ -171,8 +177,13 @@ class ProgramStore {
 
   /// Releases a claim without changing the step (a yield, or trouble before
   /// the job ran); the program is expected to move within `expect_within`.
+  /// The state changes of a claim's holder below (release, record_retry,
+  /// record_isolated_crash, fail) write `attempt`, when given, in the same
+  /// transaction, and only when their row matched: history and state never
+  /// disagree.
   virtual bool release(const std::string& run_id, int step, std::int64_t token,
-                       std::chrono::milliseconds expect_within) = 0;
+                       std::chrono::milliseconds expect_within,
+                       const AttemptEnding* attempt = nullptr) = 0;
 
   /// Commits each finished step, all in one transaction, if its program is
   /// running at that step under its token: step = step + 1, retry and crash
@@ -193,24 +204,30 @@ class ProgramStore {
   /// step_retry_count += 1, error_message = message, if running at `step`
   /// under `token`; the retry is expected within `expect_within`.
   virtual bool record_retry(const std::string& run_id, int step, std::int64_t token,
-                            std::string_view message, std::chrono::milliseconds expect_within) = 0;
+                            std::string_view message, std::chrono::milliseconds expect_within,
+                            const AttemptEnding* attempt = nullptr) = 0;
 
   /// The isolated worker process running the step under `token` died: both
   /// crash counters += 1, error_message = message, the claim released; the
   /// step is expected again within `expect_within`.
   virtual bool record_isolated_crash(const std::string& run_id, int step, std::int64_t token,
                                      std::string_view message,
-                                     std::chrono::milliseconds expect_within) = 0;
+                                     std::chrono::milliseconds expect_within,
+                                     const AttemptEnding* attempt = nullptr) = 0;
 
   /// Clears the claim `token` still holds on the row, whatever its step and
   /// state, after the row refused the step's outcome (the program was
   /// cancelled, or moved on by a worker that takes no claim, as
   /// program-executor-js's): no claim outlives the step it was taken for.
-  virtual void drop_claim(const std::string& run_id, std::int64_t token) = 0;
+  /// With `attempt`, the holder's attempt is written in the same transaction:
+  /// a `stale` one replaces the `crashed` row the takeover wrote for `token`
+  /// (AttemptLog::supersede); any other outcome (`cancelled`) is added.
+  virtual void drop_claim(const std::string& run_id, std::int64_t token, int step = 0,
+                          const AttemptEnding* attempt = nullptr) = 0;
 
   /// errored_at = now, error_message = message, if running at `step` under `token`.
   virtual bool fail(const std::string& run_id, int step, std::int64_t token,
-                    std::string_view message) = 0;
+                    std::string_view message, const AttemptEnding* attempt = nullptr) = 0;
 
   /// errored_at = cancelled_at = now, error_message = message, no claim, if
   /// still running (any step, any claim).
@@ -259,6 +276,15 @@ class ProgramStore {
   /// how many it deleted. Running programs are never touched. (`prune` calls
   /// it until a batch comes back short: store/program_pruner.hpp.)
   virtual long long delete_ended(std::chrono::milliseconds ended_more_than, int limit) = 0;
+
+  /// The attempts of `run_id` (the attempt history), oldest first. The
+  /// default (for stores without SQL) has none.
+  virtual std::vector<AttemptRecord> attempts(const std::string& run_id);
+
+  /// Deletes at most `limit` attempts that ended more than `older_than` ago,
+  /// oldest first, in one statement; returns how many (the sweeper calls it
+  /// for history.retention, a bounded batch at a time). The default: none.
+  virtual long long prune_attempts(std::chrono::milliseconds older_than, int limit);
 
   /// Restarts a finished program at `from_step`, keeping its job data, as
   /// resume() does for errored ones: finished_at and error_message cleared,

@@ -18,13 +18,16 @@ class Dialect;
 namespace detail {
 struct StepStatements;
 class OperatorQueries;
+class AttemptLog;
 }  // namespace detail
 
 /// The step path runs the named statements of store/step_statements.hpp;
 /// what serves the operator and the sweeper is store/operator_queries.hpp.
 class SqlProgramStore : public ProgramStore {
  public:
-  explicit SqlProgramStore(Database& database);
+  /// `history`: write the attempt history (history.enabled); it is read
+  /// either way.
+  explicit SqlProgramStore(Database& database, bool history = true);
   ~SqlProgramStore() override;
 
   void insert(const NewProgram& program, std::chrono::milliseconds expect_within) override;
@@ -39,17 +42,21 @@ class SqlProgramStore : public ProgramStore {
   bool renew(const std::string& run_id, int step, std::int64_t token,
              std::chrono::milliseconds lease) override;
   bool release(const std::string& run_id, int step, std::int64_t token,
-               std::chrono::milliseconds expect_within) override;
+               std::chrono::milliseconds expect_within,
+               const AttemptEnding* attempt = nullptr) override;
   std::vector<bool> commit_all(const std::vector<StepCommit>& commits,
                                std::chrono::milliseconds expect_within) override;
   bool record_retry(const std::string& run_id, int step, std::int64_t token,
-                    std::string_view message, std::chrono::milliseconds expect_within) override;
+                    std::string_view message, std::chrono::milliseconds expect_within,
+                    const AttemptEnding* attempt = nullptr) override;
   bool record_isolated_crash(const std::string& run_id, int step, std::int64_t token,
                              std::string_view message,
-                             std::chrono::milliseconds expect_within) override;
-  void drop_claim(const std::string& run_id, std::int64_t token) override;
+                             std::chrono::milliseconds expect_within,
+                             const AttemptEnding* attempt = nullptr) override;
+  void drop_claim(const std::string& run_id, std::int64_t token, int step = 0,
+                  const AttemptEnding* attempt = nullptr) override;
   bool fail(const std::string& run_id, int step, std::int64_t token,
-            std::string_view message) override;
+            std::string_view message, const AttemptEnding* attempt = nullptr) override;
   nlohmann::json update_job_data(
       const std::string& run_id, const std::string& job_name, std::int64_t token,
       const std::function<nlohmann::json(const nlohmann::json&)>& modify) override;
@@ -68,11 +75,14 @@ class SqlProgramStore : public ProgramStore {
   long long delete_ended(std::chrono::milliseconds ended_more_than, int limit) override;
   bool restart_finished(const std::string& run_id, int from_step,
                         std::chrono::milliseconds expect_within) override;
+  std::vector<AttemptRecord> attempts(const std::string& run_id) override;
+  long long prune_attempts(std::chrono::milliseconds older_than, int limit) override;
 
  private:
   Database& database_;
   const Dialect& dialect_;
   std::unique_ptr<const detail::StepStatements> sql_;
+  std::unique_ptr<const detail::AttemptLog> history_;
   std::unique_ptr<detail::OperatorQueries> operator_queries_;
 
   std::optional<StepClaim> claim_in(soci::session& session, const ClaimRequest& request,
@@ -85,6 +95,13 @@ class SqlProgramStore : public ProgramStore {
   std::vector<bool> commit_all_returning(const std::vector<StepCommit>& commits,
                                          std::chrono::milliseconds expect_within);
   bool commit_one(const StepCommit& commit, std::chrono::milliseconds expect_within);
+  /// The state change `query` of a claim's holder (bound by `bind`), and
+  /// `attempt` with it in one transaction when the history is on.
+  template <class Bind>
+  bool change_with_attempt(const char* what, const std::string& run_id, int step, std::int64_t token,
+                           const std::string& query, const AttemptEnding* attempt, Bind&& bind);
+  /// The `crashed` attempts of the claims `requests` take over (claim_all).
+  void record_takeovers(soci::session& session, const std::vector<const ClaimRequest*>& requests);
 };
 
 }  // namespace program_executor::store

@@ -50,6 +50,9 @@ class ProgramApi {
   /// GET /programs?state=&job=&limit=&cursor=
   ApiResponse list(const std::map<std::string, std::string>& query);
   ApiResponse get(const std::string& run_id);
+  /// GET /programs/{runId}/attempts: the attempt history and the reason line,
+  /// as `program-executor explain --json` prints them (executor::explain_json).
+  ApiResponse attempts(const std::string& run_id);
   ApiResponse cancel(const std::string& run_id);
   /// POST /programs/{runId}/resume with {"fromStep"} or an empty body.
   ApiResponse resume(const std::string& run_id, std::string_view body);

@@ -138,7 +138,8 @@
 
   // --- views -----------------------------------------------------------------
   // Each view: `mount(route)` once when it is opened, `sync(route)` when the
-  // hash changes but the view stays, `url(route)` for the data, `render(data)`
+  // hash changes but the view stays, `url(route)` for the data (one path, or
+  // an array of paths whose answers `render` gets as an array), `render(data)`
   // on every refresh whose answer differs from the last one.
 
   const overview = {
@@ -317,8 +318,10 @@
     title: 'Program',
     nav: 'nav-programs',
     current: null,
+    openErrors: new Set(), // the attempts whose whole error is shown: kept across redraws
     mount(route) {
       this.current = null;
+      this.openErrors = new Set();
       $('cancel-button').addEventListener('click', () => act(route.runId, 'cancel', {}));
       $('resume-button').addEventListener('click', () => {
         const text = $('resume-from-step').value.trim();
@@ -331,8 +334,11 @@
       });
     },
     sync() {},
-    url: (route) => '/api/v1/programs/' + encodeURIComponent(route.runId),
-    render(p) {
+    url: (route) => {
+      const path = '/api/v1/programs/' + encodeURIComponent(route.runId);
+      return [path, path + '/attempts'];
+    },
+    render([p, history]) {
       this.current = p;
       show($('program-missing'), false);
       show($('program-body'), true);
@@ -372,6 +378,7 @@
 
       $('program-data').textContent = JSON.stringify(p.programData ?? {}, null, 2);
       $('program-job-data').textContent = JSON.stringify(p.jobData ?? {}, null, 2);
+      renderAttempts(history, this.openErrors);
     },
     // A 404 replaces the page by a message; other failures keep the last data.
     fail(error) {
@@ -397,6 +404,76 @@
     }
     return el('li', {className: `job job-${status} state-${p.state}`, 'data-status': status},
       el('span', {className: 'job-name mono'}, job), ' ', el('span', {className: 'job-note'}, note));
+  }
+
+  // The outcomes of docs/operations.md ("The attempt history"); any other
+  // value (a newer server) is drawn plainly, never used as a class name.
+  const OUTCOMES = ['finished', 'retry', 'yield', 'errored', 'ignored', 'skipped', 'cancelled',
+    'crashed', 'stale'];
+  const ERROR_SHORT = 120;
+
+  // "230 ms", "1.5 s", "2.0 min", "3.1 h", as `explain` writes durations.
+  function duration(ms) {
+    if (ms < 1000) return `${ms} ms`;
+    if (ms < 120000) return `${(ms / 1000).toFixed(1)} s`;
+    if (ms < 7200000) return `${(ms / 60000).toFixed(1)} min`;
+    return `${(ms / 3600000).toFixed(1)} h`;
+  }
+
+  // An attempt's error: its first line, cut at ERROR_SHORT characters; when
+  // that is not all of it, a <details> whose body is the whole text (up to
+  // 64 KiB), open again after a redraw if the user had opened it.
+  function errorCell(error, key, open) {
+    if (error === null || error === undefined || error === '') return el('td', {className: 'muted'}, '');
+    const firstLine = error.split('\n', 1)[0];
+    const short = firstLine.length > ERROR_SHORT ? firstLine.slice(0, ERROR_SHORT) + '...' : firstLine;
+    if (short === error) return el('td', {className: 'error-text attempt-error'}, error);
+    const details = el('details', {className: 'attempt-error'},
+      el('summary', {title: 'Show the whole error'}, short === firstLine ? short + ' ...' : short),
+      el('pre', {className: 'wrap'}, error));
+    details.open = open.has(key);
+    details.addEventListener('toggle', () => {
+      if (details.open) open.add(key);
+      else open.delete(key);
+    });
+    return el('td', {className: 'error-text'}, details);
+  }
+
+  // The program's attempts, oldest first, and the reason line of `explain`.
+  // Steps are shown from 1, as on the rest of the page.
+  function renderAttempts(history, open) {
+    const attempts = (history && history.attempts) || [];
+    const reason = $('program-reason');
+    reason.textContent = (history && history.reason) || '';
+    reason.className = 'reason state-' + ((history && STATES.includes(history.state)) ? history.state : 'unknown');
+    $('program-attempts-count').textContent = `(${attempts.length})`;
+    const rows = attempts.map((a, i) => {
+      const known = OUTCOMES.includes(a.outcome);
+      const key = `${a.step}:${a.attempt}:${a.startedAt}`;
+      return el('tr', {className: 'attempt', 'data-outcome': a.outcome, 'data-step': String(a.step),
+        'data-index': String(i)},
+      el('td', {className: 'num'}, String(a.step + 1)),
+      el('td', {className: 'mono'}, a.job),
+      el('td', {className: 'num'}, String(a.attempt)),
+      el('td', null, el('span', {className: 'outcome' + (known ? ' outcome-' + a.outcome : '')}, a.outcome)),
+      el('td', {className: 'mono'}, a.worker),
+      el('td', {className: 'nowrap'}, timeNode(a.startedAt)),
+      el('td', {className: 'num nowrap', title: `${a.durationMs} ms, ended ${a.endedAt}`}, duration(a.durationMs)),
+      errorCell(a.error, key, open));
+    });
+    $('program-attempts').tBodies[0].replaceChildren(...rows);
+    show($('program-attempts'), rows.length > 0);
+    const note = $('program-attempts-note');
+    if (rows.length === 0) {
+      note.textContent = 'No attempts recorded: the program has not run a step yet, the daemons run ' +
+        'with history.enabled false, or its history was pruned (history.retention).';
+    } else if (attempts[0].step > 0) {
+      note.textContent = `No history before step ${attempts[0].step + 1}: the program was taken over ` +
+        'from program-executor-js, ran with history.enabled false, or its history was pruned.';
+    } else {
+      note.textContent = '';
+    }
+    show(note, Boolean(note.textContent));
   }
 
   async function act(runId, action, body) {
@@ -482,7 +559,12 @@
     inflight = controller;
     const {view, route: r} = active;
     try {
-      const data = await api('GET', view.url(r), undefined, controller.signal);
+      // Several paths are asked at once and drawn together: a page never
+      // shows the answers of two different refreshes side by side.
+      const urls = view.url(r);
+      const data = Array.isArray(urls)
+        ? await Promise.all(urls.map((u) => api('GET', u, undefined, controller.signal)))
+        : await api('GET', urls, undefined, controller.signal);
       if (mine !== generation) return;
       // Redraw only when something changed, so selections and hovers survive.
       const answer = JSON.stringify(data);

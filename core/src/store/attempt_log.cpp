@@ -1,0 +1,203 @@
+#include "attempt_log.hpp"
+
+#include <algorithm>
+#include <deque>
+
+#include <soci/soci.h>
+
+#include "one_time_statement.hpp"
+#include "program_executor/store/dialect.hpp"
+#include "step_statements.hpp"
+
+namespace program_executor::store {
+
+std::string attempts_table(const std::string& table) { return table + "_attempts"; }
+
+std::string truncate_attempt_error(std::string_view message) {
+  if (message.size() <= attempt_error_limit) return std::string(message);
+  // Back to the start of the character the limit falls in (never inside a
+  // UTF-8 sequence: a continuation byte is 10xxxxxx).
+  std::size_t cut = attempt_error_limit;
+  while (cut > 0 && (static_cast<unsigned char>(message[cut]) & 0xC0) == 0x80) --cut;
+  return std::string(message.substr(0, cut)) + "\u2026 [truncated, " + std::to_string(message.size()) +
+         " bytes]";
+}
+
+namespace detail {
+namespace {
+
+// The buffers of one row of an INSERT: SOCI binds their addresses, so they
+// live (in a deque, which never moves its elements) until it has run.
+struct RowValues {
+  RowValues(const AttemptWrite& write)
+      : run_id(write.run_id),
+        step(write.step),
+        job(write.ending.job),
+        attempt(write.ending.attempt),
+        worker(write.ending.worker),
+        token(write.token),
+        back(-std::max(0LL, write.ending.duration_ms)),
+        duration(std::max(0LL, write.ending.duration_ms)),
+        outcome(write.ending.outcome),
+        error(truncate_attempt_error(write.ending.error)),
+        exception_type(write.ending.exception_type),
+        error_ind(error.empty() ? soci::i_null : soci::i_ok),
+        type_ind(exception_type.empty() ? soci::i_null : soci::i_ok) {}
+  std::string run_id;
+  int step;
+  std::string job;
+  int attempt;
+  std::string worker;
+  long long token;
+  long long back;  // -duration: started_at = now_plus(back)
+  long long duration;
+  std::string outcome;
+  std::string error;
+  std::string exception_type;
+  soci::indicator error_ind;
+  soci::indicator type_ind;
+
+  void bind(soci::statement& statement) {
+    statement.exchange(soci::use(run_id));
+    statement.exchange(soci::use(step));
+    statement.exchange(soci::use(job));
+    statement.exchange(soci::use(attempt));
+    statement.exchange(soci::use(worker));
+    statement.exchange(soci::use(token));
+    statement.exchange(soci::use(back));
+    statement.exchange(soci::use(duration));
+    statement.exchange(soci::use(outcome));
+    statement.exchange(soci::use(error, error_ind));
+    statement.exchange(soci::use(exception_type, type_ind));
+  }
+};
+
+template <class Bind>
+long long run(soci::session& session, const std::string& query, Bind&& bind) {
+  soci::statement statement(session);
+  bind(statement);
+  statement.alloc();
+  statement.prepare(query, soci::details::st_one_time_query);
+  statement.define_and_bind();
+  statement.execute(true);
+  return statement.get_affected_rows();
+}
+
+}  // namespace
+
+AttemptLog::AttemptLog(const Dialect& dialect, const std::string& table, bool enabled)
+    : dialect_(dialect),
+      programs_(dialect.quote(table)),
+      table_(dialect.quote(attempts_table(table))),
+      enabled_(enabled),
+      columns_(" (run_id, step, job, attempt, worker, claim_token, started_at, ended_at, duration_ms,"
+               " outcome, error, exception_type)") {}
+
+void AttemptLog::insert(soci::session& session, const std::vector<AttemptWrite>& writes) const {
+  if (!enabled_ || writes.empty()) return;
+  std::string query = "INSERT INTO " + table_ + columns_ + " VALUES ";
+  const std::string now = dialect_.now();
+  for (std::size_t i = 0; i < writes.size(); ++i) {
+    const std::string n = std::to_string(i);
+    if (i > 0) query += ", ";
+    query += "(:run_id" + n + ", :step" + n + ", :job" + n + ", :attempt" + n + ", :worker" + n +
+             ", :token" + n + ", " + dialect_.now_plus("back" + n) + ", " + now + ", :duration" + n +
+             ", :outcome" + n + ", :error" + n + ", :type" + n + ")";
+  }
+  std::deque<RowValues> values(writes.begin(), writes.end());
+  run(session, query, [&](soci::statement& statement) {
+    for (RowValues& row : values) row.bind(statement);
+  });
+}
+
+void AttemptLog::supersede(soci::session& session, const AttemptWrite& write) const {
+  if (!enabled_) return;
+  RowValues row(write);
+  const std::string now = dialect_.now();
+  const long long changed = run(session,
+      "UPDATE " + table_ + " SET outcome = :outcome, started_at = " + dialect_.now_plus("back") +
+          ", ended_at = " + now + ", duration_ms = :duration, error = :error, exception_type = :type"
+          " WHERE run_id = :run_id AND claim_token = :token AND outcome = '" +
+          std::string(attempt_outcome::crashed) + "'",
+      [&](soci::statement& statement) {
+        statement.exchange(soci::use(row.outcome));
+        statement.exchange(soci::use(row.back));
+        statement.exchange(soci::use(row.duration));
+        statement.exchange(soci::use(row.error, row.error_ind));
+        statement.exchange(soci::use(row.exception_type, row.type_ind));
+        statement.exchange(soci::use(row.run_id));
+        statement.exchange(soci::use(row.token));
+      });
+  if (changed == 0) insert(session, {write});
+}
+
+std::string AttemptLog::crashed_insert(const std::string& condition) const {
+  const std::string now = dialect_.now();
+  const std::string started = "COALESCE(claimed_at, " + now + ")";
+  return "INSERT INTO " + table_ + columns_ + " SELECT run_id, step, COALESCE(" +
+         dialect_.json_array_text_at("jobs", "step") + ", ''), COALESCE(step_retry_count, 0) + 1," +
+         " lease_owner, lease_token, " + started + ", " + now + ", " +
+         dialect_.milliseconds_between(started, now) + ", '" + std::string(attempt_outcome::crashed) +
+         "', NULL, NULL FROM " + programs_ + " WHERE (" + condition + ")" + std::string(still_running) +
+         " AND lease_owner IS NOT NULL AND (lease_until IS NULL OR lease_until < " + now + ")" +
+         dialect_.lock_rows();
+}
+
+std::vector<AttemptRecord> AttemptLog::read(soci::session& session, const std::string& run_id) const {
+  std::vector<AttemptRecord> attempts;
+  AttemptRecord row;
+  long long token = 0;
+  std::string error, type;
+  soci::indicator error_ind{}, type_ind{};
+  for_each_row(
+      session,
+      "SELECT id, run_id, step, job, attempt, worker, claim_token, " +
+          dialect_.timestamp_text("started_at") + ", " + dialect_.timestamp_text("ended_at") +
+          ", duration_ms, outcome, error, exception_type FROM " + table_ +
+          " WHERE run_id = :run_id ORDER BY id",
+      [&](soci::statement& statement) {
+        statement.exchange(soci::into(row.id));
+        statement.exchange(soci::into(row.run_id));
+        statement.exchange(soci::into(row.step));
+        statement.exchange(soci::into(row.job));
+        statement.exchange(soci::into(row.attempt));
+        statement.exchange(soci::into(row.worker));
+        statement.exchange(soci::into(token));
+        statement.exchange(soci::into(row.started_at));
+        statement.exchange(soci::into(row.ended_at));
+        statement.exchange(soci::into(row.duration_ms));
+        statement.exchange(soci::into(row.outcome));
+        statement.exchange(soci::into(error, error_ind));
+        statement.exchange(soci::into(type, type_ind));
+        statement.exchange(soci::use(run_id));
+      },
+      [&] {
+        AttemptRecord record = row;
+        record.token = token;
+        if (error_ind != soci::i_null) record.error = error;
+        if (type_ind != soci::i_null) record.exception_type = type;
+        attempts.push_back(std::move(record));
+      });
+  return attempts;
+}
+
+long long AttemptLog::prune(soci::session& session, long long older_than_ms, int limit) const {
+  const long long before = -std::max(0LL, older_than_ms);
+  const int batch = std::max(limit, 0);
+  const std::string old = " WHERE ended_at < " + dialect_.now_plus("before");
+  // One statement per batch, as ProgramPruner deletes programs: MySQL takes
+  // LIMIT on a single-table DELETE only, the others in the subquery.
+  const std::string query =
+      dialect_.name() == "mysql"
+          ? "DELETE FROM " + table_ + old + " ORDER BY ended_at LIMIT :limit"
+          : "DELETE FROM " + table_ + " WHERE id IN (SELECT id FROM " + table_ + old +
+                " ORDER BY ended_at LIMIT :limit)";
+  return affected(session, query, soci::use(before), soci::use(batch));
+}
+
+std::string AttemptLog::delete_of(const std::string& run_ids) const {
+  return "DELETE FROM " + table_ + " WHERE run_id IN (" + run_ids + ")";
+}
+
+}  // namespace detail
+}  // namespace program_executor::store

@@ -1,0 +1,75 @@
+// The SQL of the attempt history (`<table>_attempts`, schema version 6): the
+// rows the step protocol's statements write beside their state change, in
+// their transaction, and the reads and prunes of operators and the sweeper.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "program_executor/store/attempt_record.hpp"
+
+namespace soci {
+class session;
+}  // namespace soci
+
+namespace program_executor::store {
+
+class Dialect;
+
+namespace detail {
+
+/// One attempt to write: the step and claim it belongs to, and its ending.
+struct AttemptWrite {
+  const std::string& run_id;
+  int step = 0;
+  long long token = 0;
+  const AttemptEnding& ending;
+};
+
+/// The attempts table of one bookkeeping table. Every writing method runs on
+/// the caller's session, inside the caller's transaction, and writes nothing
+/// when the history is disabled (history.enabled: false).
+class AttemptLog {
+ public:
+  AttemptLog(const Dialect& dialect, const std::string& table, bool enabled);
+
+  bool enabled() const noexcept { return enabled_; }
+
+  /// One multi-row INSERT for all of `writes` (none: no statement).
+  void insert(soci::session& session, const std::vector<AttemptWrite>& writes) const;
+
+  /// The holder of claim `write.token` learned it was taken over (or the row
+  /// moved on without it): the `crashed` row its takeover wrote becomes
+  /// `stale` with the holder's ending, or, where there is none, a `stale`
+  /// row is written.
+  void supersede(soci::session& session, const AttemptWrite& write) const;
+
+  /// INSERT ... SELECT of a `crashed` attempt for every row matching
+  /// `condition` (SQL on the programs table, its parameters bound by the
+  /// caller) whose claim is held and expired: run before the statement that
+  /// takes those claims over (counting the crash), in its transaction, with
+  /// the rows locked (FOR UPDATE where the dialect locks rows). The attempt
+  /// started when the claim was taken (claimed_at) and ended now.
+  std::string crashed_insert(const std::string& condition) const;
+
+  /// Every attempt of `run_id`, oldest first.
+  std::vector<AttemptRecord> read(soci::session& session, const std::string& run_id) const;
+
+  /// Deletes at most `limit` attempts that ended more than `older_than_ms`
+  /// ago, oldest first, in one statement; returns how many.
+  long long prune(soci::session& session, long long older_than_ms, int limit) const;
+
+  /// DELETE of the attempts of the run ids `run_ids` selects (SQL, a
+  /// subquery whose parameters the caller binds).
+  std::string delete_of(const std::string& run_ids) const;
+
+ private:
+  const Dialect& dialect_;
+  std::string programs_;  ///< quoted
+  std::string table_;     ///< quoted
+  bool enabled_;
+  std::string columns_;   ///< the INSERT's column list
+};
+
+}  // namespace detail
+}  // namespace program_executor::store
