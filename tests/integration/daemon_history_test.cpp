@@ -159,7 +159,7 @@ TEST_CASE("a job that fails: an errored attempt, the reason, and list --errored-
   CHECK(explained["attempts"][1]["step"] == 1);
   CHECK(explained["attempts"][1]["error"] == "card declined");
   CHECK_THAT(explained["reason"].get<std::string>(),
-             Catch::StartsWith("errored at step 1 (demo.fail) after 1 attempt: card declined"));
+             Catch::StartsWith("errored at step 2 of 2 (demo.fail) after 1 attempt: card declined"));
 
   const std::string other = test::create_program(deployment.config(), "demo.noop");
   REQUIRE(test::wait_until_ended(deployment.config(), other, 60s)["state"] == "finished");

@@ -66,13 +66,13 @@ TEST_CASE("an errored program: the reason names the step, its attempts and the e
   auto attempts = eventful();
   attempts.back().exception_type = "std::runtime_error";
   CHECK(executor::explain_reason(row, attempts) ==
-        "errored at step 1 (charge) after 3 attempts: card declined (std::runtime_error)");
+        "errored at step 2 of 3 (charge) after 3 attempts: card declined (std::runtime_error)");
 
   const std::vector<std::string> lines = executor::format_timeline(row, attempts);
   // header, 5 attempts, 3 waits (retry delay, after the yield, after the crash), reason
   REQUIRE(lines.size() == 10);
   CHECK_THAT(lines[0], Catch::StartsWith("program r1: errored, 3 jobs"));
-  CHECK_THAT(lines[1], Catch::Contains("step 0  fetch") && Catch::Contains("attempt 1") &&
+  CHECK_THAT(lines[1], Catch::Contains("step 1  fetch") && Catch::Contains("attempt 1") &&
                            Catch::Contains("retry") && Catch::Contains("40 ms") &&
                            Catch::Contains("on host-a:4242:0") && Catch::Contains("connection reset"));
   CHECK(lines[2] == "      waited 1.0 s (retry delay)");
@@ -129,7 +129,7 @@ TEST_CASE("why a program is where it is, for every state") {
     const std::vector<store::AttemptRecord> attempts{
         attempt(1, "charge", 1, "cancelled", "2026-12-07T10:00:04.000Z", "2026-12-07T10:00:06.000Z", 2000)};
     CHECK(executor::explain_reason(row, attempts) ==
-          "cancelled by an operator at 2026-12-07T10:00:05.000Z while at step 1 (charge); the attempt "
+          "cancelled by an operator at 2026-12-07T10:00:05.000Z while at step 2 of 3 (charge); the attempt "
           "running then (on host-a:4242:0) was stopped and its outcome dropped");
   }
   SECTION("ignored") {
@@ -140,7 +140,7 @@ TEST_CASE("why a program is where it is, for every state") {
         attempt(2, "mail", 1, "ignored", "2026-12-07T10:00:04.000Z", "2026-12-07T10:00:05.000Z", 1000,
                 "nothing to mail")};
     CHECK(executor::explain_reason(row, attempts) ==
-          "errored at step 2 (mail) after 1 attempt: the job gave up with an IgnorableError (expected): "
+          "errored at step 3 of 3 (mail) after 1 attempt: the job gave up with an IgnorableError (expected): "
           "nothing to mail");
   }
   SECTION("running: on a worker, waiting for a retry, after a yield, after a crash, or queued") {
@@ -148,20 +148,20 @@ TEST_CASE("why a program is where it is, for every state") {
     const auto retry = attempt(0, "fetch", 1, "retry", "2026-12-07T10:00:00.000Z",
                                "2026-12-07T10:00:00.040Z", 40, "connection reset");
     CHECK(executor::explain_reason(row, {retry}) ==
-          "running: step 0 (fetch) waits for its retry after attempt 1 failed: connection reset");
+          "running: step 1 of 3 (fetch) waits for its retry after attempt 1 failed: connection reset");
     auto yielded = retry;
     yielded.outcome = "yield";
     CHECK(executor::explain_reason(row, {yielded}) ==
-          "running: step 0 (fetch) yielded (its time slice ran out) and resumes at its next delivery");
+          "running: step 1 of 3 (fetch) yielded (its time slice ran out) and resumes at its next delivery");
     auto crashed = retry;
     crashed.outcome = "crashed";
     CHECK(executor::explain_reason(row, {crashed}) ==
-          "running: the worker running step 0 (fetch) (host-a:4242:0) died; the step runs again, "
+          "running: the worker running step 1 of 3 (fetch) (host-a:4242:0) died; the step runs again, "
           "isolated in a process of its own");
-    CHECK(executor::explain_reason(row, {}) == "running: step 0 (fetch) waits for a worker");
+    CHECK(executor::explain_reason(row, {}) == "running: step 1 of 3 (fetch) waits for a worker");
     row.lease_owner = "host-b:7:1";
     row.step_retry_count = 1;
-    CHECK(executor::explain_reason(row, {retry}) == "running: step 0 (fetch) runs on host-b:7:1 (attempt 2)");
+    CHECK(executor::explain_reason(row, {retry}) == "running: step 1 of 3 (fetch) runs on host-b:7:1 (attempt 2)");
   }
   SECTION("a resumed step counts only its attempts since the resume") {
     store::ProgramRow row = program(0);
@@ -172,11 +172,11 @@ TEST_CASE("why a program is where it is, for every state") {
         attempt(1, "charge", 1, "errored", "2026-12-07T10:00:00.020Z", "2026-12-07T10:00:00.030Z", 10, "boom"),
         attempt(0, "fetch", 1, "errored", "2026-12-07T11:00:00.000Z", "2026-12-07T11:00:00.010Z", 10,
                 "boom again")};
-    CHECK(executor::explain_reason(row, attempts) == "errored at step 0 (fetch) after 1 attempt: boom again");
+    CHECK(executor::explain_reason(row, attempts) == "errored at step 1 of 3 (fetch) after 1 attempt: boom again");
   }
 }
 
-TEST_CASE("a history that starts after step 0 says so (taken over from program-executor-js)") {
+TEST_CASE("a history that starts after the first step says so (taken over from program-executor-js)") {
   store::ProgramRow row = program(2);
   row.finished_at = "2026-12-07T10:01:00.000Z";
   row.step = 3;
@@ -184,6 +184,6 @@ TEST_CASE("a history that starts after step 0 says so (taken over from program-e
       attempt(2, "mail", 1, "finished", "2026-12-07T10:00:59.000Z", "2026-12-07T10:01:00.000Z", 1000)};
   const std::vector<std::string> lines = executor::format_timeline(row, attempts);
   REQUIRE(lines.size() == 4);
-  CHECK_THAT(lines[1], Catch::Contains("no history before step 2") &&
+  CHECK_THAT(lines[1], Catch::Contains("no history before step 3") &&
                            Catch::Contains("taken over from program-executor-js"));
 }

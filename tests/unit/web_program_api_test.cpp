@@ -510,7 +510,7 @@ TEST_CASE("attempts of an errored program ends with the errored attempt and says
   REQUIRE(body["attempts"].size() == 1);
   CHECK(body["attempts"][0]["outcome"] == "errored");
   CHECK(body["attempts"][0]["error"] == "disk full");
-  CHECK_THAT(body["reason"].get<std::string>(), Catch::StartsWith("errored at step 0 (extract)"));
+  CHECK_THAT(body["reason"].get<std::string>(), Catch::StartsWith("errored at step 1 of 2 (extract)"));
   CHECK_THAT(body["reason"].get<std::string>(), Catch::Contains("disk full"));
 }
 

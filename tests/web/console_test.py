@@ -227,7 +227,7 @@ def attempt_timeline(console, deploy, retried, errored):
         "the error's markup was parsed into the page"
     history = api_get(deploy, f"/api/v1/programs/{errored}/attempts")
     console.text_is("#program-reason", history["reason"])
-    assert history["reason"].startswith("errored at step 1 (demo.fail)"), history["reason"]
+    assert history["reason"].startswith("errored at step 2 of 2 (demo.fail)"), history["reason"]
     console.assert_not_reloaded("errored attempts")
     console.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", cell)
     console.screenshot("program-attempts-errored.png")

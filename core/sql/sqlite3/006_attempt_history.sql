@@ -5,8 +5,11 @@
 -- `crashed` attempt by the worker (or sweeper) taking it over. Times are UTC
 -- ISO 8601 text, as the programs table's.
 -- A table of its own: program-executor-js never sees it.
+-- The id is the rowid without AUTOINCREMENT: a new row still takes the
+-- highest id plus one (pruning deletes the oldest, never the newest), so a
+-- program's attempts keep their order, and no insert writes sqlite_sequence.
 CREATE TABLE IF NOT EXISTS {attempts_table} (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  id INTEGER PRIMARY KEY,
   run_id VARCHAR(255) NOT NULL,
   step INTEGER NOT NULL,
   job VARCHAR(255) NOT NULL,

@@ -37,8 +37,11 @@ std::string job_at(const store::ProgramRow& row, int step) {
                                                                 : std::string("?");
 }
 
+// Text counts steps from 1, as `status`, `list` and the console do; the
+// table's step column (and --json's "step") from 0.
 std::string step_name(const store::ProgramRow& row, int step) {
-  return "step " + std::to_string(step) + " (" + job_at(row, step) + ")";
+  return "step " + std::to_string(step + 1) + " of " + std::to_string(row.jobs.size()) + " (" +
+         job_at(row, step) + ")";
 }
 
 // "1.5 s", "230 ms", "2.0 min", "3.1 h": a duration an operator reads at a glance.
@@ -172,7 +175,7 @@ std::vector<std::string> format_timeline(const store::ProgramRow& row,
     lines.push_back("  (no attempts recorded: the program has not run a step yet, history.enabled is "
                     "false, or its history was pruned)");
   } else if (attempts.front().step > 0) {
-    lines.push_back("  (no history before step " + std::to_string(attempts.front().step) +
+    lines.push_back("  (no history before step " + std::to_string(attempts.front().step + 1) +
                     ": the program was taken over from program-executor-js, or ran with "
                     "history.enabled false, or its history was pruned)");
   }
@@ -190,7 +193,7 @@ std::vector<std::string> format_timeline(const store::ProgramRow& row,
     }
     char head[160];
     std::snprintf(head, sizeof head, "  %s  step %d  %-20s attempt %-3d %-9s %9s  on %s",
-                  attempt.started_at.c_str(), attempt.step, attempt.job.c_str(), attempt.attempt,
+                  attempt.started_at.c_str(), attempt.step + 1, attempt.job.c_str(), attempt.attempt,
                   attempt.outcome.c_str(), readable(attempt.duration_ms).c_str(), attempt.worker.c_str());
     std::string line = head;
     if (attempt.outcome == outcome::crashed && !attempt.error) {

@@ -1,9 +1,11 @@
 #include "attempt_log.hpp"
 
 #include <algorithm>
-#include <deque>
+#include <memory>
 
 #include <soci/soci.h>
+
+#include "program_executor/store/database.hpp"
 
 #include "one_time_statement.hpp"
 #include "program_executor/store/dialect.hpp"
@@ -24,39 +26,26 @@ std::string truncate_attempt_error(std::string_view message) {
 }
 
 namespace detail {
-namespace {
 
-// The buffers of one row of an INSERT: SOCI binds their addresses, so they
-// live (in a deque, which never moves its elements) until it has run.
-struct RowValues {
-  RowValues(const AttemptWrite& write)
-      : run_id(write.run_id),
-        step(write.step),
-        job(write.ending.job),
-        attempt(write.ending.attempt),
-        worker(write.ending.worker),
-        token(write.token),
-        back(-std::max(0LL, write.ending.duration_ms)),
-        duration(std::max(0LL, write.ending.duration_ms)),
-        outcome(write.ending.outcome),
-        error(truncate_attempt_error(write.ending.error)),
-        exception_type(write.ending.exception_type),
-        error_ind(error.empty() ? soci::i_null : soci::i_ok),
-        type_ind(exception_type.empty() ? soci::i_null : soci::i_ok) {}
-  std::string run_id;
-  int step;
-  std::string job;
-  int attempt;
-  std::string worker;
-  long long token;
-  long long back;  // -duration: started_at = now_plus(back)
-  long long duration;
-  std::string outcome;
-  std::string error;
-  std::string exception_type;
-  soci::indicator error_ind;
-  soci::indicator type_ind;
+// The buffers of one attempt of a statement.
+struct AttemptValues {
+  void assign(const AttemptWrite& write) {
+    run_id = write.run_id;
+    step = write.step;
+    job = write.ending.job;
+    attempt = write.ending.attempt;
+    worker = write.ending.worker;
+    token = write.token;
+    duration = std::max(0LL, write.ending.duration_ms);
+    back = -duration;
+    outcome = write.ending.outcome;
+    error = truncate_attempt_error(write.ending.error);
+    exception_type = write.ending.exception_type;
+    error_ind = error.empty() ? soci::i_null : soci::i_ok;
+    type_ind = exception_type.empty() ? soci::i_null : soci::i_ok;
+  }
 
+  // In the order of the INSERT's placeholders (values()).
   void bind(soci::statement& statement) {
     statement.exchange(soci::use(run_id));
     statement.exchange(soci::use(step));
@@ -70,7 +59,53 @@ struct RowValues {
     statement.exchange(soci::use(error, error_ind));
     statement.exchange(soci::use(exception_type, type_ind));
   }
+
+  std::string run_id;
+  int step = 0;
+  std::string job;
+  int attempt = 0;
+  std::string worker;
+  long long token = 0;
+  long long back = 0;  // -duration: started_at = now_plus(back)
+  long long duration = 0;
+  std::string outcome;
+  std::string error;
+  std::string exception_type;
+  soci::indicator error_ind = soci::i_null;
+  soci::indicator type_ind = soci::i_null;
 };
+
+AttemptRows::AttemptRows(std::size_t count) : rows_(count) {}
+AttemptRows::~AttemptRows() = default;
+
+void AttemptRows::bind(soci::statement& statement) {
+  for (AttemptValues& row : rows_) row.bind(statement);
+}
+
+void AttemptRows::assign(const std::vector<AttemptWrite>& writes) {
+  for (std::size_t i = 0; i < rows_.size() && i < writes.size(); ++i) rows_[i].assign(writes[i]);
+}
+
+namespace {
+
+// The INSERT kept on a session for `count` attempts, with its values (the
+// statement refers to them, so it is declared last: destroyed first).
+struct KeptInsert {
+  KeptInsert(soci::session& session, const std::string& query, std::size_t count)
+      : rows(count), statement(session) {
+    rows.bind(statement);
+    statement.alloc();
+    statement.prepare(query, soci::details::st_repeatable_query);
+    statement.define_and_bind();
+  }
+  AttemptRows rows;
+  soci::statement statement;
+};
+
+// The batches whose INSERT a session keeps: a lone step's and small
+// batches'. A larger batch is rare (a backlog drained many at once) and
+// amortises its parse; keeping every size would keep dozens of statements.
+constexpr std::size_t kept_insert_rows = 4;
 
 template <class Bind>
 long long run(soci::session& session, const std::string& query, Bind&& bind) {
@@ -93,26 +128,70 @@ AttemptLog::AttemptLog(const Dialect& dialect, const std::string& table, bool en
       columns_(" (run_id, step, job, attempt, worker, claim_token, started_at, ended_at, duration_ms,"
                " outcome, error, exception_type)") {}
 
+std::string AttemptLog::values(std::size_t count, bool typed) const {
+  // Typed for a VALUES list on PostgreSQL, whose parameters have no type of
+  // their own there (the INSERT's columns do not reach into it).
+  const auto as = [typed](const std::string& parameter, const char* type) {
+    return typed ? "CAST(" + parameter + " AS " + type + ")" : parameter;
+  };
+  const std::string now = dialect_.now();
+  std::string list;
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::string n = std::to_string(i);
+    if (i > 0) list += ", ";
+    list += "(" + as(":a_run_id" + n, "TEXT") + ", " + as(":a_step" + n, "INTEGER") + ", " +
+            as(":a_job" + n, "TEXT") + ", " + as(":a_attempt" + n, "INTEGER") + ", " +
+            as(":a_worker" + n, "TEXT") + ", " + as(":a_token" + n, "BIGINT") + ", " +
+            dialect_.now_plus("a_back" + n) + ", " + now + ", " + as(":a_duration" + n, "BIGINT") + ", " +
+            as(":a_outcome" + n, "TEXT") + ", " + as(":a_error" + n, "TEXT") + ", " +
+            as(":a_type" + n, "TEXT") + ")";
+  }
+  return list;
+}
+
+std::string AttemptLog::insert_of(std::size_t count) const {
+  return "INSERT INTO " + table_ + columns_ + " VALUES " + values(count, false);
+}
+
 void AttemptLog::insert(soci::session& session, const std::vector<AttemptWrite>& writes) const {
   if (!enabled_ || writes.empty()) return;
-  std::string query = "INSERT INTO " + table_ + columns_ + " VALUES ";
-  const std::string now = dialect_.now();
-  for (std::size_t i = 0; i < writes.size(); ++i) {
-    const std::string n = std::to_string(i);
-    if (i > 0) query += ", ";
-    query += "(:run_id" + n + ", :step" + n + ", :job" + n + ", :attempt" + n + ", :worker" + n +
-             ", :token" + n + ", " + dialect_.now_plus("back" + n) + ", " + now + ", :duration" + n +
-             ", :outcome" + n + ", :error" + n + ", :type" + n + ")";
+  AttemptRows rows(writes.size());
+  rows.assign(writes);
+  run(session, insert_of(writes.size()), [&](soci::statement& statement) { rows.bind(statement); });
+}
+
+void AttemptLog::insert(SessionLease& lease, const std::vector<AttemptWrite>& writes) const {
+  if (!enabled_ || writes.empty()) return;
+  if (!dialect_.prepares_on_server() || writes.size() > kept_insert_rows) {
+    insert(lease.session(), writes);
+    return;
   }
-  std::deque<RowValues> values(writes.begin(), writes.end());
-  run(session, query, [&](soci::statement& statement) {
-    for (RowValues& row : values) row.bind(statement);
-  });
+  const std::string query = insert_of(writes.size());
+  std::shared_ptr<void>& slot = lease.kept(query);
+  if (!slot) slot = std::make_shared<KeptInsert>(lease.session(), query, writes.size());
+  auto& kept = *static_cast<KeptInsert*>(slot.get());
+  kept.rows.assign(writes);
+  kept.statement.execute(true);
+}
+
+std::string AttemptLog::with_changes(const std::vector<std::string>& changes, std::size_t count) const {
+  std::string query = "WITH ";
+  std::string moved;
+  for (std::size_t i = 0; i < changes.size(); ++i) {
+    const std::string name = "changed" + std::to_string(i);
+    query += name + " AS (" + changes[i] + "), ";
+    if (i > 0) moved += " UNION ALL ";
+    moved += "SELECT run_id FROM " + name;
+  }
+  return query + "moved AS (" + moved + "), written AS (INSERT INTO " + table_ + columns_ +
+         " SELECT * FROM (VALUES " + values(count, true) + ") AS attempt" + columns_ +
+         " WHERE attempt.run_id IN (SELECT run_id FROM moved)) SELECT run_id FROM moved";
 }
 
 void AttemptLog::supersede(soci::session& session, const AttemptWrite& write) const {
   if (!enabled_) return;
-  RowValues row(write);
+  AttemptValues row;
+  row.assign(write);
   const std::string now = dialect_.now();
   const long long changed = run(session,
       "UPDATE " + table_ + " SET outcome = :outcome, started_at = " + dialect_.now_plus("back") +

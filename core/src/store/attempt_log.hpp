@@ -3,6 +3,7 @@
 // their transaction, and the reads and prunes of operators and the sweeper.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -10,11 +11,13 @@
 
 namespace soci {
 class session;
+class statement;
 }  // namespace soci
 
 namespace program_executor::store {
 
 class Dialect;
+class SessionLease;
 
 namespace detail {
 
@@ -24,6 +27,26 @@ struct AttemptWrite {
   int step = 0;
   long long token = 0;
   const AttemptEnding& ending;
+};
+
+struct AttemptValues;
+
+/// The values `count` attempts bind in one statement, in the order of the
+/// INSERT's columns, attempt after attempt. SOCI keeps their addresses, so
+/// they are sized once and live as long as the statement.
+class AttemptRows {
+ public:
+  explicit AttemptRows(std::size_t count);
+  ~AttemptRows();
+  AttemptRows(const AttemptRows&) = delete;
+  AttemptRows& operator=(const AttemptRows&) = delete;
+
+  void bind(soci::statement& statement);
+  /// The values of `writes`, one per row (writes.size() == the count).
+  void assign(const std::vector<AttemptWrite>& writes);
+
+ private:
+  std::vector<AttemptValues> rows_;
 };
 
 /// The attempts table of one bookkeeping table. Every writing method runs on
@@ -37,6 +60,18 @@ class AttemptLog {
 
   /// One multi-row INSERT for all of `writes` (none: no statement).
   void insert(soci::session& session, const std::vector<AttemptWrite>& writes) const;
+  /// The same on `lease`'s session, where the statement for that many rows
+  /// is kept prepared (Dialect::prepares_on_server): SQLite compiles, and
+  /// PostgreSQL plans, the INSERT of a lone step's attempt once per session
+  /// instead of on every step.
+  void insert(SessionLease& lease, const std::vector<AttemptWrite>& writes) const;
+
+  /// Dialect::data_modifying_with: `changes` (each an UPDATE ... RETURNING
+  /// run_id) and the INSERT of `count` attempts as one statement, which
+  /// returns the run id of every row changed and writes the attempt of
+  /// every run id changed, and of no other. It binds each change's
+  /// parameters in turn, then AttemptRows(count).
+  std::string with_changes(const std::vector<std::string>& changes, std::size_t count) const;
 
   /// The holder of claim `write.token` learned it was taken over (or the row
   /// moved on without it): the `crashed` row its takeover wrote becomes
@@ -69,6 +104,11 @@ class AttemptLog {
   std::string table_;     ///< quoted
   bool enabled_;
   std::string columns_;   ///< the INSERT's column list
+
+  /// The VALUES rows of `count` attempts (`typed`: each parameter CAST to
+  /// its column's type), in AttemptRows' order.
+  std::string values(std::size_t count, bool typed) const;
+  std::string insert_of(std::size_t count) const;
 };
 
 }  // namespace detail

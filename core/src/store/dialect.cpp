@@ -216,6 +216,7 @@ class PostgresDialect final : public Dialect {
     return "WITH changed AS (" + update + ") SELECT * FROM changed";
   }
   bool prepares_on_server() const noexcept override { return true; }
+  bool data_modifying_with() const noexcept override { return !through_odbc_; }
   void prepare_session(soci::session& session) const override {
     session << "SET TIME ZONE 'UTC'";
     // NOTICEs (e.g. "relation already exists, skipping") would go to stderr through libpq.

@@ -21,6 +21,7 @@ namespace program_executor::store {
 namespace {
 
 using detail::affected;
+using detail::AttemptRows;
 using detail::AttemptWrite;
 using detail::for_each_row;
 using detail::guarded;
@@ -146,6 +147,29 @@ struct CommitStatement {
   soci::statement statement;
 };
 
+// A lone step's commit and its attempt as one statement
+// (AttemptLog::with_changes over advance_many(1) or finish_many(1)), with
+// its buffers; it returns the run id when the step moved.
+struct CommitWithAttemptStatement {
+  CommitWithAttemptStatement(soci::session& session, const std::string& query, bool with_expect)
+      : rows(1), statement(session) {
+    statement.exchange(soci::into(moved));
+    if (with_expect) statement.exchange(soci::use(expect));
+    statement.exchange(soci::use(run_id));
+    statement.exchange(soci::use(step));
+    statement.exchange(soci::use(token));
+    rows.bind(statement);
+    prepare_kept(statement, query);
+  }
+  std::string moved;
+  long long expect = 0;
+  std::string run_id;
+  int step = 0;
+  long long token = 0;
+  AttemptRows rows;
+  soci::statement statement;
+};
+
 }  // namespace
 
 SqlProgramStore::SqlProgramStore(Database& database, bool history)
@@ -153,7 +177,12 @@ SqlProgramStore::SqlProgramStore(Database& database, bool history)
       dialect_(database.dialect()),
       sql_(std::make_unique<const detail::StepStatements>(dialect_, dialect_.quote(database.table()))),
       history_(std::make_unique<const detail::AttemptLog>(dialect_, database.table(), history)),
-      operator_queries_(std::make_unique<detail::OperatorQueries>(database, *history_)) {}
+      operator_queries_(std::make_unique<detail::OperatorQueries>(database, *history_)) {
+  if (dialect_.data_modifying_with()) {
+    commit_with_attempt_ = {history_->with_changes({sql_->advance_many(1)}, 1),
+                            history_->with_changes({sql_->finish_many(1)}, 1)};
+  }
+}
 
 SqlProgramStore::~SqlProgramStore() = default;
 
@@ -436,36 +465,67 @@ std::vector<bool> SqlProgramStore::commit_all(const std::vector<StepCommit>& com
 std::vector<bool> SqlProgramStore::commit_all_returning(const std::vector<StepCommit>& commits,
                                                         std::chrono::milliseconds expect_within) {
   // At most two statements (the steps that advance, the programs that
-  // finish), each one UPDATE ... RETURNING; a transaction only when both run,
-  // so the batch still costs one commit.
+  // finish), each one UPDATE ... RETURNING; a transaction only when both
+  // run, or when the attempts go in beside them, so the batch still costs
+  // one commit. Where the dialect allows, the UPDATEs and the attempts'
+  // INSERT are one statement instead, and need no transaction.
   std::vector<const StepCommit*> advancing, finishing;
   for (const StepCommit& commit : commits) (commit.last ? finishing : advancing).push_back(&commit);
   const long long expect = milliseconds(expect_within);
+  const auto bind_fences = [&](soci::statement& statement, const std::vector<const StepCommit*>& group,
+                               std::vector<long long>& tokens) {
+    tokens.resize(group.size());
+    for (std::size_t i = 0; i < group.size(); ++i) {
+      tokens[i] = group[i]->token;
+      statement.exchange(soci::use(group[i]->run_id));
+      statement.exchange(soci::use(group[i]->step));
+      statement.exchange(soci::use(tokens[i]));
+    }
+  };
   std::set<std::string> matched;
+  std::string run_id;
   const auto update = [&](soci::session& session, const std::vector<const StepCommit*>& group,
                           bool last) {
     if (group.empty()) return;
-    std::vector<long long> tokens(group.size());
-    for (std::size_t i = 0; i < group.size(); ++i) tokens[i] = group[i]->token;
-    std::string run_id;
+    std::vector<long long> tokens;
     for_each_row(
         session, last ? sql_->finish_many(group.size()) : sql_->advance_many(group.size()),
         [&](soci::statement& statement) {
           statement.exchange(soci::into(run_id));
           if (!last) statement.exchange(soci::use(expect));
-          for (std::size_t i = 0; i < group.size(); ++i) {
-            statement.exchange(soci::use(group[i]->run_id));
-            statement.exchange(soci::use(group[i]->step));
-            statement.exchange(soci::use(tokens[i]));
-          }
+          bind_fences(statement, group, tokens);
         },
         [&] { matched.insert(run_id); });
   };
   const bool record = history_->enabled() && any_attempt(commits);
-  guarded(database_, "committing steps", commits.front().run_id, [&](soci::session& session) {
+  guarded_lease(database_, "committing steps", commits.front().run_id, [&](SessionLease& lease) {
+    soci::session& session = lease.session();
     if (!record && (advancing.empty() || finishing.empty())) {
       update(session, advancing, false);
       update(session, finishing, true);
+      return;
+    }
+    if (record && dialect_.data_modifying_with()) {
+      // Every attempt is offered; the statement writes those whose step moved.
+      const std::vector<AttemptWrite> offered = committed_attempts(commits, [](std::size_t) { return true; });
+      std::vector<std::string> changes;
+      if (!advancing.empty()) changes.push_back(sql_->advance_many(advancing.size()));
+      if (!finishing.empty()) changes.push_back(sql_->finish_many(finishing.size()));
+      AttemptRows rows(offered.size());
+      rows.assign(offered);
+      std::vector<long long> advancing_tokens, finishing_tokens;
+      for_each_row(
+          session, history_->with_changes(changes, offered.size()),
+          [&](soci::statement& statement) {
+            statement.exchange(soci::into(run_id));
+            if (!advancing.empty()) {
+              statement.exchange(soci::use(expect));
+              bind_fences(statement, advancing, advancing_tokens);
+            }
+            bind_fences(statement, finishing, finishing_tokens);
+            rows.bind(statement);
+          },
+          [&] { matched.insert(run_id); });
       return;
     }
     // The attempts go in with the steps they end: one transaction, one
@@ -473,7 +533,7 @@ std::vector<bool> SqlProgramStore::commit_all_returning(const std::vector<StepCo
     WriteTransaction transaction(session, dialect_);
     update(session, advancing, false);
     update(session, finishing, true);
-    history_->insert(session, committed_attempts(commits, [&](std::size_t i) {
+    history_->insert(lease, committed_attempts(commits, [&](std::size_t i) {
                        return matched.count(commits[i].run_id) > 0;
                      }));
     transaction.commit();
@@ -486,34 +546,45 @@ std::vector<bool> SqlProgramStore::commit_all_returning(const std::vector<StepCo
 
 bool SqlProgramStore::commit_one(const StepCommit& commit, std::chrono::milliseconds expect_within) {
   const bool record = commit.attempt && history_->enabled();
-  return guarded_lease(database_, commit.last ? "finishing a program" : "advancing a program",
-                       commit.run_id, [&](SessionLease& session) {
-                         // Without the history one statement in autocommit;
-                         // with it, the attempt in the same transaction.
-                         std::optional<WriteTransaction> transaction;
-                         if (record) transaction.emplace(session.session(), dialect_);
-                         bool matched = false;
-                         if (!sql_->keep_prepared) {
-                           matched = commit_in(session.session(), commit, expect_within);
-                         } else {
-                           const std::string& query = commit.last ? sql_->finish : sql_->advance;
-                           auto& statement = kept<CommitStatement>(session, query, !commit.last);
-                           statement.expect = milliseconds(expect_within);
-                           statement.run_id = commit.run_id;
-                           statement.step = commit.step;
-                           statement.token = commit.token;
-                           statement.statement.execute(true);
-                           matched = statement.statement.get_affected_rows() > 0;
-                         }
-                         if (!transaction) return matched;
-                         if (matched) {
-                           history_->insert(session.session(),
-                                            {AttemptWrite{commit.run_id, commit.step, commit.token,
-                                                          *commit.attempt}});
-                         }
-                         transaction->commit();
-                         return matched;
-                       });
+  return guarded_lease(
+      database_, commit.last ? "finishing a program" : "advancing a program", commit.run_id,
+      [&](SessionLease& session) {
+        if (record && sql_->keep_prepared && dialect_.data_modifying_with()) {
+          // The commit and its attempt in one statement: atomic in autocommit,
+          // one round trip, as the commit alone.
+          const std::string& query = commit.last ? commit_with_attempt_[1] : commit_with_attempt_[0];
+          auto& statement = kept<CommitWithAttemptStatement>(session, query, !commit.last);
+          statement.expect = milliseconds(expect_within);
+          statement.run_id = commit.run_id;
+          statement.step = commit.step;
+          statement.token = commit.token;
+          statement.rows.assign({AttemptWrite{commit.run_id, commit.step, commit.token, *commit.attempt}});
+          return statement.statement.execute(true);
+        }
+        // Without the history one statement in autocommit; with it, the
+        // attempt in the same transaction.
+        std::optional<WriteTransaction> transaction;
+        if (record) transaction.emplace(session.session(), dialect_);
+        bool matched = false;
+        if (!sql_->keep_prepared) {
+          matched = commit_in(session.session(), commit, expect_within);
+        } else {
+          const std::string& query = commit.last ? sql_->finish : sql_->advance;
+          auto& statement = kept<CommitStatement>(session, query, !commit.last);
+          statement.expect = milliseconds(expect_within);
+          statement.run_id = commit.run_id;
+          statement.step = commit.step;
+          statement.token = commit.token;
+          statement.statement.execute(true);
+          matched = statement.statement.get_affected_rows() > 0;
+        }
+        if (!transaction) return matched;
+        if (matched) {
+          history_->insert(session, {AttemptWrite{commit.run_id, commit.step, commit.token, *commit.attempt}});
+        }
+        transaction->commit();
+        return matched;
+      });
 }
 
 bool SqlProgramStore::commit_in(soci::session& session, const StepCommit& commit,

@@ -78,6 +78,12 @@ class Dialect {
   /// compiles it once): the store then keeps the statements every step runs.
   /// False for MySQL, whose SOCI backend prepares on the client only.
   virtual bool prepares_on_server() const noexcept { return false; }
+  /// Whether an UPDATE ... RETURNING may feed an INSERT in the same statement
+  /// (a data-modifying WITH): native PostgreSQL. A step's commit and its
+  /// attempt are then one statement, atomic without a transaction. Not
+  /// behind ODBC, whose update_returning_rows already wraps the UPDATE in a
+  /// WITH, and a data-modifying WITH may not be nested.
+  virtual bool data_modifying_with() const noexcept { return false; }
 
   /// What follows "SELECT <values>" to make a one-row SELECT with a WHERE clause
   /// (" FROM DUAL" on MySQL, nothing elsewhere).

@@ -1,6 +1,7 @@
 // ProgramStore on a SOCI session pool.
 #pragma once
 
+#include <array>
 #include <memory>
 #include <string>
 
@@ -84,6 +85,9 @@ class SqlProgramStore : public ProgramStore {
   std::unique_ptr<const detail::StepStatements> sql_;
   std::unique_ptr<const detail::AttemptLog> history_;
   std::unique_ptr<detail::OperatorQueries> operator_queries_;
+  /// Dialect::data_modifying_with: a lone step's advance, and finish, with
+  /// its attempt in one statement (AttemptLog::with_changes).
+  std::array<std::string, 2> commit_with_attempt_;
 
   std::optional<StepClaim> claim_in(soci::session& session, const ClaimRequest& request,
                                     const std::string& owner, long long lease);
