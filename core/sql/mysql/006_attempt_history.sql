@@ -5,8 +5,8 @@
 -- `crashed` attempt by the worker (or sweeper) taking it over.
 -- A table of its own: program-executor-js never sees it. Its indexes are
 -- declared with it (MySQL has no CREATE INDEX IF NOT EXISTS): one program's
--- history in order (explain, status), and pruning by age (history.retention,
--- `list --errored-since`). error is MEDIUMTEXT: up to 64 KiB and the marker
+-- history in order (explain, status). Pruning by age (history.retention)
+-- walks the primary key: ids grow with ended_at. error is MEDIUMTEXT: up to 64 KiB and the marker
 -- of a longer message cut there.
 CREATE TABLE IF NOT EXISTS {attempts_table} (
   id bigint unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -22,8 +22,7 @@ CREATE TABLE IF NOT EXISTS {attempts_table} (
   outcome varchar(16) NOT NULL,
   error mediumtext NULL,
   exception_type varchar(255) NULL,
-  KEY {attempts_run_index} (run_id, id),
-  KEY {attempts_ended_index} (ended_at)
+  KEY {attempts_run_index} (run_id, id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 -- When the current claim was taken: the start of a `crashed` attempt.
 ALTER TABLE {table} ADD COLUMN claimed_at datetime(3) NULL;

@@ -25,7 +25,5 @@ CREATE TABLE IF NOT EXISTS {attempts_table} (
 );
 -- One program's history in order (explain, status).
 CREATE INDEX IF NOT EXISTS {attempts_run_index} ON {attempts_table} (run_id, id);
--- Pruning by age (history.retention) and `list --errored-since`.
-CREATE INDEX IF NOT EXISTS {attempts_ended_index} ON {attempts_table} (ended_at);
 -- When the current claim was taken: the start of a `crashed` attempt.
 ALTER TABLE {table} ADD COLUMN claimed_at TIMESTAMP NULL;

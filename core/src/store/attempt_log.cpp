@@ -162,14 +162,25 @@ void AttemptLog::insert(soci::session& session, const std::vector<AttemptWrite>&
 
 void AttemptLog::insert(SessionLease& lease, const std::vector<AttemptWrite>& writes) const {
   if (!enabled_ || writes.empty()) return;
+  const auto kept_for = [&](std::size_t rows) -> KeptInsert& {
+    const std::string query = insert_of(rows);
+    std::shared_ptr<void>& slot = lease.kept(query);
+    if (!slot) slot = std::make_shared<KeptInsert>(lease.session(), query, rows);
+    return *static_cast<KeptInsert*>(slot.get());
+  };
+  if (dialect_.in_process()) {
+    KeptInsert& one = kept_for(1);
+    for (const AttemptWrite& write : writes) {
+      one.rows.assign({write});
+      one.statement.execute(true);
+    }
+    return;
+  }
   if (!dialect_.prepares_on_server() || writes.size() > kept_insert_rows) {
     insert(lease.session(), writes);
     return;
   }
-  const std::string query = insert_of(writes.size());
-  std::shared_ptr<void>& slot = lease.kept(query);
-  if (!slot) slot = std::make_shared<KeptInsert>(lease.session(), query, writes.size());
-  auto& kept = *static_cast<KeptInsert*>(slot.get());
+  KeptInsert& kept = kept_for(writes.size());
   kept.rows.assign(writes);
   kept.statement.execute(true);
 }
@@ -263,15 +274,18 @@ std::vector<AttemptRecord> AttemptLog::read(soci::session& session, const std::s
 long long AttemptLog::prune(soci::session& session, long long older_than_ms, int limit) const {
   const long long before = -std::max(0LL, older_than_ms);
   const int batch = std::max(limit, 0);
-  const std::string old = " WHERE ended_at < " + dialect_.now_plus("before");
-  // One statement per batch, as ProgramPruner deletes programs: MySQL takes
-  // LIMIT on a single-table DELETE only, the others in the subquery.
-  const std::string query =
-      dialect_.name() == "mysql"
-          ? "DELETE FROM " + table_ + old + " ORDER BY ended_at LIMIT :limit"
-          : "DELETE FROM " + table_ + " WHERE id IN (SELECT id FROM " + table_ + old +
-                " ORDER BY ended_at LIMIT :limit)";
-  return affected(session, query, soci::use(before), soci::use(batch));
+  // The oldest `limit` rows by id, those of them that ended before the
+  // cutoff: ids grow with ended_at (each attempt is written as it ends, by
+  // the database's clock), so these are the oldest attempts, found on the
+  // primary key without an index on ended_at, which every step would pay
+  // for. The window keeps a batch's work bounded even when nothing is old.
+  // (A crashed attempt superseded later ends after its id's neighbours: it
+  // goes once it is old itself.) The LIMIT is in a derived table, which
+  // MySQL materialises, so it takes it in an IN subquery as well.
+  const std::string query = "DELETE FROM " + table_ + " WHERE id IN (SELECT id FROM (SELECT id, ended_at FROM " +
+                            table_ + " ORDER BY id LIMIT :limit) oldest WHERE ended_at < " +
+                            dialect_.now_plus("before") + ")";
+  return affected(session, query, soci::use(batch), soci::use(before));
 }
 
 std::string AttemptLog::delete_of(const std::string& run_ids) const {

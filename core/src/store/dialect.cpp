@@ -91,6 +91,7 @@ class SqliteDialect final : public Dialect {
   std::string lock_rows() const override { return ""; }
   bool update_returning() const noexcept override { return true; }
   bool prepares_on_server() const noexcept override { return true; }
+  bool in_process() const noexcept override { return true; }
   // SQLite's plain BEGIN takes a read lock first and fails with "database is
   // locked" when two such transactions both upgrade; BEGIN IMMEDIATE takes the
   // write lock up front and waits on the busy timeout instead.

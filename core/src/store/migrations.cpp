@@ -90,7 +90,6 @@ std::vector<std::string> migration_statements(const Migration& migration, const 
     replace_all(statement, "{throughput_table}", dialect.quote(throughput_table(table)));
     replace_all(statement, "{attempts_table}", dialect.quote(attempts_table(table)));
     replace_all(statement, "{attempts_run_index}", dialect.quote(attempts_table(table) + "_run_index"));
-    replace_all(statement, "{attempts_ended_index}", dialect.quote(attempts_table(table) + "_ended_index"));
   }
   return statements;
 }

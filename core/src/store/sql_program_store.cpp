@@ -450,16 +450,31 @@ std::vector<bool> SqlProgramStore::commit_all(const std::vector<StepCommit>& com
     // Autocommit: one statement needs no BEGIN and COMMIT round trips.
     return {commit_one(commits.front(), expect_within)};
   }
-  if (sql_->batch_statements) return commit_all_returning(commits, expect_within);
-  return guarded(database_, "committing steps", commits.front().run_id, [&](soci::session& session) {
-    WriteTransaction transaction(session, dialect_);
+  if (sql_->batch_statements && !dialect_.in_process()) return commit_all_returning(commits, expect_within);
+  // One transaction of single-step statements: MySQL's (no UPDATE ...
+  // RETURNING), and SQLite's, where the kept statements cost no round trip.
+  return guarded_lease(database_, "committing steps", commits.front().run_id, [&](SessionLease& lease) {
+    WriteTransaction transaction(lease.session(), dialect_);
     std::vector<bool> matched;
     matched.reserve(commits.size());
-    for (const StepCommit& commit : commits) matched.push_back(commit_in(session, commit, expect_within));
-    history_->insert(session, committed_attempts(commits, [&](std::size_t i) { return matched[i]; }));
+    for (const StepCommit& commit : commits) matched.push_back(commit_step(lease, commit, expect_within));
+    history_->insert(lease, committed_attempts(commits, [&](std::size_t i) { return matched[i]; }));
     transaction.commit();
     return matched;
   });
+}
+
+bool SqlProgramStore::commit_step(SessionLease& lease, const StepCommit& commit,
+                                  std::chrono::milliseconds expect_within) {
+  if (!sql_->keep_prepared) return commit_in(lease.session(), commit, expect_within);
+  const std::string& query = commit.last ? sql_->finish : sql_->advance;
+  auto& statement = kept<CommitStatement>(lease, query, !commit.last);
+  statement.expect = milliseconds(expect_within);
+  statement.run_id = commit.run_id;
+  statement.step = commit.step;
+  statement.token = commit.token;
+  statement.statement.execute(true);
+  return statement.statement.get_affected_rows() > 0;
 }
 
 std::vector<bool> SqlProgramStore::commit_all_returning(const std::vector<StepCommit>& commits,
@@ -565,19 +580,7 @@ bool SqlProgramStore::commit_one(const StepCommit& commit, std::chrono::millisec
         // attempt in the same transaction.
         std::optional<WriteTransaction> transaction;
         if (record) transaction.emplace(session.session(), dialect_);
-        bool matched = false;
-        if (!sql_->keep_prepared) {
-          matched = commit_in(session.session(), commit, expect_within);
-        } else {
-          const std::string& query = commit.last ? sql_->finish : sql_->advance;
-          auto& statement = kept<CommitStatement>(session, query, !commit.last);
-          statement.expect = milliseconds(expect_within);
-          statement.run_id = commit.run_id;
-          statement.step = commit.step;
-          statement.token = commit.token;
-          statement.statement.execute(true);
-          matched = statement.statement.get_affected_rows() > 0;
-        }
+        const bool matched = commit_step(session, commit, expect_within);
         if (!transaction) return matched;
         if (matched) {
           history_->insert(session, {AttemptWrite{commit.run_id, commit.step, commit.token, *commit.attempt}});

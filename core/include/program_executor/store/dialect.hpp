@@ -84,6 +84,12 @@ class Dialect {
   /// behind ODBC, whose update_returning_rows already wraps the UPDATE in a
   /// WITH, and a data-modifying WITH may not be nested.
   virtual bool data_modifying_with() const noexcept { return false; }
+  /// Whether the database runs inside this process (SQLite): a statement
+  /// costs no round trip, so a batch runs a kept single-row statement once
+  /// per row, in one transaction, rather than compiling a statement of the
+  /// batch's size each time (SQLite's parse of many named parameters grows
+  /// faster than the batch).
+  virtual bool in_process() const noexcept { return false; }
 
   /// What follows "SELECT <values>" to make a one-row SELECT with a WHERE clause
   /// (" FROM DUAL" on MySQL, nothing elsewhere).

@@ -15,6 +15,7 @@ namespace program_executor::store {
 
 class Database;
 class Dialect;
+class SessionLease;
 
 namespace detail {
 struct StepStatements;
@@ -99,6 +100,9 @@ class SqlProgramStore : public ProgramStore {
   std::vector<bool> commit_all_returning(const std::vector<StepCommit>& commits,
                                          std::chrono::milliseconds expect_within);
   bool commit_one(const StepCommit& commit, std::chrono::milliseconds expect_within);
+  /// One step's advance or finish on `lease`'s session, kept prepared where
+  /// the dialect prepares on the server; whether it matched its row.
+  bool commit_step(SessionLease& lease, const StepCommit& commit, std::chrono::milliseconds expect_within);
   /// The state change `query` of a claim's holder (bound by `bind`), and
   /// `attempt` with it in one transaction when the history is on.
   template <class Bind>
