@@ -1639,8 +1639,11 @@ int check_history_again(const Options& options) {
   std::cout << fmt::format("chaos-run: the attempt history of table {} ({} programs), {}\n",
                            settings.table, run_ids.size(), config.parent_path().string());
   Report report;
-  report_history(report, read_history(bookkeeping, settings.table, run_ids, nullptr),
-                 run_ids.size(), false);
+  const History history = read_history(bookkeeping, settings.table, run_ids, nullptr);
+  report_history(report, history, run_ids.size(), false);
+  // Every violation, one a line (the check's line shows a few).
+  for (const HistoryViolation& v : history.violations) std::cout << "    " << to_string(v) << "\n";
+  for (const std::string& id : history.strangers) std::cout << "    " << id << ": a stranger\n";
   const auto failures = report.failures();
   std::cout << (failures.empty() ? "RESULT: PASS (the history agrees with the table)\n"
                                  : "RESULT: FAIL (the history disagrees with the table)\n");
