@@ -346,6 +346,200 @@ std::vector<LogEvent> recoveries_outside_faults(const std::vector<LogEvent>& eve
   return found;
 }
 
+std::string to_string(const HistoryViolation& violation) {
+  if (violation.step < 0) return fmt::format("{}: {}", violation.run_id, violation.what);
+  return fmt::format("{} step {}: {}", violation.run_id, violation.step, violation.what);
+}
+
+std::optional<long long> worker_pid(std::string_view worker) {
+  const std::size_t last = worker.rfind(':');
+  if (last == std::string_view::npos || last == 0) return std::nullopt;
+  const std::size_t before = worker.rfind(':', last - 1);
+  if (before == std::string_view::npos) return std::nullopt;
+  long long pid = 0;
+  if (!parse_number(worker.substr(before + 1, last - before - 1), pid)) return std::nullopt;
+  return pid;
+}
+
+namespace {
+
+bool committing(const HistoryAttempt& a) {
+  return a.outcome == "finished" || a.outcome == "skipped";
+}
+
+// A `crashed` attempt with an error was written by the daemon whose isolated
+// process died running the step (StepProcessor::settle, Kind::crashed: through
+// record_isolated_crash, or through fail when it was the max_crashes-th); one
+// without was written by whoever took an expired claim over (the claim or the
+// sweeper's begin_recovery: AttemptLog::crashed_insert writes NULL).
+bool isolated_crash(const HistoryAttempt& a) { return a.outcome == "crashed" && a.has_error; }
+bool takeover_crash(const HistoryAttempt& a) { return a.outcome == "crashed" && !a.has_error; }
+
+}  // namespace
+
+std::vector<HistoryViolation> check_history(const HistoryRow& row,
+                                            const std::vector<HistoryAttempt>& attempts) {
+  std::vector<HistoryViolation> found;
+  const auto violation = [&](int step, std::string what) {
+    found.push_back({row.run_id, step, std::move(what)});
+  };
+  const int steps = static_cast<int>(row.jobs.size());
+
+  // No attempt beyond what the row allows. Every attempt is written under a
+  // claim of its step (the holder's ending, fenced on run id, step and token)
+  // or by a takeover of the row's own step (crashed_insert reads `step` from
+  // the row); a claim needs row.step == step, and `step` only grows (advance).
+  // So an attempt's step is at most the row's step, which stays below the job
+  // count (a finish leaves step at the last job). Its job is the row's job
+  // there: the holder names the message's first job, and the claim matched
+  // the step len(jobs) - len(message jobs) (chaos-run publishes no forged
+  // message); a takeover reads jobs[step].
+  for (const HistoryAttempt& a : attempts) {
+    if (a.step < 0 || a.step > row.step || a.step >= steps) {
+      violation(a.step,
+                fmt::format("a `{}` attempt of a step the row never reached (row at step {} of "
+                            "{}, {})",
+                            a.outcome, row.step, steps,
+                            row.finished  ? "finished"
+                            : row.errored ? "errored"
+                                          : "running"));
+    } else if (a.job != row.jobs[static_cast<std::size_t>(a.step)]) {
+      violation(a.step, fmt::format("a `{}` attempt names job `{}`, the row has `{}` there",
+                                    a.outcome, a.job, row.jobs[static_cast<std::size_t>(a.step)]));
+    }
+  }
+
+  // One committing attempt (`finished`, or `skipped` for a job no plugin
+  // has) per committed step, none for the others. The commit writes it in
+  // the transaction of the fenced UPDATE that moves the row (commit_one,
+  // commit_all, commit_all_returning: no attempt when the UPDATE matched
+  // nothing), and a step commits at most once (the fence on step and token).
+  // Nothing else writes these outcomes. The committed steps are those below
+  // row.step, and all of them once the program finished (a finish does not
+  // advance step). chaos-run never resumes a program (which would reset
+  // step and let a step commit again).
+  std::map<int, int> commits;
+  for (const HistoryAttempt& a : attempts) {
+    if (committing(a)) ++commits[a.step];
+  }
+  const int committed = row.finished ? steps : std::min(row.step, steps);
+  for (int s = 0; s < committed; ++s) {
+    const auto it = commits.find(s);
+    const int n = it == commits.end() ? 0 : it->second;
+    if (n != 1) {
+      violation(s, fmt::format("committed (row at step {}{}) but {} `finished` attempts", row.step,
+                               row.finished ? ", finished" : "", n));
+    }
+  }
+  for (const auto& [s, n] : commits) {
+    if (s >= committed) {
+      violation(
+          s, fmt::format("{} `finished` attempt{} of a step the row has not committed (row at step "
+                         "{}, {})",
+                         n, n == 1 ? "" : "s", row.step, row.errored ? "errored" : "running"));
+    }
+  }
+
+  // Tokens grow with the step: every claim adds 1 to lease_token (never
+  // reset), a claim of step s + 1 follows the commit of step s, and each
+  // attempt carries the token of the claim it ended (a late `stale` one
+  // too). A step's committing attempt holds its highest token: after the
+  // commit no claim of that step can match, and every earlier claim of it
+  // had a lower token.
+  for (const HistoryAttempt& a : attempts) {
+    for (const HistoryAttempt& b : attempts) {
+      if (a.step < b.step && a.token >= b.token) {
+        violation(b.step,
+                  fmt::format("a `{}` attempt with token {} follows a `{}` attempt of step {} with "
+                              "token {}",
+                              b.outcome, b.token, a.outcome, a.step, a.token));
+      } else if (a.step == b.step && committing(a) && !committing(b) && b.token >= a.token) {
+        // (Two committing attempts of a step are reported above already.)
+        violation(a.step,
+                  fmt::format("the `{}` attempt (token {}) is not the step's last claim: a `{}` "
+                              "attempt has token {}",
+                              a.outcome, a.token, b.outcome, b.token));
+      }
+    }
+  }
+
+  // How the program ended. errored_at is set by fail(), which writes the
+  // attempt that ended it in the same fenced transaction (`errored`,
+  // `ignored`, or `crashed` when an isolated process died the
+  // max_crashes-th time), or by a cancel, which writes no attempt (its
+  // holder, if any, later adds a `cancelled` one). A holder whose ending the
+  // row refused writes `stale` or `cancelled` instead, never `errored` or
+  // `ignored`. So `errored` and `ignored` appear only as that ending, at the
+  // row's step. The isolated crashes of the current step are each written
+  // with step_isolated_crash_count + 1 (record_isolated_crash), except the
+  // one that stopped the program (fail: no count); the counter is reset
+  // when the step advances, and kept by a finish or a failure.
+  int endings = 0;
+  int isolated_here = 0, takeovers_here = 0;
+  for (const HistoryAttempt& a : attempts) {
+    if (a.outcome == "errored" || a.outcome == "ignored") {
+      ++endings;
+      if (a.step != row.step) {
+        violation(a.step, fmt::format("an `{}` attempt, but the row ended at step {}", a.outcome,
+                                      row.step));
+      }
+    }
+    if (a.step == row.step && isolated_crash(a)) ++isolated_here;
+    if (a.step == row.step && takeover_crash(a)) ++takeovers_here;
+    // `cancelled` is written only when the holder read cancelled_at on the
+    // row (StepProcessor::superseded), and nothing clears it.
+    if (a.outcome == "cancelled" && !row.cancelled) {
+      violation(a.step, "a `cancelled` attempt, but the program was never cancelled");
+    }
+  }
+  const int crash_loop_endings = isolated_here - row.isolated_crash_count;
+  if (crash_loop_endings < 0 || crash_loop_endings > 1) {
+    violation(row.step, fmt::format("{} isolated `crashed` attempts, step_isolated_crash_count {}",
+                                    isolated_here, row.isolated_crash_count));
+  }
+  endings += std::clamp(crash_loop_endings, 0, 1);
+  const bool failed = row.errored && !row.cancelled && !row.finished;
+  if (failed && endings != 1) {
+    violation(row.step,
+              fmt::format("errored, but {} attempts ended it (`errored`, `ignored`, or the "
+                          "`crashed` of a crash loop beyond step_isolated_crash_count {})",
+                          endings, row.isolated_crash_count));
+  } else if (!failed && endings != 0) {
+    violation(row.step, fmt::format("{}, but {} attempt{} ended it as errored",
+                                    row.cancelled  ? "cancelled"
+                                    : row.finished ? "finished"
+                                                   : "running",
+                                    endings, endings == 1 ? "" : "s"));
+  }
+
+  // A takeover writes its `crashed` attempt in the transaction of the
+  // statement that adds 1 to step_crash_count (the claim, or the sweeper's
+  // begin_recovery), under the same condition: the claim held and expired,
+  // the row locked. The count can move without an attempt (a lease that
+  // runs out between the two statements, SQLite's clock being per
+  // statement), and a takeover's attempt becomes `stale` when its holder
+  // turns out alive: the attempts are at most the count, never more.
+  const int takeover_count = row.crash_count - row.isolated_crash_count;
+  if (takeovers_here > takeover_count) {
+    violation(row.step, fmt::format("{} takeover `crashed` attempts, but step_crash_count {} - "
+                                    "step_isolated_crash_count {} = {}",
+                                    takeovers_here, row.crash_count, row.isolated_crash_count,
+                                    takeover_count));
+  }
+  return found;
+}
+
+void HistoryFigures::add(const std::vector<HistoryAttempt>& list) {
+  for (const HistoryAttempt& a : list) {
+    ++attempts;
+    ++outcomes[a.outcome];
+    if (a.outcome == "finished") ++finished;
+    if (a.outcome == "crashed") ++crashed;
+    if (takeover_crash(a)) ++crashed_takeover;
+    if (isolated_crash(a)) ++crashed_isolated;
+  }
+}
+
 Summary summarize(std::vector<double> seconds) {
   Summary s;
   s.n = seconds.size();

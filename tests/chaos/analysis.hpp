@@ -172,6 +172,69 @@ std::vector<LogEvent> recoveries_outside_faults(const std::vector<LogEvent>& eve
                                                 const std::map<std::string, Nanos>& created,
                                                 const std::vector<FaultWindow>& faults);
 
+// ---- the attempt history (`<table>_attempts`, schema version 6) ----------
+
+/// One attempt as the attempt history holds it: the columns the checks use.
+struct HistoryAttempt {
+  int step = 0;
+  std::string job;
+  /// finished, skipped, retry, yield, errored, ignored, cancelled, crashed or stale
+  std::string outcome;
+  std::int64_t token = 0;  ///< the claim's fencing token (claim_token)
+  bool has_error = false;  ///< the error column is not NULL
+  std::string worker;      ///< host:pid:worker
+};
+
+/// A program's row, reduced to what the history is compared with.
+struct HistoryRow {
+  std::string run_id;
+  std::vector<std::string> jobs;
+  int step = 0;
+  bool finished = false;         ///< finished_at set
+  bool errored = false;          ///< errored_at set (a cancel sets it too)
+  bool cancelled = false;        ///< cancelled_at set
+  int crash_count = 0;           ///< step_crash_count
+  int isolated_crash_count = 0;  ///< step_isolated_crash_count
+};
+
+/// Where a program's history and its row disagree.
+struct HistoryViolation {
+  std::string run_id;
+  int step = -1;  ///< -1: the program as a whole
+  std::string what;
+};
+
+/// "<run id> step <s>: <what>" (or "<run id>: <what>").
+std::string to_string(const HistoryViolation& violation);
+
+/// Whether the attempts of one program (any order) agree with its row, after
+/// the daemons stopped. The invariants, each justified at its check in
+/// analysis.cpp (tests/chaos/README.md sums them up): one committing attempt
+/// (`finished` or `skipped`) per committed step and none for the others; no
+/// attempt beyond the row's step, and each names the job the row has there;
+/// fencing tokens grow with the step, and a step's committing attempt holds
+/// its highest token; an errored program has exactly one ending attempt at
+/// its step (`errored`, `ignored`, or the `crashed` of an isolated crash
+/// loop), a cancelled, finished or running one none; `cancelled` attempts
+/// only in cancelled programs; the current step's `crashed` attempts agree
+/// with its crash counters. Returns every disagreement found.
+std::vector<HistoryViolation> check_history(const HistoryRow& row,
+                                            const std::vector<HistoryAttempt>& attempts);
+
+/// The pid in a worker identity "host:pid:worker"; nullopt when malformed.
+std::optional<long long> worker_pid(std::string_view worker);
+
+/// Totals over the attempts read.
+struct HistoryFigures {
+  long long attempts = 0;
+  long long finished = 0;  ///< `finished` (`skipped` counted apart in outcomes)
+  long long crashed = 0;
+  long long crashed_takeover = 0;  ///< written by whoever took the claim over (no error)
+  long long crashed_isolated = 0;  ///< written by the daemon of an isolated process that died
+  std::map<std::string, long long> outcomes;
+  void add(const std::vector<HistoryAttempt>& attempts);
+};
+
 /// min / median / max of a sample (seconds); n == 0 when empty.
 struct Summary {
   std::size_t n = 0;

@@ -329,3 +329,157 @@ TEST_CASE("an isolated step's process ends no later than the daemon that started
   CHECK(executions[0].killed);
   CHECK(executions[1].end == 99 * ms);  // no death known
 }
+
+namespace {
+
+HistoryRow history_row(int steps, int step) {
+  HistoryRow row;
+  row.run_id = "r";
+  row.jobs.assign(static_cast<std::size_t>(steps), "chaos.step");
+  row.step = step;
+  return row;
+}
+
+HistoryAttempt attempt(int step, const char* outcome, std::int64_t token, bool has_error = false) {
+  HistoryAttempt a;
+  a.step = step;
+  a.job = "chaos.step";
+  a.outcome = outcome;
+  a.token = token;
+  a.has_error = has_error;
+  a.worker = "host:42:0";
+  return a;
+}
+
+// Whether some violation is about `step` and says `text`.
+bool names(const std::vector<HistoryViolation>& found, int step, const std::string& text) {
+  return std::any_of(found.begin(), found.end(), [&](const HistoryViolation& v) {
+    return v.step == step && v.what.find(text) != std::string::npos;
+  });
+}
+
+}  // namespace
+
+TEST_CASE("a finished program's history agrees with its row: one finished attempt per step") {
+  HistoryRow row = history_row(3, 2);
+  row.finished = true;
+  row.crash_count = 2;  // one takeover and one isolated crash of the last step
+  row.isolated_crash_count = 1;
+  const std::vector<HistoryAttempt> history = {
+      attempt(0, "retry", 1, true), attempt(0, "finished", 2),
+      attempt(1, "crashed", 3),  // taken over, then superseded by its holder:
+      attempt(1, "finished", 4),    attempt(1, "stale", 3, true),  // written late, lower token
+      attempt(2, "crashed", 5),     attempt(2, "crashed", 6, true),
+      attempt(2, "finished", 7),
+  };
+  CHECK(check_history(row, history).empty());
+  HistoryFigures figures;
+  figures.add(history);
+  CHECK(figures.attempts == 8);
+  CHECK(figures.finished == 3);
+  CHECK(figures.crashed == 3);
+  CHECK(figures.crashed_takeover == 2);
+  CHECK(figures.crashed_isolated == 1);
+  CHECK(figures.outcomes.at("stale") == 1);
+}
+
+TEST_CASE("a committed step without its finished attempt, or with two, is a violation") {
+  HistoryRow row = history_row(3, 2);
+  row.finished = true;
+  // Step 0 committed twice, step 1 never, step 2 once.
+  const auto found = check_history(
+      row, {attempt(0, "finished", 1), attempt(0, "finished", 2), attempt(2, "finished", 4)});
+  CHECK(names(found, 0, "2 `finished` attempts"));
+  CHECK(names(found, 1, "0 `finished` attempts"));
+  CHECK_FALSE(names(found, 2, "`finished` attempts"));
+  CHECK(to_string(found.front()).rfind("r step 0: ", 0) == 0);
+}
+
+TEST_CASE("a finished attempt of a step the row has not committed is a violation") {
+  HistoryRow row = history_row(3, 1);
+  row.errored = true;  // failed at step 1
+  const auto found = check_history(
+      row, {attempt(0, "finished", 1), attempt(1, "finished", 2), attempt(1, "errored", 3, true)});
+  CHECK(names(found, 1, "of a step the row has not committed"));
+  // Without the stray finished attempt the history agrees.
+  CHECK(check_history(row, {attempt(0, "finished", 1), attempt(1, "errored", 3, true)}).empty());
+}
+
+TEST_CASE("an attempt beyond the row's step, or of another job, is a violation") {
+  HistoryRow row = history_row(3, 1);
+  const auto found = check_history(row, {attempt(0, "finished", 1), attempt(2, "retry", 3, true)});
+  CHECK(names(found, 2, "never reached"));
+  HistoryAttempt other = attempt(1, "retry", 2, true);
+  other.job = "chaos.poison";
+  CHECK(
+      names(check_history(row, {attempt(0, "finished", 1), other}), 1, "names job `chaos.poison`"));
+}
+
+TEST_CASE("tokens grow with the step, and a step's finished attempt holds its last claim") {
+  HistoryRow row = history_row(3, 2);
+  CHECK(names(check_history(row, {attempt(0, "finished", 5), attempt(1, "finished", 4)}), 1,
+              "follows"));
+  CHECK(names(check_history(row, {attempt(0, "finished", 1), attempt(0, "retry", 2, true),
+                                  attempt(1, "finished", 3)}),
+              0, "not the step's last claim"));
+}
+
+TEST_CASE("an errored program has exactly one attempt that ended it") {
+  HistoryRow row = history_row(3, 1);
+  row.errored = true;
+  const HistoryAttempt first = attempt(0, "finished", 1);
+  // Retries exhausted: the last attempt is `errored`.
+  CHECK(check_history(row, {first, attempt(1, "errored", 2, true)}).empty());
+  // No ending attempt at all: the failure was written without its attempt.
+  CHECK(names(check_history(row, {first, attempt(1, "retry", 2, true)}), 1, "0 attempts ended it"));
+  // Two endings.
+  CHECK(names(
+      check_history(row, {first, attempt(1, "errored", 2, true), attempt(1, "ignored", 3, true)}),
+      1, "2 attempts ended it"));
+  // A poison: a takeover, one isolated crash counted, the max_crashes-th ended it.
+  row.crash_count = 2;
+  row.isolated_crash_count = 1;
+  CHECK(check_history(row, {first, attempt(1, "crashed", 2), attempt(1, "crashed", 3, true),
+                            attempt(1, "crashed", 4, true)})
+            .empty());
+  // One isolated crash more than the counter and the ending explain.
+  CHECK(names(check_history(row, {first, attempt(1, "crashed", 2, true),
+                                  attempt(1, "crashed", 3, true), attempt(1, "crashed", 4, true)}),
+              1, "3 isolated `crashed` attempts, step_isolated_crash_count 1"));
+}
+
+TEST_CASE(
+    "a cancelled program has no ending attempt; cancelled attempts only in cancelled programs") {
+  HistoryRow row = history_row(3, 1);
+  row.errored = true;
+  row.cancelled = true;
+  const HistoryAttempt first = attempt(0, "finished", 1);
+  CHECK(check_history(row, {first}).empty());  // cancelled between two steps
+  CHECK(check_history(row, {first, attempt(1, "cancelled", 2, true)}).empty());
+  CHECK(names(check_history(row, {first, attempt(1, "errored", 2, true)}), 1,
+              "cancelled, but 1 attempt"));
+  row.errored = row.cancelled = false;
+  CHECK(names(check_history(row, {first, attempt(1, "cancelled", 2, true)}), 1, "never cancelled"));
+}
+
+TEST_CASE("takeover crashes of the current step are at most its crash count") {
+  HistoryRow row = history_row(2, 1);
+  row.crash_count = 1;
+  const HistoryAttempt first = attempt(0, "finished", 1);
+  // A count without an attempt (the lease ran out between two statements) is fine.
+  CHECK(check_history(row, {first}).empty());
+  CHECK(check_history(row, {first, attempt(1, "crashed", 2)}).empty());
+  CHECK(names(check_history(row, {first, attempt(1, "crashed", 2), attempt(1, "crashed", 3)}), 1,
+              "2 takeover `crashed` attempts"));
+  // Crashes of a step already committed are not compared (its count was reset).
+  row.crash_count = 0;
+  CHECK(check_history(row, {attempt(0, "crashed", 1), attempt(0, "finished", 2)}).empty());
+}
+
+TEST_CASE("the pid of a worker identity") {
+  CHECK(worker_pid("host-1:4242:3") == 4242);
+  CHECK(worker_pid("a:b:1:77:0") == 77);  // a host with colons: the pid is the second to last
+  CHECK_FALSE(worker_pid("host:x:0"));
+  CHECK_FALSE(worker_pid("4242"));
+  CHECK_FALSE(worker_pid(""));
+}

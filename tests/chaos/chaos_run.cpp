@@ -14,10 +14,13 @@
 //   poison                 every poison program errored by the persisted crash counter
 //   innocent errored 0     with --innocent: no other program errored by the crash counter
 //   skipped 0              every step of a finished program ran to its end at least once
+//   history 0              the attempt history (<table>_attempts) agrees with every row:
+//                          one `finished` attempt per committed step, none for the others,
+//                          one ending attempt per errored program (analysis.cpp, check_history)
 //
 // plus the measured recovery times, the program.recovered events that no
-// injected fault explains, and the longest gap between two steps of a program. Everything stays in the run directory:
-// config.yaml, daemon-<slot>-<n>.log (one per daemon process), executions.log
+// injected fault explains, and the longest gap between two steps of a program. Everything stays in
+// the run directory: config.yaml, daemon-<slot>-<n>.log (one per daemon process), executions.log
 // (the recorder's lines), restarts.log and report.json. See tests/chaos/README.md.
 #include <fcntl.h>
 #include <signal.h>
@@ -61,6 +64,7 @@
 #include "program_executor/executor/step_message.hpp"
 #include "program_executor/log/logger.hpp"
 #include "program_executor/store/database.hpp"
+#include "program_executor/store/dialect.hpp"
 #include "program_executor/store/program_store.hpp"
 
 extern char** environ;
@@ -128,6 +132,9 @@ struct Options {
   std::string log_level = "debug";  // step.committed is a debug event
   bool keep = false;
   std::uint64_t seed = 0;
+  // Only check the attempt history of the run in --run-dir again (its
+  // config.yaml names the backend, connection and table); no daemon starts.
+  bool check_history = false;
 };
 
 std::string random_suffix(std::mt19937_64& random) {
@@ -614,6 +621,96 @@ bool refresh(Bookkeeping& bookkeeping, std::map<std::string, ProgramInfo>& progr
   }
 }
 
+// ---- the attempt history -----------------------------------------------------
+
+// What the attempt history says of the run's programs, compared with their rows.
+struct History {
+  bool read = false;  ///< every row and history could be read
+  std::string read_error;
+  HistoryFigures figures;
+  std::vector<HistoryViolation> violations;
+  std::vector<std::string> strangers;  ///< run ids with attempts but no program of this run
+  long long takeovers_of_live = 0;     ///< takeover `crashed` attempts of a pid that never died
+};
+
+HistoryAttempt history_attempt(const store::AttemptRecord& record) {
+  HistoryAttempt a;
+  a.step = record.step;
+  a.job = record.job;
+  a.outcome = record.outcome;
+  a.token = record.token;
+  a.has_error = record.error.has_value();
+  a.worker = record.worker;
+  return a;
+}
+
+HistoryRow history_row(const store::ProgramRow& row) {
+  HistoryRow r;
+  r.run_id = row.run_id;
+  r.jobs = row.jobs;
+  r.step = row.step;
+  r.finished = row.finished_at.has_value();
+  r.errored = row.errored_at.has_value();
+  r.cancelled = row.cancelled_at.has_value();
+  r.crash_count = row.step_crash_count;
+  r.isolated_crash_count = row.step_isolated_crash_count;
+  return r;
+}
+
+// The run ids of every attempt in the run's attempts table (the table is
+// the run's own: any run id not among its programs is a stranger).
+std::set<std::string> attempt_run_ids(Bookkeeping& bookkeeping, const std::string& table) {
+  store::Database& database = bookkeeping.database();
+  soci::session session(database.pool());
+  soci::rowset<std::string> rows = session.prepare
+                                   << "SELECT DISTINCT run_id FROM " +
+                                          database.dialect().quote(store::attempts_table(table));
+  return std::set<std::string>(rows.begin(), rows.end());
+}
+
+// Reads every program's row and attempts once the daemons stopped, and
+// checks them (check_history). `deaths`: the pids known dead, for the count
+// of takeovers of a live worker (reported, not checked); null when unknown.
+History read_history(Bookkeeping& bookkeeping, const std::string& table,
+                     const std::vector<std::string>& run_ids,
+                     const std::map<long long, Nanos>* deaths) {
+  History h;
+  for (int attempt = 0; attempt < 30 && !h.read; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::seconds(1));
+    h = History{};
+    try {
+      const std::set<std::string> known(run_ids.begin(), run_ids.end());
+      for (const std::string& id : attempt_run_ids(bookkeeping, table)) {
+        if (!known.count(id)) h.strangers.push_back(id);
+      }
+      for (const std::string& id : run_ids) {
+        const std::optional<store::ProgramRow> row = bookkeeping.store().find(id);
+        if (!row) {
+          h.violations.push_back({id, -1, "no row in the programs table"});
+          continue;
+        }
+        std::vector<HistoryAttempt> attempts;
+        for (const store::AttemptRecord& record : bookkeeping.store().attempts(id)) {
+          attempts.push_back(history_attempt(record));
+        }
+        h.figures.add(attempts);
+        for (const HistoryAttempt& a : attempts) {
+          if (deaths == nullptr || a.outcome != "crashed" || a.has_error) continue;
+          const std::optional<long long> pid = worker_pid(a.worker);
+          if (pid && !deaths->count(*pid)) ++h.takeovers_of_live;
+        }
+        const std::vector<HistoryViolation> found = check_history(history_row(*row), attempts);
+        h.violations.insert(h.violations.end(), found.begin(), found.end());
+      }
+      h.read = true;
+    } catch (const std::exception& e) {
+      h.read_error = e.what();
+      bookkeeping.reset();
+    }
+  }
+  return h;
+}
+
 // ---- malformed messages ----------------------------------------------------
 
 // X bodies the daemon must park, each unique so the parking queue can be
@@ -710,6 +807,46 @@ std::string first_few(const std::vector<std::string>& items, std::size_t n = 3) 
   return out;
 }
 
+// Reports the history figures and the check; `doc` gets them under "history".
+void report_history(Report& report, const History& h, std::size_t programs, bool known_deaths) {
+  json& doc = report.document()["history"];
+  std::string outcomes;
+  for (const auto& [outcome, n] : h.figures.outcomes) {
+    outcomes += fmt::format("{}{} {}", outcomes.empty() ? "" : ", ", outcome, n);
+  }
+  report.info(
+      "attempt history",
+      fmt::format("{} attempts of {} programs: finished {}, crashed {} ({} by a takeover, {} "
+                  "of an isolated process); by outcome: {}",
+                  h.figures.attempts, programs, h.figures.finished, h.figures.crashed,
+                  h.figures.crashed_takeover, h.figures.crashed_isolated,
+                  outcomes.empty() ? "none" : outcomes));
+  // Not checked: a worker whose lease ran out while it was alive (a slow
+  // step, a stalled database) is taken over as if dead; its attempt becomes
+  // `stale` only if it can still write its own ending.
+  if (known_deaths) {
+    report.info("takeover crashed attempts of a process that never died",
+                std::to_string(h.takeovers_of_live));
+  }
+  std::vector<std::string> list;
+  for (const HistoryViolation& v : h.violations) list.push_back(to_string(v));
+  for (const std::string& id : h.strangers)
+    list.push_back(id + ": attempts of a program this run never created");
+  report.check(
+      "attempt history disagrees with the programs table", h.read && list.empty(),
+      h.read ? fmt::format("{}{}", list.size(), list.empty() ? "" : " e.g. " + first_few(list, 5))
+             : "UNKNOWN: could not read it: " + h.read_error);
+  doc["attempts"] = h.figures.attempts;
+  doc["finished"] = h.figures.finished;
+  doc["crashed"] = h.figures.crashed;
+  doc["crashed_takeover"] = h.figures.crashed_takeover;
+  doc["crashed_isolated"] = h.figures.crashed_isolated;
+  doc["takeovers_of_live_processes"] = h.takeovers_of_live;
+  doc["outcomes"] = h.figures.outcomes;
+  doc["violations"] = h.read ? json(list.size()) : json(nullptr);
+  doc["violation_list"] = list;
+}
+
 // ---- the run -------------------------------------------------------------------
 
 // Where a run lives: its directory, and its queue and table of its own.
@@ -774,7 +911,10 @@ Deployment prepare(Options& options, std::mt19937_64& random) {
       << "  level: " << options.log_level << "\n"
       << "  format: json\n"
       << "metrics:\n"
-      << "  listen: \"\"\n";
+      << "  listen: \"\"\n"
+      // The default, said: the history checks read what the daemons write.
+      << "history:\n"
+      << "  enabled: true\n";
   std::string recovery;
   const std::pair<const char*, int> recovery_keys[] = {
       {"lease_seconds", options.lease_seconds},
@@ -1099,11 +1239,12 @@ std::string lowercase(std::string text) {
 
 // Prints the counts and checks; returns the exit code.
 int report(const Options& options, const Deployment& d, const Daemons& daemons, const Workload& w,
-           const Outcome& o, const Queues& q, const Evidence& e) {
+           const Outcome& o, const Queues& q, const Evidence& e, const History& h) {
   Report report;
   json& doc = report.document();
   doc["run_dir"] = d.run_dir.string();
   doc["seed"] = options.seed;
+  doc["table"] = d.table;
   doc["duration_seconds"] = seconds_between(o.started, o.ended);
   std::cout << fmt::format("\nchaos-run report ({:.1f} s, {})\n",
                            seconds_between(o.started, o.ended),
@@ -1410,6 +1551,8 @@ int report(const Options& options, const Deployment& d, const Daemons& daemons, 
                fmt::format("{}{}", unrecovered.size(),
                            unrecovered.empty() ? "" : " e.g. " + first_few(unrecovered)));
 
+  report_history(report, h, w.programs.size(), true);
+
   const auto failures = report.failures();
   doc["failures"] = failures;
   std::ofstream(d.run_dir / "report.json") << doc.dump(2) << "\n";
@@ -1461,7 +1604,54 @@ void clean_up(const Options& options, const Deployment& d, Bookkeeping& bookkeep
   }
 }
 
+// chaos-run --check-history --run-dir DIR: the history check of a run that
+// ended, once more (after a row was changed by hand, say). The run's
+// config.yaml, written by prepare(), names the backend, connection and table;
+// every program of that table is checked. Exits 1 on a violation.
+int check_history_again(const Options& options) {
+  const fs::path config = fs::absolute(options.run_dir) / "config.yaml";
+  std::ifstream in(config);
+  if (options.run_dir.empty() || !in) {
+    throw SetupError("--check-history needs the --run-dir of a run (no " + config.string() + ")");
+  }
+  std::map<std::string, std::string> values;
+  for (std::string line; std::getline(in, line);) {
+    for (const char* key : {"backend", "connection", "table"}) {
+      const std::string prefix = fmt::format("  {}: ", key);
+      if (line.rfind(prefix, 0) == 0) values[key] = line.substr(prefix.size());
+    }
+  }
+  if (values.size() != 3)
+    throw SetupError(config.string() + " names no database backend, connection and table");
+  config::DatabaseSettings settings;
+  settings.backend = store::parse_backend(values["backend"]);
+  settings.connection = json::parse(values["connection"]).get<std::string>();
+  settings.table = values["table"];
+  Bookkeeping bookkeeping(settings);
+  std::vector<std::string> run_ids;
+  {
+    soci::session session(bookkeeping.database().pool());
+    soci::rowset<std::string> rows = session.prepare
+                                     << "SELECT run_id FROM " +
+                                            bookkeeping.database().dialect().quote(settings.table);
+    run_ids.assign(rows.begin(), rows.end());
+  }
+  std::cout << fmt::format("chaos-run: the attempt history of table {} ({} programs), {}\n",
+                           settings.table, run_ids.size(), config.parent_path().string());
+  Report report;
+  const History history = read_history(bookkeeping, settings.table, run_ids, nullptr);
+  report_history(report, history, run_ids.size(), false);
+  // Every violation, one a line (the check's line shows a few).
+  for (const HistoryViolation& v : history.violations) std::cout << "    " << to_string(v) << "\n";
+  for (const std::string& id : history.strangers) std::cout << "    " << id << ": a stranger\n";
+  const auto failures = report.failures();
+  std::cout << (failures.empty() ? "RESULT: PASS (the history agrees with the table)\n"
+                                 : "RESULT: FAIL (the history disagrees with the table)\n");
+  return failures.empty() ? 0 : 1;
+}
+
 int run(Options options) {
+  if (options.check_history) return check_history_again(options);
   std::mt19937_64 random(options.seed);
   const Deployment d = prepare(options, random);
   std::cout << fmt::format(
@@ -1500,7 +1690,10 @@ int run(Options options) {
   }
   const Queues queues = inspect_queues(d);
   const Evidence evidence = gather(d, daemons, workload);
-  const int code = report(options, d, daemons, workload, outcome, queues, evidence);
+  std::vector<std::string> run_ids;
+  for (const auto& [id, p] : workload.programs) run_ids.push_back(id);
+  const History history = read_history(bookkeeping, d.table, run_ids, &evidence.deaths);
+  const int code = report(options, d, daemons, workload, outcome, queues, evidence, history);
   clean_up(options, d, bookkeeping);
   return code;
 }
@@ -1616,6 +1809,9 @@ int main(int argc, char** argv) {
                  "Daemon log level (step.committed, which the checks count, is a debug event)")
       ->capture_default_str();
   app.add_flag("--keep", options.keep, "Keep the queues and (server databases) the table");
+  app.add_flag(
+      "--check-history", options.check_history,
+      "Only check the attempt history of the finished run in --run-dir again (no daemon runs)");
   app.add_option("--seed", options.seed,
                  "Random seed (printed; reuse it to repeat the fault schedule)");
   CLI11_PARSE(app, argc, argv);
