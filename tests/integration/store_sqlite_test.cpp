@@ -38,7 +38,7 @@ TEST_CASE("the table is created with the original's columns plus the protocol's,
                                           "job_data", "program_data", "created_at", "updated_at",
                                           "lease_owner", "lease_token", "lease_until",
                                           "step_crash_count", "step_isolated_crash_count",
-                                          "cancelled_at"});
+                                          "cancelled_at", "claimed_at"});
 }
 
 TEST_CASE("a program row goes through every state change with UTC timestamps") {
@@ -245,9 +245,10 @@ TEST_CASE("a table created by an earlier, unversioned daemon is adopted without 
   }
   const auto report = database.migrate();
   CHECK(report.adopted);
-  CHECK(report.to == 5);
+  CHECK(report.to == 6);
   CHECK(report.applied == std::vector<std::string>{"2 step_protocol", "3 crash_attribution",
-                                                   "4 throughput", "5 listing_indexes"});
+                                                   "4 throughput", "5 listing_indexes",
+                                                   "6 attempt_history"});
   CHECK(report.skipped.size() == 5);  // four columns and the index were there
   database.ensure_schema();
   const auto row = database.program_store()->find("old");
