@@ -63,7 +63,7 @@ void HistoryPruneCadence::pruned(Clock::time_point began, Clock::time_point ende
   // A batch short of the limit may still leave rows: another daemon may have
   // deleted some of the ones this batch chose. Only an empty batch ends a backlog.
   const auto took = std::max(ended - began, Clock::duration::zero());
-  next_ = ended + std::max<Clock::duration>(settings_.backlog_pause, took);
+  next_ = ended + std::max<Clock::duration>(settings_.backlog_pause, took * settings_.pause_factor);
 }
 
 void HistoryPruneCadence::failed(Clock::time_point now) {

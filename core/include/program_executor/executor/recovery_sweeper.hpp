@@ -25,18 +25,21 @@ struct SweeperSettings {
 
 /// When the sweeper runs its next batch of the attempt history's pruning. A
 /// batch that deleted rows means a backlog may remain: the next one follows
-/// after a pause, at least `backlog_pause` and at least as long as the batch
-/// took, so pruning holds the database (on SQLite, its one writer) at most
-/// half the time and a slow disk slows it down, not the steps. A batch that
-/// deleted nothing means the table is within its retention: the next look is
-/// `idle_interval` later. A failed batch is tried again `retry_after` later.
-/// It reads no clock: the caller passes the time, so it is tested without
-/// sleeping.
+/// after a pause of at least `backlog_pause` and at least `pause_factor` times
+/// what the batch took, so pruning holds the database (on SQLite, its one
+/// writer) at most a tenth of the time, and a slow disk slows the pruning,
+/// not the steps. A batch that deleted nothing means the table is within its
+/// retention: the next look is `idle_interval` later. A failed batch is tried
+/// again `retry_after` later. It reads no clock: the caller passes the time,
+/// so it is tested without sleeping.
 class HistoryPruneCadence {
  public:
   using Clock = std::chrono::steady_clock;
   struct Settings {
     std::chrono::milliseconds backlog_pause{100};
+    /// The pause after a batch, in multiples of the time the batch took:
+    /// 9, pruning's share of the time at most 1 / (1 + 9).
+    int pause_factor = 9;
     std::chrono::milliseconds idle_interval{std::chrono::hours(1)};
     std::chrono::milliseconds retry_after{std::chrono::minutes(1)};
   };
