@@ -284,8 +284,10 @@ DaemonRunResult run_daemon(const DaemonPlan& plan, const DaemonRunSpec& spec) {
   if (spec.old_attempts > 0) {
     const auto started = Clock::now();
     std::cerr << "pe-bench: seeding " << table_name << "_attempts with " << spec.old_attempts
-              << " attempts older than history.retention..." << std::flush;
-    last_old_attempt = table.seed_old_attempts(spec.old_attempts, 2 * history_retention_days);
+              << (spec.attempts_due ? " attempts older than history.retention..." : " attempts a day old...")
+              << std::flush;
+    last_old_attempt = table.seed_old_attempts(spec.old_attempts, spec.attempts_due ? 2 * history_retention_days : 1);
+    result.attempts_due = spec.attempts_due;
     result.old_attempts = table.count_attempts_up_to(last_old_attempt);
     result.seed_seconds = seconds_between(started, Clock::now());
     std::cerr << fmt::format(" {:.1f} s\n", result.seed_seconds);

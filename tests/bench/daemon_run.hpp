@@ -63,9 +63,11 @@ struct DaemonRunSpec {
   JobMix mix;
   long long filler_rows = 0;  ///< finished rows put in the table first
   int latency_samples = 0;    ///< create->finish samples on the idle daemon after the run
-  /// Attempts older than history.retention seeded in `<table>_attempts`
-  /// first: a backlog the daemons prune while the run is measured.
+  /// Attempts seeded in `<table>_attempts` first: older than
+  /// history.retention (`attempts_due`), a backlog the daemons prune while the
+  /// run is measured; else a day old, the same table the daemons leave alone.
   long long old_attempts = 0;
+  bool attempts_due = true;
 };
 
 struct DaemonRunResult {
@@ -81,6 +83,7 @@ struct DaemonRunResult {
   /// seeding it took, and how many of them the daemons deleted between their
   /// spawn and the end of the measured run (`prune_seconds`).
   long long old_attempts = 0;
+  bool attempts_due = false;
   double seed_seconds = 0;
   long long attempts_pruned = 0;
   double prune_seconds = 0;

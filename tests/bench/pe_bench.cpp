@@ -345,8 +345,10 @@ int run(const Options& options) {
       }
 
       if (resolved.prune_rows > 0) {
-        // Without and with a backlog of old attempts, alternating, history on:
-        // the daemons prune the backlog while the steps are measured.
+        // The same table of N attempts, alternating a day old (left alone) and
+        // older than history.retention (pruned while the steps are measured),
+        // history on: the difference is the pruning's, not the table's size
+        // nor the seeding's aftermath (the server writing it out, autovacuum).
         PruneComparison prune;
         prune.rows = resolved.prune_rows;
         DaemonPlan on = plan;
@@ -355,9 +357,10 @@ int run(const Options& options) {
           for (const bool backlog : {false, true}) {
             DaemonRunSpec once = spec;
             once.latency_samples = 0;
-            once.old_attempts = backlog ? resolved.prune_rows : 0;
-            once.label = spec.label + (backlog ? fmt::format(", pruning {} old attempts", resolved.prune_rows)
-                                               : ", no old attempts");
+            once.old_attempts = resolved.prune_rows;
+            once.attempts_due = backlog;
+            once.label = spec.label + fmt::format(", {} attempts {}", resolved.prune_rows,
+                                                  backlog ? "pruned meanwhile" : "within retention");
             say(fmt::format("{} (pair {} of {})...", once.label, i + 1, pairs));
             DaemonRunResult result = run_daemon(on, once);
             say(backlog ? fmt::format("  {:.0f} steps/s, {} attempts pruned in {:.1f} s", result.steps_per_second(),
@@ -507,9 +510,9 @@ int main(int argc, char** argv) {
                  "than this many seconds between two steps (0: report only)")
       ->check(CLI::Range(0.0, 86400.0));
   app.add_option("--prune-rows", options.prune_rows,
-                 "Pruning under load: N attempts older than history.retention seeded in <table>_attempts, then "
-                 "pairs of daemon runs (history on) alternating without and with that backlog, the daemons "
-                 "pruning it while the steps are measured (--repeat pairs, default 3), e.g. 1000000")
+                 "Pruning under load: pairs of daemon runs (history on), each on N attempts seeded in "
+                 "<table>_attempts, alternating a day old (left alone) and older than history.retention (the "
+                 "daemons prune them while the steps are measured) (--repeat pairs, default 3), e.g. 1000000")
       ->check(CLI::Range(0LL, 100000000LL));
   app.add_option("--rss-workers", options.rss_workers,
                  "Workers of the extra 1-process run for the RSS target (0: skip)")
