@@ -17,7 +17,9 @@ namespace {
 const Clock::time_point t0{std::chrono::hours(1000)};
 }
 
-TEST_CASE("the defaults: at least 100 ms and 9 times the batch between backlog batches, an hour when idle, a minute after a failure") {
+TEST_CASE(
+    "the defaults: at least 100 ms and 9 times the batch between backlog batches, an hour when "
+    "idle, a minute after a failure") {
   const HistoryPruneCadence::Settings settings;
   CHECK(settings.backlog_pause == 100ms);
   CHECK(settings.pause_factor == 9);
@@ -48,7 +50,9 @@ TEST_CASE("a short batch keeps draining: another daemon may have taken some of i
   CHECK(cadence.next() == t0 + 105ms);
 }
 
-TEST_CASE("a batch over 11 ms waits 9 times what it took: pruning holds the database at most a tenth of the time") {
+TEST_CASE(
+    "a batch over 11 ms waits 9 times what it took: pruning holds the database at most a tenth of "
+    "the time") {
   HistoryPruneCadence cadence(t0);
   cadence.pruned(t0, t0 + 80ms, 1000);
   CHECK(cadence.next() == t0 + 80ms + 720ms);
@@ -116,7 +120,8 @@ TEST_CASE("a backlog of 1,000,000 rows drains in minutes, not an hour, at 1000 r
   CHECK(now - t0 <= 4min);
 }
 
-TEST_CASE("a slow backlog (80 ms a batch, SQLite on a busy disk) still drains within the half hour") {
+TEST_CASE(
+    "a slow backlog (80 ms a batch, SQLite on a busy disk) still drains within the half hour") {
   HistoryPruneCadence cadence(t0);
   long long left = 1000000;
   Clock::time_point now = t0;

@@ -49,12 +49,14 @@ int RecoverySweeper::sweep() {
   return recovered;
 }
 
-HistoryPruneCadence::HistoryPruneCadence(Clock::time_point start) : HistoryPruneCadence(start, Settings{}) {}
+HistoryPruneCadence::HistoryPruneCadence(Clock::time_point start)
+    : HistoryPruneCadence(start, Settings{}) {}
 
 HistoryPruneCadence::HistoryPruneCadence(Clock::time_point start, Settings settings)
     : settings_(settings), next_(start) {}
 
-void HistoryPruneCadence::pruned(Clock::time_point began, Clock::time_point ended, long long deleted) {
+void HistoryPruneCadence::pruned(Clock::time_point began, Clock::time_point ended,
+                                 long long deleted) {
   draining_ = deleted > 0;
   if (!draining_) {
     next_ = ended + settings_.idle_interval;
