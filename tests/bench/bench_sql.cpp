@@ -103,6 +103,59 @@ void BenchTable::fill_finished(long long rows) {
   if (dialect_name == "mysql") session << "ANALYZE TABLE " + quoted();
 }
 
+std::int64_t BenchTable::seed_old_attempts(long long rows, int age_days) {
+  const store::Dialect& dialect = database_->dialect();
+  const std::string dialect_name(dialect.name());
+  const std::string table = dialect.quote(store::attempts_table(table_));
+  const long long age_ms = -static_cast<long long>(age_days) * 24 * 3600 * 1000;
+  const std::string ended = dialect.now_plus("age");
+  const std::string columns =
+      " (run_id, step, job, attempt, worker, claim_token, started_at, ended_at, duration_ms, outcome, error, "
+      "exception_type) ";
+  // A finished attempt of a 5-job program: five rows per run id, as steps leave them.
+  const auto row = [&](const std::string& n, const std::string& run_id) {
+    return "SELECT " + run_id + ", " + n + " % 5, 'demo.noop', 1, 'bench-host:1:0', 1, " + ended + ", " + ended +
+           ", 0, 'finished', NULL, NULL";
+  };
+  store::SessionLease lease(*database_);
+  soci::session& session = lease.session();
+  for (long long lo = 1; lo <= rows; lo += fill_chunk) {
+    long long hi = std::min(rows, lo + fill_chunk - 1);
+    if (dialect_name == "postgresql") {
+      session << "INSERT INTO " + table + columns + row("g", "'seed-' || (g / 5)") +
+                     " FROM generate_series(CAST(:lo AS bigint), CAST(:hi AS bigint)) AS g",
+          soci::use(age_ms, "age"), soci::use(lo, "lo"), soci::use(hi, "hi");
+    } else if (dialect_name == "mysql") {
+      session << "INSERT INTO " + table + columns + row("seq", "CONCAT('seed-', seq DIV 5)") + " FROM seq_" +
+                     std::to_string(lo) + "_to_" + std::to_string(hi),
+          soci::use(age_ms, "age");
+    } else {
+      session << "WITH RECURSIVE g(x) AS (SELECT :lo UNION ALL SELECT x + 1 FROM g WHERE x < :hi) "
+                 "INSERT INTO " + table + columns + row("x", "'seed-' || (x / 5)") + " FROM g",
+          soci::use(lo, "lo"), soci::use(hi, "hi"), soci::use(age_ms, "age");
+    }
+  }
+  if (dialect_name == "postgresql") session << "ANALYZE " + table;
+  if (dialect_name == "mysql") session << "ANALYZE TABLE " + table;
+  // The seeding's pages out of SQLite's write-ahead log into the file now,
+  // not by the daemons' first commits: that checkpoint is the bench's cost.
+  if (dialect_name == "sqlite3") session << "PRAGMA wal_checkpoint(TRUNCATE)";
+  long long highest = 0;
+  soci::indicator ind{};
+  session << "SELECT MAX(id) FROM " + table, soci::into(highest, ind);
+  return ind == soci::i_null ? 0 : highest;
+}
+
+long long BenchTable::count_attempts_up_to(std::int64_t id) {
+  const store::Dialect& dialect = database_->dialect();
+  store::SessionLease lease(*database_);
+  long long count = 0;
+  const long long highest = id;
+  lease.session() << "SELECT COUNT(*) FROM " + dialect.quote(store::attempts_table(table_)) + " WHERE id <= :id",
+      soci::into(count), soci::use(highest, "id");
+  return count;
+}
+
 std::string BenchTable::mixed_job(int index) { return "bench.job" + std::to_string(index); }
 
 void BenchTable::fill_mixed(long long rows) {

@@ -44,6 +44,14 @@ class BenchTable {
   /// Their first job is `bench.job<id % 20>`; every 3rd also runs
   /// `bench.load`, every 10,000th `bench.rare` (rare_job()).
   void fill_mixed(long long rows);
+  /// `rows` attempts in `<table>_attempts` that ended `age_days` ago (older
+  /// than the daemon's history.retention, so due for pruning), inserted by
+  /// the server itself in chunks as fill_finished() does. Returns the highest
+  /// id among them: count_attempts_up_to() of it counts those not pruned yet.
+  std::int64_t seed_old_attempts(long long rows, int age_days);
+  /// Rows of `<table>_attempts` with id <= `id` (through the primary key).
+  long long count_attempts_up_to(std::int64_t id);
+
   /// The job name of fill_mixed() programs number `index` (0-19) has first.
   static std::string mixed_job(int index);
   /// The job fill_mixed() gives one program in 10,000.

@@ -199,6 +199,7 @@ std::filesystem::path write_config(const DaemonPlan& plan, const std::string& qu
       << "  stale_after_seconds: 3600\n"
       << "history:\n"
       << "  enabled: " << (plan.history ? "true" : "false") << "\n"
+      << "  retention: " << history_retention_days << "\n"
       << "log:\n"
       << "  level: " << plan.log_level << "\n"
       // JSON lines: the bench reads the job events back (tests/chaos/analysis.hpp).
@@ -262,6 +263,7 @@ DaemonRunResult run_daemon(const DaemonPlan& plan, const DaemonRunSpec& spec) {
   result.programs = spec.programs;
   result.mix = spec.mix;
   result.steps = static_cast<long long>(spec.programs) * spec.jobs;
+  result.history = plan.history;
 
   const std::string table_name = unique_name();
   std::string queue = table_name;
@@ -276,6 +278,19 @@ DaemonRunResult run_daemon(const DaemonPlan& plan, const DaemonRunSpec& spec) {
               << std::flush;
     table.fill_finished(spec.filler_rows);
     std::cerr << fmt::format(" {:.1f} s\n", seconds_between(started, Clock::now()));
+  }
+
+  std::int64_t last_old_attempt = 0;
+  if (spec.old_attempts > 0) {
+    const auto started = Clock::now();
+    std::cerr << "pe-bench: seeding " << table_name << "_attempts with " << spec.old_attempts
+              << (spec.attempts_due ? " attempts older than history.retention..." : " attempts a day old...")
+              << std::flush;
+    last_old_attempt = table.seed_old_attempts(spec.old_attempts, spec.attempts_due ? 2 * history_retention_days : 1);
+    result.attempts_due = spec.attempts_due;
+    result.old_attempts = table.count_attempts_up_to(last_old_attempt);
+    result.seed_seconds = seconds_between(started, Clock::now());
+    std::cerr << fmt::format(" {:.1f} s\n", result.seed_seconds);
   }
 
   // The daemon's own topology, declared as it will declare it.
@@ -346,6 +361,11 @@ DaemonRunResult run_daemon(const DaemonPlan& plan, const DaemonRunSpec& spec) {
   }
   double cpu_end = 0;
   for (const auto& process : processes) cpu_end += cpu_seconds(process->pid());
+  if (spec.old_attempts > 0) {
+    // Counted after the CPU reading: the count is the bench's work, not the daemon's.
+    result.attempts_pruned = result.old_attempts - table.count_attempts_up_to(last_old_attempt);
+    result.prune_seconds = seconds_between(spawned, finished);
+  }
   result.seconds = seconds_between(started, finished);
   result.cpu_seconds = cpu_end - cpu_start;
   result.load_after = load_average();

@@ -16,6 +16,10 @@
 
 namespace program_executor::bench {
 
+/// history.retention of the daemons under test (the daemon's default);
+/// seeded old attempts (DaemonRunSpec::old_attempts) are twice as old.
+constexpr int history_retention_days = 30;
+
 /// Where and how to run the daemon; one plan serves every run of a bench.
 struct DaemonPlan {
   std::string daemon;       ///< path of program-executor
@@ -59,6 +63,11 @@ struct DaemonRunSpec {
   JobMix mix;
   long long filler_rows = 0;  ///< finished rows put in the table first
   int latency_samples = 0;    ///< create->finish samples on the idle daemon after the run
+  /// Attempts seeded in `<table>_attempts` first: older than
+  /// history.retention (`attempts_due`), a backlog the daemons prune while the
+  /// run is measured; else a day old, the same table the daemons leave alone.
+  long long old_attempts = 0;
+  bool attempts_due = true;
 };
 
 struct DaemonRunResult {
@@ -69,6 +78,15 @@ struct DaemonRunResult {
   long long steps = 0;
   int programs = 0;
   JobMix mix;
+  bool history = true;  ///< history.enabled of the run
+  /// The backlog of old attempts (DaemonRunSpec::old_attempts), how long
+  /// seeding it took, and how many of them the daemons deleted between their
+  /// spawn and the end of the measured run (`prune_seconds`).
+  long long old_attempts = 0;
+  bool attempts_due = false;
+  double seed_seconds = 0;
+  long long attempts_pruned = 0;
+  double prune_seconds = 0;
   double seconds = 0;
   double startup_seconds = 0;  ///< spawn to first consumer
   double cpu_seconds = 0;      ///< utime + stime of every process over the run
@@ -92,6 +110,9 @@ struct DaemonRunResult {
   int longest_gap_step = 0;  ///< the later step
   double steps_per_second() const { return seconds > 0 ? static_cast<double>(steps) / seconds : 0; }
   double programs_per_second() const { return seconds > 0 ? programs / seconds : 0; }
+  double prune_rows_per_second() const {
+    return prune_seconds > 0 ? static_cast<double>(attempts_pruned) / prune_seconds : 0;
+  }
   double cpu_us_per_step() const { return steps > 0 ? cpu_seconds * 1e6 / static_cast<double>(steps) : 0; }
 };
 

@@ -43,7 +43,9 @@ struct Options {
   bool skip_floor = false;
   bool json = false;
   std::string log_level = "info";
-  std::string history = "on";  ///< history.enabled of the daemons: on or off
+  std::string history = "on";  ///< history.enabled of the daemons: on, off, or both (alternating pairs)
+  long long prune_rows = 0;    ///< > 0: pairs of runs without and with this backlog of old attempts
+  bool repeat_given = false;   ///< --repeat on the command line (else --history both takes 3 pairs)
   std::string job_ms;  ///< comma separated: one demo.sleep run per duration
   std::string mixed;   ///< "EVERY:MS": one run where every EVERY-th program sleeps MS, the rest 0
   double max_gap = 0;  ///< > 0: fail on program.recovered or a longer gap between steps
@@ -92,6 +94,14 @@ std::vector<const DaemonRunResult*> daemon_runs(const BenchReport& report) {
   for (const auto& run : report.table_sizes) runs.push_back(&run);
   for (const auto& run : report.job_durations) runs.push_back(&run);
   if (report.mixed) runs.push_back(&*report.mixed);
+  if (report.history_cost) {
+    for (const auto& run : report.history_cost->off) runs.push_back(&run);
+    for (const auto& run : report.history_cost->on) runs.push_back(&run);
+  }
+  if (report.prune) {
+    for (const auto& run : report.prune->plain) runs.push_back(&run);
+    for (const auto& run : report.prune->backlog) runs.push_back(&run);
+  }
   return runs;
 }
 
@@ -254,6 +264,9 @@ int run(const Options& options) {
     report.log_level = resolved.log_level;
     report.load_at_start = load_average();
     report.repeat = resolved.repeat;
+    report.history = resolved.history;
+    // Pairs of the comparisons: enough for a median on a shared machine, short.
+    const int pairs = resolved.repeat_given ? resolved.repeat : 3;
     if (resolved.max_gap > 0) report.max_gap = resolved.max_gap;
     const auto say = [](const std::string& what) { std::cerr << "pe-bench: " << what << "\n"; };
 
@@ -293,21 +306,71 @@ int run(const Options& options) {
                                spec.workers);
       spec.latency_samples = resolved.latency_samples;
       say(spec.label + (spec.latency_samples > 0 ? ", then latency..." : "..."));
-      // The latency samples are taken after the first run only.
-      std::vector<double> latency, create_latency;
-      report.daemon = median_of<DaemonRunResult>(resolved.repeat, [&](int i) {
-        DaemonRunSpec once = spec;
-        if (i > 0) once.latency_samples = 0;
-        DaemonRunResult result = run_daemon(plan, once);
-        if (i == 0) {
-          latency = result.latency_ms;
-          create_latency = result.create_latency_ms;
+      if (resolved.history == "both") {
+        // Off, on, off, on...: the same programs and options, so load on the
+        // shared machine falls on both modes alike. Latency in every run.
+        HistoryComparison comparison;
+        for (int i = 0; i < pairs; ++i) {
+          for (const bool on : {false, true}) {
+            DaemonPlan mode = plan;
+            mode.history = on;
+            DaemonRunSpec once = spec;
+            once.label = spec.label + (on ? ", history on" : ", history off");
+            say(fmt::format("{} (pair {} of {}){}", once.label, i + 1, pairs,
+                            once.latency_samples > 0 ? ", then latency..." : "..."));
+            DaemonRunResult result = run_daemon(mode, once);
+            say(fmt::format("  {:.0f} steps/s", result.steps_per_second()));
+            (on ? comparison.on : comparison.off).push_back(std::move(result));
+          }
         }
-        return result;
-      });
-      report.daemon->latency_ms = latency;
-      report.daemon->create_latency_ms = create_latency;
-      say(fmt::format("  {:.0f} steps/s", report.daemon->steps_per_second()));
+        // The daemon's row and issue 6's targets: history on (the default), its median run.
+        report.daemon = median_run(comparison.on);
+        report.history_cost = std::move(comparison);
+      } else {
+        // The latency samples are taken after the first run only.
+        std::vector<double> latency, create_latency;
+        report.daemon = median_of<DaemonRunResult>(resolved.repeat, [&](int i) {
+          DaemonRunSpec once = spec;
+          if (i > 0) once.latency_samples = 0;
+          DaemonRunResult result = run_daemon(plan, once);
+          if (i == 0) {
+            latency = result.latency_ms;
+            create_latency = result.create_latency_ms;
+          }
+          return result;
+        });
+        report.daemon->latency_ms = latency;
+        report.daemon->create_latency_ms = create_latency;
+        say(fmt::format("  {:.0f} steps/s", report.daemon->steps_per_second()));
+      }
+
+      if (resolved.prune_rows > 0) {
+        // The same table of N attempts, alternating a day old (left alone) and
+        // older than history.retention (pruned while the steps are measured),
+        // history on: the difference is the pruning's, not the table's size
+        // nor the seeding's aftermath (the server writing it out, autovacuum).
+        PruneComparison prune;
+        prune.rows = resolved.prune_rows;
+        DaemonPlan on = plan;
+        on.history = true;
+        for (int i = 0; i < pairs; ++i) {
+          for (const bool backlog : {false, true}) {
+            DaemonRunSpec once = spec;
+            once.latency_samples = 0;
+            once.old_attempts = resolved.prune_rows;
+            once.attempts_due = backlog;
+            once.label = spec.label + fmt::format(", {} attempts {}", resolved.prune_rows,
+                                                  backlog ? "pruned meanwhile" : "within retention");
+            say(fmt::format("{} (pair {} of {})...", once.label, i + 1, pairs));
+            DaemonRunResult result = run_daemon(on, once);
+            say(backlog ? fmt::format("  {:.0f} steps/s, {} attempts pruned in {:.1f} s", result.steps_per_second(),
+                                      result.attempts_pruned, result.prune_seconds)
+                        : fmt::format("  {:.0f} steps/s", result.steps_per_second()));
+            (backlog ? prune.backlog : prune.plain).push_back(std::move(result));
+          }
+        }
+        report.prune = std::move(prune);
+      }
 
       if (resolved.rss_workers > 0 && !(resolved.workers == resolved.rss_workers && resolved.processes == 1)) {
         DaemonRunSpec rss = spec;
@@ -420,8 +483,10 @@ int main(int argc, char** argv) {
                  "amqp.prefetch of the daemon and of the unpipelined floor (default: the daemon's, 64; the floor 1)")
       ->check(CLI::Range(1, 1000));
   app.add_option("--history", options.history,
-                 "history.enabled of the daemons: on (the attempt history written with each step) or off")
-      ->check(CLI::IsMember({"on", "off"}))
+                 "history.enabled of the daemons: on (the attempt history written with each step), off, or both: "
+                 "the cost of the history, measured as pairs of daemon runs alternating off and on (--repeat "
+                 "pairs, default 3), with a table of both modes and the cost in %")
+      ->check(CLI::IsMember({"on", "off", "both"}))
       ->capture_default_str();
   app.add_option("--programs", options.programs, "Programs per throughput run")
       ->check(CLI::Range(1, 10000000))
@@ -444,6 +509,11 @@ int main(int argc, char** argv) {
                  "Fail (exit 1) when a daemon run logged program.recovered or a program stood still longer "
                  "than this many seconds between two steps (0: report only)")
       ->check(CLI::Range(0.0, 86400.0));
+  app.add_option("--prune-rows", options.prune_rows,
+                 "Pruning under load: pairs of daemon runs (history on), each on N attempts seeded in "
+                 "<table>_attempts, alternating a day old (left alone) and older than history.retention (the "
+                 "daemons prune them while the steps are measured) (--repeat pairs, default 3), e.g. 1000000")
+      ->check(CLI::Range(0LL, 100000000LL));
   app.add_option("--rss-workers", options.rss_workers,
                  "Workers of the extra 1-process run for the RSS target (0: skip)")
       ->check(CLI::Range(0, 256))
@@ -485,5 +555,6 @@ int main(int argc, char** argv) {
   app.add_option("--work-dir", options.work_dir,
                  "Directory for the daemon configs and logs (default: a temporary one, removed unless a run fails)");
   CLI11_PARSE(app, argc, argv);
+  options.repeat_given = app.count("--repeat") > 0;
   return program_executor::bench::run(options);
 }

@@ -217,7 +217,230 @@ void print_api(std::ostream& out, const BenchReport& report) {
   }
 }
 
+
+std::vector<double> rates_of(const std::vector<DaemonRunResult>& runs) {
+  std::vector<double> rates;
+  for (const auto& run : runs) rates.push_back(run.steps_per_second());
+  return rates;
+}
+
+std::vector<double> cpu_of(const std::vector<DaemonRunResult>& runs) {
+  std::vector<double> cpu;
+  for (const auto& run : runs) cpu.push_back(run.cpu_us_per_step());
+  return cpu;
+}
+
+std::vector<double> latency_of(const std::vector<DaemonRunResult>& runs) {
+  std::vector<double> pooled;
+  for (const auto& run : runs) pooled.insert(pooled.end(), run.latency_ms.begin(), run.latency_ms.end());
+  return pooled;
+}
+
+// The median of each pair's `second` / `first` steps/s (pairs ran back to
+// back, so load that drifts over the invocation cancels out of each ratio).
+double median_pair_ratio(const std::vector<DaemonRunResult>& first, const std::vector<DaemonRunResult>& second) {
+  std::vector<double> ratios;
+  for (std::size_t i = 0; i < std::min(first.size(), second.size()); ++i) {
+    if (first[i].steps_per_second() > 0) ratios.push_back(second[i].steps_per_second() / first[i].steps_per_second());
+  }
+  return median(ratios);
+}
+
+// How much lower `value` is than `base`, in % of base (positive: a cost).
+double cost_percent(double base, double value) { return base > 0 ? 100.0 * (base - value) / base : 0; }
+
+// Issue 13's targets for the comparisons this run made: history on costs
+// <= 10 % of steps/s (PostgreSQL and SQLite) with p50 latency <= 2 ms, and
+// pruning a backlog keeps >= 90 % of the steps/s. Judged on the median of the
+// pairs' own ratios: each pair ran back to back, so load that drifts over the
+// invocation (a shared machine) cancels out, as it does not between medians.
+std::vector<Target> history_targets(const BenchReport& report) {
+  std::vector<Target> found;
+  if (const auto& cost = report.history_cost) {
+    const double percent = 100.0 * (1.0 - median_pair_ratio(cost->off, cost->on));
+    found.push_back({"history on: steps/s cost vs off (pairs)", percent, "%", "<= 10 %", percent <= 10});
+    if (const auto latency = latency_of(cost->on); !latency.empty()) {
+      const double p50 = percentile(latency, 50);
+      found.push_back({"history on: 1-job latency p50", p50, "ms", "<= 2 ms", p50 <= 2});
+    }
+  }
+  if (const auto& prune = report.prune) {
+    const double ratio = 100.0 * median_pair_ratio(prune->plain, prune->backlog);
+    found.push_back({"steps/s while pruning vs kept (pairs)", ratio, "%", ">= 90 %", ratio >= 90});
+  }
+  return found;
+}
+
+std::string latency_cell(const std::vector<double>& samples, double percent) {
+  return samples.empty() ? "-" : fmt::format("{:.2f}", percentile(samples, percent));
+}
+
+void print_history_cost(std::ostream& out, const HistoryComparison& cost) {
+  out << fmt::format("\nattempt history off vs on: {} pair(s) of daemon runs, alternating off, on (same programs and "
+                     "options),\nso load on a shared machine falls on both modes; latency: 1-job programs on the "
+                     "idle daemon after each run\n",
+                     cost.on.size())
+      << fmt::format("  {:<6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>7} {:>11}\n", "mode", "pair", "steps/s", "CPU/step",
+                     "p50 ms", "p99 ms", "seconds", "load 1m");
+  const auto line = [&out](const DaemonRunResult& run, const std::string& mode, std::size_t pair) {
+    out << fmt::format("  {:<6} {:>6} {:>9.0f} {:>6.0f} us {:>9} {:>9} {:>7.2f} {:>11}\n", mode, pair + 1,
+                       run.steps_per_second(), run.cpu_us_per_step(), latency_cell(run.latency_ms, 50),
+                       latency_cell(run.latency_ms, 99), run.seconds, load_text(run.load_before, run.load_after));
+  };
+  for (std::size_t i = 0; i < cost.on.size(); ++i) {
+    line(cost.off[i], "off", i);
+    line(cost.on[i], "on", i);
+  }
+  const auto summary = [&out](const std::vector<DaemonRunResult>& runs, const std::string& mode) {
+    const auto latency = latency_of(runs);
+    out << fmt::format("  {:<6} {:>6} {:>9.0f} {:>6.0f} us {:>9} {:>9}\n", mode, "median", median(rates_of(runs)),
+                       median(cpu_of(runs)), latency_cell(latency, 50), latency_cell(latency, 99));
+  };
+  summary(cost.off, "off");
+  summary(cost.on, "on");
+  const double off = median(rates_of(cost.off)), on = median(rates_of(cost.on));
+  const double cpu_off = median(cpu_of(cost.off)), cpu_on = median(cpu_of(cost.on));
+  out << fmt::format("  cost of history on: {:.1f} % fewer steps/s (median on {:.0f} vs median off {:.0f}), "
+                     "CPU/step {:+.1f} %;\n  median of the pairs' own costs {:.1f} %\n",
+                     cost_percent(off, on), on, off, cpu_off > 0 ? 100.0 * (cpu_on - cpu_off) / cpu_off : 0.0,
+                     100.0 * (1.0 - median_pair_ratio(cost.off, cost.on)));
+  out << "  (medians: of the runs' steps/s and CPU/step; p50/p99: of every sample of the mode, pooled)\n";
+}
+
+void print_prune(std::ostream& out, const PruneComparison& prune) {
+  out << fmt::format("\npruning under load: {} pair(s) of daemon runs (history on), each on {} attempts seeded in "
+                     "<table>_attempts,\nalternating a day old (kept) and older than history.retention ({} days; "
+                     "pruned while the steps are measured)\n",
+                     prune.plain.size(), prune.rows, history_retention_days)
+      << fmt::format("  {:<12} {:>6} {:>9} {:>9} {:>9} {:>10} {:>12} {:>8} {:>11}\n", "attempts", "pair", "steps/s",
+                     "CPU/step", "seconds", "pruned", "pruned/s", "seed s", "load 1m");
+  for (std::size_t i = 0; i < prune.plain.size(); ++i) {
+    for (const DaemonRunResult* run : {&prune.plain[i], &prune.backlog[i]}) {
+      const bool backlog = run->attempts_due;
+      out << fmt::format("  {:<12} {:>6} {:>9.0f} {:>6.0f} us {:>9.2f} {:>10} {:>12} {:>8.1f} {:>11}\n",
+                         backlog ? "pruned" : "kept", i + 1, run->steps_per_second(), run->cpu_us_per_step(), run->seconds,
+                         backlog ? std::to_string(run->attempts_pruned) : "-",
+                         backlog ? fmt::format("{:.0f}", run->prune_rows_per_second()) : "-", run->seed_seconds,
+                         load_text(run->load_before, run->load_after));
+    }
+  }
+  const double plain = median(rates_of(prune.plain)), backlog = median(rates_of(prune.backlog));
+  std::vector<double> prune_rates;
+  for (const auto& run : prune.backlog) prune_rates.push_back(run.prune_rows_per_second());
+  const double rate = median(prune_rates);
+  const double cpu_plain = median(cpu_of(prune.plain)), cpu_backlog = median(cpu_of(prune.backlog));
+  out << fmt::format("  steps/s while pruning: {:.0f} vs {:.0f} kept: {:.1f} % (medians); median of the pairs' "
+                     "own ratios {:.1f} %;\n  CPU/step {:+.1f} % (the daemons' pruning included)\n",
+                     backlog, plain, plain > 0 ? 100.0 * backlog / plain : 0.0,
+                     100.0 * median_pair_ratio(prune.plain, prune.backlog),
+                     cpu_plain > 0 ? 100.0 * (cpu_backlog - cpu_plain) / cpu_plain : 0.0)
+      << fmt::format("  prune rate: {:.0f} attempts/s (median; pruned from the daemons' spawn to the run's end):\n"
+                     "  {} attempts drain in about {:.0f} s at that rate\n",
+                     rate, prune.rows, rate > 0 ? static_cast<double>(prune.rows) / rate : 0.0);
+}
+
+nlohmann::json modes_json(const std::vector<DaemonRunResult>& runs) {
+  const auto latency = latency_of(runs);
+  nlohmann::json json = {{"steps_per_second", median(rates_of(runs))},
+                         {"cpu_us_per_step", median(cpu_of(runs))},
+                         {"repeats_steps_per_second", rates_of(runs)}};
+  if (!latency.empty()) {
+    json["latency"] = {{"samples", latency.size()},
+                       {"p50_ms", percentile(latency, 50)},
+                       {"p99_ms", percentile(latency, 99)}};
+  }
+  return json;
+}
+
+nlohmann::json run_row_json(const DaemonRunResult& run, std::size_t pair) {
+  nlohmann::json json = {{"pair", pair + 1},
+                         {"steps_per_second", run.steps_per_second()},
+                         {"cpu_us_per_step", run.cpu_us_per_step()},
+                         {"seconds", run.seconds},
+                         {"load_average", {run.load_before, run.load_after}}};
+  if (!run.latency_ms.empty()) {
+    json["latency"] = {{"p50_ms", percentile(run.latency_ms, 50)}, {"p99_ms", percentile(run.latency_ms, 99)}};
+  }
+  if (run.old_attempts > 0) {
+    json["seeded_attempts"] = run.old_attempts;
+    json["attempts_due"] = run.attempts_due;
+    json["seed_seconds"] = run.seed_seconds;
+    json["attempts_pruned"] = run.attempts_pruned;
+    json["prune_seconds"] = run.prune_seconds;
+    json["prune_rows_per_second"] = run.prune_rows_per_second();
+  }
+  return json;
+}
+
+nlohmann::json history_cost_json(const HistoryComparison& cost) {
+  nlohmann::json runs = nlohmann::json::array();
+  for (std::size_t i = 0; i < cost.on.size(); ++i) {
+    auto off = run_row_json(cost.off[i], i);
+    off["mode"] = "off";
+    runs.push_back(off);
+    auto on = run_row_json(cost.on[i], i);
+    on["mode"] = "on";
+    runs.push_back(on);
+  }
+  const double off = median(rates_of(cost.off)), on = median(rates_of(cost.on));
+  return {{"pairs", cost.on.size()},
+          {"order", "off, on alternating"},
+          {"runs", runs},
+          {"off", modes_json(cost.off)},
+          {"on", modes_json(cost.on)},
+          {"cost_percent", cost_percent(off, on)},
+          {"pair_cost_percent_median", 100.0 * (1.0 - median_pair_ratio(cost.off, cost.on))}};
+}
+
+nlohmann::json prune_json(const PruneComparison& prune) {
+  nlohmann::json runs = nlohmann::json::array();
+  for (std::size_t i = 0; i < prune.plain.size(); ++i) {
+    runs.push_back(run_row_json(prune.plain[i], i));
+    runs.push_back(run_row_json(prune.backlog[i], i));
+  }
+  const double plain = median(rates_of(prune.plain)), backlog = median(rates_of(prune.backlog));
+  std::vector<double> prune_rates;
+  long long pruned = 0;
+  for (const auto& run : prune.backlog) {
+    prune_rates.push_back(run.prune_rows_per_second());
+    pruned += run.attempts_pruned;
+  }
+  return {{"old_attempts", prune.rows},
+          {"retention_days", history_retention_days},
+          {"pairs", prune.plain.size()},
+          {"runs", runs},
+          {"steps_per_second_kept", plain},
+          {"steps_per_second_while_pruning", backlog},
+          {"ratio", plain > 0 ? nlohmann::json(backlog / plain) : nlohmann::json()},
+          {"pair_ratio_median", median_pair_ratio(prune.plain, prune.backlog)},
+          {"attempts_pruned_total", pruned},
+          {"prune_rows_per_second", median(prune_rates)}};
+}
+
 }  // namespace
+
+DaemonRunResult median_run(const std::vector<DaemonRunResult>& runs) {
+  std::vector<DaemonRunResult> sorted = runs;
+  std::sort(sorted.begin(), sorted.end(), [](const DaemonRunResult& a, const DaemonRunResult& b) {
+    return a.steps_per_second() < b.steps_per_second();
+  });
+  DaemonRunResult middle = sorted[sorted.size() / 2];
+  middle.repeats = rates_of(runs);
+  middle.latency_ms = latency_of(runs);
+  middle.create_latency_ms.clear();
+  for (const auto& run : runs) {
+    middle.create_latency_ms.insert(middle.create_latency_ms.end(), run.create_latency_ms.begin(),
+                                    run.create_latency_ms.end());
+  }
+  return middle;
+}
+
+double median(std::vector<double> values) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  const std::size_t half = values.size() / 2;
+  return values.size() % 2 == 1 ? values[half] : (values[half - 1] + values[half]) / 2;
+}
 
 double steps_bound(const BenchReport& report, const DaemonRunResult& run) {
   double bound = report.floor_pipelined ? report.floor_pipelined->result.steps_per_second() : 0;
@@ -333,10 +556,19 @@ void print_table(std::ostream& out, const BenchReport& report) {
     }
     out << "\n";
   }
+  if (report.history_cost) print_history_cost(out, *report.history_cost);
+  if (report.prune) print_prune(out, *report.prune);
   const auto checked = targets(report);
   if (!checked.empty()) {
     out << "\ntargets of issue 6 (stated for 2 workers, 1 process, programs of 5 jobs):\n";
     for (const auto& t : checked) {
+      out << fmt::format("  {:<40} {:>10.1f} {:<8} goal {:<12} {}\n", t.name, t.value, t.unit, t.goal,
+                         t.met ? "met" : "NOT MET");
+    }
+  }
+  if (const auto history = history_targets(report); !history.empty()) {
+    out << "\ntargets of issue 13 (history cost stated for PostgreSQL and SQLite):\n";
+    for (const auto& t : history) {
       out << fmt::format("  {:<40} {:>10.1f} {:<8} goal {:<12} {}\n", t.name, t.value, t.unit, t.goal,
                          t.met ? "met" : "NOT MET");
     }
@@ -376,10 +608,14 @@ nlohmann::json to_json(const BenchReport& report) {
   json["targets"] = nlohmann::json::array();
   std::vector<Target> checked = targets(report);
   for (auto& t : api_targets(report)) checked.push_back(std::move(t));
+  for (auto& t : history_targets(report)) checked.push_back(std::move(t));
   for (const auto& t : checked) {
     json["targets"].push_back({{"name", t.name}, {"value", t.value}, {"unit", t.unit}, {"goal", t.goal}, {"met", t.met}});
   }
   json["api"] = report.api ? api_json(*report.api) : nlohmann::json();
+  json["history"] = report.history;
+  json["history_cost"] = report.history_cost ? history_cost_json(*report.history_cost) : nlohmann::json();
+  json["prune"] = report.prune ? prune_json(*report.prune) : nlohmann::json();
   return json;
 }
 

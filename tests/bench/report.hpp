@@ -25,6 +25,21 @@ struct FloorRun {
   double steps_per_second() const { return result.steps_per_second(); }
 };
 
+/// --history both: daemon runs alternating off, on, off, on..., the same
+/// programs and options; off[i] ran just before on[i].
+struct HistoryComparison {
+  std::vector<DaemonRunResult> off;
+  std::vector<DaemonRunResult> on;
+};
+
+/// --prune-rows: daemon runs (history on) alternating without and with a
+/// backlog of `rows` old attempts that the daemons prune while measured.
+struct PruneComparison {
+  long long rows = 0;
+  std::vector<DaemonRunResult> plain;
+  std::vector<DaemonRunResult> backlog;
+};
+
 struct BenchReport {
   std::string backend;
   std::string broker;  ///< without the password
@@ -46,7 +61,17 @@ struct BenchReport {
   std::optional<double> max_gap;              ///< --max-gap: the bound the runs were held to
   std::optional<ApiRunResult> api;            ///< --api: serve's creates/s and listing latency
   bool api_only = false;                      ///< --api-only: no floor, no daemon run
+  std::string history = "on";                 ///< --history: on, off or both
+  std::optional<HistoryComparison> history_cost;  ///< --history both
+  std::optional<PruneComparison> prune;           ///< --prune-rows
 };
+
+/// The run of median steps/s among `runs` (not empty), with every run's
+/// steps/s in `repeats` and every run's latency samples pooled.
+DaemonRunResult median_run(const std::vector<DaemonRunResult>& runs);
+
+/// The median of `values` (the mean of the middle two for an even count); 0 if empty.
+double median(std::vector<double> values);
 
 /// The most steps/s a run could reach: the pipelined floor (broker and
 /// database), or the workers' time spent in the jobs themselves

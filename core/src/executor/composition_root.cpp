@@ -119,9 +119,9 @@ void CompositionRoot::sweep_until_stopped() {
                           SweeperSettings{config_.amqp.queue, config_.amqp.durable, window, 200,
                                           config_.history.retention, 1000},
                           *metrics_);
-  // The attempt history: one bounded batch per sweep while a backlog lasts
-  // (a full batch), then once an hour.
-  auto next_history_prune = std::chrono::steady_clock::now();
+  // The attempt history: a bounded batch every loop tick (100 ms) while a
+  // backlog lasts, then a look once an hour (HistoryPruneCadence).
+  HistoryPruneCadence history_cadence(std::chrono::steady_clock::now());
   // The steps per minute: recorded every sweep interval (at most 10 s apart),
   // rows older than 48 hours pruned once an hour.
   auto* recorder = dynamic_cast<ThroughputRecorder*>(metrics_.get());
@@ -139,6 +139,17 @@ void CompositionRoot::sweep_until_stopped() {
       record_throughput(*recorder, throughput, owner, prune);
       next_record = std::chrono::steady_clock::now() + record_every;
     }
+    // Before the wait for the sweep: a backlog drains at the loop's pace,
+    // not one batch per sweep interval.
+    if (const auto began = std::chrono::steady_clock::now(); history_cadence.due(began)) {
+      try {
+        const long long deleted = sweeper.prune_history();
+        history_cadence.pruned(began, std::chrono::steady_clock::now(), deleted);
+      } catch (const std::exception& e) {
+        log::event(log::Level::warn, "history.prune_failed", e.what());
+        history_cadence.failed(std::chrono::steady_clock::now());
+      }
+    }
     if (std::chrono::steady_clock::now() < next) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       continue;
@@ -148,16 +159,6 @@ void CompositionRoot::sweep_until_stopped() {
       sweeper.sweep();
     } catch (const std::exception& e) {
       log::event(log::Level::warn, "recovery.sweep_failed", e.what());
-    }
-    if (std::chrono::steady_clock::now() >= next_history_prune) {
-      try {
-        const bool backlog = sweeper.prune_history() >= 1000;
-        next_history_prune = std::chrono::steady_clock::now() +
-                             (backlog ? std::chrono::milliseconds(0) : std::chrono::hours(1));
-      } catch (const std::exception& e) {
-        log::event(log::Level::warn, "history.prune_failed", e.what());
-        next_history_prune = std::chrono::steady_clock::now() + std::chrono::minutes(1);
-      }
     }
   }
 }

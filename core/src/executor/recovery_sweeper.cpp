@@ -1,5 +1,7 @@
 #include "program_executor/executor/recovery_sweeper.hpp"
 
+#include <algorithm>
+
 #include "program_executor/executor/step_publishing.hpp"
 #include "program_executor/log/logger.hpp"
 
@@ -45,6 +47,30 @@ int RecoverySweeper::sweep() {
                 {"job", program.jobs[static_cast<std::size_t>(program.step)]}});
   }
   return recovered;
+}
+
+HistoryPruneCadence::HistoryPruneCadence(Clock::time_point start)
+    : HistoryPruneCadence(start, Settings{}) {}
+
+HistoryPruneCadence::HistoryPruneCadence(Clock::time_point start, Settings settings)
+    : settings_(settings), next_(start) {}
+
+void HistoryPruneCadence::pruned(Clock::time_point began, Clock::time_point ended,
+                                 long long deleted) {
+  draining_ = deleted > 0;
+  if (!draining_) {
+    next_ = ended + settings_.idle_interval;
+    return;
+  }
+  // A batch short of the limit may still leave rows: another daemon may have
+  // deleted some of the ones this batch chose. Only an empty batch ends a backlog.
+  const auto took = std::max(ended - began, Clock::duration::zero());
+  next_ = ended + std::max<Clock::duration>(settings_.backlog_pause, took * settings_.pause_factor);
+}
+
+void HistoryPruneCadence::failed(Clock::time_point now) {
+  draining_ = false;
+  next_ = now + settings_.retry_after;
 }
 
 long long RecoverySweeper::prune_history() {

@@ -23,6 +23,47 @@ struct SweeperSettings {
   int history_prune_batch = 1000;
 };
 
+/// When the sweeper runs its next batch of the attempt history's pruning. A
+/// batch that deleted rows means a backlog may remain: the next one follows
+/// after a pause of at least `backlog_pause` and at least `pause_factor` times
+/// what the batch took, so pruning holds the database (on SQLite, its one
+/// writer) at most a tenth of the time, and a slow disk slows the pruning,
+/// not the steps. A batch that deleted nothing means the table is within its
+/// retention: the next look is `idle_interval` later. A failed batch is tried
+/// again `retry_after` later. It reads no clock: the caller passes the time,
+/// so it is tested without sleeping.
+class HistoryPruneCadence {
+ public:
+  using Clock = std::chrono::steady_clock;
+  struct Settings {
+    std::chrono::milliseconds backlog_pause{100};
+    /// The pause after a batch, in multiples of the time the batch took:
+    /// 9, pruning's share of the time at most 1 / (1 + 9).
+    int pause_factor = 9;
+    std::chrono::milliseconds idle_interval{std::chrono::hours(1)};
+    std::chrono::milliseconds retry_after{std::chrono::minutes(1)};
+  };
+
+  /// The first batch is due at `start`.
+  explicit HistoryPruneCadence(Clock::time_point start);
+  HistoryPruneCadence(Clock::time_point start, Settings settings);
+
+  bool due(Clock::time_point now) const noexcept { return now >= next_; }
+  Clock::time_point next() const noexcept { return next_; }
+  /// Whether the last batch deleted rows (a backlog is being drained).
+  bool draining() const noexcept { return draining_; }
+
+  /// A batch that began at `began`, ended at `ended` and deleted `deleted` rows.
+  void pruned(Clock::time_point began, Clock::time_point ended, long long deleted);
+  /// A batch that failed at `now`.
+  void failed(Clock::time_point now);
+
+ private:
+  Settings settings_;
+  Clock::time_point next_;
+  bool draining_ = false;
+};
+
 /// A program is overdue when its claim expired without a release (its worker
 /// died) or when it was expected to move (a committed step whose next message
 /// was never published, a lost retry) and did not. sweep() republishes the
@@ -42,8 +83,9 @@ class RecoverySweeper {
 
   /// One bounded batch of the attempt history's pruning (at most
   /// history_prune_batch rows older than history_retention); returns how
-  /// many were deleted. A full batch means more are due: the caller calls
-  /// again at its next turn, so pruning a backlog never blocks a sweep.
+  /// many were deleted. Rows deleted means more may be due: the caller calls
+  /// again after a pause (HistoryPruneCadence), so pruning a backlog never
+  /// blocks a sweep nor holds the database long.
   /// Throws on database failure.
   long long prune_history();
 
