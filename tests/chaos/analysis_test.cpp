@@ -449,7 +449,7 @@ TEST_CASE("an errored program has exactly one attempt that ended it") {
 }
 
 TEST_CASE(
-    "a cancelled program has no ending attempt; cancelled attempts only in cancelled programs") {
+    "a cancelled program has no ending attempt, and cancelled attempts are in cancelled programs only") {
   HistoryRow row = history_row(3, 1);
   row.errored = true;
   row.cancelled = true;
