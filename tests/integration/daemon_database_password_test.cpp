@@ -156,7 +156,7 @@ TEST_CASE("the CLI and the daemon log in to the database with the password from 
     const test::CommandResult migrate = cli_with_credentials(credentials, config, "migrate", {"--json"});
     INFO(migrate.err);
     REQUIRE(migrate.exit_code == 0);
-    CHECK(json::parse(migrate.out)["to"] == 5);
+    CHECK(json::parse(migrate.out)["to"] == 6);
     const test::CommandResult create = cli_with_credentials(
         credentials, config, "create", {"--jobs", "demo.log,demo.log", "--program-data", "{}"});
     INFO(create.err);
