@@ -32,7 +32,7 @@ int show_status(const CommonOptions& options, const std::string& run_id) {
     if (options.json) {
       nlohmann::json status = nlohmann::json::parse(executor::status_json(*row));
       status["attempts"] = attempts;
-      std::cout << status.dump() << "\n";
+      std::cout << status.dump(2) << "\n";  // indented, as status_json writes it
     } else {
       std::cout << executor::format_status(*row) << "attempts      " << attempts
                 << " recorded (program-executor explain " << run_id << ")\n";
