@@ -2,13 +2,16 @@
 
 #include <algorithm>
 #include <memory>
+#include <set>
 
+#include <nlohmann/json.hpp>
 #include <soci/soci.h>
 
 #include "program_executor/store/database.hpp"
 
 #include "one_time_statement.hpp"
 #include "program_executor/store/dialect.hpp"
+#include "program_executor/store/program_store.hpp"
 #include "step_statements.hpp"
 
 namespace program_executor::store {
@@ -197,6 +200,49 @@ std::string AttemptLog::with_changes(const std::vector<std::string>& changes, st
   return query + "moved AS (" + moved + "), written AS (INSERT INTO " + table_ + columns_ +
          " SELECT * FROM (VALUES " + values(count, true) + ") AS attempt" + columns_ +
          " WHERE attempt.run_id IN (SELECT run_id FROM moved)) SELECT run_id FROM moved";
+}
+
+std::string AttemptLog::batch_commit(const StepStatements& steps) const {
+  // The batch is a JSON array read by jsonb_to_recordset: one parameter
+  // whatever its size. Its columns are named apart from the tables' (see
+  // StepStatements::fenced_from). The CTE is read three times and
+  // materialised once.
+  const std::string batch =
+      "batch AS (SELECT * FROM jsonb_to_recordset(CAST(:batch AS jsonb)) AS b(r text, s integer, t bigint,"
+      " l boolean, j text, a integer, w text, d bigint, o text, e text, x text))";
+  return "WITH " + batch + ", advanced AS (" + steps.advance_from("batch") + "), finished AS (" +
+         steps.finish_from("batch") +
+         "), moved AS (SELECT run_id FROM advanced UNION ALL SELECT run_id FROM finished),"
+         " written AS (INSERT INTO " + table_ + columns_ +
+         " SELECT r, s, j, a, w, t, now() - d * INTERVAL '1 millisecond', now(), d, o, e, x FROM batch"
+         " WHERE j IS NOT NULL AND r IN (SELECT run_id FROM moved)) SELECT run_id FROM moved";
+}
+
+std::string AttemptLog::batch_document(const std::vector<StepCommit>& commits) {
+  nlohmann::json rows = nlohmann::json::array();
+  std::set<std::string_view> with_attempt;
+  for (const StepCommit& commit : commits) {
+    nlohmann::json row = {{"r", commit.run_id}, {"s", commit.step}, {"t", commit.token}, {"l", commit.last}};
+    if (commit.attempt && with_attempt.insert(commit.run_id).second) {
+      const AttemptEnding& ending = *commit.attempt;
+      row["j"] = ending.job;
+      row["a"] = ending.attempt;
+      row["w"] = ending.worker;
+      row["d"] = std::max(0LL, ending.duration_ms);
+      row["o"] = ending.outcome;
+      // PostgreSQL's text holds no NUL character (jsonb refuses \u0000).
+      const auto text = [](std::string value) {
+        std::erase(value, '\0');
+        return value;
+      };
+      if (!ending.error.empty()) row["e"] = text(truncate_attempt_error(ending.error));
+      if (!ending.exception_type.empty()) row["x"] = text(ending.exception_type);
+    }
+    rows.push_back(std::move(row));
+  }
+  // Bytes that are not UTF-8 (a job's message may hold any) become U+FFFD
+  // rather than failing the commit.
+  return rows.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 void AttemptLog::supersede(soci::session& session, const AttemptWrite& write) const {

@@ -18,8 +18,11 @@ namespace program_executor::store {
 
 class Dialect;
 class SessionLease;
+struct StepCommit;
 
 namespace detail {
+
+struct StepStatements;
 
 /// One attempt to write: the step and claim it belongs to, and its ending.
 struct AttemptWrite {
@@ -72,6 +75,19 @@ class AttemptLog {
   /// every run id changed, and of no other. It binds each change's
   /// parameters in turn, then AttemptRows(count).
   std::string with_changes(const std::vector<std::string>& changes, std::size_t count) const;
+
+  /// PostgreSQL: a batch's commits and their attempts in one statement that
+  /// does not depend on the batch's size, so a session keeps it prepared
+  /// (parsed and planned once) however the batches vary: the steps advance
+  /// and finish with `steps`' advance_from and finish_from, and the attempts
+  /// of the rows that moved are written. Binds the batch as a JSON document
+  /// (batch_document), then expect (ms). Returns the run_id of each row moved.
+  std::string batch_commit(const StepStatements& steps) const;
+
+  /// The JSON document batch_commit reads: a row per commit, with its
+  /// attempt where it has one (the first commit of a run id only: a batch
+  /// commits a run id once).
+  static std::string batch_document(const std::vector<StepCommit>& commits);
 
   /// The holder of claim `write.token` learned it was taken over (or the row
   /// moved on without it): the `crashed` row its takeover wrote becomes

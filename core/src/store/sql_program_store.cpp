@@ -170,6 +170,21 @@ struct CommitWithAttemptStatement {
   soci::statement statement;
 };
 
+// AttemptLog::batch_commit with its buffers: a batch's commits and their
+// attempts, of any size; it returns the run id of each row moved.
+struct BatchCommitStatement {
+  BatchCommitStatement(soci::session& session, const std::string& query) : statement(session) {
+    statement.exchange(soci::into(moved));
+    statement.exchange(soci::use(batch));  // in the text's order: the batch's CTE comes first
+    statement.exchange(soci::use(expect));
+    prepare_kept(statement, query);
+  }
+  std::string moved;
+  long long expect = 0;
+  std::string batch;
+  soci::statement statement;
+};
+
 }  // namespace
 
 SqlProgramStore::SqlProgramStore(Database& database, bool history)
@@ -181,6 +196,7 @@ SqlProgramStore::SqlProgramStore(Database& database, bool history)
   if (dialect_.data_modifying_with()) {
     commit_with_attempt_ = {history_->with_changes({sql_->advance_many(1)}, 1),
                             history_->with_changes({sql_->finish_many(1)}, 1)};
+    batch_commit_ = history_->batch_commit(*sql_);
   }
 }
 
@@ -521,26 +537,14 @@ std::vector<bool> SqlProgramStore::commit_all_returning(const std::vector<StepCo
       return;
     }
     if (record && dialect_.data_modifying_with()) {
-      // Every attempt is offered; the statement writes those whose step moved.
-      const std::vector<AttemptWrite> offered = committed_attempts(commits, [](std::size_t) { return true; });
-      std::vector<std::string> changes;
-      if (!advancing.empty()) changes.push_back(sql_->advance_many(advancing.size()));
-      if (!finishing.empty()) changes.push_back(sql_->finish_many(finishing.size()));
-      AttemptRows rows(offered.size());
-      rows.assign(offered);
-      std::vector<long long> advancing_tokens, finishing_tokens;
-      for_each_row(
-          session, history_->with_changes(changes, offered.size()),
-          [&](soci::statement& statement) {
-            statement.exchange(soci::into(run_id));
-            if (!advancing.empty()) {
-              statement.exchange(soci::use(expect));
-              bind_fences(statement, advancing, advancing_tokens);
-            }
-            bind_fences(statement, finishing, finishing_tokens);
-            rows.bind(statement);
-          },
-          [&] { matched.insert(run_id); });
+      // One statement for the steps and their attempts, kept prepared for
+      // every batch size; every attempt is offered, and written only where
+      // its step moved.
+      auto& statement = kept<BatchCommitStatement>(lease, batch_commit_);
+      statement.expect = expect;
+      statement.batch = detail::AttemptLog::batch_document(commits);
+      statement.statement.execute(false);
+      while (statement.statement.fetch()) matched.insert(statement.moved);
       return;
     }
     // The attempts go in with the steps they end: one transaction, one

@@ -102,6 +102,23 @@ std::string StepStatements::fenced_many(const std::string& set, std::size_t coun
       std::string(still_running) + " RETURNING run_id");
 }
 
+std::string StepStatements::advance_from(std::string_view source) const {
+  return fenced_from(advance_set_, source, false);
+}
+
+std::string StepStatements::finish_from(std::string_view source) const {
+  return fenced_from(finish_set_, source, true);
+}
+
+std::string StepStatements::fenced_from(const std::string& set, std::string_view source, bool last) const {
+  // The source's columns are named apart from the table's, so the SET
+  // clause's unqualified names stay the table's.
+  const std::string s(source);
+  return "UPDATE " + table_ + " SET " + set + " FROM " + s + " WHERE " + (last ? "" : "NOT ") + s +
+         ".l AND run_id = " + s + ".r AND step = " + s + ".s AND lease_token = " + s + ".t" +
+         std::string(still_running) + " RETURNING " + table_ + ".run_id";
+}
+
 std::string StepStatements::find_many(std::size_t count) const {
   std::string list;
   for (std::size_t i = 0; i < count; ++i) {

@@ -97,6 +97,12 @@ struct StepStatements {
   std::string advance_many(std::size_t count) const;
   /// A fence per step. Returns the run_id of each row finished.
   std::string finish_many(std::size_t count) const;
+  /// PostgreSQL (UPDATE ... FROM): advance_many, finish_many with the steps
+  /// given as rows of `source`, whose columns are r (run_id), s (step),
+  /// t (token) and l (true: the program's last step), so one statement
+  /// serves a batch of any size. advance_from binds expect (ms).
+  std::string advance_from(std::string_view source) const;
+  std::string finish_from(std::string_view source) const;
 
  private:
   const Dialect& dialect_;  ///< owned by the Database, which outlives the store
@@ -113,6 +119,8 @@ struct StepStatements {
   std::string fenced(const std::string& set) const;
   /// The same for `count` steps at once, returning the run_id of each.
   std::string fenced_many(const std::string& set, std::size_t count) const;
+  /// The same for the rows of `source` whose l is `last`.
+  std::string fenced_from(const std::string& set, std::string_view source, bool last) const;
 };
 
 }  // namespace detail

@@ -89,6 +89,9 @@ class SqlProgramStore : public ProgramStore {
   /// Dialect::data_modifying_with: a lone step's advance, and finish, with
   /// its attempt in one statement (AttemptLog::with_changes).
   std::array<std::string, 2> commit_with_attempt_;
+  /// Dialect::data_modifying_with: a batch's commits with their attempts,
+  /// whatever its size (AttemptLog::batch_commit).
+  std::string batch_commit_;
 
   std::optional<StepClaim> claim_in(soci::session& session, const ClaimRequest& request,
                                     const std::string& owner, long long lease);
