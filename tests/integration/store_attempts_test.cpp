@@ -135,6 +135,50 @@ TEST_CASE("a batch commit writes one finished attempt per committed step in one 
   CHECK(store->find("last")->finished_at);
 }
 
+TEST_CASE("batches of any size, one after another on a session, each write their own attempts",
+          "[store][history]") {
+  // PostgreSQL keeps one statement for every batch size (the batch is a JSON
+  // parameter); the others build theirs per size. Sizes that differ, steps
+  // that advance beside steps that finish, and a job name JSON must escape
+  // all go through it.
+  test::ScratchTable table;
+  auto database = table.open();
+  database->ensure_schema();
+  auto store = database->program_store();
+  const std::string job = "quote \" back\\slash \u00e9t\u00e9";
+  int program = 0;
+  for (const std::size_t size : {3u, 1u, 17u, 2u}) {
+    INFO("batch of " << size);
+    std::vector<store::StepCommit> commits;
+    std::vector<std::string> run_ids;
+    for (std::size_t i = 0; i < size; ++i) {
+      const std::string run_id = "b" + std::to_string(program++);
+      run_ids.push_back(run_id);
+      store->insert({run_id, {job, "next"}, {}, {}});
+      const bool last = i % 2 == 1;  // advancing and finishing in one batch
+      commits.push_back(store::StepCommit{run_id, 0, claim_token(*store, run_id, 0), last,
+                                          ending(store::attempt_outcome::finished, job)});
+    }
+    CHECK(store->commit_all(commits, soon) == std::vector<bool>(size, true));
+    for (std::size_t i = 0; i < size; ++i) {
+      const auto attempts = store->attempts(run_ids[i]);
+      REQUIRE(attempts.size() == 1);
+      CHECK(attempts[0].job == job);
+      CHECK(attempts[0].outcome == "finished");
+      CHECK(attempts[0].worker == "host-t:1:0");
+      CHECK(attempts[0].duration_ms == 25);
+      const auto row = store->find(run_ids[i]);
+      REQUIRE(row);
+      if (i % 2 == 1) {
+        CHECK(row->finished_at);
+      } else {
+        CHECK(row->step == 1);
+        CHECK_FALSE(row->finished_at);
+      }
+    }
+  }
+}
+
 TEST_CASE("an error is kept up to 64 KiB, cut beyond with a marker", "[store][history]") {
   test::ScratchTable table;
   auto database = table.open();
