@@ -98,7 +98,7 @@ TEST_CASE("explain --json: exactly the documented fields, attempts oldest first"
   CHECK(j["reason"] == executor::explain_reason(row, eventful()));
   REQUIRE(j["attempts"].size() == 5);
   const json& first = j["attempts"][0];
-  CHECK(first.size() == 9);
+  CHECK(first.size() == 10);
   CHECK(first["step"] == 0);
   CHECK(first["job"] == "fetch");
   CHECK(first["attempt"] == 1);
@@ -109,6 +109,7 @@ TEST_CASE("explain --json: exactly the documented fields, attempts oldest first"
   CHECK(first["durationMs"] == 40);
   CHECK(first["error"] == "connection reset");
   CHECK(j["attempts"][1]["error"].is_null());
+  CHECK(j["attempts"][1]["exceptionType"].is_null());
   CHECK(j["attempts"][4]["outcome"] == "errored");
 }
 

@@ -217,6 +217,9 @@ def attempt_timeline(console, deploy, retried, errored):
     cell = console.element('#program-attempts tr[data-outcome="errored"] details.attempt-error')
     summary = cell.find_element(By.TAG_NAME, "summary")
     assert summary.text.strip() == first_line[:120] + "...", f"shortened error {summary.text!r}"
+    type_cell = console.element('#program-attempts tr[data-outcome="errored"] td.error-text')
+    assert type_cell.get_attribute("title") == "std::runtime_error", \
+        f"the exception type's tooltip {type_cell.get_attribute('title')!r}"
     whole = cell.find_element(By.TAG_NAME, "pre")
     assert not whole.is_displayed(), "the whole error shows before it was expanded"
     summary.click()

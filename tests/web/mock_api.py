@@ -129,7 +129,8 @@ def attempts_of(p):
         ms = rng.randint(3, 900)
         out.append({"step": step, "job": p["jobs"][step], "attempt": number, "outcome": outcome,
                     "worker": worker, "startedAt": iso(t), "endedAt": iso(t + timedelta(milliseconds=ms)),
-                    "durationMs": ms, "error": error})
+                    "durationMs": ms, "error": error,
+                    "exceptionType": "std::runtime_error" if error else None})
         t += timedelta(milliseconds=ms + 1000)
 
     for step in range(min(p["step"], len(p["jobs"]))):

@@ -223,7 +223,9 @@ nlohmann::json explain_json(const store::ProgramRow& row,
                     {"startedAt", attempt.started_at},
                     {"endedAt", attempt.ended_at},
                     {"durationMs", attempt.duration_ms},
-                    {"error", attempt.error ? nlohmann::json(*attempt.error) : nlohmann::json()}});
+                    {"error", attempt.error ? nlohmann::json(*attempt.error) : nlohmann::json()},
+                    {"exceptionType",
+                     attempt.exception_type ? nlohmann::json(*attempt.exception_type) : nlohmann::json()}});
   }
   return {{"runId", row.run_id},
           {"state", program_state(row)},

@@ -423,11 +423,13 @@
   // An attempt's error: its first line, cut at ERROR_SHORT characters; when
   // that is not all of it, a <details> whose body is the whole text (up to
   // 64 KiB), open again after a redraw if the user had opened it.
-  function errorCell(error, key, open) {
+  // The exception's type, where the job threw one, is the cell's tooltip.
+  function errorCell(error, key, open, type) {
     if (error === null || error === undefined || error === '') return el('td', {className: 'muted'}, '');
+    const typed = type ? {title: type} : {};
     const firstLine = error.split('\n', 1)[0];
     const short = firstLine.length > ERROR_SHORT ? firstLine.slice(0, ERROR_SHORT) + '...' : firstLine;
-    if (short === error) return el('td', {className: 'error-text attempt-error'}, error);
+    if (short === error) return el('td', {className: 'error-text attempt-error', ...typed}, error);
     const details = el('details', {className: 'attempt-error'},
       el('summary', {title: 'Show the whole error'}, short === firstLine ? short + ' ...' : short),
       el('pre', {className: 'wrap'}, error));
@@ -436,7 +438,7 @@
       if (details.open) open.add(key);
       else open.delete(key);
     });
-    return el('td', {className: 'error-text'}, details);
+    return el('td', {className: 'error-text', ...typed}, details);
   }
 
   // The program's attempts, oldest first, and the reason line of `explain`.
@@ -459,7 +461,7 @@
       el('td', {className: 'mono'}, a.worker),
       el('td', {className: 'nowrap'}, timeNode(a.startedAt)),
       el('td', {className: 'num nowrap', title: `${a.durationMs} ms, ended ${a.endedAt}`}, duration(a.durationMs)),
-      errorCell(a.error, key, open));
+      errorCell(a.error, key, open, a.exceptionType));
     });
     $('program-attempts').tBodies[0].replaceChildren(...rows);
     show($('program-attempts'), rows.length > 0);
