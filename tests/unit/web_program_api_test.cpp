@@ -460,7 +460,7 @@ TEST_CASE("attempts answers the history oldest first and the reason, as explain 
   keys.clear();
   for (const auto& [key, value] : first.items()) keys.insert(key);
   CHECK(keys == std::set<std::string>{"step", "job", "attempt", "outcome", "worker", "startedAt",
-                                      "endedAt", "durationMs", "error"});
+                                      "endedAt", "durationMs", "error", "exceptionType"});
   CHECK(first["step"] == 0);
   CHECK(first["job"] == "extract");
   CHECK(first["attempt"] == 1);
