@@ -98,7 +98,7 @@ TEST_CASE("a step that retries then commits: explain --json, field by field", "[
   for (std::size_t i = 0; i < attempts.size(); ++i) {
     const json& attempt = attempts[i];
     INFO(attempt.dump());
-    CHECK(attempt.size() == 9);
+    CHECK(attempt.size() == 10);
     CHECK(attempt["step"] == (i < 3 ? 0 : 1));
     CHECK(attempt["job"] == (i < 3 ? "demo.flaky" : "demo.noop"));
     CHECK(attempt["attempt"] == (i < 3 ? static_cast<int>(i) + 1 : 1));
@@ -112,7 +112,9 @@ TEST_CASE("a step that retries then commits: explain --json, field by field", "[
   }
   CHECK(attempts[0]["error"] == "flaky failure 1 of 2");
   CHECK(attempts[1]["error"] == "flaky failure 2 of 2");
+  CHECK(attempts[0]["exceptionType"] == "program_executor::sdk::RetryableError");
   CHECK(attempts[2]["error"].is_null());
+  CHECK(attempts[2]["exceptionType"].is_null());
   CHECK(attempts[3]["error"].is_null());
   one_finished_per_step(explained, 2);
 
@@ -158,6 +160,7 @@ TEST_CASE("a job that fails: an errored attempt, the reason, and list --errored-
   REQUIRE(outcomes(explained) == std::vector<std::string>{"finished", "errored"});
   CHECK(explained["attempts"][1]["step"] == 1);
   CHECK(explained["attempts"][1]["error"] == "card declined");
+  CHECK(explained["attempts"][1]["exceptionType"] == "std::runtime_error");
   CHECK_THAT(explained["reason"].get<std::string>(),
              Catch::StartsWith("errored at step 2 of 2 (demo.fail) after 1 attempt: card declined"));
 

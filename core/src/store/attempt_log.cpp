@@ -204,9 +204,8 @@ std::string AttemptLog::with_changes(const std::vector<std::string>& changes, st
 
 std::string AttemptLog::batch_commit(const StepStatements& steps) const {
   // The batch is a JSON array read by jsonb_to_recordset: one parameter
-  // whatever its size. Its columns are named apart from the tables' (see
-  // StepStatements::fenced_from). The CTE is read three times and
-  // materialised once.
+  // whatever its size. Its columns are named apart from the tables'. The
+  // CTE is read several times and materialised once.
   const std::string batch =
       "batch AS (SELECT * FROM jsonb_to_recordset(CAST(:batch AS jsonb)) AS b(r text, s integer, t bigint,"
       " l boolean, j text, a integer, w text, d bigint, o text, e text, x text))";

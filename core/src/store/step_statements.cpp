@@ -111,12 +111,16 @@ std::string StepStatements::finish_from(std::string_view source) const {
 }
 
 std::string StepStatements::fenced_from(const std::string& set, std::string_view source, bool last) const {
-  // The source's columns are named apart from the table's, so the SET
-  // clause's unqualified names stay the table's.
-  const std::string s(source);
-  return "UPDATE " + table_ + " SET " + set + " FROM " + s + " WHERE " + (last ? "" : "NOT ") + s +
-         ".l AND run_id = " + s + ".r AND step = " + s + ".s AND lease_token = " + s + ".t" +
-         std::string(still_running) + " RETURNING " + table_ + ".run_id";
+  // Not UPDATE ... FROM the source: the planner takes the source for 100
+  // rows (a function's default) and, on a table without statistics yet (a
+  // new one, or one autovacuum has not analysed), joins it by hash to a
+  // sequential scan of the whole table, on every batch. `run_id = ANY(...)`
+  // is an index condition whatever the statistics; the fence is then
+  // checked on the rows it found.
+  const std::string rows = std::string(" FROM ") + std::string(source) + " WHERE " + (last ? "" : "NOT ") + "l";
+  return "UPDATE " + table_ + " SET " + set + " WHERE run_id = ANY(ARRAY(SELECT r" + rows +
+         ")) AND (run_id, step, lease_token) IN (SELECT r, s, t" + rows + ")" + std::string(still_running) +
+         " RETURNING run_id";
 }
 
 std::string StepStatements::find_many(std::size_t count) const {

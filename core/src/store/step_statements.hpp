@@ -97,10 +97,10 @@ struct StepStatements {
   std::string advance_many(std::size_t count) const;
   /// A fence per step. Returns the run_id of each row finished.
   std::string finish_many(std::size_t count) const;
-  /// PostgreSQL (UPDATE ... FROM): advance_many, finish_many with the steps
-  /// given as rows of `source`, whose columns are r (run_id), s (step),
-  /// t (token) and l (true: the program's last step), so one statement
-  /// serves a batch of any size. advance_from binds expect (ms).
+  /// PostgreSQL: advance_many, finish_many with the steps given as rows of
+  /// `source`, whose columns are r (run_id), s (step), t (token) and l
+  /// (true: the program's last step), so one statement serves a batch of
+  /// any size. advance_from binds expect (ms).
   std::string advance_from(std::string_view source) const;
   std::string finish_from(std::string_view source) const;
 
