@@ -296,6 +296,42 @@ TEST_CASE("programs run on quorum queues", "[daemon][quorum]") {
   CHECK(daemon.stop(SIGTERM, 20s) == 0);
 }
 
+namespace {
+
+// How many of `pid`'s open files are `file`.
+int open_handles(pid_t pid, const fs::path& file) {
+  const fs::path wanted = fs::canonical(file);
+  int count = 0;
+  for (const auto& entry : fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
+    std::error_code error;
+    const fs::path target = fs::read_symlink(entry.path(), error);
+    if (!error && target == wanted) ++count;
+  }
+  return count;
+}
+
+}  // namespace
+
+TEST_CASE("a daemon on SQLite opens its database once, whatever its workers", "[daemon][sqlite]") {
+  // One session for the process: a session per worker took turns writing
+  // and dropped each other's page cache at every step (docs/databases.md).
+  auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  PluginDeployment deployment(*url);
+  deployment.options().workers = 4;
+  deployment.install_plugin(demo_plugin, "demo.so");
+  deployment.rewrite_config("");
+  test::DaemonProcess daemon(deployment.config(), deployment.path("daemon.log"));
+  REQUIRE(daemon.wait_for_log("\"daemon.started\"", 30s));
+  std::vector<std::string> run_ids;
+  for (int i = 0; i < 8; ++i) run_ids.push_back(deployment.create("demo.count,demo.count,demo.count"));
+  for (const std::string& run_id : run_ids) CHECK(deployment.wait_until_ended(run_id)["state"] == "finished");
+  CHECK(daemon.count_in_log("\"workers\":4") >= 1);
+  CHECK(open_handles(daemon.pid(), deployment.path("programs.db")) == 1);
+  CHECK(open_handles(daemon.pid(), deployment.path("programs.db-wal")) == 1);
+  CHECK(daemon.stop(SIGTERM, 20s) == 0);
+}
+
 TEST_CASE("retry policies: a delay queue per delay, and a limit that errors the program",
           "[daemon][retry]") {
   auto url = test::amqp_url_or_skip();

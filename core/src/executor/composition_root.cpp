@@ -74,9 +74,17 @@ CompositionRoot::CompositionRoot(const config::Config& config) : config_(config)
              {{"directory", config_.plugins.directory},
               {"jobs", static_cast<long long>(jobs_->current()->size())}});
   // Per worker one session for its step and one for its claim renewals (or a
-  // job's own calls), plus one for the recovery sweeper.
-  database_ = std::make_unique<store::Database>(config_.database,
-                                                static_cast<std::size_t>(config_.workers) * 2 + 1);
+  // job's own calls), plus one for the recovery sweeper. On SQLite one
+  // session for the process: its file takes one write at a time whatever
+  // the sessions, and a session discards its whole page cache when another
+  // has written since its last transaction, so several sessions read every
+  // page again from the file at each step. With one, the threads wait their
+  // turn on the pool instead of in SQLite's busy handler, which sleeps a
+  // millisecond and more (docs/databases.md, "Connections, pools").
+  const std::size_t sessions = config_.database.backend == config::DatabaseBackend::sqlite3
+                                   ? 1
+                                   : static_cast<std::size_t>(config_.workers) * 2 + 1;
+  database_ = std::make_unique<store::Database>(config_.database, sessions);
   database_->on_reconnect([metrics = metrics_.get()] { metrics->database_reconnected(); });
   database_->ensure_schema();
   store_ = database_->program_store(config_.history.enabled);
