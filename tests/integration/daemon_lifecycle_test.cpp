@@ -324,8 +324,12 @@ TEST_CASE("a daemon on SQLite opens its database once, whatever its workers", "[
   test::DaemonProcess daemon(deployment.config(), deployment.path("daemon.log"));
   REQUIRE(daemon.wait_for_log("\"daemon.started\"", 30s));
   std::vector<std::string> run_ids;
-  for (int i = 0; i < 8; ++i) run_ids.push_back(deployment.create("demo.count,demo.count,demo.count"));
-  for (const std::string& run_id : run_ids) CHECK(deployment.wait_until_ended(run_id)["state"] == "finished");
+  for (int i = 0; i < 8; ++i) {
+    run_ids.push_back(deployment.create("demo.count,demo.count,demo.count"));
+  }
+  for (const std::string& run_id : run_ids) {
+    CHECK(deployment.wait_until_ended(run_id)["state"] == "finished");
+  }
   CHECK(daemon.count_in_log("\"workers\":4") >= 1);
   CHECK(open_handles(daemon.pid(), deployment.path("programs.db")) == 1);
   CHECK(open_handles(daemon.pid(), deployment.path("programs.db-wal")) == 1);
