@@ -1,6 +1,8 @@
 // The wire format, run ids, program creation and status rendering.
+#include <chrono>
 #include <regex>
 #include <set>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -37,15 +39,34 @@ TEST_CASE("the first step body has exactly the original's three keys") {
   CHECK(body == json{{"jobs", {"a", "b"}}, {"programData", {{"k", "v"}}}, {"runId", "r"}});
 }
 
-TEST_CASE("run ids are random version 4 UUIDs") {
-  static const std::regex uuid("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
+TEST_CASE("run ids are version 7 UUIDs: unique, led by their creation time") {
+  static const std::regex uuid("^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
+  const auto milliseconds = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  // The first 48 bits (12 hex digits, the dash skipped) are the Unix time in ms.
+  const auto time_of = [](const std::string& id) {
+    return std::stoll(id.substr(0, 8) + id.substr(9, 4), nullptr, 16);
+  };
   std::set<std::string> seen;
+  const long long before = milliseconds();
   for (int i = 0; i < 1000; ++i) {
     const std::string id = executor::new_run_id();
     CHECK(std::regex_match(id, uuid));
     seen.insert(id);
   }
+  const std::string last = executor::new_run_id();
+  const long long after = milliseconds();
   CHECK(seen.size() == 1000);
+  CHECK(time_of(*seen.begin()) >= before);
+  CHECK(time_of(last) <= after);
+  // Ids of different milliseconds sort by time (within one they are random).
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  const std::string later = executor::new_run_id();
+  CHECK(later > last);
+  CHECK(later > *seen.rbegin());
 }
 
 TEST_CASE("creating a program inserts the row, then publishes its first step") {
