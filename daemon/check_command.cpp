@@ -25,6 +25,7 @@
 #include "cli_errors.hpp"
 #include "command_config.hpp"
 #include "commands.hpp"
+#include "program_executor/amqp/broker_nodes.hpp"
 #include "program_executor/amqp/connection.hpp"
 #include "program_executor/log/logger.hpp"
 #include "program_executor/plugin/plugin_loader.hpp"
@@ -250,10 +251,10 @@ void user_access_findings(const config::Config& config, const std::string& confi
   }
 }
 
-// --connect: the broker and the database as `run` would meet them, changing nothing.
-void broker_findings(const config::Config& config, Findings& findings) {
+// One broker node: a note when it answers, else what failed, to report.
+std::string broker_node_findings(const config::Config& config,
+                                 const amqp::ConnectionSettings& settings, Findings& findings) {
   try {
-    const auto settings = amqp::parse_url(config.amqp.url, config.amqp.tls, 0);
     amqp::Connection connection(settings, "program-executor check");
     std::string queues;
     for (const amqp::QueueSpec& spec : amqp::QueueTopology::from(config.amqp).declarations()) {
@@ -267,8 +268,30 @@ void broker_findings(const config::Config& config, Findings& findings) {
       queues += " " + spec.name + " (compatible)";
     }
     findings.notes.push_back("broker: " + settings.describe() + ": ok; queues:" + queues);
+    return "";
   } catch (const std::exception& e) {
-    findings.problems.push_back(std::string("broker: ") + e.what());
+    return std::string("broker: ") + e.what();
+  }
+}
+
+// --connect: the broker and the database as `run` would meet them, changing nothing.
+// Each node of a cluster on its own: one that is down is a warning while
+// another answers (the daemon fails over), a problem when none does.
+void broker_findings(const config::Config& config, Findings& findings) {
+  const amqp::BrokerNodes nodes = amqp::BrokerNodes::from(config.amqp, 0);
+  std::vector<std::string> failures;
+  for (const amqp::ConnectionSettings& settings : nodes.nodes()) {
+    std::string failure = broker_node_findings(config, settings, findings);
+    if (!failure.empty()) failures.push_back(std::move(failure));
+  }
+  const bool none_answered = failures.size() == nodes.size();
+  for (std::string& failure : failures) {
+    if (none_answered) {
+      findings.problems.push_back(std::move(failure));
+    } else {
+      findings.warnings.push_back(std::move(failure) +
+                                  " (another node answered: the daemon uses that one)");
+    }
   }
 }
 

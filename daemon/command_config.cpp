@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_errors.hpp"
+#include "program_executor/amqp/broker_nodes.hpp"
 #include "program_executor/amqp/queue_topology.hpp"
 #include "program_executor/config/environment_file.hpp"
 #include "program_executor/executor/step_publishing.hpp"
@@ -129,8 +130,10 @@ config::Config load_for_command(const CommonOptions& options, Uses uses) {
 }
 
 std::unique_ptr<amqp::Connection> command_connection(const config::Config& config, const char* name) {
-  auto settings = amqp::parse_url(config.amqp.url, config.amqp.tls, 0);
-  auto connection = std::make_unique<amqp::Connection>(settings, name);
+  // With several nodes, the first that answers (in a random order: many
+  // commands at once spread over a cluster).
+  auto connection =
+      amqp::BrokerNodes::from(config.amqp, 0).shuffled(amqp::node_order_seed(0)).connect(name);
   connection->declare(amqp::QueueTopology::from(config.amqp));
   return connection;
 }

@@ -130,10 +130,8 @@ int create_program(const CommonOptions& options, const CreateOptions& create) {
     const auto database = open_database_for_writing(config);
     auto store = database->program_store();
     // A short-lived connection: no heartbeats needed.
-    auto settings = amqp::parse_url(config.amqp.url, config.amqp.tls, 0);
-    amqp::Connection connection(settings, "program-executor create");
-    connection.declare(amqp::QueueTopology::from(config.amqp));
-    executor::ProgramCreator creator(*store, connection, config.amqp.queue, config.amqp.durable,
+    const auto connection = command_connection(config, "program-executor create");
+    executor::ProgramCreator creator(*store, *connection, config.amqp.queue, config.amqp.durable,
                                      metrics::no_metrics(), config.recovery.stale_after);
     const std::string run_id = creator.create(request);
     if (options.json) {

@@ -10,7 +10,7 @@
 
 #include "cli_errors.hpp"
 #include "command_config.hpp"
-#include "program_executor/amqp/connection_settings.hpp"
+#include "program_executor/amqp/broker_nodes.hpp"
 #include "program_executor/amqp/queue_topology.hpp"
 #include "program_executor/log/logger.hpp"
 #include "program_executor/plugin/plugin_loader.hpp"
@@ -93,9 +93,8 @@ int serve_web(const CommonOptions& options) {
       }
       return steps;
     };
-    web::PublisherPool publishers(amqp::parse_url(config.amqp.url, config.amqp.tls, 0),
-                                  amqp::QueueTopology::from(config.amqp),
-                                  "program-executor serve");
+    web::PublisherPool publishers(amqp::BrokerNodes::from(config.amqp, 0),
+                                  amqp::QueueTopology::from(config.amqp), "program-executor serve");
     web::ProgramApi api(config, *store, publishers, known_jobs, steps_per_minute);
     web::WebServer server(config.web, api, std::move(tokens));
     log::event(log::Level::info, "web.listening", "",

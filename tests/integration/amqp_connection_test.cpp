@@ -151,20 +151,6 @@ bool force_close_connections(const std::string& name) {
   return closed > 0;
 }
 
-// A TCP port on which nothing listens (bound, then released).
-int closed_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-  socklen_t length = sizeof address;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
-
 }  // namespace
 
 TEST_CASE("declaring the topology twice is idempotent", "[amqp][integration]") {
@@ -478,7 +464,7 @@ TEST_CASE("a closed port gives a clear error quickly", "[amqp][integration]") {
   if (!url) return;
   auto settings = settings_from(*url);
   settings.host = "127.0.0.1";
-  settings.port = closed_port();
+  settings.port = test::closed_port();
   const auto started = Clock::now();
   const std::string message = message_of([&] { amqp::Connection c(settings, "amqp-test-port"); });
   CHECK(Clock::now() - started < 5s);
@@ -661,7 +647,7 @@ TEST_CASE("ReconnectingPublisher propagates a failure to connect", "[amqp][integ
   if (!url) return;
   auto settings = settings_from(*url);
   settings.host = "127.0.0.1";
-  settings.port = closed_port();
+  settings.port = test::closed_port();
   amqp::ReconnectingPublisher publisher(settings, "amqp-test-unreachable");
   CHECK_THROWS_AS(publisher.publish("q", "x", amqp::PublishProperties{}), amqp::AmqpError);
 }

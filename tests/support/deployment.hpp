@@ -56,6 +56,10 @@ struct DeploymentOptions {
   /// amqp.queue is unique_name(queue_prefix): tests run in parallel on one broker.
   std::string queue_prefix = "pe-it";
   std::string amqp_password_file;  ///< amqp.password_file, when set
+  /// amqp.urls (a cluster's nodes) instead of amqp.url, when set; amqp_url
+  /// is then one of them, used by the test itself (cleanup).
+  std::vector<std::string> amqp_urls;
+  std::string queue_type;  ///< amqp.queue_type, when set
   std::optional<int> heartbeat_seconds;
   /// The database for the deployment's directory. Unset: a SQLite file
   /// programs.db there (only database.connection is written). suite_database
@@ -143,7 +147,14 @@ class Deployment {
                        std::optional<bool> migrate) const {
     std::ofstream out(path);
     if (!options_.amqp_url.empty()) {
-      out << "amqp:\n  url: " << yaml_quoted(options_.amqp_url) << "\n";
+      if (options_.amqp_urls.empty()) {
+        out << "amqp:\n  url: " << yaml_quoted(options_.amqp_url) << "\n";
+      } else {
+        out << "amqp:\n  urls:\n";
+        for (const std::string& url : options_.amqp_urls)
+          out << "    - " << yaml_quoted(url) << "\n";
+      }
+      if (!options_.queue_type.empty()) out << "  queue_type: " << options_.queue_type << "\n";
       if (!options_.amqp_password_file.empty()) {
         out << "  password_file: " << options_.amqp_password_file << "\n";
       }

@@ -31,6 +31,10 @@ class TemporaryDirectory {
   std::filesystem::path path_;
 };
 
+/// A loopback TCP port on which nothing listens (bound, then released): a
+/// broker or server that never answers.
+int closed_port();
+
 /// A name unique to this process and call, for queues and tables: "<prefix>_<pid>_<n>_<random>".
 std::string unique_name(const std::string& prefix);
 

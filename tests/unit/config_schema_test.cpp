@@ -107,8 +107,8 @@ TEST_CASE("the expected keys exist with the documented types and limits", "[conf
   // 18 + amqp.password_file and database.password_file (security) + metrics.listen (ops)
   // + 6 recovery.* (step protocol, unclaimed steps, old programs) + amqp.queue_type and
   // amqp.delivery_limit (quorum queues) + 5 retry.* and 5 retry.jobs.*.* + 8 web.* (serve)
-  // + history.enabled and history.retention (the attempt history)
-  CHECK(cfg::schema().size() == 51);
+  // + history.enabled and history.retention (the attempt history) + amqp.urls (a cluster)
+  CHECK(cfg::schema().size() == 52);
   CHECK(find("history.enabled").type == cfg::ValueType::boolean);
   CHECK(find("history.enabled").default_value == "true");
   CHECK(find("history.retention").type == cfg::ValueType::integer);

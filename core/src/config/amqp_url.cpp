@@ -4,6 +4,7 @@
 
 #include <amqp.h>
 
+#include <algorithm>
 #include <vector>
 
 namespace program_executor::config {
@@ -14,6 +15,14 @@ std::string amqp_url_problem(std::string_view url) {
       "characters percent-encoded (a '/' in the vhost as %2F)";
   if (url.rfind("amqp://", 0) != 0 && url.rfind("amqps://", 0) != 0) {
     return "must start with amqp:// or amqps://";
+  }
+  // rabbitmq-c takes them into the host, user or password as they are; a
+  // line break would also split an item of amqp.urls (joined by '\n').
+  if (std::any_of(url.begin(), url.end(), [](char c) {
+        const auto byte = static_cast<unsigned char>(c);
+        return byte < 0x20 || byte == 0x7f;
+      })) {
+    return "contains a control character (a line break, a tab): percent-encode it (%0A, %09)";
   }
   // amqp_parse_url writes NULs into its argument and points into it.
   std::vector<char> buffer(url.begin(), url.end());

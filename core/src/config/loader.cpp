@@ -175,6 +175,18 @@ bool holds_written_password(std::string_view raw) {
   return false;
 }
 
+// Whether `test` holds for an item of the list key `path` the file gives: the
+// validator records them as "<path>[<index>]" (the resolved ones only).
+template <typename Test>
+bool any_item(const Given& given, std::string_view path, Test test) {
+  const std::string prefix = std::string(path) + "[";
+  for (auto it = given.lower_bound(prefix);
+       it != given.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+    if (test(it->second)) return true;
+  }
+  return false;
+}
+
 // The bound values of a key with one "*" segment (retry.jobs.*.backoff), as
 // (name, value): the validator keys them "retry.jobs[<name>].backoff". Names
 // cannot contain ']' (job names are [A-Za-z0-9_.:-]).
@@ -237,7 +249,9 @@ std::string listen_address_problem(const std::string& address) {
 Config load_string(std::string_view yaml, std::string_view source_name,
                    const LoadOptions& options) {
   std::vector<std::string> deferred;
-  if (!options.broker) deferred.insert(deferred.end(), {"amqp.url", "amqp.password_file"});
+  if (!options.broker) {
+    deferred.insert(deferred.end(), {"amqp.url", "amqp.urls", "amqp.password_file"});
+  }
   if (!options.database) {
     deferred.insert(deferred.end(), {"database.connection", "database.password_file"});
   }
@@ -246,18 +260,29 @@ Config load_string(std::string_view yaml, std::string_view source_name,
   const Values values = load_values(yaml, source_name, schema(), given, deferred, config.unresolved);
   config.source = std::string(source_name);
   for (const KeySpec& key : schema()) {
+    if (!key.secret) continue;
+    const auto written = [](const GivenValue& value) { return holds_written_password(value.raw); };
     const auto it = given.find(key.path);
-    if (key.secret && it != given.end() && holds_written_password(it->second.raw)) {
+    if (key.list ? any_item(given, key.path, written) : it != given.end() && written(it->second)) {
       config.secrets_in_file.emplace_back(key.path);
     }
   }
   fill_members(config, values);
   // The rules between keys, on the filled Config, in the order of the schema.
+  // A deferred amqp.url that did not resolve is given all the same.
+  const bool url_given =
+      given.count("amqp.url") != 0 || std::find(config.unresolved.begin(), config.unresolved.end(),
+                                                "amqp.url") != config.unresolved.end();
+  if (url_given && given.count("amqp.urls") != 0) {
+    fail_at(source_name, given.at("amqp.urls"), "amqp.urls", "set amqp.url or amqp.urls, not both");
+  }
   if (!config.amqp.password_file.empty() && !options.broker) {
     config.unresolved.emplace_back("amqp.password_file");  // not read: not needed
   } else if (!config.amqp.password_file.empty()) {
     try {
-      config.amqp.url = with_password(config.amqp.url, read_secret_file(config.amqp.password_file));
+      const std::string password = read_secret_file(config.amqp.password_file);
+      config.amqp.url = with_password(config.amqp.url, password);
+      for (std::string& node : config.amqp.urls) node = with_password(node, password);
     } catch (const std::runtime_error& problem) {
       fail_at(source_name, given.at("amqp.password_file"), "amqp.password_file", problem.what());
     }

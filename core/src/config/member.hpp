@@ -5,6 +5,7 @@
 // the member's default back as text; the member's type picks the conversion.
 #pragma once
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <string>
@@ -76,6 +77,16 @@ std::vector<std::string_view> choices_of() {
 // its names), so these conversions cannot fail.
 inline void from_text(const std::string& text, std::string& target) { target = text; }
 
+/// A list key's items, joined by '\n' (see KeySpec::list); "" is no item.
+inline void from_text(const std::string& text, std::vector<std::string>& target) {
+  target.clear();
+  for (std::size_t start = 0; start < text.size();) {
+    const std::size_t end = std::min(text.find('\n', start), text.size());
+    target.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+}
+
 inline void from_text(const std::string& text, bool& target) { target = text == "true"; }
 
 inline void from_text(const std::string& text, int& target) {
@@ -99,6 +110,15 @@ void from_text(const std::string& text, Enum& target) {
 }
 
 inline std::string to_text(const std::string& value) { return value; }
+
+inline std::string to_text(const std::vector<std::string>& items) {
+  std::string text;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i != 0) text += '\n';
+    text += items[i];
+  }
+  return text;
+}
 
 inline std::string to_text(bool value) { return value ? "true" : "false"; }
 

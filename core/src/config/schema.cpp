@@ -39,12 +39,23 @@ const std::vector<KeySpec>& schema() {
                "the password: take it from the environment with `${NAME}`, or leave it out and "
                "use `amqp.password_file`.",
        .secret = true},
+      {.path = "amqp.urls",
+       .type = ValueType::amqp_url,
+       .list = true,
+       .member = member<&Config::amqp, &AmqpSettings::urls>,
+       .help = "The nodes of a RabbitMQ cluster, each a URL as `amqp.url`. A worker connects to "
+               "the first it can reach, in an order shuffled per worker so a fleet spreads over "
+               "the nodes, and fails over to the next when its connection is lost. Use "
+               "`amqp.url` or `amqp.urls`, not both; `amqp.password_file` and `amqp.tls` apply "
+               "to every node. The URLs may hold passwords: take them from the environment with "
+               "`${NAME}`, or use `amqp.password_file`.",
+       .secret = true},
       {.path = "amqp.password_file",
        .type = ValueType::path,
        .member = member<&Config::amqp, &AmqpSettings::password_file>,
        .help = "File holding the broker password (its whole content, less one final line "
-               "break), for the user named in `amqp.url` (`guest` when none); it replaces any "
-               "password written in `amqp.url`. With systemd credentials: "
+               "break), for the user named in `amqp.url`, or in each of `amqp.urls` (`guest` "
+               "when none); it replaces any password written there. With systemd credentials: "
                "`${CREDENTIALS_DIRECTORY}/amqp-password` and `LoadCredential=amqp-password:FILE` "
                "in the unit. Must be a regular file of at most 4096 bytes."},
       {.path = "amqp.queue",
@@ -109,7 +120,8 @@ const std::vector<KeySpec>& schema() {
       {.path = "amqp.tls.verify_hostname",
        .type = ValueType::boolean,
        .member = member<&Config::amqp, &AmqpSettings::tls, &TlsSettings::verify_hostname>,
-       .help = "Check that the broker's certificate names the host of `amqp.url`."},
+       .help = "Check that the broker's certificate names the host of `amqp.url` (with "
+               "`amqp.urls`, of the node connected to)."},
       {.path = "database.backend",
        .type = ValueType::choice,
        .member = member<&Config::database, &DatabaseSettings::backend>,
@@ -372,18 +384,19 @@ namespace {
 
 std::string type_text(const KeySpec& key) {
   std::string text;
+  if (key.list) text = "list of 1 to " + std::to_string(max_list_items) + " values of type ";
   switch (key.type) {
     case ValueType::string:
-      text = "string";
+      text += "string";
       break;
     case ValueType::boolean:
-      text = "boolean";
+      text += "boolean";
       break;
     case ValueType::integer:
-      text = "integer, " + std::to_string(key.min) + " to " + std::to_string(key.max);
+      text += "integer, " + std::to_string(key.min) + " to " + std::to_string(key.max);
       break;
     case ValueType::choice:
-      text = "one of";
+      text += "one of";
       for (std::size_t i = 0; i < key.choices.size(); ++i) {
         text += (i == 0 ? " `" : ", `");
         text += key.choices[i];
@@ -391,16 +404,16 @@ std::string type_text(const KeySpec& key) {
       }
       break;
     case ValueType::queue_name:
-      text = "queue name (1 to 200 of `A-Z a-z 0-9 _ . : -`, not starting with `amq.`)";
+      text += "queue name (1 to 200 of `A-Z a-z 0-9 _ . : -`, not starting with `amq.`)";
       break;
     case ValueType::sql_identifier:
-      text = "SQL identifier (`[A-Za-z_][A-Za-z0-9_]*`, at most 63 characters)";
+      text += "SQL identifier (`[A-Za-z_][A-Za-z0-9_]*`, at most 63 characters)";
       break;
     case ValueType::path:
-      text = "path";
+      text += "path";
       break;
     case ValueType::amqp_url:
-      text = "AMQP URL (`amqp://` or `amqps://`)";
+      text += "AMQP URL (`amqp://` or `amqps://`)";
       break;
   }
   if (key.secret) text += ", secret";

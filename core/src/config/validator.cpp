@@ -429,23 +429,101 @@ class Validator {
       // A null's own mark is where the next token starts: point at the key.
       fail(key_mark, path, "no value (remove the key to use its default)");
     }
+    if (key.list) {
+      list(key, path, node);
+      return;
+    }
     if (!node.IsScalar()) {
       fail(node.Mark(), path, std::string("expected ") + expected_text(key) + ", found " + kind_of(node));
     }
+    if (auto value = scalar(key, path, path, node)) values_[path] = std::move(*value);
+  }
+
+  // The items of a list key, each checked as a scalar of the key's type under
+  // "<path>[<index>]". One unresolved item (a deferred key) leaves the whole
+  // key unset: a list short of a node would pass for a complete one.
+  void list(const KeySpec& key, const std::string& path, const YAML::Node& node) {
+    const std::string count = "1 to " + std::to_string(max_list_items) + " values";
+    if (!node.IsSequence()) {
+      fail(node.Mark(), path,
+           "expected a sequence of " + count + ", each " + expected_text(key) + ", found " +
+               kind_of(node));
+    }
+    if (node.size() == 0) {
+      fail(node.Mark(), path,
+           "expected " + count + ", found an empty sequence (remove the key to leave it unset)");
+    }
+    if (node.size() > static_cast<std::size_t>(max_list_items)) {
+      fail(node.Mark(), path, "expected " + count + ", found " + std::to_string(node.size()));
+    }
+    std::vector<std::pair<std::string, YAML::Mark>> items;  // resolved, normalized
+    std::string raw;
+    bool unresolved = false;
+    for (std::size_t i = 0; i < node.size(); ++i) {
+      const YAML::Node item = node[i];
+      const std::string item_path = path + "[" + std::to_string(i) + "]";
+      // A null's own mark is where the next token starts, maybe past the list.
+      if (item.IsNull()) fail(node.Mark(), item_path, "no value (remove the item)");
+      if (!item.IsScalar()) {
+        fail(item.Mark(), item_path,
+             std::string("expected ") + expected_text(key) + ", found " + kind_of(item));
+      }
+      raw += (i == 0 ? "" : "\n") + item.Scalar();
+      auto value = scalar(key, item_path, path, item);
+      if (!value) {
+        unresolved = true;
+        continue;
+      }
+      // The items are joined by '\n' into the key's value: none may hold one.
+      if (value->find('\n') != std::string::npos) {
+        fail(item.Mark(), item_path, "invalid value: contains a line break");
+      }
+      const auto earlier = std::find_if(items.begin(), items.end(),
+                                        [&](const auto& other) { return other.first == *value; });
+      if (earlier != items.end()) {
+        // The value may be secret: the first is named by its place only.
+        const Position first = position_of(earlier->second);
+        fail(item.Mark(), item_path,
+             "duplicate value (first as " + path + "[" + std::to_string(earlier - items.begin()) +
+                 "], line " + std::to_string(first.line) + ", column " +
+                 std::to_string(first.column) + ")");
+      }
+      items.emplace_back(std::move(*value), item.Mark());
+    }
+    if (given_ != nullptr) {
+      const Position at = position_of(node.Mark());
+      (*given_)[path] = GivenValue{raw, at.line, at.column};
+    }
+    if (unresolved) return;
+    std::string joined;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      joined += (i == 0 ? "" : "\n") + items[i].first;
+    }
+    values_[path] = std::move(joined);
+  }
+
+  // A scalar checked against `key` and recorded in `given` under `path`; its
+  // normalized text, or nothing when `deferral` (the key's own path, for an
+  // item of a list key) is deferred and the scalar names an unset variable.
+  std::optional<std::string> scalar(const KeySpec& key, const std::string& path,
+                                    const std::string& deferral, const YAML::Node& node) {
     std::string expanded;
     try {
       expanded = expand_environment(node.Scalar());
     } catch (const ValueProblem& problem) {
       // A key of a part the command does not use: left unset, noted.
       if (deferred_ != nullptr && unresolved_ != nullptr &&
-          std::find(deferred_->begin(), deferred_->end(), path) != deferred_->end()) {
-        unresolved_->push_back(path);
-        return;
+          std::find(deferred_->begin(), deferred_->end(), deferral) != deferred_->end()) {
+        if (std::find(unresolved_->begin(), unresolved_->end(), deferral) == unresolved_->end()) {
+          unresolved_->push_back(deferral);
+        }
+        return std::nullopt;
       }
       fail(node.Mark(), path, problem.what());
     }
+    std::string value;
     try {
-      values_[path] = check_value(key, expanded);
+      value = check_value(key, expanded);
     } catch (const ValueProblem& problem) {
       fail(node.Mark(), path, problem.what());
     }
@@ -453,6 +531,7 @@ class Validator {
       const Position at = position_of(node.Mark());
       (*given_)[path] = GivenValue{node.Scalar(), at.line, at.column};
     }
+    return value;
   }
 
   std::string source_;

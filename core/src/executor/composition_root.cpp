@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "program_executor/amqp/broker_nodes.hpp"
 #include "program_executor/amqp/connection.hpp"
 #include "program_executor/amqp/startup_wait.hpp"
 #include "program_executor/executor/clock.hpp"
@@ -29,6 +30,7 @@ std::vector<std::string> restart_only_changes(const config::Config& running,
     if (differs) changed.emplace_back(key);
   };
   check(running.amqp.url != next.amqp.url, "amqp.url");
+  check(running.amqp.urls != next.amqp.urls, "amqp.urls");
   check(running.amqp.queue != next.amqp.queue, "amqp.queue");
   check(running.amqp.durable != next.amqp.durable, "amqp.durable");
   check(running.amqp.prefetch != next.amqp.prefetch, "amqp.prefetch");
@@ -93,18 +95,22 @@ CompositionRoot::CompositionRoot(const config::Config& config) : config_(config)
 }
 
 bool CompositionRoot::connect_broker(const amqp::StartupPause& pause) {
-  const auto settings = amqp::parse_url(config_.amqp.url, config_.amqp.tls,
-                                        config_.amqp.heartbeat_seconds);
+  // With several nodes, the first that answers declares the queues (a
+  // cluster shares them); waiting starts only when none answers.
+  auto nodes = amqp::BrokerNodes::from(config_.amqp, config_.amqp.heartbeat_seconds)
+                   .shuffled(amqp::node_order_seed(-1));
   const int attempts = amqp::retry_while_unreachable(
       [&] {
-        amqp::Connection probe(settings, "program-executor startup");
-        probe.declare(amqp::QueueTopology::from(config_.amqp));
+        nodes.connect("program-executor startup")->declare(amqp::QueueTopology::from(config_.amqp));
       },
       amqp::StartupBackoff{}, pause);
   if (attempts == 0) return false;
   log::event(log::Level::info, "amqp.ready", "",
-             {{"broker", settings.describe()}, {"queue", config_.amqp.queue},
-              {"durable", config_.amqp.durable}, {"attempts", attempts}});
+             {{"broker", nodes.current().describe()},
+              {"nodes", nodes.size()},
+              {"queue", config_.amqp.queue},
+              {"durable", config_.amqp.durable},
+              {"attempts", attempts}});
   return true;
 }
 
@@ -118,8 +124,9 @@ CompositionRoot::~CompositionRoot() {
 }
 
 void CompositionRoot::sweep_until_stopped() {
-  const auto connection = amqp::parse_url(config_.amqp.url, config_.amqp.tls, 0);
-  amqp::ReconnectingPublisher publisher(connection, "program-executor recovery");
+  amqp::ReconnectingPublisher publisher(
+      amqp::BrokerNodes::from(config_.amqp, 0).shuffled(amqp::node_order_seed(-1)),
+      "program-executor recovery");
   store::RecoveryWindow window(config_.recovery.stale_after);
   if (config_.recovery.unclaimed_after.count() > 0) window.unclaimed_after = config_.recovery.unclaimed_after;
   window.max_age = config_.recovery.max_age;
@@ -172,13 +179,12 @@ void CompositionRoot::sweep_until_stopped() {
 }
 
 void CompositionRoot::start() {
-  const auto connection = amqp::parse_url(config_.amqp.url, config_.amqp.tls,
-                                          config_.amqp.heartbeat_seconds);
+  const auto brokers = amqp::BrokerNodes::from(config_.amqp, config_.amqp.heartbeat_seconds);
   beats_ = std::make_unique<std::atomic<std::int64_t>[]>(static_cast<std::size_t>(config_.workers));
   for (int i = 0; i < config_.workers; ++i) {
     beats_[static_cast<std::size_t>(i)] = steady_ms();
     WorkerSettings settings{i,
-                            connection,
+                            brokers.shuffled(amqp::node_order_seed(i)),
                             amqp::QueueTopology::from(config_.amqp),
                             config_.amqp.prefetch,
                             config_.recovery.lease,

@@ -8,13 +8,14 @@
 #include <chrono>
 #include <string>
 
+#include "program_executor/amqp/broker_nodes.hpp"
 #include "program_executor/amqp/connection.hpp"
 #include "program_executor/config/config.hpp"
-#include "program_executor/log/logger.hpp"
 #include "program_executor/executor/job_data_handler.hpp"
 #include "program_executor/executor/program_creator.hpp"
 #include "program_executor/executor/step_isolation.hpp"
 #include "program_executor/executor/step_job_context.hpp"
+#include "program_executor/log/logger.hpp"
 #include "program_executor/plugin/plugin_loader.hpp"
 #include "program_executor/store/database.hpp"
 
@@ -57,7 +58,8 @@ JobResult run(const std::filesystem::path& config_path, const IsolatedStep& step
   store::Database database(config.database, 2);
   const std::unique_ptr<store::ProgramStore> store = database.program_store();
   amqp::ReconnectingPublisher publisher(
-      amqp::parse_url(config.amqp.url, config.amqp.tls, 0), "program-executor isolated step");
+      amqp::BrokerNodes::from(config.amqp, 0).shuffled(amqp::node_order_seed(0)),
+      "program-executor isolated step");
   ProgramCreator creator(*store, publisher, config.amqp.queue, config.amqp.durable,
                          metrics::no_metrics(), config.recovery.stale_after);
   StoreJobDataHandler data(*store, message.run_id, message.current_job(), step.token, started);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <thread>
 
 #include <poll.h>
@@ -64,7 +65,7 @@ Worker::Worker(WorkerSettings settings, store::ProgramStore& store, const JobLib
 
 void Worker::run() {
   const std::string name = "program-executor worker " + std::to_string(settings_.index);
-  amqp::ReconnectingPublisher publisher(settings_.connection, name + " publisher");
+  amqp::ReconnectingPublisher publisher(settings_.brokers, name + " publisher");
   ProcessorSettings processor_settings;
   processor_settings.queue = settings_.topology.main_queue();
   processor_settings.parked_queue = settings_.topology.parked_queue();
@@ -90,27 +91,35 @@ void Worker::run() {
       [&processor](const std::vector<std::string>& bodies) { return processor.process_all(bodies); },
       max_batch, settings_.fairness);
 
+  // With several broker nodes, a lost connection is followed by one to the
+  // next node that answers (BrokerNodes::lost, connect): a cluster that lost
+  // a node keeps this worker consuming without a restart.
+  amqp::BrokerNodes nodes = settings_.brokers;
   auto backoff = 250ms;
   bool connected_before = false;
   while (!stop_requested_) {
     mark(beat_);
     try {
-      amqp::Connection consumer(settings_.connection, name + " consumer");
-      consumer.declare(settings_.topology);
-      consumer.set_prefetch(settings_.prefetch);
-      consumer.consume(settings_.topology.main_queue());
+      const std::unique_ptr<amqp::Connection> consumer = nodes.connect(name + " consumer");
+      consumer->declare(settings_.topology);
+      consumer->set_prefetch(settings_.prefetch);
+      consumer->consume(settings_.topology.main_queue());
       if (connected_before) metrics_.broker_reconnected();
       connected_before = true;
       log::event(log::Level::info, "worker.consuming", "",
-                 {{"worker", settings_.index}, {"queue", settings_.topology.main_queue()},
-                  {"broker", settings_.connection.describe()}});
+                 {{"worker", settings_.index},
+                  {"queue", settings_.topology.main_queue()},
+                  {"broker", nodes.current().describe()}});
       backoff = 250ms;
-      serve(consumer, runner, processor);
+      serve(*consumer, runner, processor);
       log::event(log::Level::info, "worker.stopped", "", {{"worker", settings_.index}});
       return;
     } catch (const amqp::AmqpError& e) {
       log::event(log::Level::error, "amqp.connection_lost", e.what(),
-                 {{"worker", settings_.index}, {"retry_in_ms", static_cast<long long>(backoff.count())}});
+                 {{"worker", settings_.index},
+                  {"broker", nodes.current().describe()},
+                  {"retry_in_ms", static_cast<long long>(backoff.count())}});
+      nodes.lost();
     }
     // Deliveries of the lost connection: the broker redelivers every one not
     // acknowledged. Those not started are dropped here; the running batch

@@ -4,9 +4,9 @@
 
 namespace program_executor::web {
 
-PublisherPool::PublisherPool(amqp::ConnectionSettings settings, amqp::QueueTopology topology,
+PublisherPool::PublisherPool(amqp::BrokerNodes nodes, amqp::QueueTopology topology,
                              std::string name)
-    : settings_(std::move(settings)), topology_(std::move(topology)), name_(std::move(name)) {}
+    : nodes_(std::move(nodes)), topology_(std::move(topology)), name_(std::move(name)) {}
 
 PublisherPool::Lease PublisherPool::borrow() {
   {
@@ -17,7 +17,9 @@ PublisherPool::Lease PublisherPool::borrow() {
       return Lease(*this, std::move(publisher));
     }
   }
-  auto publisher = std::make_unique<amqp::ReconnectingPublisher>(settings_, name_);
+  // Spread over a cluster's nodes, as the workers are.
+  auto publisher = std::make_unique<amqp::ReconnectingPublisher>(
+      nodes_.shuffled(amqp::node_order_seed(0)), name_);
   for (const amqp::QueueSpec& queue : topology_.declarations()) publisher->declare(queue);
   return Lease(*this, std::move(publisher));
 }

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "program_executor/amqp/broker_nodes.hpp"
 #include "program_executor/amqp/connection_settings.hpp"
 #include "program_executor/amqp/message_publisher.hpp"
 
@@ -15,10 +16,12 @@ class Connection;
 
 /// A MessagePublisher that opens its connection on first use and, when a
 /// publish fails because the connection broke, reconnects once and publishes
-/// again. Used from one thread only.
+/// again; with several broker nodes it reconnects to the next one that
+/// answers (BrokerNodes). Used from one thread only.
 class ReconnectingPublisher : public MessagePublisher {
  public:
   ReconnectingPublisher(ConnectionSettings settings, std::string name);
+  ReconnectingPublisher(BrokerNodes nodes, std::string name);
   ~ReconnectingPublisher() override;
   void publish(const std::string& queue, std::string_view body,
                const PublishProperties& properties) override;
@@ -26,7 +29,7 @@ class ReconnectingPublisher : public MessagePublisher {
   void declare(const QueueSpec& queue) override;
 
  private:
-  ConnectionSettings settings_;
+  BrokerNodes nodes_;
   std::string name_;
   std::unique_ptr<Connection> connection_;
 };

@@ -47,6 +47,10 @@ struct AmqpSettings {
   /// With amqp.password_file set, the file's password is already in here
   /// (percent-encoded): everything that connects reads the password from the URL.
   std::string url = "amqp://guest:guest@127.0.0.1:5672/";
+  /// amqp.urls: the nodes of a broker cluster, each a URL as amqp.url (the
+  /// password file's password in each); empty when the file gives amqp.url
+  /// (or neither). The two keys exclude each other.
+  std::vector<std::string> urls;
   std::string password_file;  ///< where the password came from; empty: from the URL itself
   std::string queue = "program-executor";
   bool durable = true;         ///< durable queues and persistent messages
@@ -55,6 +59,11 @@ struct AmqpSettings {
   QueueType queue_type = QueueType::classic;
   int delivery_limit = 0;      ///< quorum only: the broker's redelivery cap, 0 none
   TlsSettings tls;
+
+  /// The broker nodes to connect to: amqp.urls, or amqp.url alone.
+  std::vector<std::string> nodes() const {
+    return urls.empty() ? std::vector<std::string>{url} : urls;
+  }
 };
 
 struct DatabaseSettings {
@@ -149,7 +158,7 @@ struct Config {
 };
 
 /// The parts of the configuration a caller uses. Every key is validated
-/// either way; the secrets of an unused part (amqp.url and amqp.password_file
+/// either way; the secrets of an unused part (amqp.url, amqp.urls and amqp.password_file
 /// for the broker, database.connection and database.password_file for the
 /// database) need not resolve: an operator's command that only reads the
 /// database must not need the broker's password.

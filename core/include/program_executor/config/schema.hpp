@@ -36,12 +36,21 @@ struct Member {
   std::string (*read)(const Config& config) = nullptr;
 };
 
+/// The most items a list key takes: a broker cluster has a handful of nodes,
+/// and a bound keeps a hostile file from making the loader try thousands.
+inline constexpr int max_list_items = 16;
+
 struct KeySpec {
   /// Dotted key path, e.g. "amqp.url". A segment "*" matches any name the
   /// file gives (retry.jobs.*.max_attempts); such values are keyed by the
   /// bound path "retry.jobs[<name>].max_attempts".
   std::string_view path;
   ValueType type;
+  /// A YAML sequence of 1 to max_list_items values, each a scalar of `type`
+  /// (amqp.urls). Its value, for the loader and `member`, is the items joined
+  /// by '\n', which the validator lets no item hold; the file's items are
+  /// addressed as "<path>[<index>]" (0-based) in errors and GivenValue.
+  bool list = false;
   /// Where load_string() puts the value; tables that are only validated
   /// (load_values) leave it empty.
   Member member = {};
@@ -67,7 +76,8 @@ std::string schema_markdown();
 
 /// Parses `yaml` and validates it against `keys` (environment references expanded);
 /// returns each key's value by dotted path: booleans as "true"/"false", integers in
-/// decimal, keys without a value (absent, empty default) left out. Throws ConfigError.
+/// decimal, a list key's items joined by '\n', keys without a value (absent, empty
+/// default) left out. Throws ConfigError.
 /// load_string() is this against schema(); it takes other tables for the tests.
 std::map<std::string, std::string, std::less<>> load_values(std::string_view yaml,
                                                             std::string_view source_name,
@@ -75,6 +85,10 @@ std::map<std::string, std::string, std::less<>> load_values(std::string_view yam
 
 /// A key as the file gives it, for checks that come after validation (reading
 /// a file the key names, a rule between two keys) and need to point at it.
+/// A list key is recorded under its path at the sequence (`raw` its items'
+/// raw texts joined by '\n'), even when an item is left unresolved (a rule
+/// between keys must still see that the file gives it), and each resolved item
+/// under "<path>[<index>]".
 struct GivenValue {
   std::string raw;  ///< the scalar as written, before ${NAME} expansion
   int line = 1;     ///< 1-based position of the value
@@ -87,7 +101,8 @@ std::map<std::string, std::string, std::less<>> load_values(
     std::map<std::string, GivenValue, std::less<>>& given);
 
 /// load_values() with `given`, where an unresolvable ${NAME} in a key listed
-/// in `deferred` is no error: the key is left unset and listed in `unresolved`.
+/// in `deferred` (in any item of a list key) is no error: the key is left unset
+/// and listed once in `unresolved`.
 std::map<std::string, std::string, std::less<>> load_values(
     std::string_view yaml, std::string_view source_name, const std::vector<KeySpec>& keys,
     std::map<std::string, GivenValue, std::less<>>& given, const std::vector<std::string>& deferred,

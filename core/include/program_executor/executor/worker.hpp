@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-#include "program_executor/amqp/connection_settings.hpp"
+#include "program_executor/amqp/broker_nodes.hpp"
 #include "program_executor/amqp/queue_topology.hpp"
 #include "program_executor/executor/fairness_policy.hpp"
 #include "program_executor/executor/job_library.hpp"
@@ -26,7 +26,9 @@ class JobRunner;
 
 struct WorkerSettings {
   int index = 0;  ///< shown in logs and in the broker's connection name
-  amqp::ConnectionSettings connection;
+  /// The broker nodes, in this worker's order (BrokerNodes::shuffled): its
+  /// consumer and its publisher each connect to the first that answers.
+  amqp::BrokerNodes brokers{amqp::ConnectionSettings{}};
   amqp::QueueTopology topology{"program-executor", true};
   int prefetch = 1;
   std::chrono::milliseconds lease{30000};        ///< see ProcessorSettings

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "program_executor/amqp/broker_nodes.hpp"
 #include "program_executor/amqp/connection.hpp"
 #include "program_executor/amqp/queue_topology.hpp"
 
@@ -14,7 +15,8 @@ namespace program_executor::web {
 
 class PublisherPool {
  public:
-  PublisherPool(amqp::ConnectionSettings settings, amqp::QueueTopology topology, std::string name);
+  /// Each new publisher takes the nodes in an order of its own (BrokerNodes::shuffled).
+  PublisherPool(amqp::BrokerNodes nodes, amqp::QueueTopology topology, std::string name);
 
   /// A publisher for this request alone, back in the pool when it goes out
   /// of scope. A new one connects on first use and declares the topology, so
@@ -39,7 +41,7 @@ class PublisherPool {
  private:
   void give_back(std::unique_ptr<amqp::MessagePublisher> publisher);
 
-  amqp::ConnectionSettings settings_;
+  amqp::BrokerNodes nodes_;
   amqp::QueueTopology topology_;
   std::string name_;
   std::mutex mutex_;
