@@ -59,7 +59,7 @@ struct Api {
   config::Config config = test_config(dir);
   std::unique_ptr<store::Database> database = open_database(config);
   std::unique_ptr<store::ProgramStore> store = database->program_store();
-  web::PublisherPool publishers{amqp::parse_url(config.amqp.url, config.amqp.tls, 0),
+  web::PublisherPool publishers{amqp::BrokerNodes::from(config.amqp, 0),
                                 amqp::QueueTopology::from(config.amqp), "pe-web-unit"};
   std::vector<std::pair<std::string, std::string>> known_jobs{
       {"extract", "/usr/lib/program-executor/plugins/libetl.so"},
