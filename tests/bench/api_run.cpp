@@ -275,7 +275,7 @@ ApiRunResult run_api(const DaemonPlan& plan, const ApiSpec& spec) {
 
   // The topology serve publishes to, declared as a daemon would; nothing
   // consumes it, and it is deleted with everything in it at the end.
-  const amqp::QueueTopology topology(queue, true);
+  const amqp::QueueTopology topology(queue, true, !plan.amqp_urls.empty());
   {
     amqp::Connection control(broker, "pe-bench control");
     control.declare(topology);

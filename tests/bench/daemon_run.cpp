@@ -180,9 +180,15 @@ std::filesystem::path write_config(const DaemonPlan& plan, const std::string& qu
   const auto path = plan.work_dir / (queue + ".yaml");
   std::ofstream out(path);
   out << "# Written by pe-bench for one run.\n"
-      << "amqp:\n"
-      << "  url: " << yaml_text(plan.amqp_url) << "\n"
-      << "  queue: " << yaml_text(queue) << "\n"
+      << "amqp:\n";
+  if (plan.amqp_urls.empty()) {
+    out << "  url: " << yaml_text(plan.amqp_url) << "\n";
+  } else {
+    out << "  urls:\n";
+    for (const std::string& url : plan.amqp_urls) out << "    - " << yaml_text(url) << "\n";
+    out << "  queue_type: quorum\n";
+  }
+  out << "  queue: " << yaml_text(queue) << "\n"
       << "  durable: true\n";
   if (plan.prefetch) out << "  prefetch: " << *plan.prefetch << "\n";
   out << "database:\n"
@@ -294,7 +300,7 @@ DaemonRunResult run_daemon(const DaemonPlan& plan, const DaemonRunSpec& spec) {
   }
 
   // The daemon's own topology, declared as it will declare it.
-  const amqp::QueueTopology topology(queue, true);
+  const amqp::QueueTopology topology(queue, true, !plan.amqp_urls.empty());
   {
     amqp::Connection control(broker, "pe-bench control");
     control.declare(topology);

@@ -24,7 +24,10 @@ constexpr int history_retention_days = 30;
 struct DaemonPlan {
   std::string daemon;       ///< path of program-executor
   std::string plugins;      ///< directory holding demo.so
-  std::string amqp_url;
+  std::string amqp_url;  ///< the bench's own connections; the daemons' too without amqp_urls
+  /// A cluster's nodes (pe-bench --cluster): the daemons get them as
+  /// amqp.urls, with quorum queues; empty: amqp_url and classic queues.
+  std::vector<std::string> amqp_urls;
   std::string backend;
   std::string connection;
   /// info or lower: every step's job.started and job.finished are logged, and

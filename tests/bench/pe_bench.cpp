@@ -13,6 +13,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "../cluster/cluster_urls.hpp"
 #include "amqp_link.hpp"
 #include "api_run.hpp"
 #include "bench_sql.hpp"
@@ -30,6 +31,7 @@ struct Options {
   std::string backend = "sqlite3";
   std::string connection;
   std::string amqp_url;
+  std::string cluster;  ///< tests/cluster/rabbitmq-cluster; empty: amqp_url alone
   std::string daemon = PE_BENCH_DAEMON_PATH;
   std::string plugins = PE_BENCH_PLUGIN_DIR;
   int workers = 2;
@@ -239,6 +241,16 @@ int run(const Options& options) {
                          " (or PE_TEST_POSTGRESQL_CONNECTION / PE_TEST_MYSQL_CONNECTION)");
       }
     }
+    std::vector<std::string> cluster_urls;
+    if (!resolved.cluster.empty()) {
+      // The daemons get every node; the bench's own connections the first.
+      try {
+        cluster_urls = cluster::cluster_urls(resolved.cluster);
+      } catch (const std::runtime_error& e) {
+        throw BenchError(e.what());
+      }
+      resolved.amqp_url = cluster_urls.front();
+    }
     const amqp::ConnectionSettings broker = amqp::parse_url(resolved.amqp_url, {}, 0);
     if (!std::filesystem::exists(resolved.daemon)) throw BenchError("no daemon at " + resolved.daemon);
     if (!std::filesystem::exists(std::filesystem::path(resolved.plugins) / "demo.so")) {
@@ -255,7 +267,10 @@ int run(const Options& options) {
 
     BenchReport report;
     report.backend = resolved.backend;
-    report.broker = broker.describe();
+    report.broker = cluster_urls.empty()
+                        ? broker.describe()
+                        : fmt::format("a cluster of {} nodes (amqp.urls, quorum queues; {} first)",
+                                      cluster_urls.size(), broker.describe());
     report.programs = resolved.programs;
     report.jobs = resolved.jobs;
     report.workers = resolved.workers;
@@ -288,6 +303,7 @@ int run(const Options& options) {
     plan.daemon = resolved.daemon;
     plan.plugins = resolved.plugins;
     plan.amqp_url = resolved.amqp_url;
+    plan.amqp_urls = cluster_urls;
     plan.backend = resolved.backend;
     plan.connection = resolved.connection;
     plan.log_level = resolved.log_level;
@@ -473,6 +489,9 @@ int main(int argc, char** argv) {
                  "PE_TEST_POSTGRESQL_CONNECTION / PE_TEST_MYSQL_CONNECTION)");
   app.add_option("--amqp-url", options.amqp_url, "Broker (default: PE_TEST_AMQP_URL or the local guest)")
       ->capture_default_str();
+  app.add_option("--cluster", options.cluster,
+                 "tests/cluster/rabbitmq-cluster of a running cluster: the daemons get its nodes "
+                 "(amqp.urls) and quorum queues; the bench's own connections use the first node");
   app.add_option("--daemon", options.daemon, "program-executor binary")->capture_default_str();
   app.add_option("--plugins", options.plugins, "Plugin directory holding demo.so")->capture_default_str();
   app.add_option("--workers", options.workers, "Worker threads per daemon process, and floor threads")

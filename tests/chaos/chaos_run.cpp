@@ -4,7 +4,10 @@
 // own, creates N programs of M steps of the recorder plugin's `chaos.step`
 // (plus P poison programs and X malformed messages), and while they run
 // SIGKILLs random daemons, restarts the broker and the database, and (in a
-// -DPE_CRASH_POINTS=ON build) arms named crash points. After quiescence it
+// -DPE_CRASH_POINTS=ON build) arms named crash points. With --cluster SCRIPT
+// the daemons run on a RabbitMQ cluster (tests/cluster/rabbitmq-cluster:
+// amqp.urls, quorum queues), and each broker restart is a node SIGKILLed and
+// started again, alternately the main queue's leader and a random node. After quiescence it
 // prints counts and exits non-zero when an invariant is violated:
 //
 //   lost 0                 every program finished, errored (poison) or was cancelled
@@ -14,6 +17,8 @@
 //   poison                 every poison program errored by the persisted crash counter
 //   innocent errored 0     with --innocent: no other program errored by the crash counter
 //   skipped 0              every step of a finished program ran to its end at least once
+//   died on their own 0    with --cluster: no daemon exited or died but by the harness's
+//                          kills, crash points and poison (a lost node is ridden out)
 //   history 0              the attempt history (<table>_attempts) agrees with every row:
 //                          one `finished` attempt per committed step, none for the others,
 //                          one ending attempt per errored program (analysis.cpp, check_history)
@@ -55,6 +60,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "../cluster/cluster_urls.hpp"
 #include "analysis.hpp"
 #include "program_executor/amqp/connection.hpp"
 #include "program_executor/config/config.hpp"
@@ -103,6 +109,9 @@ struct Options {
   double crash_probability = 0.05;
   int broker_restarts = 0;
   std::string broker_restart_command = "rabbitmqctl stop_app && rabbitmqctl start_app";
+  // tests/cluster/rabbitmq-cluster of a running cluster: the daemons get its
+  // nodes (amqp.urls) and quorum queues; a broker restart bounces a node.
+  std::string cluster;
   int database_restarts = 0;
   std::string database_restart_command;
   double restart_interval = 6;
@@ -856,7 +865,8 @@ struct Deployment {
   std::string suffix;
   std::string queue;
   std::string table;
-  amqp::ConnectionSettings amqp;
+  amqp::ConnectionSettings amqp;  ///< the harness's own broker (the cluster's first node)
+  std::vector<std::string> cluster_urls;  ///< with --cluster: every node, for amqp.urls
   bool database_restartable = false;  ///< false for sqlite3: no server to restart
   int database_restarts = 0;          ///< restarts that will actually be made
 };
@@ -880,6 +890,14 @@ Deployment prepare(Options& options, std::mt19937_64& random) {
     }
     options.connection = "db=" + (d.run_dir / "programs.db").string();
   }
+  if (!options.cluster.empty()) {
+    try {
+      d.cluster_urls = cluster::cluster_urls(options.cluster);
+    } catch (const std::runtime_error& e) {
+      throw SetupError(e.what());
+    }
+    if (options.amqp_url.empty()) options.amqp_url = d.cluster_urls.front();
+  }
   if (options.amqp_url.empty()) {
     const char* env = std::getenv("PE_TEST_AMQP_URL");
     options.amqp_url = env != nullptr ? env : "amqp://guest:guest@127.0.0.1:5672/";
@@ -895,9 +913,15 @@ Deployment prepare(Options& options, std::mt19937_64& random) {
   d.config = d.run_dir / "config.yaml";
   std::ofstream out(d.config);
   out << "# written by chaos-run\n"
-      << "amqp:\n"
-      << "  url: " << json(options.amqp_url).dump() << "\n"
-      << "  queue: " << d.queue << "\n"
+      << "amqp:\n";
+  if (d.cluster_urls.empty()) {
+    out << "  url: " << json(options.amqp_url).dump() << "\n";
+  } else {
+    out << "  urls:\n";
+    for (const std::string& url : d.cluster_urls) out << "    - " << json(url).dump() << "\n";
+    out << "  queue_type: quorum\n";
+  }
+  out << "  queue: " << d.queue << "\n"
       << "  heartbeat_seconds: 10\n"
       << "database:\n"
       << "  backend: " << options.backend << "\n"
@@ -1042,6 +1066,7 @@ Outcome inject_until_quiescent(const Options& options, const Deployment& d, Daem
     if (i < d.database_restarts) restart_plan.push_back("database");
   }
   std::size_t next_restart_index = 0;
+  int bounced_leader = 0, bounced_any = 0;  // with --cluster: which node each bounce took
   auto next_restart = after_seconds(options.restart_interval);
   RestartRunner restarter(d.run_dir / "restarts.log");
   std::size_t next_cancel = 0;
@@ -1068,8 +1093,15 @@ Outcome inject_until_quiescent(const Options& options, const Deployment& d, Daem
       if (next_restart_index < restart_plan.size() && !restarter.busy() &&
           Clock::now() >= next_restart) {
         const std::string& service = restart_plan[next_restart_index++];
-        restarter.begin(service, service == "broker" ? options.broker_restart_command
-                                                     : options.database_restart_command);
+        std::string command =
+            service == "broker" ? options.broker_restart_command : options.database_restart_command;
+        if (service == "broker" && !options.cluster.empty()) {
+          // A node lost, not the broker: the main queue's leader, then any.
+          command = fmt::format("bash {} bounce {}", options.cluster,
+                                bounced_leader <= bounced_any ? d.queue : std::string("any"));
+          (command.ends_with(" any") ? bounced_any : bounced_leader) += 1;
+        }
+        restarter.begin(service, command);
         std::cout << "  " << service << " restart begins\n";
         next_restart = after_seconds(options.restart_interval);
       }
@@ -1446,6 +1478,23 @@ int report(const Options& options, const Deployment& d, const Daemons& daemons, 
   }
   report.check("service restart commands succeeded", failed_restarts.empty(),
                failed_restarts.empty() ? "yes" : first_few(failed_restarts) + " (restarts.log)");
+  if (!options.cluster.empty()) {
+    // Issue 14: a lost node is ridden out. A daemon that exited or died of
+    // anything but the harness's kills, its crash points and the poison is
+    // one that a node's loss stopped.
+    std::vector<std::string> own_deaths;
+    for (const auto& [kind, n] : death_kinds) {
+      if (kind != "SIGKILL by harness" && kind != "crash point" && kind != "poison job") {
+        own_deaths.push_back(fmt::format("{} {}", kind, n));
+      }
+    }
+    report.check("daemons that died on their own (node losses)", own_deaths.empty(),
+                 own_deaths.empty() ? "0" : first_few(own_deaths) + " (daemon-*.log)");
+    // A run that ended before its node losses proved nothing about them.
+    report.check("broker nodes lost and restarted while programs ran",
+                 broker_done == options.broker_restarts,
+                 fmt::format("{} of {} (restarts.log)", broker_done, options.broker_restarts));
+  }
   report.check("programs created", w.create_failures == 0,
                fmt::format("{} failures", w.create_failures));
   report.check("lost programs (still running)", lost == 0,
@@ -1745,6 +1794,10 @@ int main(int argc, char** argv) {
   app.add_option("--broker-restart-command", options.broker_restart_command,
                  "Shell command restarting the broker")
       ->capture_default_str();
+  app.add_option("--cluster", options.cluster,
+                 "tests/cluster/rabbitmq-cluster of a running cluster: the daemons get its nodes "
+                 "(amqp.urls) and quorum queues, and each of --broker-restarts SIGKILLs a node and "
+                 "starts it again (the main queue's leader, then a random node, alternately)");
   app.add_option("--database-restarts", options.database_restarts,
                  "Database restarts while programs run (skipped for sqlite3)")
       ->capture_default_str();

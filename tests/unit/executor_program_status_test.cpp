@@ -68,3 +68,17 @@ TEST_CASE("errored and cancelled programs show why they stopped, and no message 
   CHECK_THAT(executor::format_status(clean), Catch::Contains("error         -"));
   CHECK_THAT(executor::format_status(clean), !Catch::Contains("past retry"));
 }
+
+TEST_CASE("a running program shows which host, process and worker holds its step") {
+  store::ProgramRow row = row_with_retry_error();
+  row.lease_owner = "worker-7:4242:1";
+  row.lease_until = "2026-01-01T00:00:30.000Z";
+  CHECK_THAT(executor::format_status(row),
+             Catch::Contains("claimed by    worker-7:4242:1 (host:pid:worker), until "
+                             "2026-01-01T00:00:30.000Z"));
+  row.lease_owner.reset();  // waiting in the queue: nobody holds it
+  CHECK_THAT(executor::format_status(row), !Catch::Contains("claimed by"));
+  row.lease_owner = "worker-7:4242:1";
+  row.finished_at = "2026-01-01T00:00:10.000Z";  // an ended program holds no claim worth showing
+  CHECK_THAT(executor::format_status(row), !Catch::Contains("claimed by"));
+}

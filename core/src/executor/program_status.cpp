@@ -34,6 +34,12 @@ std::string format_status(const store::ProgramRow& row) {
     out += fmt::format("  {:>3}. {:<40} {}\n", i + 1, row.jobs[static_cast<std::size_t>(i)], mark);
   }
   out += fmt::format("retries       {}\n", row.step_retry_count);
+  // Which host, process and worker thread holds the step (worker_identity):
+  // in a fleet, where to look for its logs.
+  if (state == "running" && row.lease_owner) {
+    out += fmt::format("claimed by    {} (host:pid:worker){}\n", *row.lease_owner,
+                       row.lease_until ? ", until " + *row.lease_until : "");
+  }
   if (const std::optional<std::string> error = current_error(row)) {
     out += fmt::format("error         {}\n", *error);
   } else if (row.error_message) {
