@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 
 #include <systemd/sd-daemon.h>
 
@@ -33,26 +34,31 @@ int run_daemon(const CommonOptions& options) {
     ServiceSignals signals;
 
     executor::CompositionRoot root(config);
-    // A broker that is not up yet (a host still booting) is waited for, each
-    // attempt logged as amqp.waiting, instead of exiting: READY follows the
-    // connection, and SIGTERM or SIGINT end the wait. systemd's
+    // A database or broker that is not up yet (a host still booting, a
+    // server restarting) is waited for, each attempt logged as
+    // database.waiting or amqp.waiting, instead of exiting: READY follows the
+    // connections, and SIGTERM or SIGINT end the wait. systemd's
     // TimeoutStartSec= bounds it under the unit.
-    const bool connected = root.connect_broker([&](std::chrono::milliseconds delay) {
-      sd_notifyf(0, "STATUS=waiting for the broker, next attempt in %lld ms",
-                 static_cast<long long>(delay.count()));
-      const auto until = std::chrono::steady_clock::now() + delay;
-      while (true) {
-        const auto signal = signals.wait(until - std::chrono::steady_clock::now());
-        if (!signal) return true;
-        if (*signal == ServiceSignal::stop) return false;
-        // SIGHUP: nothing to reload before the start; keep waiting.
-      }
-    });
-    if (!connected) {
-      log::event(log::Level::info, "daemon.stopped", "stopped while waiting for the broker",
+    const auto waiting_for = [&](const char* server) {
+      return [&signals, server](std::chrono::milliseconds delay) {
+        sd_notifyf(0, "STATUS=waiting for %s, next attempt in %lld ms", server,
+                   static_cast<long long>(delay.count()));
+        const auto until = std::chrono::steady_clock::now() + delay;
+        while (true) {
+          const auto signal = signals.wait(until - std::chrono::steady_clock::now());
+          if (!signal) return true;
+          if (*signal == ServiceSignal::stop) return false;
+          // SIGHUP: nothing to reload before the start; keep waiting.
+        }
+      };
+    };
+    const auto stopped_while_waiting_for = [&](const char* server) {
+      log::event(log::Level::info, "daemon.stopped", std::string("stopped while waiting for ") + server,
                  {{"signal", signals.stop_name()}});
       return 0;
-    }
+    };
+    if (!root.open_database(waiting_for("the database"))) return stopped_while_waiting_for("the database");
+    if (!root.connect_broker(waiting_for("the broker"))) return stopped_while_waiting_for("the broker");
     sd_notify(0, "STATUS=");
     root.start();
     // Plugins are loaded, the database and the broker answered: tell systemd

@@ -6,12 +6,14 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <regex>
 #include <thread>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
 #include "program_executor/amqp/connection.hpp"
+#include "daemon_server_database.hpp"
 #include "support/deployment.hpp"
 #include "support/job_gate.hpp"
 #include "support/plugin_paths.hpp"
@@ -152,6 +154,86 @@ TEST_CASE("a broker that comes up late is waited for: READY once connected, then
   CHECK(row["state"] == "finished");
   CHECK(row["job_data"]["demo.count"]["runs"] == 1);
   CHECK(daemon.stop(SIGTERM, 20s) == 0);
+}
+
+TEST_CASE("a database server that comes up late is waited for: READY once connected, then programs run",
+          "[daemon][systemd][startup]") {
+  auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  const config::DatabaseSettings server = test::suite_database(fs::temp_directory_path());
+  if (server.backend == config::DatabaseBackend::sqlite3) {
+    SUCCEED("a server backend's test: PE_TEST_DATABASE=postgresql, mysql or odbc runs it");
+    return;
+  }
+  // The suite's server through a port that refuses connections until listen().
+  std::smatch port;
+  REQUIRE(std::regex_search(server.connection, port, std::regex("(?:port|PORT)=([0-9]+)")));
+  const std::string host = "127.0.0.1";
+  test::TcpForwarder late_database(host, std::stoi(port[1].str()));
+  test::DeploymentOptions options;
+  options.amqp_url = *url;
+  options.queue_prefix = "pe-life";
+  options.own_plugin_directory = true;
+  options.workers = 1;
+  options.database = [&](const fs::path&) {
+    config::DatabaseSettings through = server;
+    through.connection = std::regex_replace(server.connection, std::regex("((?:port|PORT)=)[0-9]+"),
+                                            "$01" + std::to_string(late_database.port()));
+    return through;
+  };
+  test::Deployment deployment(options);
+  deployment.install_plugin(demo_plugin, "demo.so");
+  NotifySocket notify(deployment.path("notify.sock"));
+  test::DaemonProcess daemon(deployment.config(), deployment.path("daemon.log"),
+                             {{"NOTIFY_SOCKET", deployment.path("notify.sock").string()}});
+
+  // Each refused attempt is logged, the daemon stays up, and systemd hears why.
+  REQUIRE(daemon.wait_for_log("\"database.waiting\"", 30s, 2));
+  CHECK(notify.wait_for("STATUS=waiting for the database", 10s));
+  CHECK(daemon.running());
+  CHECK_FALSE(any_contains(notify.seen, "READY=1"));
+  CHECK(daemon.count_in_log("\"database.ready\"") == 0);
+  CHECK(daemon.count_in_log("\"amqp.ready\"") == 0);  // the database comes first
+
+  late_database.listen();
+  CHECK(notify.wait_for("READY=1", 60s));
+  REQUIRE(daemon.wait_for_log("\"daemon.started\"", 30s));
+  CHECK(daemon.count_in_log("\"database.ready\"") == 1);
+  const std::string run_id = deployment.create("demo.count");
+  const json row = deployment.wait_until_ended(run_id);
+  CHECK(row["state"] == "finished");
+  CHECK(row["job_data"]["demo.count"]["runs"] == 1);
+  CHECK(daemon.stop(SIGTERM, 20s) == 0);
+}
+
+TEST_CASE("a database that answers and refuses is not waited for: the start fails at once",
+          "[daemon][startup]") {
+  auto url = test::amqp_url_or_skip();
+  if (!url) return;
+  const config::DatabaseSettings server = test::suite_database(fs::temp_directory_path());
+  if (server.backend == config::DatabaseBackend::sqlite3) {
+    SUCCEED("a server backend's test: PE_TEST_DATABASE=postgresql, mysql or odbc runs it");
+    return;
+  }
+  test::DeploymentOptions options;
+  options.amqp_url = *url;
+  options.queue_prefix = "pe-life";
+  options.own_plugin_directory = true;
+  options.workers = 1;
+  // The suite's server and user, with a password it refuses.
+  options.database = [&](const fs::path&) {
+    config::DatabaseSettings refused = server;
+    refused.connection = std::regex_replace(server.connection, std::regex("((?:password|PWD)=)[^ ;]+"),
+                                            "$01not-the-password");
+    return refused;
+  };
+  options.owner_connection = server.connection;  // the table is never created; dropped all the same
+  test::Deployment deployment(options);
+  deployment.install_plugin(demo_plugin, "demo.so");
+  test::DaemonProcess daemon(deployment.config(), deployment.path("daemon.log"));
+  CHECK(daemon.wait_for_exit(30s) == 1);
+  CHECK(daemon.count_in_log("\"database.waiting\"") == 0);
+  CHECK(daemon.count_in_log("cannot open database") == 1);
 }
 
 TEST_CASE("SIGTERM while waiting for the broker stops the daemon cleanly, never READY",

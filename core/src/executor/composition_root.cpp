@@ -8,7 +8,7 @@
 
 #include "program_executor/amqp/broker_nodes.hpp"
 #include "program_executor/amqp/connection.hpp"
-#include "program_executor/amqp/startup_wait.hpp"
+#include "program_executor/amqp/amqp_error.hpp"
 #include "program_executor/executor/clock.hpp"
 #include "program_executor/executor/recovery_sweeper.hpp"
 #include "program_executor/executor/throughput_recorder.hpp"
@@ -17,6 +17,7 @@
 #include "program_executor/log/logger.hpp"
 #include "program_executor/metrics/prometheus_metrics.hpp"
 #include "program_executor/plugin/plugin_loader.hpp"
+#include "program_executor/store/database_unreachable.hpp"
 #include "program_executor/store/throughput_store.hpp"
 
 namespace program_executor::executor {
@@ -75,6 +76,9 @@ CompositionRoot::CompositionRoot(const config::Config& config) : config_(config)
   log::event(log::Level::info, "plugins.loaded", "",
              {{"directory", config_.plugins.directory},
               {"jobs", static_cast<long long>(jobs_->current()->size())}});
+}
+
+bool CompositionRoot::open_database(const StartupPause& pause) {
   // Per worker one session for its step and one for its claim renewals (or a
   // job's own calls), plus one for the recovery sweeper. On SQLite one
   // session for the process: its file takes one write at a time whatever
@@ -86,24 +90,31 @@ CompositionRoot::CompositionRoot(const config::Config& config) : config_(config)
   const std::size_t sessions = config_.database.backend == config::DatabaseBackend::sqlite3
                                    ? 1
                                    : static_cast<std::size_t>(config_.workers) * 2 + 1;
-  database_ = std::make_unique<store::Database>(config_.database, sessions);
+  const int attempts = retry_while_unreachable<store::DatabaseUnreachableError>(
+      {"database.waiting", "the database"},
+      [&] { database_ = std::make_unique<store::Database>(config_.database, sessions); },
+      StartupBackoff{}, pause);
+  if (attempts == 0) return false;
   database_->on_reconnect([metrics = metrics_.get()] { metrics->database_reconnected(); });
   database_->ensure_schema();
   store_ = database_->program_store(config_.history.enabled);
   log::event(log::Level::info, "database.ready", "",
-             {{"backend", std::string(to_string(config_.database.backend))}, {"table", config_.database.table}});
+             {{"backend", std::string(to_string(config_.database.backend))}, {"table", config_.database.table},
+              {"attempts", attempts}});
+  return true;
 }
 
-bool CompositionRoot::connect_broker(const amqp::StartupPause& pause) {
+bool CompositionRoot::connect_broker(const StartupPause& pause) {
   // With several nodes, the first that answers declares the queues (a
   // cluster shares them); waiting starts only when none answers.
   auto nodes = amqp::BrokerNodes::from(config_.amqp, config_.amqp.heartbeat_seconds)
                    .shuffled(amqp::node_order_seed(-1));
-  const int attempts = amqp::retry_while_unreachable(
+  const int attempts = retry_while_unreachable<amqp::BrokerUnreachableError>(
+      {"amqp.waiting", "the broker"},
       [&] {
         nodes.connect("program-executor startup")->declare(amqp::QueueTopology::from(config_.amqp));
       },
-      amqp::StartupBackoff{}, pause);
+      StartupBackoff{}, pause);
   if (attempts == 0) return false;
   log::event(log::Level::info, "amqp.ready", "",
              {{"broker", nodes.current().describe()},

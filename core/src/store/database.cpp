@@ -11,6 +11,7 @@
 
 #include "guarded.hpp"
 #include "program_executor/log/logger.hpp"
+#include "program_executor/store/database_unreachable.hpp"
 #include "program_executor/store/dialect.hpp"
 #include "program_executor/store/sql_program_store.hpp"
 
@@ -227,8 +228,17 @@ Database::Database(const config::DatabaseSettings& settings, std::size_t pool_si
     try {
       open_session(pool_->at(i));
     } catch (const soci::soci_error& e) {
-      throw StoreError(std::string("cannot open database (") + std::string(to_string(backend_)) +
-                       "): " + e.what());
+      std::string message = std::string("cannot open database (") +
+                            std::string(to_string(backend_)) + "): " + e.what();
+      // An SQLite file is there or not: only a server can be not up yet.
+      // SOCI's ODBC backend classes every failed connection (SQL state 08001,
+      // a wrong password too) as a connection error: only MySQL's is precise.
+      const bool connection_category = backend_ == Backend::mysql &&
+                                       e.get_error_category() == soci::soci_error::connection_error;
+      if (backend_ != Backend::sqlite3 && database_unreachable(e.what(), connection_category)) {
+        throw DatabaseUnreachableError(message);
+      }
+      throw StoreError(message);
     }
   }
 }

@@ -13,10 +13,10 @@
 #include <thread>
 #include <vector>
 
-#include "program_executor/amqp/startup_wait.hpp"
 #include "program_executor/config/config.hpp"
 #include "program_executor/executor/job_library.hpp"
 #include "program_executor/executor/loaded_jobs_record.hpp"
+#include "program_executor/executor/startup_wait.hpp"
 #include "program_executor/metrics/metrics.hpp"
 #include "program_executor/store/database.hpp"
 
@@ -24,17 +24,25 @@ namespace program_executor::executor {
 
 class CompositionRoot {
  public:
-  /// Loads every plugin, opens the database and creates the table if missing,
-  /// so a bad plugin or an unreachable database fails here with a precise
-  /// message (PluginLoadError, StoreError) before any work is taken.
+  /// Starts the metrics exporter and loads every plugin, so a taken port or a
+  /// bad plugin fails here with a precise message (PluginLoadError) before
+  /// any server is waited for.
   explicit CompositionRoot(const config::Config& config);
 
-  /// Connects to the broker and declares the queues once, before start(). A
-  /// broker that cannot be reached (not up yet) is retried with backoff,
-  /// `pause` waiting between attempts (amqp::retry_while_unreachable); false
-  /// when `pause` asked to stop first. A broker that answers and refuses
-  /// (login, TLS, a queue declared with other arguments) throws AmqpError.
-  bool connect_broker(const amqp::StartupPause& pause);
+  /// Opens the database and makes its table usable (Database::ensure_schema),
+  /// before connect_broker(). A server that does not answer (not up yet,
+  /// restarting) is retried with backoff, `pause` waiting between attempts
+  /// (retry_while_unreachable, logged as database.waiting); false when `pause`
+  /// asked to stop first. One that answers and refuses (password, TLS, a
+  /// missing database, a schema to migrate) throws StoreError.
+  bool open_database(const StartupPause& pause);
+
+  /// Connects to the broker and declares the queues once, after
+  /// open_database() and before start(). A broker that cannot be reached (not
+  /// up yet) is retried as the database is (amqp.waiting); false when `pause`
+  /// asked to stop first. A broker that answers and refuses (login, TLS, a
+  /// queue declared with other arguments) throws AmqpError.
+  bool connect_broker(const StartupPause& pause);
   /// Stops the workers if still running and joins them.
   ~CompositionRoot();
 

@@ -39,8 +39,9 @@ std::string soci_connection_string(Backend backend, const std::string& connectio
 
 class Database {
  public:
-  /// Opens `pool_size` sessions (throws StoreError if the database cannot be
-  /// reached). SOCI loads backends only from the directory this project was
+  /// Opens `pool_size` sessions. Throws DatabaseUnreachableError (a
+  /// StoreError) when the server did not answer, StoreError when it answered
+  /// and refused or the settings are wrong. SOCI loads backends only from the directory this project was
   /// built against (never the working directory).
   Database(const config::DatabaseSettings& settings, std::size_t pool_size);
   ~Database();
