@@ -21,6 +21,7 @@ struct ListOptions {
   std::string state;  ///< empty: any
   std::string job;    ///< empty: any
   std::string errored_since;  ///< empty: any; a DURATION back from now or a UTC TIMESTAMP
+  std::string worker;  ///< empty: any; HOST, HOST:PID or HOST:PID:WORKER holding the step
   int limit = 20;
   int page = 1;
 };

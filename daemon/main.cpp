@@ -117,6 +117,9 @@ int main(int argc, char** argv) {
   list->add_option("--errored-since", list_options.errored_since,
                    "Only programs that errored since: DURATION back from now (90d, 12h, 30m, 45s, "
                    "2w) or UTC TIMESTAMP (2026-01-31, 2026-01-31T12:00:00Z)");
+  list->add_option("--worker", list_options.worker,
+                   "Only programs whose step this worker holds: HOST, HOST:PID or HOST:PID:WORKER "
+                   "(as the WORKER column shows)");
   list->add_option("--limit", list_options.limit, "Programs per page")
       ->check(CLI::Range(1, 10000))
       ->capture_default_str();

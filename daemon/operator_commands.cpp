@@ -160,6 +160,7 @@ int list_programs(const CommonOptions& options, const ListOptions& list) {
     store::ProgramFilter filter;
     if (!list.state.empty()) filter.state = list.state;
     if (!list.job.empty()) filter.job = list.job;
+    if (!list.worker.empty()) filter.worker = list.worker;
     if (!list.errored_since.empty()) {
       // As prune's --finished-before: a moment on this host's clock, turned
       // into an age the database compares with its own clock.

@@ -112,6 +112,14 @@ TEST_CASE("the daemon counts programs, jobs, retries and parked messages on /met
   });
   CHECK(metrics_sample(text, "program_executor_programs_finished_total") == 0);
   CHECK(metrics_sample(text, "program_executor_steps_in_flight") == 0);
+  // Each worker thread is one worker_info series, named as the claims it
+  // takes (lease_owner host:pid:worker).
+  char host_buffer[256] = {};
+  ::gethostname(host_buffer, sizeof host_buffer - 1);
+  const std::string host = host_buffer;
+  const std::string pid = std::to_string(daemon->pid());
+  CHECK(metrics_sample(text, "program_executor_worker_info{host=\"" + host + "\",owner=\"" + host + ":" + pid +
+                                 ":0\",pid=\"" + pid + "\",worker=\"0\"}") == 1);
 
   const json spawn = {{"jobs", {"demo.log"}}};
   const std::string spawner = deployment.create("demo.spawn,demo.log", {{"demo.spawn", spawn}});

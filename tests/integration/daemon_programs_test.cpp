@@ -3,6 +3,7 @@
 // command line, with the demo plugin (and fixture.gate, a job that runs until
 // the test opens its gate: tests/support/job_gate.hpp).
 #include <signal.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <map>
@@ -332,6 +333,22 @@ TEST_CASE("heartbeats keep the broker connection alive during a long job", "[dae
   Deployment deployment(*url, options);
   auto daemon = deployment.start_daemon();
   const std::string run_id = deployment.create("demo.sleep", {{"demo.sleep", {{"ms", 5000}}}});
+
+  // While it sleeps, `list` names the worker holding its step, as status does,
+  // and --worker finds it by host and process.
+  char host_buffer[256] = {};
+  ::gethostname(host_buffer, sizeof host_buffer - 1);
+  const std::string process = std::string(host_buffer) + ":" + std::to_string(daemon->pid());
+  const auto deadline = std::chrono::steady_clock::now() + 4s;
+  while (deployment.status(run_id)["lease_owner"] != process + ":0" &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(50ms);
+  }
+  const auto held = deployment.cli({"list", "--worker", process});
+  CHECK(held.exit_code == 0);
+  CHECK_THAT(held.out, Catch::Contains(run_id) && Catch::Contains("  " + process + ":0\n"));
+  CHECK_THAT(deployment.cli({"list", "--worker", process + ":1"}).out, Catch::Equals("no programs\n"));
+
   CHECK(deployment.wait_until_ended(run_id)["state"] == "finished");
   CHECK(daemon->count_in_log("amqp.connection_lost") == 0);
   CHECK(daemon->count_in_log("step.ack_lost") == 0);

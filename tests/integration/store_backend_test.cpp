@@ -568,3 +568,45 @@ TEST_CASE("list filters by state and job, newest first, resume restarts an ended
   CHECK(row->job_data == json{{"a", {{"kept", true}}}});
   CHECK(store->claim("l2", 0, "w", lease));
 }
+
+TEST_CASE("list --worker finds the programs a host, a process or one worker holds", "[store]") {
+  test::ScratchTable table;
+  auto database = table.open();
+  database->ensure_schema();
+  auto store = database->program_store();
+  for (const char* run_id : {"w1", "w2", "w3", "w4", "w5", "w6"}) {
+    store->insert({run_id, {"a"}, json::object(), json::object()});
+  }
+  REQUIRE(store->claim("w1", 0, "node-1:100:0", lease));
+  REQUIRE(store->claim("w2", 0, "node-1:100:1", lease));
+  REQUIRE(store->claim("w3", 0, "node-1:200:0", lease));
+  REQUIRE(store->claim("w4", 0, "node-10:100:0", lease));  // "node-1" is not its prefix
+  REQUIRE(store->claim("w5", 0, "nodeX1:100:0", lease));   // "_" and "%" are no wildcards
+  // w6: not claimed.
+  const auto held_by = [&](const std::string& worker) {
+    store::ProgramFilter filter;
+    filter.worker = worker;
+    std::vector<std::string> run_ids;
+    for (const auto& row : store->list(filter)) run_ids.push_back(row.run_id);
+    return run_ids;
+  };
+  CHECK(held_by("node-1") == std::vector<std::string>{"w3", "w2", "w1"});
+  CHECK(held_by("node-1:100") == std::vector<std::string>{"w2", "w1"});
+  CHECK(held_by("node-1:100:1") == std::vector<std::string>{"w2"});
+  CHECK(held_by("node-10") == std::vector<std::string>{"w4"});
+  CHECK(held_by("node_1").empty());
+  CHECK(held_by("node%").empty());
+  CHECK(held_by("node-1:10").empty());
+  CHECK(held_by("node-2").empty());
+  // With the other filters.
+  store::ProgramFilter running_a;
+  running_a.worker = "node-1:100";
+  running_a.state = "running";
+  running_a.job = "a";
+  CHECK(store->list(running_a).size() == 2);
+  // Released by its commit: no longer held.
+  const auto token = store->claim("w6", 0, "node-1:300:0", lease)->token;
+  CHECK(held_by("node-1:300") == std::vector<std::string>{"w6"});
+  REQUIRE(store->fail("w6", 0, token, "boom"));
+  CHECK(held_by("node-1:300").empty());
+}

@@ -82,3 +82,27 @@ TEST_CASE("a running program shows which host, process and worker holds its step
   row.finished_at = "2026-01-01T00:00:10.000Z";  // an ended program holds no claim worth showing
   CHECK_THAT(executor::format_status(row), !Catch::Contains("claimed by"));
 }
+
+TEST_CASE("list shows the worker holding a running program's step, and a dash otherwise") {
+  store::ProgramRow running;
+  running.run_id = "held";
+  running.jobs = {"a", "b"};
+  running.updated_at = "2026-01-01T00:00:00.000Z";
+  running.lease_owner = "node-1:4242:3";
+  store::ProgramRow free = running;
+  free.run_id = "free";
+  free.lease_owner.reset();
+  store::ProgramRow errored = running;  // a dead worker's claim left on an ended row
+  errored.run_id = "ended";
+  errored.errored_at = "2026-01-01T00:00:01.000Z";
+  const std::string text = executor::format_list({running, free, errored});
+  const auto line_of = [&](const std::string& run_id) {
+    const auto at = text.find("\n" + run_id);
+    REQUIRE(at != std::string::npos);
+    return text.substr(at + 1, text.find('\n', at + 1) - at - 1);
+  };
+  CHECK_THAT(text.substr(0, text.find('\n')), Catch::EndsWith("UPDATED (UTC)        WORKER"));
+  CHECK_THAT(line_of("held"), Catch::EndsWith("2026-01-01 00:00:00  node-1:4242:3"));
+  CHECK_THAT(line_of("free"), Catch::EndsWith("2026-01-01 00:00:00  -"));
+  CHECK_THAT(line_of("ended"), Catch::EndsWith("2026-01-01 00:00:00  -"));
+}

@@ -37,6 +37,10 @@ class CountingMetrics : public metrics::Metrics {
   void program_recovered() override { note("program_recovered"); }
   void broker_reconnected() override { note("broker_reconnected"); }
   void database_reconnected() override { note("database_reconnected"); }
+  void worker_up(std::string_view host, long long pid, int index) override {
+    note("worker_up " + std::string(host) + ":" + std::to_string(pid) + ":" + std::to_string(index));
+  }
+  void worker_down(int index) override { note("worker_down " + std::to_string(index)); }
 
   std::map<std::string, int> calls() const {
     std::lock_guard lock(mutex_);
@@ -65,6 +69,8 @@ void call_everything_but_jobs(metrics::Metrics& m) {
   m.program_recovered();
   m.broker_reconnected();
   m.database_reconnected();
+  m.worker_up("host-a", 42, 3);
+  m.worker_down(3);
 }
 
 }  // namespace
@@ -87,7 +93,9 @@ TEST_CASE("the recorder forwards every call to the inner metrics", "[executor][t
                                                      {"message_duplicate", 1},
                                                      {"program_recovered", 1},
                                                      {"broker_reconnected", 1},
-                                                     {"database_reconnected", 1}});
+                                                     {"database_reconnected", 1},
+                                                     {"worker_up host-a:42:3", 1},
+                                                     {"worker_down 3", 1}});
 }
 
 TEST_CASE("the recorder counts job executions of every outcome, and nothing else",

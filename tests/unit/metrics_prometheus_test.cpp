@@ -117,6 +117,30 @@ TEST_CASE("counts appear in the exposition scraped over HTTP", "[metrics]") {
   CHECK(scrape.find(exporter.exposition()) != std::string::npos);
 }
 
+TEST_CASE("a running worker is one worker_info series named as its claims are, gone once it stops",
+          "[metrics]") {
+  metrics::PrometheusMetrics exporter("127.0.0.1:0");
+  exporter.worker_up("worker-host-1", 4242, 0);
+  exporter.worker_up("worker-host-1", 4242, 1);
+  exporter.worker_up("worker-host-1", 4242, 1);  // once per worker
+  std::string scrape = exporter.exposition();
+  CHECK(scrape.find("# TYPE program_executor_worker_info gauge") != std::string::npos);
+  CHECK(metrics_sample(scrape, R"(program_executor_worker_info{host="worker-host-1",owner="worker-host-1:4242:0",pid="4242",worker="0"})") == 1);
+  CHECK(metrics_sample(scrape, R"(program_executor_worker_info{host="worker-host-1",owner="worker-host-1:4242:1",pid="4242",worker="1"})") == 1);
+  std::size_t series = 0;
+  for (std::size_t at = scrape.find("\nprogram_executor_worker_info{"); at != std::string::npos;
+       at = scrape.find("\nprogram_executor_worker_info{", at + 1)) {
+    ++series;
+  }
+  CHECK(series == 2);
+
+  exporter.worker_down(0);
+  exporter.worker_down(7);  // never up: nothing to remove
+  scrape = exporter.exposition();
+  CHECK(scrape.find(R"(worker="0")") == std::string::npos);
+  CHECK(metrics_sample(scrape, R"(program_executor_worker_info{host="worker-host-1",owner="worker-host-1:4242:1",pid="4242",worker="1"})") == 1);
+}
+
 TEST_CASE("concurrent updates from many threads are all counted", "[metrics]") {
   metrics::PrometheusMetrics exporter("127.0.0.1:0");
   constexpr int threads = 8;

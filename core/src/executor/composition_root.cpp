@@ -1,5 +1,7 @@
 #include "program_executor/executor/composition_root.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <cstdlib>
@@ -210,11 +212,13 @@ void CompositionRoot::start() {
     }
     threads_.emplace_back([this, i, settings = std::move(settings)]() mutable {
       auto& beat = beats_[static_cast<std::size_t>(i)];
+      metrics_->worker_up(host_name(), static_cast<long long>(::getpid()), i);
       try {
         Worker(std::move(settings), *store_, *jobs_, stop_requested_, beat, *metrics_).run();
       } catch (const std::exception& e) {
         log::event(log::Level::error, "worker.failed", e.what(), {{"worker", i}});
       }
+      metrics_->worker_down(i);
       beat = -1;
       std::lock_guard lock(mutex_);
       --running_;

@@ -62,8 +62,9 @@ std::string format_status(const store::ProgramRow& row) {
 
 std::string format_list(const std::vector<store::ProgramRow>& rows) {
   if (rows.empty()) return "no programs\n";
-  std::string out = fmt::format("{:<36}  {:<9}  {:>7}  {:<28}  {:>7}  {}\n", "RUN ID", "STATE", "STEP",
-                                "JOB", "RETRIES", "UPDATED (UTC)");
+  // WORKER last: host names have any length.
+  std::string out = fmt::format("{:<36}  {:<9}  {:>7}  {:<28}  {:>7}  {:<19}  {}\n", "RUN ID", "STATE",
+                                "STEP", "JOB", "RETRIES", "UPDATED (UTC)", "WORKER");
   for (const auto& row : rows) {
     const int total = static_cast<int>(row.jobs.size());
     const int at = std::min(row.step, total - 1);
@@ -72,9 +73,12 @@ std::string format_list(const std::vector<store::ProgramRow>& rows) {
     // "2026-11-27T18:29:41.059Z" -> "2026-11-27 18:29:41": enough to tell them apart.
     std::string updated = row.updated_at.substr(0, 19);
     if (updated.size() > 10 && updated[10] == 'T') updated[10] = ' ';
-    out += fmt::format("{:<36}  {:<9}  {:>7}  {:<28}  {:>7}  {}\n", row.run_id, program_state(row),
+    // The claim's owner while a worker holds the running step (host:pid:worker).
+    const std::string state = program_state(row);
+    const std::string worker = state == "running" && row.lease_owner ? *row.lease_owner : "-";
+    out += fmt::format("{:<36}  {:<9}  {:>7}  {:<28}  {:>7}  {:<19}  {}\n", row.run_id, state,
                        fmt::format("{}/{}", std::min(row.step + 1, total), total), job,
-                       row.step_retry_count, updated);
+                       row.step_retry_count, updated, worker);
   }
   return out;
 }

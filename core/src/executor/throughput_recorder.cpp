@@ -31,6 +31,10 @@ void ThroughputRecorder::message_duplicate() { inner_.message_duplicate(); }
 void ThroughputRecorder::program_recovered() { inner_.program_recovered(); }
 void ThroughputRecorder::broker_reconnected() { inner_.broker_reconnected(); }
 void ThroughputRecorder::database_reconnected() { inner_.database_reconnected(); }
+void ThroughputRecorder::worker_up(std::string_view host, long long pid, int index) {
+  inner_.worker_up(host, pid, index);
+}
+void ThroughputRecorder::worker_down(int index) { inner_.worker_down(index); }
 
 bool ThroughputRecorder::flush(store::ThroughputStore& store, const std::string& owner) noexcept {
   return flush([&](long long steps) { store.add(owner, steps); });

@@ -4,11 +4,13 @@
 
 namespace program_executor::executor {
 
-std::string process_identity() {
+std::string host_name() {
   char host[256] = {};
   ::gethostname(host, sizeof host - 1);
-  return std::string(host) + ":" + std::to_string(::getpid());
+  return host;
 }
+
+std::string process_identity() { return host_name() + ":" + std::to_string(::getpid()); }
 
 std::string worker_identity(int index) {
   return process_identity() + ":" + std::to_string(index);

@@ -131,8 +131,20 @@ struct PrometheusMetrics::State {
       plain_counter(*registry, "program_executor_database_reconnects_total",
                     "Database sessions re-established after a loss.");
 
+  // 1 per running worker thread. Its labels name the worker as the claims
+  // it takes do (lease_owner "host:pid:worker" in list and status), so a
+  // program held by a worker can be joined to the host that serves it.
+  prometheus::Family<prometheus::Gauge>& worker_info =
+      prometheus::BuildGauge()
+          .Name("program_executor_worker_info")
+          .Help("1 per running worker thread; labels host, pid, worker (its index) and owner "
+                "(host:pid:worker, the lease_owner of the steps it claims).")
+          .Register(*registry);
+
   std::mutex jobs_mutex;
   std::map<std::string, JobSeries, std::less<>> jobs;
+  std::mutex workers_mutex;
+  std::map<int, prometheus::Gauge*> workers;  ///< by worker index
 
   // Declared last: destroyed first, so no scrape runs while the registry goes away.
   std::unique_ptr<prometheus::Exposer> exposer;
@@ -211,6 +223,27 @@ void PrometheusMetrics::message_duplicate() { state_->messages_duplicate.Increme
 void PrometheusMetrics::program_recovered() { state_->programs_recovered.Increment(); }
 void PrometheusMetrics::broker_reconnected() { state_->broker_reconnects.Increment(); }
 void PrometheusMetrics::database_reconnected() { state_->database_reconnects.Increment(); }
+
+void PrometheusMetrics::worker_up(std::string_view host, long long pid, int index) {
+  const std::string pid_text = std::to_string(pid);
+  const std::string worker = std::to_string(index);
+  std::lock_guard lock(state_->workers_mutex);
+  if (state_->workers.count(index) != 0) return;
+  prometheus::Gauge& gauge = state_->worker_info.Add({{"host", std::string(host)},
+                                                      {"pid", pid_text},
+                                                      {"worker", worker},
+                                                      {"owner", std::string(host) + ":" + pid_text + ":" + worker}});
+  gauge.Set(1);
+  state_->workers[index] = &gauge;
+}
+
+void PrometheusMetrics::worker_down(int index) {
+  std::lock_guard lock(state_->workers_mutex);
+  const auto it = state_->workers.find(index);
+  if (it == state_->workers.end()) return;
+  state_->worker_info.Remove(it->second);
+  state_->workers.erase(it);
+}
 
 std::unique_ptr<Metrics> make_prometheus_metrics(const std::string& listen_address) {
   return std::make_unique<PrometheusMetrics>(listen_address);

@@ -76,6 +76,17 @@ std::vector<ProgramRow> OperatorQueries::list(const ProgramFilter& filter) {
       where += " AND finished_at IS NULL AND cancelled_at IS NULL AND errored_at >= " + later("errored_since");
     }
     const long long errored_since = filter.errored_within ? -filter.errored_within->count() : 0;
+    // "host" matches "host:pid:worker" but not "hostess:...": the owner itself
+    // or its parts up to a ':'. LIKE's wildcards in a host name are escaped.
+    std::string worker_parts;
+    if (filter.worker) {
+      for (const char c : *filter.worker) {
+        if (c == '!' || c == '%' || c == '_') worker_parts += '!';
+        worker_parts += c;
+      }
+      worker_parts += ":%";
+      where += " AND (lease_owner = :worker OR lease_owner LIKE :worker_parts ESCAPE '!')";
+    }
     const int limit = std::max(filter.limit, 0);
     const int offset = std::max(filter.offset, 0);
     const long long before = filter.before_id.value_or(0);
@@ -90,6 +101,10 @@ std::vector<ProgramRow> OperatorQueries::list(const ProgramFilter& filter) {
           if (filter.before_id) statement.exchange(soci::use(before));
           if (filter.job) statement.exchange(soci::use(pattern));
           if (filter.errored_within) statement.exchange(soci::use(errored_since));
+          if (filter.worker) {
+            statement.exchange(soci::use(*filter.worker));
+            statement.exchange(soci::use(worker_parts));
+          }
           statement.exchange(soci::use(limit));
           statement.exchange(soci::use(offset));
         },

@@ -41,6 +41,8 @@ class ThroughputRecorder final : public metrics::Metrics {
   void program_recovered() override;
   void broker_reconnected() override;
   void database_reconnected() override;
+  void worker_up(std::string_view host, long long pid, int index) override;
+  void worker_down(int index) override;
 
   /// Steps counted since the last successful flush.
   long long pending() const noexcept { return pending_.load(std::memory_order_relaxed); }

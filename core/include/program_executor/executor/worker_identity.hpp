@@ -7,6 +7,9 @@
 
 namespace program_executor::executor {
 
+/// This host's name (gethostname), the first part of the identities below.
+std::string host_name();
+
 /// "host:pid" of this process.
 std::string process_identity();
 

@@ -44,6 +44,10 @@ class Metrics {
   virtual void program_recovered() {}
   virtual void broker_reconnected() {}
   virtual void database_reconnected() {}
+  /// Worker thread `index` of process `pid` on `host` runs: its claims carry
+  /// the owner "host:pid:index" (list, status). Until worker_down(index).
+  virtual void worker_up(std::string_view /*host*/, long long /*pid*/, int /*index*/) {}
+  virtual void worker_down(int /*index*/) {}
 };
 
 /// A Metrics that counts nothing (metrics disabled, and most tests).

@@ -57,6 +57,8 @@ class PrometheusMetrics final : public Metrics {
   void program_recovered() override;
   void broker_reconnected() override;
   void database_reconnected() override;
+  void worker_up(std::string_view host, long long pid, int index) override;
+  void worker_down(int index) override;
 
  private:
   struct State;

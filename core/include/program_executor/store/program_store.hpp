@@ -111,6 +111,10 @@ struct ProgramFilter {
   /// Only programs that errored (not cancelled) at most this long ago by the
   /// database's clock (`list --errored-since`).
   std::optional<std::chrono::milliseconds> errored_within = std::nullopt;
+  /// Only programs whose step a worker holds, named as the claim names it
+  /// (lease_owner "host:pid:worker"): the whole owner, or its first parts
+  /// ("host", "host:pid") for every worker of a host or process (`list --worker`).
+  std::optional<std::string> worker = std::nullopt;
 };
 
 /// How many programs are in each state (ProgramStore::count_by_state).
