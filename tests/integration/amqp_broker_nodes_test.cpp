@@ -16,12 +16,11 @@ namespace test = program_executor::test;
 
 namespace {
 
-amqp::ConnectionSettings dead_node() {
-  amqp::ConnectionSettings settings;
-  settings.host = "127.0.0.1";
-  settings.port = test::closed_port();
-  return settings;
-}
+// A node nothing listens on: connecting is refused.
+struct DeadNode {
+  int port = test::closed_port();
+  std::string url = "amqp://127.0.0.1:" + std::to_string(port) + "/";
+};
 
 }  // namespace
 
@@ -30,9 +29,8 @@ TEST_CASE("BrokerNodes connects to the first node that answers and keeps to it",
   const auto url = test::amqp_url_or_skip();
   if (!url) return;
   const amqp::ConnectionSettings live = amqp::parse_url(*url, {}, 0);
-  const amqp::ConnectionSettings dead = dead_node();
-  amqp::BrokerNodes nodes(
-      std::vector<std::string>{"amqp://127.0.0.1:" + std::to_string(dead.port) + "/", *url}, {}, 0);
+  const DeadNode dead;
+  amqp::BrokerNodes nodes(std::vector<std::string>{dead.url, *url}, {}, 0);
   REQUIRE(nodes.current().port == dead.port);
 
   const auto connection = nodes.connect("amqp-test-nodes");
@@ -63,12 +61,9 @@ TEST_CASE("BrokerNodes tries the next node first after a lost connection", "[amq
 }
 
 TEST_CASE("BrokerNodes reports every node when none can be reached", "[amqp][integration]") {
-  const amqp::ConnectionSettings first = dead_node();
-  const amqp::ConnectionSettings second = dead_node();
-  amqp::BrokerNodes nodes(
-      std::vector<std::string>{"amqp://127.0.0.1:" + std::to_string(first.port) + "/",
-                               "amqp://127.0.0.1:" + std::to_string(second.port) + "/"},
-      {}, 0);
+  const DeadNode first;
+  const DeadNode second;
+  amqp::BrokerNodes nodes(std::vector<std::string>{first.url, second.url}, {}, 0);
   try {
     nodes.connect("amqp-test-none");
     FAIL("connected to a closed port");
@@ -79,6 +74,17 @@ TEST_CASE("BrokerNodes reports every node when none can be reached", "[amqp][int
     CHECK(message.find(":" + std::to_string(first.port)) != std::string::npos);
     CHECK(message.find(":" + std::to_string(second.port)) != std::string::npos);
   }
+  // One node (amqp.url) reports its own error, as before amqp.urls existed.
+  amqp::BrokerNodes lone(std::vector<std::string>{first.url}, {}, 0);
+  try {
+    lone.connect("amqp-test-lone");
+    FAIL("connected to a closed port");
+  } catch (const amqp::BrokerUnreachableError& e) {
+    const std::string message = e.what();
+    INFO(message);
+    CHECK(message.find("no broker node could be reached") == std::string::npos);
+    CHECK(message.find("127.0.0.1:" + std::to_string(first.port)) != std::string::npos);
+  }
 }
 
 TEST_CASE("BrokerNodes reports a refusal, not unreachability, when a node answered and refused",
@@ -86,10 +92,10 @@ TEST_CASE("BrokerNodes reports a refusal, not unreachability, when a node answer
   const auto url = test::amqp_url_or_skip();
   if (!url) return;
   const amqp::ConnectionSettings live = amqp::parse_url(*url, {}, 0);
-  const amqp::ConnectionSettings dead = dead_node();
+  const DeadNode dead;
   amqp::BrokerNodes nodes(
       std::vector<std::string>{
-          "amqp://127.0.0.1:" + std::to_string(dead.port) + "/",
+          dead.url,
           "amqp://pe-no-such-user:wrong@" + live.host + ":" + std::to_string(live.port) + "/"},
       {}, 0);
   // Waiting would not fix a refused login: the start-up wait must not retry it.

@@ -43,10 +43,10 @@ BrokerNodes BrokerNodes::with_heartbeat(int seconds) const {
 }
 
 std::unique_ptr<Connection> BrokerNodes::connect(std::string_view name) {
-  if (nodes_.size() == 1) return std::make_unique<Connection>(nodes_.front(), name);
   std::string reasons;
   bool all_unreachable = true;
   std::exception_ptr refusal;
+  std::exception_ptr unreachable;
   for (std::size_t tried = 0; tried < nodes_.size(); ++tried) {
     const std::size_t index = (current_ + tried) % nodes_.size();
     const ConnectionSettings& node = nodes_[index];
@@ -61,6 +61,7 @@ std::unique_ptr<Connection> BrokerNodes::connect(std::string_view name) {
       current_ = index;
       return connection;
     } catch (const BrokerUnreachableError& e) {
+      unreachable = std::current_exception();
       reasons += (reasons.empty() ? "" : "; ") + std::string(e.what());
     } catch (const AmqpError& e) {
       // A node that answers and refuses (login, TLS): another node may take
@@ -71,6 +72,8 @@ std::unique_ptr<Connection> BrokerNodes::connect(std::string_view name) {
     }
   }
   if (!all_unreachable) std::rethrow_exception(refusal);
+  // A lone node (amqp.url): its own error, worded as it always was.
+  if (nodes_.size() == 1) std::rethrow_exception(unreachable);
   throw BrokerUnreachableError("no broker node could be reached (" + std::to_string(nodes_.size()) +
                                " tried): " + reasons);
 }

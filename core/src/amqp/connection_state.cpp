@@ -44,11 +44,17 @@ std::string Connection::State::lost(int status) const {
     return text;
   }
   text = "the connection was lost (" + text + ")";
-  if (settings.heartbeat_seconds > 0) {
-    text +=
-        "; heartbeats are only exchanged inside library calls, so a connection not "
-        "serviced for about 2 x heartbeat_seconds (" +
-        std::to_string(settings.heartbeat_seconds) + " s) is dropped";
+  if (settings.heartbeat_seconds <= 0) return text;
+  const std::string twice = std::to_string(2 * settings.heartbeat_seconds) + " s";
+  // A node that died and a connection the broker dropped for missed
+  // heartbeats look alike from here; say both, the likelier first.
+  if (status == AMQP_STATUS_HEARTBEAT_TIMEOUT) {
+    text += "; nothing came from the broker for " + twice +
+            " (2 x heartbeat_seconds): the broker or the network stalled";
+  } else {
+    text += "; the broker stopped or the network failed, or the broker dropped a connection that "
+            "sent no heartbeat for " + twice +
+            " (heartbeats are exchanged only inside library calls)";
   }
   return text;
 }
