@@ -39,26 +39,17 @@ int run_daemon(const CommonOptions& options) {
     // database.waiting or amqp.waiting, instead of exiting: READY follows the
     // connections, and SIGTERM or SIGINT end the wait. systemd's
     // TimeoutStartSec= bounds it under the unit.
-    const auto waiting_for = [&](const char* server) {
-      return [&signals, server](std::chrono::milliseconds delay) {
-        sd_notifyf(0, "STATUS=waiting for %s, next attempt in %lld ms", server,
-                   static_cast<long long>(delay.count()));
-        const auto until = std::chrono::steady_clock::now() + delay;
-        while (true) {
-          const auto signal = signals.wait(until - std::chrono::steady_clock::now());
-          if (!signal) return true;
-          if (*signal == ServiceSignal::stop) return false;
-          // SIGHUP: nothing to reload before the start; keep waiting.
-        }
-      };
-    };
     const auto stopped_while_waiting_for = [&](const char* server) {
       log::event(log::Level::info, "daemon.stopped", std::string("stopped while waiting for ") + server,
                  {{"signal", signals.stop_name()}});
       return 0;
     };
-    if (!root.open_database(waiting_for("the database"))) return stopped_while_waiting_for("the database");
-    if (!root.connect_broker(waiting_for("the broker"))) return stopped_while_waiting_for("the broker");
+    if (!root.open_database(waiting_for(signals, "the database"))) {
+      return stopped_while_waiting_for("the database");
+    }
+    if (!root.connect_broker(waiting_for(signals, "the broker"))) {
+      return stopped_while_waiting_for("the broker");
+    }
     sd_notify(0, "STATUS=");
     root.start();
     // Plugins are loaded, the database and the broker answered: tell systemd

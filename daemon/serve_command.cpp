@@ -14,6 +14,7 @@
 #include "program_executor/amqp/queue_topology.hpp"
 #include "program_executor/log/logger.hpp"
 #include "program_executor/plugin/plugin_loader.hpp"
+#include "program_executor/store/database_unreachable.hpp"
 #include "program_executor/store/throughput_store.hpp"
 #include "program_executor/web/access_tokens.hpp"
 #include "program_executor/web/program_api.hpp"
@@ -74,9 +75,21 @@ int serve_web(const CommonOptions& options) {
     web::AccessTokens tokens = load_tokens(config);
     const std::size_t operators = tokens.count(web::Role::operator_);
     const std::size_t viewers = tokens.count(web::Role::viewer);
-    // One session per request thread, so no request waits for another's.
-    const auto database = open_database_for_writing(
-        config, Migrate::as_configured, static_cast<std::size_t>(config.web.threads));
+    // One session per request thread, so no request waits for another's. A
+    // database server not up yet is waited for, as `run` waits for it.
+    std::unique_ptr<store::Database> database;
+    if (executor::retry_while_unreachable<store::DatabaseUnreachableError>(
+            {"database.waiting", "the database"},
+            [&] {
+              database = open_database_for_writing(config, Migrate::as_configured,
+                                                   static_cast<std::size_t>(config.web.threads));
+            },
+            executor::StartupBackoff{}, waiting_for(signals, "the database")) == 0) {
+      log::event(log::Level::info, "web.stopped", "stopped while waiting for the database",
+                 {{"signal", signals.stop_name()}});
+      return 0;
+    }
+    sd_notify(0, "STATUS=");
     auto store = database->program_store();
     store::ThroughputStore throughput(*database);
 

@@ -4,6 +4,8 @@
 
 #include <ctime>
 
+#include <systemd/sd-daemon.h>
+
 namespace program_executor::daemon {
 
 ServiceSignals::ServiceSignals() {
@@ -39,6 +41,19 @@ ServiceSignal ServiceSignals::wait() {
   while (true) {
     if (const auto signal = classify(sigwaitinfo(&handled_, nullptr))) return *signal;
   }
+}
+
+executor::StartupPause waiting_for(ServiceSignals& signals, const char* server) {
+  return [&signals, server](std::chrono::milliseconds delay) {
+    sd_notifyf(0, "STATUS=waiting for %s, next attempt in %lld ms", server,
+               static_cast<long long>(delay.count()));
+    const auto until = std::chrono::steady_clock::now() + delay;
+    while (true) {
+      const auto signal = signals.wait(until - std::chrono::steady_clock::now());
+      if (!signal) return true;
+      if (*signal == ServiceSignal::stop) return false;
+    }
+  };
 }
 
 }  // namespace program_executor::daemon

@@ -7,6 +7,8 @@
 #include <chrono>
 #include <optional>
 
+#include "program_executor/executor/startup_wait.hpp"
+
 namespace program_executor::daemon {
 
 enum class ServiceSignal { stop, reload };
@@ -32,5 +34,11 @@ class ServiceSignals {
   sigset_t handled_{};
   int stopped_by_ = SIGTERM;
 };
+
+/// The pause between start-up attempts while `server` ("the database", "the
+/// broker") is not up yet: tells systemd why the start takes long (STATUS=),
+/// waits on `signals`, and returns false on SIGTERM or SIGINT. SIGHUP has
+/// nothing to reload before the start: the wait goes on.
+executor::StartupPause waiting_for(ServiceSignals& signals, const char* server);
 
 }  // namespace program_executor::daemon

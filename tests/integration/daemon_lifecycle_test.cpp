@@ -156,7 +156,7 @@ TEST_CASE("a broker that comes up late is waited for: READY once connected, then
   CHECK(daemon.stop(SIGTERM, 20s) == 0);
 }
 
-TEST_CASE("a database server that comes up late is waited for: READY once connected, then programs run",
+TEST_CASE("a database server that comes up late is waited for by run and serve: READY once connected",
           "[daemon][systemd][startup]") {
   auto url = test::amqp_url_or_skip();
   if (!url) return;
@@ -183,9 +183,16 @@ TEST_CASE("a database server that comes up late is waited for: READY once connec
   };
   test::Deployment deployment(options);
   deployment.install_plugin(demo_plugin, "demo.so");
+  // `serve` too (the HTTP API), which needs a token file.
+  const fs::path tokens = deployment.path("operator-tokens");
+  std::ofstream(tokens) << "late-database-operator-token-0123456789\n";
+  fs::permissions(tokens, fs::perms::owner_read | fs::perms::owner_write);
+  deployment.rewrite_config("web:\n  listen: \"127.0.0.1:0\"\n  operator_token_file: " +
+                            test::yaml_quoted(tokens.string()) + "\n");
   NotifySocket notify(deployment.path("notify.sock"));
   test::DaemonProcess daemon(deployment.config(), deployment.path("daemon.log"),
                              {{"NOTIFY_SOCKET", deployment.path("notify.sock").string()}});
+  test::DaemonProcess serve(deployment.config(), deployment.path("serve.log"), {}, "serve");
 
   // Each refused attempt is logged, the daemon stays up, and systemd hears why.
   REQUIRE(daemon.wait_for_log("\"database.waiting\"", 30s, 2));
@@ -195,10 +202,15 @@ TEST_CASE("a database server that comes up late is waited for: READY once connec
   CHECK(daemon.count_in_log("\"database.ready\"") == 0);
   CHECK(daemon.count_in_log("\"amqp.ready\"") == 0);  // the database comes first
 
+  REQUIRE(serve.wait_for_log("\"database.waiting\"", 30s, 2));
+  CHECK(serve.count_in_log("\"web.listening\"") == 0);
+
   late_database.listen();
   CHECK(notify.wait_for("READY=1", 60s));
   REQUIRE(daemon.wait_for_log("\"daemon.started\"", 30s));
   CHECK(daemon.count_in_log("\"database.ready\"") == 1);
+  CHECK(serve.wait_for_log("\"web.listening\"", 60s));
+  CHECK(serve.stop(SIGTERM, 20s) == 0);
   const std::string run_id = deployment.create("demo.count");
   const json row = deployment.wait_until_ended(run_id);
   CHECK(row["state"] == "finished");

@@ -83,9 +83,10 @@ CommandResult run_command(const std::vector<std::string>& args, std::chrono::sec
 
 DaemonProcess::DaemonProcess(const std::filesystem::path& config,
                              const std::filesystem::path& log_file,
-                             const std::vector<std::pair<std::string, std::string>>& environment)
+                             const std::vector<std::pair<std::string, std::string>>& environment,
+                             const std::string& command)
     : log_file_(log_file) {
-  const std::vector<std::string> args = {PE_DAEMON_PATH, "run", "-c", config.string()};
+  const std::vector<std::string> args = {PE_DAEMON_PATH, command, "-c", config.string()};
   auto argv = argv_of(args);
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");

@@ -22,12 +22,14 @@ struct CommandResult {
 CommandResult run_command(const std::vector<std::string>& args,
                           std::chrono::seconds timeout = std::chrono::seconds(60));
 
-/// A `program-executor run` process with its output in a log file.
+/// A `program-executor run` (or `serve`) process with its output in a log file.
 class DaemonProcess {
  public:
-  /// `environment` is added to the inherited environment of the process.
+  /// `environment` is added to the inherited environment of the process;
+  /// `command`: the long-running command, "run" or "serve".
   DaemonProcess(const std::filesystem::path& config, const std::filesystem::path& log_file,
-                const std::vector<std::pair<std::string, std::string>>& environment = {});
+                const std::vector<std::pair<std::string, std::string>>& environment = {},
+                const std::string& command = "run");
   ~DaemonProcess();  ///< SIGKILLs the process if still running
   DaemonProcess(const DaemonProcess&) = delete;
   DaemonProcess& operator=(const DaemonProcess&) = delete;
