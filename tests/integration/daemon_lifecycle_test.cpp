@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <functional>
+#include <optional>
 #include <regex>
 #include <thread>
 
@@ -29,13 +31,17 @@ using nlohmann::json;
 
 namespace {
 
-// A deployment whose plugin directory the test fills itself.
+// A deployment whose plugin directory the test fills itself; `database`: a
+// server database instead of the SQLite file (DeploymentOptions::database).
 class PluginDeployment : public test::Deployment {
  public:
-  explicit PluginDeployment(std::string amqp_url)
+  explicit PluginDeployment(
+      std::string amqp_url,
+      std::function<config::DatabaseSettings(const fs::path&)> database = {})
       : test::Deployment([&] {
           test::DeploymentOptions settings;
           settings.amqp_url = std::move(amqp_url);
+          settings.database = std::move(database);
           settings.queue_prefix = "pe-life";
           settings.own_plugin_directory = true;
           settings.workers = 1;
@@ -116,6 +122,24 @@ std::string url_through(const amqp::ConnectionSettings& broker, int port) {
          (broker.vhost == "/" ? "/" : "/" + broker.vhost);
 }
 
+// The suite's server database (PE_TEST_DATABASE), or nothing on SQLite: a
+// test of a database server's start-up runs in the server backends' passes.
+std::optional<config::DatabaseSettings> suite_server() {
+  const config::DatabaseSettings server = test::suite_database(fs::temp_directory_path());
+  if (server.backend != config::DatabaseBackend::sqlite3) return server;
+  SUCCEED("a server backend's test: PE_TEST_DATABASE=postgresql, mysql or odbc runs it");
+  return std::nullopt;
+}
+
+// The started daemon runs a demo.count program once, then stops cleanly.
+void runs_a_program_then_stops(test::Deployment& deployment, test::DaemonProcess& daemon) {
+  const std::string run_id = deployment.create("demo.count");
+  const json row = deployment.wait_until_ended(run_id);
+  CHECK(row["state"] == "finished");
+  CHECK(row["job_data"]["demo.count"]["runs"] == 1);
+  CHECK(daemon.stop(SIGTERM, 20s) == 0);
+}
+
 bool any_contains(const std::vector<std::string>& messages, const std::string& text) {
   for (const auto& message : messages) {
     if (message.find(text) != std::string::npos) return true;
@@ -149,39 +173,25 @@ TEST_CASE("a broker that comes up late is waited for: READY once connected, then
   CHECK(notify.wait_for("READY=1", 60s));
   REQUIRE(daemon.wait_for_log("\"daemon.started\"", 30s));
   CHECK(daemon.count_in_log("\"amqp.ready\"") == 1);
-  const std::string run_id = deployment.create("demo.count");
-  const json row = deployment.wait_until_ended(run_id);
-  CHECK(row["state"] == "finished");
-  CHECK(row["job_data"]["demo.count"]["runs"] == 1);
-  CHECK(daemon.stop(SIGTERM, 20s) == 0);
+  runs_a_program_then_stops(deployment, daemon);
 }
 
 TEST_CASE("a database server that comes up late is waited for by run and serve: READY once connected",
           "[daemon][systemd][startup]") {
   auto url = test::amqp_url_or_skip();
   if (!url) return;
-  const config::DatabaseSettings server = test::suite_database(fs::temp_directory_path());
-  if (server.backend == config::DatabaseBackend::sqlite3) {
-    SUCCEED("a server backend's test: PE_TEST_DATABASE=postgresql, mysql or odbc runs it");
-    return;
-  }
+  const auto server = suite_server();
+  if (!server) return;
   // The suite's server through a port that refuses connections until listen().
   std::smatch port;
-  REQUIRE(std::regex_search(server.connection, port, std::regex("(?:port|PORT)=([0-9]+)")));
-  const std::string host = "127.0.0.1";
-  test::TcpForwarder late_database(host, std::stoi(port[1].str()));
-  test::DeploymentOptions options;
-  options.amqp_url = *url;
-  options.queue_prefix = "pe-life";
-  options.own_plugin_directory = true;
-  options.workers = 1;
-  options.database = [&](const fs::path&) {
-    config::DatabaseSettings through = server;
-    through.connection = std::regex_replace(server.connection, std::regex("((?:port|PORT)=)[0-9]+"),
+  REQUIRE(std::regex_search(server->connection, port, std::regex("(?:port|PORT)=([0-9]+)")));
+  test::TcpForwarder late_database("127.0.0.1", std::stoi(port[1].str()));
+  PluginDeployment deployment(*url, [&](const fs::path&) {
+    config::DatabaseSettings through = *server;
+    through.connection = std::regex_replace(server->connection, std::regex("((?:port|PORT)=)[0-9]+"),
                                             "$01" + std::to_string(late_database.port()));
     return through;
-  };
-  test::Deployment deployment(options);
+  });
   deployment.install_plugin(demo_plugin, "demo.so");
   // `serve` too (the HTTP API), which needs a token file.
   const fs::path tokens = deployment.path("operator-tokens");
@@ -211,36 +221,23 @@ TEST_CASE("a database server that comes up late is waited for by run and serve: 
   CHECK(daemon.count_in_log("\"database.ready\"") == 1);
   CHECK(serve.wait_for_log("\"web.listening\"", 60s));
   CHECK(serve.stop(SIGTERM, 20s) == 0);
-  const std::string run_id = deployment.create("demo.count");
-  const json row = deployment.wait_until_ended(run_id);
-  CHECK(row["state"] == "finished");
-  CHECK(row["job_data"]["demo.count"]["runs"] == 1);
-  CHECK(daemon.stop(SIGTERM, 20s) == 0);
+  runs_a_program_then_stops(deployment, daemon);
 }
 
 TEST_CASE("a database that answers and refuses is not waited for: the start fails at once",
           "[daemon][startup]") {
   auto url = test::amqp_url_or_skip();
   if (!url) return;
-  const config::DatabaseSettings server = test::suite_database(fs::temp_directory_path());
-  if (server.backend == config::DatabaseBackend::sqlite3) {
-    SUCCEED("a server backend's test: PE_TEST_DATABASE=postgresql, mysql or odbc runs it");
-    return;
-  }
-  test::DeploymentOptions options;
-  options.amqp_url = *url;
-  options.queue_prefix = "pe-life";
-  options.own_plugin_directory = true;
-  options.workers = 1;
-  // The suite's server and user, with a password it refuses.
-  options.database = [&](const fs::path&) {
-    config::DatabaseSettings refused = server;
-    refused.connection = std::regex_replace(server.connection, std::regex("((?:password|PWD)=)[^ ;]+"),
+  const auto server = suite_server();
+  if (!server) return;
+  // The suite's server and user, with a password it refuses. (The table is
+  // never created, so the deployment has none to drop.)
+  PluginDeployment deployment(*url, [&](const fs::path&) {
+    config::DatabaseSettings refused = *server;
+    refused.connection = std::regex_replace(server->connection, std::regex("((?:password|PWD)=)[^ ;]+"),
                                             "$01not-the-password");
     return refused;
-  };
-  options.owner_connection = server.connection;  // the table is never created; dropped all the same
-  test::Deployment deployment(options);
+  });
   deployment.install_plugin(demo_plugin, "demo.so");
   test::DaemonProcess daemon(deployment.config(), deployment.path("daemon.log"));
   CHECK(daemon.wait_for_exit(30s) == 1);
